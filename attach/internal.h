@@ -1,0 +1,11 @@
+/* internal.h — helpers shared by the files of attach/ only.  Not part of the
+ * module's interface: other modules include snapshot.h, proc.h, wait.h. */
+#ifndef PPROFC_ATTACH_INTERNAL_H
+#define PPROFC_ATTACH_INTERNAL_H
+
+#include "snapshot.h"
+
+int attach_fail_perm(struct attach_error *err, pid_t pid);
+int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
+
+#endif

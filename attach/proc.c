@@ -1,0 +1,569 @@
+/* proc.c — parsers and readers for /proc files (see proc.h).
+ *
+ * The parsers never trust their input: every field is bounded, a missing or
+ * malformed field makes the parser return -1 instead of reading past the end.
+ */
+#include "proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A cursor over a buffer that is not necessarily NUL-terminated. */
+struct cur {
+	const char *p, *end;
+};
+
+static void skip_spaces(struct cur *c)
+{
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+		c->p++;
+}
+
+static int read_ull(struct cur *c, int base, unsigned long long *v)
+{
+	skip_spaces(c);
+	unsigned long long x = 0;
+	int digits = 0;
+	while (c->p < c->end) {
+		int d;
+		char ch = *c->p;
+		if (ch >= '0' && ch <= '9')
+			d = ch - '0';
+		else if (base == 16 && ch >= 'a' && ch <= 'f')
+			d = ch - 'a' + 10;
+		else if (base == 16 && ch >= 'A' && ch <= 'F')
+			d = ch - 'A' + 10;
+		else
+			break;
+		x = x * (unsigned)base + (unsigned)d;
+		digits++;
+		c->p++;
+	}
+	if (!digits)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int read_ll(struct cur *c, long long *v)
+{
+	skip_spaces(c);
+	int neg = 0;
+	if (c->p < c->end && *c->p == '-') {
+		neg = 1;
+		c->p++;
+	}
+	unsigned long long u;
+	if (read_ull(c, 10, &u))
+		return -1;
+	*v = neg ? -(long long)u : (long long)u;
+	return 0;
+}
+
+static void skip_field(struct cur *c)
+{
+	skip_spaces(c);
+	while (c->p < c->end && *c->p != ' ' && *c->p != '\n')
+		c->p++;
+}
+
+int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out)
+{
+	memset(out, 0, sizeof *out);
+	/* The comm sits between the first '(' and the LAST ')': it may itself
+	 * hold parentheses, spaces and newlines. */
+	const char *open = memchr(buf, '(', len);
+	const char *close = NULL;
+	for (const char *q = buf + len; q > buf; q--)
+		if (q[-1] == ')') {
+			close = q - 1;
+			break;
+		}
+	if (!open || !close || close < open)
+		return -1;
+	size_t n = (size_t)(close - open - 1);
+	if (n >= sizeof out->comm)
+		n = sizeof out->comm - 1;
+	memcpy(out->comm, open + 1, n);
+	out->comm[n] = '\0';
+
+	struct cur c = { close + 1, buf + len };
+	skip_spaces(&c);
+	if (c.p >= c.end)
+		return -1;
+	out->state = *c.p++;
+	long long v;
+	if (read_ll(&c, &v))            /* 4 ppid */
+		return -1;
+	out->ppid = (pid_t)v;
+	for (int i = 5; i <= 8; i++)    /* pgrp session tty_nr tpgid */
+		skip_field(&c);
+	unsigned long long u;
+	if (read_ull(&c, 10, &u))       /* 9 flags */
+		return -1;
+	out->flags = (unsigned)u;
+	for (int i = 10; i <= 13; i++)  /* minflt cminflt majflt cmajflt */
+		skip_field(&c);
+	if (read_ull(&c, 10, &out->utime) || read_ull(&c, 10, &out->stime))
+		return -1;
+	return 0;
+}
+
+/* Finds "Key:" at the start of a line; returns a cursor after the colon. */
+static int find_key(const char *buf, size_t len, const char *key, struct cur *c)
+{
+	size_t kl = strlen(key);
+	const char *p = buf, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		if ((size_t)(le - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == ':') {
+			c->p = p + kl + 1;
+			c->end = le;
+			return 0;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return -1;
+}
+
+int attach_parse_status(const char *buf, size_t len, struct attach_status *out)
+{
+	memset(out, 0, sizeof *out);
+	struct cur c;
+	long long v;
+	unsigned long long u;
+	if (find_key(buf, len, "Tgid", &c) || read_ll(&c, &v))
+		return -1;
+	out->tgid = (pid_t)v;
+	if (find_key(buf, len, "TracerPid", &c) || read_ll(&c, &v))
+		return -1;
+	out->tracer_pid = (pid_t)v;
+	if (find_key(buf, len, "Uid", &c) || read_ull(&c, 10, &u))
+		return -1;
+	out->uid = (uid_t)u;
+	return 0;
+}
+
+int attach_parse_syscall(const char *buf, size_t len, struct attach_syscall *out)
+{
+	memset(out, 0, sizeof *out);
+	out->kind = ATTACH_SC_UNKNOWN;
+	if (len >= 7 && memcmp(buf, "running", 7) == 0) {
+		out->kind = ATTACH_SC_RUNNING;
+		return 0;
+	}
+	struct cur c = { buf, buf + len };
+	long long nr;
+	if (read_ll(&c, &nr))
+		return -1;
+	unsigned long long u;
+	if (nr < 0) {
+		/* Blocked, but not in a system call: only sp and pc follow. */
+		skip_spaces(&c);
+		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+			c.p += 2;
+		if (read_ull(&c, 16, &u))
+			return -1;
+		out->sp = u;
+		skip_spaces(&c);
+		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+			c.p += 2;
+		if (read_ull(&c, 16, &u))
+			return -1;
+		out->pc = u;
+		out->kind = ATTACH_SC_NONE;
+		out->nr = -1;
+		return 0;
+	}
+	out->nr = (long)nr;
+	uint64_t vals[8];
+	for (int i = 0; i < 8; i++) {
+		skip_spaces(&c);
+		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+			c.p += 2;
+		if (read_ull(&c, 16, &u))
+			return -1;
+		vals[i] = u;
+	}
+	memcpy(out->args, vals, sizeof out->args);
+	out->sp = vals[6];
+	out->pc = vals[7];
+	out->kind = ATTACH_SC_IN;
+	return 0;
+}
+
+int attach_parse_sched(const char *buf, size_t len, struct attach_sched *out)
+{
+	memset(out, 0, sizeof *out);
+	unsigned long long u;
+	const char *p = buf, *end = buf + len;
+	int found = -1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *colon = memchr(p, ':', (size_t)(le - p));
+		if (colon) {
+			const char *ke = colon;
+			while (ke > p && (ke[-1] == ' ' || ke[-1] == '\t'))
+				ke--;
+			size_t kl = (size_t)(ke - p);
+			struct cur v = { colon + 1, le };
+			if (kl == 13 && memcmp(p, "se.exec_start", 13) == 0) {
+				unsigned long long ip, fp = 0;
+				if (read_ull(&v, 10, &ip) == 0) {
+					double frac = 0, scale = 1;
+					if (v.p < v.end && *v.p == '.') {
+						v.p++;
+						while (v.p < v.end && isdigit((unsigned char)*v.p)) {
+							fp = fp * 10 + (unsigned)(*v.p - '0');
+							scale *= 10;
+							v.p++;
+						}
+						frac = (double)fp / scale;
+					}
+					out->exec_start_ms = (double)ip + frac;
+					found = 0;
+				}
+			} else if (kl == 11 && memcmp(p, "nr_switches", 11) == 0) {
+				if (read_ull(&v, 10, &u) == 0)
+					out->nr_switches = u;
+			}
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return found;
+}
+
+static int maps_push(struct attach_maps *m, const struct attach_map *e)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct attach_map *v = realloc(m->v, cap * sizeof *v);
+		if (!v)
+			return -1;
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n++] = *e;
+	return 0;
+}
+
+static int parse_maps_line(const char *p, const char *le, struct attach_map *e)
+{
+	struct cur c = { p, le };
+	unsigned long long a, b, off, ino;
+	memset(e, 0, sizeof *e);
+	if (read_ull(&c, 16, &a) || c.p >= le || *c.p++ != '-' || read_ull(&c, 16, &b))
+		return -1;
+	skip_spaces(&c);
+	if (le - c.p < 4)
+		return -1;
+	memcpy(e->perms, c.p, 4);
+	c.p += 4;
+	if (read_ull(&c, 16, &off))
+		return -1;
+	skip_field(&c);                 /* dev */
+	if (read_ull(&c, 10, &ino))
+		return -1;
+	skip_spaces(&c);
+	e->start = a;
+	e->end = b;
+	e->offset = off;
+	e->inode = ino;
+	e->path = strndup(c.p, (size_t)(le - c.p));
+	return e->path ? 0 : -1;
+}
+
+int attach_parse_maps(const char *buf, size_t len, struct attach_maps *out)
+{
+	memset(out, 0, sizeof *out);
+	const char *p = buf, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		struct attach_map e;
+		if (le > p && parse_maps_line(p, le, &e) == 0 && maps_push(out, &e)) {
+			free(e.path);
+			attach_maps_free(out);
+			return -1;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+const struct attach_map *attach_maps_find(const struct attach_maps *m, uint64_t addr)
+{
+	/* /proc/PID/maps is sorted by address: binary search. */
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (addr < m->v[mid].start)
+			hi = mid;
+		else if (addr >= m->v[mid].end)
+			lo = mid + 1;
+		else
+			return &m->v[mid];
+	}
+	return NULL;
+}
+
+void attach_maps_free(struct attach_maps *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].path);
+	free(m->v);
+	memset(m, 0, sizeof *m);
+}
+
+/* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6), in host word order. */
+static void format_inet(const char *hex, size_t hl, int ipv6, char *out, size_t olen)
+{
+	const char *colon = memchr(hex, ':', hl);
+	if (!colon) {
+		snprintf(out, olen, "?");
+		return;
+	}
+	unsigned port = (unsigned)strtoul(colon + 1, NULL, 16);
+	size_t al = (size_t)(colon - hex);
+	unsigned char b[16] = { 0 };
+	size_t nb = ipv6 ? 16 : 4;
+	if (al != nb * 2) {
+		snprintf(out, olen, "?");
+		return;
+	}
+	/* The kernel prints each 32-bit word in host order (little-endian here). */
+	for (size_t w = 0; w < nb / 4; w++)
+		for (size_t i = 0; i < 4; i++) {
+			char tmp[3] = { hex[w * 8 + i * 2], hex[w * 8 + i * 2 + 1], 0 };
+			b[w * 4 + 3 - i] = (unsigned char)strtoul(tmp, NULL, 16);
+		}
+	if (!ipv6) {
+		snprintf(out, olen, "%u.%u.%u.%u:%u", b[0], b[1], b[2], b[3], port);
+		return;
+	}
+	static const unsigned char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (memcmp(b, v4mapped, 12) == 0) {
+		snprintf(out, olen, "%u.%u.%u.%u:%u", b[12], b[13], b[14], b[15], port);
+		return;
+	}
+	char a[64];
+	size_t n = 0;
+	for (int i = 0; i < 16; i += 2)
+		n += (size_t)snprintf(a + n, sizeof a - n, "%s%x", i ? ":" : "", (b[i] << 8) | b[i + 1]);
+	snprintf(out, olen, "[%s]:%u", a, port);
+}
+
+static const char *next_token(const char **p, const char *end, size_t *tl)
+{
+	while (*p < end && (**p == ' ' || **p == '\t'))
+		(*p)++;
+	const char *s = *p;
+	while (*p < end && **p != ' ' && **p != '\t')
+		(*p)++;
+	*tl = (size_t)(*p - s);
+	return *tl ? s : NULL;
+}
+
+int attach_net_find_inet(const char *buf, size_t len, uint64_t inode, int ipv6,
+			 char *local, size_t local_len, char *remote, size_t remote_len,
+			 int *state)
+{
+	const char *p = buf, *end = buf + len;
+	int first = 1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *q = p;
+		p = nl ? nl + 1 : end;
+		if (first) {            /* header line */
+			first = 0;
+			continue;
+		}
+		const char *tok[10];
+		size_t tl[10];
+		int i;
+		for (i = 0; i < 10; i++)
+			if (!(tok[i] = next_token(&q, le, &tl[i])))
+				break;
+		if (i < 10)
+			continue;
+		/* sl local rem st queues tr:tm retrnsmt uid timeout inode */
+		char *e;
+		char tmp[32];
+		size_t n = tl[9] < sizeof tmp - 1 ? tl[9] : sizeof tmp - 1;
+		memcpy(tmp, tok[9], n);
+		tmp[n] = 0;
+		if (strtoull(tmp, &e, 10) != inode || e == tmp)
+			continue;
+		format_inet(tok[1], tl[1], ipv6, local, local_len);
+		format_inet(tok[2], tl[2], ipv6, remote, remote_len);
+		n = tl[3] < sizeof tmp - 1 ? tl[3] : sizeof tmp - 1;
+		memcpy(tmp, tok[3], n);
+		tmp[n] = 0;
+		*state = (int)strtol(tmp, NULL, 16);
+		return 0;
+	}
+	return -1;
+}
+
+int attach_net_find_unix(const char *buf, size_t len, uint64_t inode, char *path, size_t path_len)
+{
+	const char *p = buf, *end = buf + len;
+	int first = 1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *q = p;
+		p = nl ? nl + 1 : end;
+		if (first) {
+			first = 0;
+			continue;
+		}
+		/* Num RefCount Protocol Flags Type St Inode [Path] */
+		const char *tok[8];
+		size_t tl[8];
+		int i;
+		for (i = 0; i < 8; i++)
+			if (!(tok[i] = next_token(&q, le, &tl[i])))
+				break;
+		if (i < 7)
+			continue;
+		char tmp[32];
+		size_t n = tl[6] < sizeof tmp - 1 ? tl[6] : sizeof tmp - 1;
+		memcpy(tmp, tok[6], n);
+		tmp[n] = 0;
+		if (strtoull(tmp, NULL, 10) != inode)
+			continue;
+		if (i == 8) {
+			size_t pl = (size_t)(le - tok[7]);
+			if (pl >= path_len)
+				pl = path_len - 1;
+			memcpy(path, tok[7], pl);
+			path[pl] = 0;
+		} else {
+			path[0] = 0;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+const char *attach_tcp_state_name(int state)
+{
+	static const char *names[] = {
+		"?", "established", "syn-sent", "syn-recv", "fin-wait1", "fin-wait2",
+		"time-wait", "close", "close-wait", "last-ack", "listen", "closing",
+	};
+	if (state < 0 || (size_t)state >= sizeof names / sizeof names[0])
+		return "?";
+	return names[state];
+}
+
+int attach_read_file(const char *path, char **bufp, size_t *lenp)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (!nb) {
+				free(buf);
+				close(fd);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			free(buf);
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t r;
+	do
+		r = read(fd, buf, size - 1);
+	while (r < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return -e;
+	buf[r] = '\0';
+	*lenp = (size_t)r;
+	return 0;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+int attach_list_tasks(pid_t pid, pid_t **tidsp, size_t *np)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	size_t n = 0, cap = 16;
+	pid_t *tids = malloc(cap * sizeof *tids);
+	struct dirent *de;
+	while (tids && (de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		if (n == cap) {
+			pid_t *nt = realloc(tids, cap * 2 * sizeof *tids);
+			if (!nt) {
+				free(tids);
+				tids = NULL;
+				break;
+			}
+			tids = nt;
+			cap *= 2;
+		}
+		tids[n++] = (pid_t)atoi(de->d_name);
+	}
+	closedir(d);
+	if (!tids)
+		return -ENOMEM;
+	qsort(tids, n, sizeof *tids, cmp_pid);
+	*tidsp = tids;
+	*np = n;
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* proc.h — reading and parsing the /proc files pprofc needs.
+ *
+ * Every parser takes a buffer and its length, so the unit tests (and the
+ * fuzzers) can feed it hostile input: a comm holding ')' and newlines, a
+ * truncated line, an empty file.  The readers open /proc and hand the bytes
+ * to the parsers.  Nothing here uses ptrace; nothing here stops a thread.
+ */
+#ifndef PPROFC_ATTACH_PROC_H
+#define PPROFC_ATTACH_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The kernel's PF_KTHREAD bit in the flags field of /proc/PID/stat. */
+#define ATTACH_PF_KTHREAD 0x00200000u
+
+/* /proc/PID/task/TID/stat, the fields pprofc uses. */
+struct attach_stat {
+	char comm[64];          /* raw bytes, NUL-terminated; may hold anything */
+	char state;             /* R S D T t Z X I ... */
+	pid_t ppid;
+	unsigned int flags;
+	unsigned long long utime, stime;   /* clock ticks */
+};
+int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out);
+
+/* /proc/PID/status, the fields pprofc uses. */
+struct attach_status {
+	pid_t tgid;
+	pid_t tracer_pid;
+	uid_t uid;              /* real uid */
+};
+int attach_parse_status(const char *buf, size_t len, struct attach_status *out);
+
+/* /proc/PID/task/TID/syscall: "running", "-1 sp pc", or "nr a0..a5 sp pc". */
+enum attach_sc_kind { ATTACH_SC_UNKNOWN, ATTACH_SC_RUNNING, ATTACH_SC_NONE, ATTACH_SC_IN };
+struct attach_syscall {
+	enum attach_sc_kind kind;
+	long nr;
+	uint64_t args[6];
+	uint64_t sp, pc;
+};
+int attach_parse_syscall(const char *buf, size_t len, struct attach_syscall *out);
+
+/* /proc/PID/task/TID/sched: se.exec_start in milliseconds of the scheduler
+ * clock, and nr_switches.  Returns 0 when exec_start was found. */
+struct attach_sched {
+	double exec_start_ms;
+	unsigned long long nr_switches;
+};
+int attach_parse_sched(const char *buf, size_t len, struct attach_sched *out);
+
+/* /proc/PID/maps. */
+struct attach_map {
+	uint64_t start, end, offset;
+	uint64_t inode;
+	char perms[5];
+	char *path;             /* "" for anonymous mappings; owned by the map */
+};
+struct attach_maps {
+	struct attach_map *v;
+	size_t n, cap;
+};
+int attach_parse_maps(const char *buf, size_t len, struct attach_maps *out);
+const struct attach_map *attach_maps_find(const struct attach_maps *m, uint64_t addr);
+void attach_maps_free(struct attach_maps *m);
+
+/* A socket found by inode in /proc/PID/net/{tcp,tcp6,udp,udp6,unix}.  The
+ * parsers read one table; "proto" is what the caller says the table is. */
+int attach_net_find_inet(const char *buf, size_t len, uint64_t inode, int ipv6,
+			 char *local, size_t local_len, char *remote, size_t remote_len,
+			 int *state);
+int attach_net_find_unix(const char *buf, size_t len, uint64_t inode,
+			 char *path, size_t path_len);
+const char *attach_tcp_state_name(int state);
+
+/* Readers.  attach_read_file reads a whole (small or huge) /proc file into a
+ * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */
+int attach_read_file(const char *path, char **buf, size_t *len);
+int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
+int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
+
+#endif

@@ -1,0 +1,441 @@
+/* snapshot.c — the ptrace session behind dump-threads (see snapshot.h).
+ *
+ * Order of work, and why:
+ *  1. Read every thread's /proc state (stat, syscall, wchan, sched) while it
+ *     runs: stopping a thread changes what those files say (a stopped
+ *     thread is no longer "in" its syscall, and waking it to stop it resets
+ *     its last-ran time).
+ *  2. PTRACE_SEIZE every thread.  Seizing does not stop anything.
+ *  3. PTRACE_INTERRUPT them all, wait (with a deadline) until each reports
+ *     a stop, re-list /proc/PID/task and repeat for threads created
+ *     meanwhile, until the set is stable.
+ *  4. Per stopped thread: registers and a copy of its stack.  Nothing else.
+ *  5. PTRACE_DETACH every thread, giving back any signal that arrived.
+ * Threads that never stopped (the deadline passed) are detached by a
+ * SIGCHLD handler as soon as they do stop, so pprofc never holds one.
+ */
+#include "snapshot.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RED_ZONE 128
+#define MAX_ROUNDS 64
+
+enum tstate { T_NEW, T_SKIPPED, T_SEIZED, T_STOPPED, T_GONE };
+
+/* Bookkeeping that lives only during the session. */
+struct track {
+	enum tstate st;
+	int sig;                    /* signal to give back at detach */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- stragglers: threads seized but not stopped by the deadline ------- */
+
+#define MAX_STRAGGLERS 1024
+static volatile pid_t stragglers[MAX_STRAGGLERS];
+static volatile sig_atomic_t n_stragglers;
+
+/* Runs on SIGCHLD after the session: a straggler that finally stops is
+ * detached at once (waitpid and ptrace are plain system calls). */
+static void reap_stragglers(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	for (sig_atomic_t i = 0; i < n_stragglers; i++) {
+		pid_t tid = stragglers[i];
+		int status;
+		if (tid <= 0)
+			continue;
+		pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+		if (r == tid && WIFSTOPPED(status)) {
+			int give = (status >> 16) == 0 ? WSTOPSIG(status) : 0;
+			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)give);
+			stragglers[i] = 0;
+		} else if (r == tid || (r < 0 && errno == ECHILD)) {
+			stragglers[i] = 0;
+		}
+	}
+	errno = saved;
+}
+
+static void add_straggler(pid_t tid)
+{
+	if (n_stragglers < MAX_STRAGGLERS)
+		stragglers[n_stragglers++] = tid;
+}
+
+/* ---- step 1: /proc state, read while the thread runs ------------------ */
+
+static void read_thread_proc(pid_t pid, struct attach_thread *t)
+{
+	char path[96], buf[4096];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	    attach_parse_stat(buf, len, &t->stat) == 0)
+		t->has_stat = 1;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0)
+		attach_parse_syscall(buf, len, &t->sc);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", (int)pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
+		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	    attach_parse_sched(buf, len, &t->sched) == 0)
+		t->has_sched = 1;
+}
+
+static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach_error *err)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, s->exe, sizeof s->exe - 1);
+	s->exe[n > 0 ? n : 0] = 0;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	if (attach_read_file(path, &s->cmdline, &s->cmdline_len))
+		s->cmdline = NULL;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	int r = attach_read_file(path, &buf, &len);
+	if (r == -EACCES || r == -EPERM)
+		return attach_fail_perm(err, pid);
+	if (r < 0) {
+		err->code = ATTACH_ERR_NOPROC;
+		snprintf(err->msg, sizeof err->msg, "cannot read %s: %s", path, strerror(-r));
+		return -1;
+	}
+	r = attach_parse_maps(buf, len, &s->maps);
+	free(buf);
+	if (r) {
+		err->code = ATTACH_ERR_OTHER;
+		snprintf(err->msg, sizeof err->msg, "out of memory reading %s", path);
+		return -1;
+	}
+	char sbuf[8192];
+	struct attach_sched me;
+	if (attach_read_small("/proc/self/sched", sbuf, sizeof sbuf, &len) == 0 &&
+	    attach_parse_sched(sbuf, len, &me) == 0) {
+		s->now_ms = me.exec_start_ms;
+		s->has_now = 1;
+	}
+	return 0;
+}
+
+/* ---- the session ------------------------------------------------------ */
+
+struct session {
+	pid_t pid;
+	struct attach_snapshot *s;
+	struct track *tr;
+	size_t cap;
+	size_t pending;             /* seized, interrupted, not yet stopped */
+};
+
+static int grow(struct session *ss, size_t need)
+{
+	if (need <= ss->cap)
+		return 0;
+	size_t cap = ss->cap ? ss->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	struct attach_thread *t = realloc(ss->s->threads, cap * sizeof *t);
+	if (!t)
+		return -1;
+	ss->s->threads = t;
+	struct track *tr = realloc(ss->tr, cap * sizeof *tr);
+	if (!tr)
+		return -1;
+	ss->tr = tr;
+	ss->cap = cap;
+	return 0;
+}
+
+static long find_thread(struct session *ss, pid_t tid)
+{
+	for (size_t i = 0; i < ss->s->n; i++)
+		if (ss->s->threads[i].tid == tid)
+			return (long)i;
+	return -1;
+}
+
+/* Adds the threads of /proc/PID/task not seen yet; returns how many. */
+static long add_new_threads(struct session *ss)
+{
+	pid_t *tids;
+	size_t n;
+	if (attach_list_tasks(ss->pid, &tids, &n))
+		return -1;
+	long added = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (find_thread(ss, tids[i]) >= 0)
+			continue;
+		if (grow(ss, ss->s->n + 1)) {
+			free(tids);
+			return -1;
+		}
+		struct attach_thread *t = &ss->s->threads[ss->s->n];
+		memset(t, 0, sizeof *t);
+		t->tid = tids[i];
+		ss->tr[ss->s->n] = (struct track){ T_NEW, 0 };
+		ss->s->n++;
+		added++;
+	}
+	free(tids);
+	return added;
+}
+
+/* Seizes and interrupts every T_NEW thread.  A thread in uninterruptible
+ * sleep is left alone: it could not stop until its I/O ends, and a stop
+ * requested now would land later, while pprofc is busy elsewhere. */
+static int seize_new(struct session *ss, struct attach_error *err, int first_round)
+{
+	for (size_t i = 0; i < ss->s->n; i++) {
+		struct attach_thread *t = &ss->s->threads[i];
+		struct track *tr = &ss->tr[i];
+		if (tr->st != T_NEW)
+			continue;
+		read_thread_proc(ss->pid, t);
+		if (t->has_stat && t->stat.state == 'D') {
+			tr->st = T_SKIPPED;
+			snprintf(t->not_taken, sizeof t->not_taken,
+				 "in uninterruptible sleep (state D), not stopped");
+			continue;
+		}
+		if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) {
+			int e = errno;
+			tr->st = T_SKIPPED;
+			if (e == ESRCH) {
+				snprintf(t->not_taken, sizeof t->not_taken, "exited before it could be stopped");
+				continue;
+			}
+			if (e == EPERM && first_round && i == 0) {
+				char path[64], buf[4096];
+				size_t len;
+				struct attach_status st;
+				snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)ss->pid, (int)t->tid);
+				if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+				    attach_parse_status(buf, len, &st) == 0 && st.tracer_pid)
+					return attach_fail_traced(err, ss->pid, st.tracer_pid);
+				return attach_fail_perm(err, ss->pid);
+			}
+			snprintf(t->not_taken, sizeof t->not_taken, "could not be seized: %s", strerror(e));
+			continue;
+		}
+		tr->st = T_SEIZED;
+	}
+	return 0;
+}
+
+static void interrupt_seized(struct session *ss)
+{
+	for (size_t i = 0; i < ss->s->n; i++) {
+		if (ss->tr[i].st != T_SEIZED)
+			continue;
+		if (ptrace(PTRACE_INTERRUPT, ss->s->threads[i].tid, 0, 0) == 0)
+			ss->pending++;
+		else
+			ss->tr[i].st = T_GONE;
+	}
+}
+
+static void on_wait_status(struct session *ss, pid_t tid, int status)
+{
+	long i = find_thread(ss, tid);
+	if (i < 0)
+		return;                 /* not ours: leave it */
+	struct attach_thread *t = &ss->s->threads[i];
+	struct track *tr = &ss->tr[i];
+	int was_pending = tr->st == T_SEIZED;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		tr->st = T_GONE;
+		snprintf(t->not_taken, sizeof t->not_taken, "exited during the snapshot");
+	} else if (WIFSTOPPED(status)) {
+		int event = status >> 16, sig = WSTOPSIG(status);
+		if (event == PTRACE_EVENT_STOP) {
+			/* Our interrupt (SIGTRAP) or a job-control stop. */
+			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+				t->group_stopped = 1;
+		} else if (event == 0) {
+			/* A signal on its way to the thread: hand it back at detach. */
+			tr->sig = sig;
+			t->reinjected_signal = sig;
+		}
+		if (tr->st == T_SEIZED)
+			tr->st = T_STOPPED;
+	} else {
+		return;
+	}
+	if (was_pending && ss->pending)
+		ss->pending--;
+}
+
+/* Waits until no interrupted thread is still running, or the deadline. */
+static void wait_stops(struct session *ss, uint64_t deadline)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	while (ss->pending) {
+		int status;
+		pid_t tid;
+		while (ss->pending && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+			on_wait_status(ss, tid, status);
+		if (!ss->pending)
+			break;
+		uint64_t now = now_ns();
+		if (now >= deadline)
+			break;
+		uint64_t left = deadline - now;
+		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+		/* SIGCHLD is blocked: it stays pending until we look, so a stop
+		 * between the drain above and this call is not missed. */
+		sigtimedwait(&chld, NULL, &ts);
+	}
+}
+
+static void take_thread(struct session *ss, size_t i, size_t limit)
+{
+	struct attach_thread *t = &ss->s->threads[i];
+	struct iovec iov = { &t->regs, sizeof t->regs };
+	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) != 0) {
+		snprintf(t->not_taken, sizeof t->not_taken, "registers unreadable: %s", strerror(errno));
+		return;
+	}
+	uint64_t sp = t->regs.rsp;
+	uint64_t lo = sp > RED_ZONE ? sp - RED_ZONE : 0;
+	uint64_t hi = lo + limit;
+	const struct attach_map *m = attach_maps_find(&ss->s->maps, sp);
+	if (m) {
+		if (lo < m->start)
+			lo = m->start;
+		if (hi > m->end)
+			hi = m->end;
+	}
+	t->taken = 1;
+	if (hi <= lo || !(t->stack = malloc(hi - lo)))
+		return;
+	ssize_t n = attach_read_mem(t->tid, lo, t->stack, hi - lo);
+	t->stack_addr = lo;
+	t->stack_len = n > 0 ? (size_t)n : 0;
+}
+
+static void detach_all(struct session *ss)
+{
+	for (size_t i = 0; i < ss->s->n; i++) {
+		struct track *tr = &ss->tr[i];
+		pid_t tid = ss->s->threads[i].tid;
+		if (tr->st == T_STOPPED) {
+			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)tr->sig);
+			tr->st = T_SKIPPED;
+		} else if (tr->st == T_SEIZED) {
+			/* Never stopped: the SIGCHLD handler detaches it later. */
+			add_straggler(tid);
+			ss->s->stragglers++;
+			snprintf(ss->s->threads[i].not_taken, sizeof ss->s->threads[i].not_taken,
+				 "did not stop within the deadline (state %c)",
+				 ss->s->threads[i].has_stat ? ss->s->threads[i].stat.state : '?');
+		}
+	}
+}
+
+static int run_session(struct session *ss, const struct attach_opts *o, struct attach_error *err)
+{
+	uint64_t t0 = 0, deadline = 0;
+	long added = add_new_threads(ss);
+	if (added < 0) {
+		err->code = ATTACH_ERR_NOPROC;
+		snprintf(err->msg, sizeof err->msg, "cannot list the threads of PID %d", (int)ss->pid);
+		return -1;
+	}
+	for (int round = 0; added > 0 && round < MAX_ROUNDS; round++) {
+		if (seize_new(ss, err, round == 0))
+			return -1;
+		if (!t0) {
+			t0 = now_ns();
+			deadline = t0 + (uint64_t)o->stop_timeout_ms * 1000000u;
+		}
+		interrupt_seized(ss);
+		wait_stops(ss, deadline);
+		if (now_ns() >= deadline || (o->cancel && *o->cancel))
+			break;
+		added = add_new_threads(ss);
+	}
+	for (size_t i = 0; i < ss->s->n; i++)
+		if (ss->tr[i].st == T_STOPPED && !(o->cancel && *o->cancel))
+			take_thread(ss, i, o->stack_limit);
+	detach_all(ss);
+	ss->s->stopped_ns = t0 ? now_ns() - t0 : 0;
+	ss->s->cancelled = o->cancel && *o->cancel;
+	return 0;
+}
+
+int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_snapshot *s,
+			 struct attach_error *err)
+{
+	memset(s, 0, sizeof *s);
+	s->pid = pid;
+	err->code = ATTACH_OK;
+	err->msg[0] = 0;
+	if (read_process_info(pid, s, err))
+		return -1;
+
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+
+	struct session ss = { .pid = pid, .s = s };
+	int r = run_session(&ss, o, err);
+	if (r)
+		detach_all(&ss);        /* an error after some seizes: let go */
+	free(ss.tr);
+
+	if (n_stragglers) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = reap_stragglers;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGCHLD, &sa, NULL);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (n_stragglers)
+		reap_stragglers(SIGCHLD);
+	return r;
+}
+
+void attach_snapshot_free(struct attach_snapshot *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->threads[i].stack);
+	free(s->threads);
+	free(s->cmdline);
+	attach_maps_free(&s->maps);
+	memset(s, 0, sizeof *s);
+}
+
+ssize_t attach_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len };
+	struct iovec remote = { (void *)(uintptr_t)addr, len };
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}

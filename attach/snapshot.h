@@ -1,0 +1,90 @@
+/* snapshot.h — one consistent snapshot of every thread of a live process.
+ *
+ * attach_snapshot_take() reads each thread's /proc state first (while it
+ * runs), then seizes every thread with PTRACE_SEIZE, interrupts them all,
+ * reads registers and copies stacks, and detaches them all.  Only raw bytes
+ * come out: unwinding and symbolization happen later, elsewhere, while the
+ * target runs.  See DESIGN.md, "Invariants".
+ */
+#ifndef PPROFC_ATTACH_SNAPSHOT_H
+#define PPROFC_ATTACH_SNAPSHOT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "proc.h"
+
+struct attach_opts {
+	size_t stack_limit;         /* bytes of stack to copy per thread */
+	int stop_timeout_ms;        /* how long to wait for all threads to stop */
+	/* Set asynchronously (SIGINT...): the snapshot finishes its detach and
+	 * returns early.  May be NULL. */
+	volatile sig_atomic_t *cancel;
+};
+
+struct attach_thread {
+	pid_t tid;
+	/* Read before the thread was stopped. */
+	struct attach_stat stat;
+	int has_stat;
+	struct attach_syscall sc;
+	char wchan[64];
+	struct attach_sched sched;
+	int has_sched;
+	/* Taken while stopped. */
+	int taken;                  /* regs and stack are valid */
+	char not_taken[128];        /* why not, when !taken */
+	int group_stopped;          /* it was in a job-control stop */
+	int reinjected_signal;      /* a signal caught while traced, given back */
+	struct user_regs_struct regs;
+	uint64_t stack_addr;        /* target address of stack[0] */
+	unsigned char *stack;
+	size_t stack_len;
+};
+
+struct attach_snapshot {
+	pid_t pid;
+	char exe[4096];             /* /proc/PID/exe target, " (deleted)" kept */
+	char *cmdline;              /* NUL-separated, cmdline_len bytes */
+	size_t cmdline_len;
+	struct attach_maps maps;    /* read before the stop */
+	struct attach_thread *threads;
+	size_t n;
+	double now_ms;              /* scheduler clock when the snapshot began */
+	int has_now;
+	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
+	size_t stragglers;          /* seized threads that never stopped */
+	int cancelled;
+};
+
+/* What went wrong, for the one line cli prints. */
+enum attach_err {
+	ATTACH_OK = 0,
+	ATTACH_ERR_NOPROC,
+	ATTACH_ERR_PERM,
+	ATTACH_ERR_TRACED,
+	ATTACH_ERR_ZOMBIE,
+	ATTACH_ERR_KTHREAD,
+	ATTACH_ERR_SELF,
+	ATTACH_ERR_OTHER,
+};
+struct attach_error {
+	enum attach_err code;
+	char msg[512];
+};
+
+/* Checks that pid names a process pprofc may and can attach to.  On success
+ * returns 0 and stores the thread-group id in *tgid (a TID is accepted). */
+int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err);
+
+int attach_snapshot_take(pid_t pid, const struct attach_opts *opts,
+			 struct attach_snapshot *out, struct attach_error *err);
+void attach_snapshot_free(struct attach_snapshot *s);
+
+/* Reads target memory (no stop needed).  Returns bytes read or -1. */
+ssize_t attach_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
+
+#endif

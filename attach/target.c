@@ -1,0 +1,112 @@
+/* target.c — deciding whether a PID is something pprofc can attach to, and
+ * saying clearly why not (no such process, zombie, kernel thread, already
+ * traced, not permitted, pprofc itself).  Nothing here stops the target.
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int fail(struct attach_error *err, enum attach_err code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+	err->code = code;
+	return -1;
+}
+
+int attach_fail_perm(struct attach_error *err, pid_t pid)
+{
+	char scope[16] = "";
+	size_t len;
+	char how[96];
+	if (attach_read_small("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof scope, &len) == 0) {
+		scope[strcspn(scope, "\n")] = 0;
+		snprintf(how, sizeof how, "/proc/sys/kernel/yama/ptrace_scope is %s", scope);
+	} else {
+		snprintf(how, sizeof how, "/proc/sys/kernel/yama/ptrace_scope is absent (Yama off)");
+	}
+	return fail(err, ATTACH_ERR_PERM,
+		    "permission denied attaching to PID %d: ptrace needs CAP_SYS_PTRACE "
+		    "(run as root) or the target's user with ptrace_scope 0 (%s)",
+		    (int)pid, how);
+}
+
+int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer)
+{
+	char path[64], comm[64] = "?";
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)tracer);
+	if (attach_read_small(path, comm, sizeof comm, &len) == 0)
+		comm[strcspn(comm, "\n")] = 0;
+	return fail(err, ATTACH_ERR_TRACED,
+		    "PID %d is already traced by PID %d (%s): detach that tracer (gdb, strace...) and retry",
+		    (int)pid, (int)tracer, comm);
+}
+
+/* Reads /proc/PID/status; maps errno to the message the user needs. */
+static int read_status(pid_t pid, struct attach_status *st, struct attach_error *err)
+{
+	char path[64], buf[4096];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	int r = attach_read_small(path, buf, sizeof buf, &len);
+	if (r == -ENOENT || r == -ESRCH)
+		return fail(err, ATTACH_ERR_NOPROC, "no such process: PID %d", (int)pid);
+	if (r == -EACCES || r == -EPERM)
+		return attach_fail_perm(err, pid);
+	if (r < 0 || attach_parse_status(buf, len, st))
+		return fail(err, ATTACH_ERR_OTHER, "cannot read /proc/%d/status: %s", (int)pid,
+			    r < 0 ? strerror(-r) : "unexpected format");
+	return 0;
+}
+
+int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
+{
+	struct attach_status st;
+	err->code = ATTACH_OK;
+	err->msg[0] = 0;
+	if (read_status(pid, &st, err))
+		return -1;
+	pid_t tg = st.tgid ? st.tgid : pid;
+	if (tg == getpid())
+		return fail(err, ATTACH_ERR_SELF, "PID %d is pprofc itself: a process cannot trace itself",
+			    (int)pid);
+
+	char path[64], buf[1024];
+	size_t len;
+	struct attach_stat s;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)tg);
+	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_stat(buf, len, &s))
+		return fail(err, ATTACH_ERR_NOPROC, "no such process: PID %d", (int)pid);
+	if (s.flags & ATTACH_PF_KTHREAD)
+		return fail(err, ATTACH_ERR_KTHREAD,
+			    "PID %d is a kernel thread (%s): it has no user-space stack to dump",
+			    (int)pid, s.comm);
+	if (s.state == 'Z' || s.state == 'X') {
+		pid_t *tids;
+		size_t n;
+		int alone = attach_list_tasks(tg, &tids, &n) != 0 || n <= 1;
+		if (alone || n == 0) {
+			if (alone && n == 0)
+				tids = NULL;
+			free(tids);
+			return fail(err, ATTACH_ERR_ZOMBIE,
+				    "PID %d is a zombie: it has exited and waits for its parent (PID %d) to reap it",
+				    (int)pid, (int)s.ppid);
+		}
+		free(tids);
+	}
+	if (st.tracer_pid)
+		return attach_fail_traced(err, pid, st.tracer_pid);
+	*tgid = tg;
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* cli.h — what the subcommands in cli/ share: exit codes, error printing,
+ * option helpers.  One file per subcommand, like git's builtin/. */
+#ifndef PPROFC_CLI_H
+#define PPROFC_CLI_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+int cmd_dump_threads(int argc, char **argv);
+
+/* "pprofc: <message>" on stderr, one line. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the error and "try 'pprofc CMD --help'"; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict parsers: the whole string must be a number. */
+int cli_parse_pid(const char *s, pid_t *pid);
+int cli_parse_size(const char *s, size_t *bytes);   /* 512K, 1M, 65536 */
+int cli_parse_int(const char *s, long min, long max, long *v);
+
+/* SIGINT, SIGTERM and SIGHUP set cli_stop instead of killing pprofc, so
+ * it can let go of the target first. */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_stop_signals(void);
+
+/* Output that never leaves a half-written file: to a temporary name next
+ * to path, renamed into place by cli_output_commit.  path "-" or NULL is
+ * stdout. */
+struct cli_output {
+	FILE *f;
+	char *path, *tmp;
+};
+int cli_output_open(struct cli_output *o, const char *path);
+int cli_output_commit(struct cli_output *o);
+void cli_output_abort(struct cli_output *o);
+
+#endif

@@ -1,0 +1,72 @@
+/* main.c — pprofc's entry point: finds the subcommand and runs it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+static const char usage[] =
+	"usage: pprofc <command> [options]\n"
+	"\n"
+	"Profile and inspect a running Linux process from the outside, with the\n"
+	"Go pprof experience.\n"
+	"\n"
+	"commands:\n"
+	"  dump-threads PID   print every thread's state, what it waits on, and its\n"
+	"                     stack (like Go's goroutine?debug=2)\n"
+	"  help [COMMAND]     show help\n"
+	"\n"
+	"options:\n"
+	"  -h, --help         show this help\n"
+	"  --version          print the version\n"
+	"\n"
+	"'pprofc COMMAND --help' describes a command.\n";
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "dump-threads", cmd_dump_threads },
+};
+
+static const struct command *find(const char *name)
+{
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("pprofc %s\n", PPROFC_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		if (argc < 3) {
+			fputs(usage, stdout);
+			return EXIT_OK;
+		}
+		const struct command *c = find(argv[2]);
+		if (!c)
+			return cli_usage_error(NULL, "unknown command '%s'", argv[2]);
+		char *help_argv[] = { argv[2], "--help", NULL };
+		return c->run(2, help_argv);
+	}
+	const struct command *c = find(cmd);
+	if (!c)
+		return cli_usage_error(NULL, "unknown command '%s'", cmd);
+	return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,160 @@
+/* util.c — helpers shared by the subcommands: errors, number parsing,
+ * stop signals, and output files written atomically. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile sig_atomic_t cli_stop;
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pprofc: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pprofc: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (try 'pprofc %s%s--help')\n", cmd ? cmd : "", cmd ? " " : "");
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+int cli_parse_int(const char *s, long min, long max, long *v)
+{
+	char *end;
+	errno = 0;
+	long x = strtol(s, &end, 10);
+	if (!*s || *end || errno || x < min || x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+int cli_parse_pid(const char *s, pid_t *pid)
+{
+	long v;
+	if (cli_parse_int(s, 1, INT_MAX, &v))
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int cli_parse_size(const char *s, size_t *bytes)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (end == s || errno || *s == '-')
+		return -1;
+	unsigned long long mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1024, end++;
+	else if (*end == 'm' || *end == 'M')
+		mul = 1024 * 1024, end++;
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end || x == 0 || x > (1ULL << 40) / mul)
+		return -1;
+	*bytes = (size_t)(x * mul);
+	return 0;
+}
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	cli_stop = 1;
+}
+
+void cli_catch_stop_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a wait in progress should return and look at the flag. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+int cli_output_open(struct cli_output *o, const char *path)
+{
+	memset(o, 0, sizeof *o);
+	if (!path || strcmp(path, "-") == 0) {
+		o->f = stdout;
+		return 0;
+	}
+	o->path = strdup(path);
+	if (!o->path || asprintf(&o->tmp, "%s.tmp.XXXXXX", path) < 0) {
+		o->tmp = NULL;
+		cli_output_abort(o);
+		cli_error("out of memory");
+		return -1;
+	}
+	/* mkstemp creates a new file (O_EXCL): it never follows a planted
+	 * symlink, and rename() replaces the final name itself, not its target. */
+	int fd = mkstemp(o->tmp);
+	if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+		cli_error("cannot create %s: %s", o->tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(o->tmp);
+		o->tmp = NULL;
+		cli_output_abort(o);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_output_commit(struct cli_output *o)
+{
+	if (o->f == stdout) {
+		if (fflush(stdout) != 0) {
+			cli_error("cannot write the output: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	int bad = ferror(o->f);
+	int e = errno;
+	if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0)
+		bad = 1, e = errno;
+	if (fclose(o->f) != 0)
+		bad = 1, e = errno;
+	o->f = NULL;
+	if (bad || rename(o->tmp, o->path) != 0) {
+		if (!bad)
+			e = errno;
+		cli_error("cannot write %s: %s", o->path, strerror(e));
+		cli_output_abort(o);
+		return -1;
+	}
+	free(o->tmp);
+	free(o->path);
+	o->tmp = o->path = NULL;
+	return 0;
+}
+
+void cli_output_abort(struct cli_output *o)
+{
+	if (o->f && o->f != stdout)
+		fclose(o->f);
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	free(o->path);
+	memset(o, 0, sizeof *o);
+}

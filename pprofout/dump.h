@@ -1,0 +1,80 @@
+/* dump.h — the thread dump as the writers see it, and the writers.
+ *
+ * pprofout/ knows neither ptrace nor DWARF: cli/ fills these plain structs
+ * from what attach/ and symbolize/ produced, and the writers print them in
+ * the formats of FORMATS.md: debug=2 (§2), debug=1 (§3) and JSON (§4).
+ */
+#ifndef PPROFC_PPROFOUT_DUMP_H
+#define PPROFC_PPROFOUT_DUMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct pp_frame {
+	uint64_t pc;                /* leaf: exact pc; callers: return address */
+	const char *function;       /* NULL: unknown */
+	const char *file;           /* NULL: no line information */
+	int line;
+	int inlined;
+	int has_offset;
+	uint64_t func_offset;
+	const char *module;         /* NULL: no module */
+	uint64_t module_offset;
+};
+
+enum pp_block_kind { PP_BLOCK_NONE, PP_BLOCK_MUTEX, PP_BLOCK_FUTEX, PP_BLOCK_FD };
+
+struct pp_blocked {
+	enum pp_block_kind kind;
+	uint64_t address;           /* mutex, futex */
+	pid_t owner;                /* mutex: holder tid, 0 when unknown */
+	int fd;                     /* fd */
+	const char *target;         /* fd: what /proc/PID/fd/N links to */
+	const char *description;    /* fd: "TCP 127.0.0.1:8080 listen" */
+};
+
+struct pp_thread {
+	pid_t tid;
+	const char *name;           /* raw comm bytes */
+	char state;                 /* /proc state letter */
+	const char *reason;         /* "mutex wait", "syscall ioctl"... */
+	const char *detail;         /* text in the parentheses, or NULL */
+	double wait_seconds;        /* < 0: unknown */
+	const char *syscall;        /* NULL: not in a system call */
+	const char *wchan;          /* NULL: none */
+	struct pp_blocked blocked;
+	const struct pp_frame *frames;
+	size_t nframes;
+	int complete;               /* the stack reaches the thread's root */
+	const char *stack_error;    /* why the stack is missing or cut short */
+	int stack_taken;            /* 0: the thread was not stopped */
+};
+
+struct pp_dump {
+	pid_t pid;
+	const char *exe;
+	const char *const *argv;
+	size_t argc;
+	time_t time;
+	const struct pp_thread *threads;   /* main thread first, then by tid */
+	size_t n;
+	const pid_t *cycles;               /* deadlocks: cycle_lens[i] tids each */
+	const size_t *cycle_lens;
+	size_t ncycles;
+};
+
+int pp_write_debug2(FILE *out, const struct pp_dump *d);
+int pp_write_debug1(FILE *out, const struct pp_dump *d);
+int pp_write_json(FILE *out, const struct pp_dump *d);
+
+/* "12 seconds", "3 minutes", or "" below one second (Go's wording). */
+void pp_format_duration(double seconds, char *buf, size_t len);
+/* Writes s as the inside of a C string literal (invalid UTF-8 as \xNN). */
+void pp_write_cstring(FILE *out, const char *s);
+/* Writes s as a JSON string, quotes included (invalid UTF-8 as \u00NN). */
+void pp_write_json_string(FILE *out, const char *s);
+
+#endif

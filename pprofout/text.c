@@ -1,0 +1,226 @@
+/* text.c — the thread dump as text: debug=2 (one block per thread, like
+ * Go's goroutine?debug=2) and debug=1 (identical stacks grouped with a
+ * count, like goroutine?debug=1).  Formats: FORMATS.md §2 and §3.
+ */
+#include "dump.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n;
+	if (s[0] < 0x80)
+		return 1;
+	else if ((s[0] & 0xe0) == 0xc0 && s[0] >= 0xc2)
+		n = 2;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3;
+	else if ((s[0] & 0xf8) == 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+void pp_write_cstring(FILE *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)(str ? str : "");
+	while (*s) {
+		size_t n = utf8_len(s);
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else if (*s == '\t')
+			fputs("\\t", out);
+		else if (n == 0 || *s < 0x20 || *s == 0x7f)
+			fprintf(out, "\\x%02x", *s);
+		else {
+			fwrite(s, 1, n, out);
+			s += n;
+			continue;
+		}
+		s++;
+	}
+}
+
+void pp_format_duration(double seconds, char *buf, size_t len)
+{
+	if (seconds < 1)
+		snprintf(buf, len, "%s", "");
+	else if (seconds < 60)
+		snprintf(buf, len, "%d seconds", (int)seconds);
+	else
+		snprintf(buf, len, "%lld minutes", (long long)(seconds / 60));
+}
+
+static void write_header(FILE *out, const struct pp_thread *t)
+{
+	char dur[32];
+	fprintf(out, "thread %d \"", (int)t->tid);
+	pp_write_cstring(out, t->name);
+	fprintf(out, "\" [%s", t->reason);
+	if (t->detail && *t->detail)
+		fprintf(out, " (%s)", t->detail);
+	pp_format_duration(t->wait_seconds, dur, sizeof dur);
+	if (*dur)
+		fprintf(out, ", %s", dur);
+	fputs("]:\n", out);
+}
+
+static void write_frame(FILE *out, const struct pp_frame *f)
+{
+	fprintf(out, "%s(...)%s\n", f->function ? f->function : "??", f->inlined ? " (inlined)" : "");
+	if (f->file) {
+		fprintf(out, "\t%s:%d", f->file, f->line);
+		if (!f->inlined && f->has_offset)
+			fprintf(out, " +0x%" PRIx64, f->func_offset);
+		fputc('\n', out);
+	} else if (f->module) {
+		fprintf(out, "\t%s +0x%" PRIx64 "\n", f->module, f->module_offset);
+	} else {
+		fprintf(out, "\t?? 0x%" PRIx64 "\n", f->pc);
+	}
+}
+
+static void write_deadlocks(FILE *out, const struct pp_dump *d)
+{
+	size_t at = 0;
+	for (size_t c = 0; c < d->ncycles; c++) {
+		const pid_t *cy = d->cycles + at;
+		size_t len = d->cycle_lens[c];
+		fputs("deadlock:", out);
+		for (size_t k = 0; k <= len; k++) {
+			pid_t tid = cy[k % len];
+			const char *name = "";
+			for (size_t i = 0; i < d->n; i++)
+				if (d->threads[i].tid == tid)
+					name = d->threads[i].name;
+			fprintf(out, "%s thread %d \"", k ? " waits for" : "", (int)tid);
+			pp_write_cstring(out, name);
+			fputc('"', out);
+		}
+		fputc('\n', out);
+		at += len;
+	}
+}
+
+int pp_write_debug2(FILE *out, const struct pp_dump *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct pp_thread *t = &d->threads[i];
+		if (i)
+			fputc('\n', out);
+		write_header(out, t);
+		for (size_t k = 0; k < t->nframes; k++)
+			write_frame(out, &t->frames[k]);
+		if (!t->stack_taken)
+			fprintf(out, "...stack not taken: %s\n", t->stack_error ? t->stack_error : "unknown");
+		else if (!t->complete)
+			fprintf(out, "...unwinding stopped: %s\n", t->stack_error ? t->stack_error : "unknown");
+	}
+	if (d->ncycles) {
+		fputc('\n', out);
+		write_deadlocks(out, d);
+	}
+	return ferror(out) ? -1 : 0;
+}
+
+/* ---- debug=1: group identical stacks ------------------------------------ */
+
+static int same_stack(const struct pp_thread *a, const struct pp_thread *b)
+{
+	if (a->nframes != b->nframes || a->complete != b->complete || a->stack_taken != b->stack_taken)
+		return 0;
+	for (size_t i = 0; i < a->nframes; i++)
+		if (a->frames[i].pc != b->frames[i].pc)
+			return 0;
+	if (!a->stack_taken || !a->complete) {
+		const char *x = a->stack_error ? a->stack_error : "", *y = b->stack_error ? b->stack_error : "";
+		return strcmp(x, y) == 0;
+	}
+	return 1;
+}
+
+struct group {
+	const struct pp_thread *rep;
+	size_t count;
+};
+
+static int cmp_group(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return (x->rep->tid > y->rep->tid) - (x->rep->tid < y->rep->tid);
+}
+
+static void write_group(FILE *out, const struct group *g)
+{
+	const struct pp_thread *t = g->rep;
+	fprintf(out, "%zu @", g->count);
+	for (size_t k = 0; k < t->nframes; k++)
+		if (!t->frames[k].inlined)       /* one raw pc per physical frame */
+			fprintf(out, " 0x%" PRIx64, t->frames[k].pc);
+	fputc('\n', out);
+	size_t leaf_end = 0;            /* the leaf's inline chain ends here */
+	while (leaf_end + 1 < t->nframes && t->frames[leaf_end].inlined)
+		leaf_end++;
+	for (size_t k = 0; k < t->nframes; k++) {
+		const struct pp_frame *f = &t->frames[k];
+		/* Callers are shown at return address - 1, inside the call. */
+		int caller = k > leaf_end;
+		uint64_t pc = caller ? f->pc - 1 : f->pc;
+		size_t phys = k;
+		while (phys < t->nframes && t->frames[phys].inlined)
+			phys++;
+		uint64_t off = phys < t->nframes ? t->frames[phys].func_offset : 0;
+		int has = phys < t->nframes && t->frames[phys].has_offset;
+		if (caller && has)
+			off = off ? off - 1 : 0;
+		fprintf(out, "#\t0x%" PRIx64 "\t%s", pc, f->function ? f->function : "??");
+		if (has)
+			fprintf(out, "+0x%" PRIx64, off);
+		if (f->file)
+			fprintf(out, "\t%s:%d\n", f->file, f->line);
+		else if (f->module)
+			fprintf(out, "\t%s+0x%" PRIx64 "\n", f->module, f->module_offset);
+		else
+			fputc('\n', out);
+	}
+	if (!t->stack_taken)
+		fprintf(out, "#\t...stack not taken: %s\n", t->stack_error ? t->stack_error : "unknown");
+	else if (!t->complete)
+		fprintf(out, "#\t...unwinding stopped: %s\n", t->stack_error ? t->stack_error : "unknown");
+	fputc('\n', out);
+}
+
+int pp_write_debug1(FILE *out, const struct pp_dump *d)
+{
+	struct group *g = calloc(d->n ? d->n : 1, sizeof *g);
+	size_t ng = 0;
+	if (!g)
+		return -1;
+	for (size_t i = 0; i < d->n; i++) {
+		size_t j;
+		for (j = 0; j < ng; j++)
+			if (same_stack(g[j].rep, &d->threads[i]))
+				break;
+		if (j == ng)
+			g[ng++] = (struct group){ &d->threads[i], 0 };
+		g[j].count++;
+	}
+	qsort(g, ng, sizeof *g, cmp_group);
+	fprintf(out, "thread profile: total %zu\n", d->n);
+	for (size_t j = 0; j < ng; j++)
+		write_group(out, &g[j]);
+	free(g);
+	write_deadlocks(out, d);
+	return ferror(out) ? -1 : 0;
+}

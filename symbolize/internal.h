@@ -1,0 +1,50 @@
+/* internal.h — shared by the files of symbolize/ only. */
+#ifndef PPROFC_SYMBOLIZE_INTERNAL_H
+#define PPROFC_SYMBOLIZE_INTERNAL_H
+
+#include <elfutils/libdwfl.h>
+
+#include "sym.h"
+
+/* Interned strings: one copy of each, freed with the table. */
+struct sym_strings {
+	char **slots;
+	size_t cap, n;
+};
+const char *sym_intern(struct sym_strings *t, const char *s);
+void sym_strings_free(struct sym_strings *t);
+
+/* The frames one looked-up address expands to (its inline chain). */
+struct sym_resolved {
+	uint64_t key;
+	struct sym_frame *frames;
+	size_t n;
+};
+
+struct sym_addrcache {
+	struct sym_resolved *slots;
+	size_t cap, n;
+};
+
+struct modinfo;
+
+struct sym_session {
+	pid_t pid;
+	Dwfl *dwfl;
+	Dwfl_Callbacks callbacks;   /* libdwfl keeps a pointer to it */
+	char *debuginfo_path;
+	struct sym_strings strings;
+	struct sym_addrcache cache;
+	struct modinfo **mods;       /* every module's data, to free at the end */
+	size_t nmods, capmods;
+	int refreshed;              /* modules re-read for an unknown pc */
+	/* the snapshot being unwound, served by the thread callbacks */
+	const struct sym_snapshot *cur;
+};
+
+/* Resolves one address into its inline chain (cached). */
+const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t lookup_pc);
+void sym_cache_free(struct sym_session *s);
+int sym_report_modules(struct sym_session *s);
+
+#endif

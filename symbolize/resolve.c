@@ -1,0 +1,345 @@
+/* resolve.c — address -> frames (function, file:line, inline chain, module).
+ *
+ * Three caches keep this fast (DESIGN.md measured why):
+ *  - per module, a symbol table sorted by address, built once; libdwfl's
+ *    own dwfl_module_addrinfo scans the whole table on every call;
+ *  - per address, the finished inline chain, so dwarf_getscopes and the
+ *    line table run once per distinct pc;
+ *  - interned strings, so frames share one copy of each name.
+ */
+#include "internal.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- per-module data, kept in the module's libdwfl userdata slot ------- */
+
+struct symbol {
+	uint64_t addr, size;
+	const char *name;           /* interned, raw (mangled) */
+	int global;
+};
+
+struct modinfo {
+	const char *path;           /* interned */
+	const char *build_id;       /* interned hex, or NULL */
+	uint64_t low;
+	struct symbol *syms;
+	size_t nsyms;
+};
+
+static int cmp_symbol(const void *a, const void *b)
+{
+	const struct symbol *x = a, *y = b;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* Among aliases, the global name first: it is the one people know. */
+	return y->global - x->global;
+}
+
+/* "memcpy@@GLIBC_2.14" -> "memcpy": the version is noise in a stack. */
+static const char *intern_unversioned(struct sym_session *s, const char *name)
+{
+	const char *at = strchr(name, '@');
+	if (!at || at == name)
+		return sym_intern(&s->strings, name);
+	char *copy = strndup(name, (size_t)(at - name));
+	const char *r = sym_intern(&s->strings, copy ? copy : name);
+	free(copy);
+	return r;
+}
+
+static void load_symbols(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi)
+{
+	int n = dwfl_module_getsymtab(mod);
+	if (n <= 0)
+		return;
+	mi->syms = calloc((size_t)n, sizeof *mi->syms);
+	if (!mi->syms)
+		return;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+		int type = GELF_ST_TYPE(sym.st_info);
+		if (!name || !*name || addr == 0 || (type != STT_FUNC && type != STT_GNU_IFUNC))
+			continue;
+		struct symbol *e = &mi->syms[mi->nsyms++];
+		e->addr = addr;
+		e->size = sym.st_size;
+		e->name = intern_unversioned(s, name);
+		e->global = GELF_ST_BIND(sym.st_info) == STB_GLOBAL;
+	}
+	qsort(mi->syms, mi->nsyms, sizeof *mi->syms, cmp_symbol);
+}
+
+static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
+{
+	void **ud;
+	Dwarf_Addr low;
+	const char *name = dwfl_module_info(mod, &ud, &low, NULL, NULL, NULL, NULL, NULL);
+	if (*ud)
+		return *ud;
+	struct modinfo *mi = calloc(1, sizeof *mi);
+	if (!mi)
+		return NULL;
+	/* libdwfl never hands userdata back for freeing: keep a list. */
+	if (s->nmods == s->capmods) {
+		size_t cap = s->capmods ? s->capmods * 2 : 32;
+		struct modinfo **v = realloc(s->mods, cap * sizeof *v);
+		if (!v) {
+			free(mi);
+			return NULL;
+		}
+		s->mods = v;
+		s->capmods = cap;
+	}
+	s->mods[s->nmods++] = mi;
+	mi->low = low;
+	if (name) {
+		/* "/usr/lib/x.so (deleted)" names the file it was. */
+		char *clean = strdup(name);
+		char *del = clean ? strstr(clean, " (deleted)") : NULL;
+		if (del && del[10] == 0)
+			*del = 0;
+		mi->path = sym_intern(&s->strings, clean ? clean : name);
+		free(clean);
+	}
+	const unsigned char *bits;
+	GElf_Addr vaddr;
+	int len = dwfl_module_build_id(mod, &bits, &vaddr);
+	if (len > 0) {
+		char hex[2 * 64 + 1];
+		int k = len > 64 ? 64 : len;
+		for (int i = 0; i < k; i++)
+			snprintf(hex + 2 * i, 3, "%02x", bits[i]);
+		mi->build_id = sym_intern(&s->strings, hex);
+	}
+	load_symbols(s, mod, mi);
+	*ud = mi;
+	return mi;
+}
+
+static const struct symbol *find_symbol(const struct modinfo *mi, uint64_t pc)
+{
+	size_t lo = 0, hi = mi->nsyms;
+	while (lo < hi) {                   /* first symbol with addr > pc */
+		size_t mid = lo + (hi - lo) / 2;
+		if (mi->syms[mid].addr <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct symbol *e = &mi->syms[lo - 1];
+	/* Step back to the first (preferred) alias at that address. */
+	while (e > mi->syms && e[-1].addr == e->addr)
+		e--;
+	/* Sized symbols must contain pc; some hand-written ones have size 0. */
+	for (const struct symbol *a = e; a < mi->syms + mi->nsyms && a->addr == e->addr; a++)
+		if (a->size == 0 || pc < a->addr + a->size)
+			return a;
+	return NULL;
+}
+
+/* ---- DWARF: lines and the inline chain ---------------------------------- */
+
+static const char *die_name(struct sym_session *s, Dwarf_Die *die, const char **mangled)
+{
+	Dwarf_Attribute attr;
+	const char *link = NULL;
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+		link = dwarf_formstring(&attr);
+	*mangled = link ? sym_intern(&s->strings, link) : NULL;
+	if (link) {
+		char *d = sym_demangle(link);
+		if (d) {
+			const char *r = sym_intern(&s->strings, d);
+			free(d);
+			return r;
+		}
+	}
+	const char *name = dwarf_diename(die);
+	return name ? sym_intern(&s->strings, name) : NULL;
+}
+
+/* Line tables hold paths relative to the compilation directory; join
+ * them so a user's own files show as absolute paths.  Paths starting with
+ * "." (glibc's "./nptl/...") name a build tree that is not here: keep them. */
+static const char *source_path(struct sym_session *s, Dwarf_Die *cu, const char *file)
+{
+	Dwarf_Attribute attr;
+	const char *dir = NULL;
+	if (file[0] != '/' && file[0] != '.' && cu && dwarf_attr(cu, DW_AT_comp_dir, &attr))
+		dir = dwarf_formstring(&attr);
+	if (!dir)
+		return sym_intern(&s->strings, file);
+	char *joined;
+	if (asprintf(&joined, "%s/%s", dir, file) < 0)
+		return sym_intern(&s->strings, file);
+	const char *r = sym_intern(&s->strings, joined);
+	free(joined);
+	return r;
+}
+
+static void call_site(struct sym_session *s, Dwarf_Die *cu, Dwarf_Die *inl,
+		      const char **file, int *line)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word v;
+	*file = NULL;
+	*line = 0;
+	if (dwarf_attr(inl, DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
+		*line = (int)v;
+	Dwarf_Files *files;
+	size_t nfiles;
+	if (dwarf_attr(inl, DW_AT_call_file, &attr) && dwarf_formudata(&attr, &v) == 0 &&
+	    dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && v < nfiles) {
+		const char *f = dwarf_filesrc(files, v, NULL, NULL);
+		if (f)
+			*file = source_path(s, cu, f);
+	}
+}
+
+/* Fills frames[0..] with the inline chain at pc, innermost first, ending
+ * with the physical function.  Returns the count (at least 1). */
+static size_t expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi,
+		     uint64_t pc, struct sym_frame *frames, size_t max)
+{
+	struct sym_frame base = { .lookup_pc = pc };
+	if (mi) {
+		base.module = mi->path;
+		base.build_id = mi->build_id;
+		base.module_offset = pc - mi->low;
+	}
+	const struct symbol *sym = mi ? find_symbol(mi, pc) : NULL;
+	if (sym) {
+		base.mangled = sym->name;
+		char *d = sym_demangle(sym->name);
+		base.function = d ? sym_intern(&s->strings, d) : sym->name;
+		free(d);
+		base.has_offset = 1;
+		base.func_offset = pc - sym->addr;
+	}
+	Dwfl_Line *dl = mod ? dwfl_module_getsrc(mod, pc) : NULL;
+	if (dl) {
+		int line;
+		const char *f = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+		if (f) {
+			base.file = source_path(s, dwfl_linecu(dl), f);
+			base.line = line;
+		}
+	}
+	frames[0] = base;
+	size_t n = 1;
+
+	Dwarf_Addr bias;
+	Dwarf_Die *cu = mod ? dwfl_module_addrdie(mod, pc, &bias) : NULL;
+	Dwarf_Die *scopes = NULL;
+	int ns = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+	for (int i = 0; i < ns && n < max; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag == DW_TAG_subprogram) {
+			/* The physical function: keep the ELF symbol's name when we
+			 * have one, else take DWARF's. */
+			if (!frames[n - 1].function)
+				frames[n - 1].function = die_name(s, &scopes[i], &frames[n - 1].mangled);
+			break;
+		}
+		if (tag != DW_TAG_inlined_subroutine)
+			continue;
+		/* Frame n-1 is really this inlined function; the next frame out
+		 * is its caller, at the call site. */
+		struct sym_frame outer = frames[n - 1];
+		struct sym_frame *in = &frames[n - 1];
+		in->function = die_name(s, &scopes[i], &in->mangled);
+		in->inlined = 1;
+		in->has_offset = 0;
+		call_site(s, cu, &scopes[i], &outer.file, &outer.line);
+		frames[n++] = outer;
+	}
+	free(scopes);
+	return n;
+}
+
+/* ---- the per-address cache --------------------------------------------- */
+
+static uint64_t hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static int cache_grow(struct sym_addrcache *c)
+{
+	size_t cap = c->cap ? c->cap * 2 : 1024;
+	struct sym_resolved *slots = calloc(cap, sizeof *slots);
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < c->cap; i++) {
+		if (!c->slots[i].frames)
+			continue;
+		size_t j = hash64(c->slots[i].key) & (cap - 1);
+		while (slots[j].frames)
+			j = (j + 1) & (cap - 1);
+		slots[j] = c->slots[i];
+	}
+	free(c->slots);
+	c->slots = slots;
+	c->cap = cap;
+	return 0;
+}
+
+const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t pc)
+{
+	struct sym_addrcache *c = &s->cache;
+	if (c->n * 2 >= c->cap && cache_grow(c))
+		return NULL;
+	size_t j = hash64(pc) & (c->cap - 1);
+	while (c->slots[j].frames) {
+		if (c->slots[j].key == pc)
+			return &c->slots[j];
+		j = (j + 1) & (c->cap - 1);
+	}
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+	if (!mod && !s->refreshed) {
+		/* A library loaded after we listed the modules (dlopen). */
+		s->refreshed = 1;
+		sym_report_modules(s);
+		mod = dwfl_addrmodule(s->dwfl, pc);
+	}
+	struct modinfo *mi = mod ? module_info(s, mod) : NULL;
+	struct sym_frame tmp[64];
+	size_t n = expand(s, mod, mi, pc, tmp, sizeof tmp / sizeof tmp[0]);
+	struct sym_frame *frames = malloc(n * sizeof *frames);
+	if (!frames)
+		return NULL;
+	memcpy(frames, tmp, n * sizeof *frames);
+	c->slots[j] = (struct sym_resolved){ pc, frames, n };
+	c->n++;
+	return &c->slots[j];
+}
+
+void sym_cache_free(struct sym_session *s)
+{
+	for (size_t i = 0; i < s->cache.cap; i++)
+		free(s->cache.slots[i].frames);
+	free(s->cache.slots);
+	memset(&s->cache, 0, sizeof s->cache);
+	for (size_t i = 0; i < s->nmods; i++) {
+		free(s->mods[i]->syms);
+		free(s->mods[i]);
+	}
+	free(s->mods);
+	s->mods = NULL;
+	s->nmods = s->capmods = 0;
+}

@@ -1,0 +1,62 @@
+/* sym.h — unwinding stack snapshots and turning addresses into frames.
+ *
+ * One sym_session per target process holds one Dwfl, attached once with
+ * thread callbacks that serve whichever snapshot is being unwound (registers
+ * and a copy of the stack taken earlier by attach/).  Nothing here stops or
+ * traces the target: it only reads /proc/PID/maps, the mapped files (through
+ * /proc/PID/root or /proc/PID/map_files) and, for the vDSO, /proc/PID/mem.
+ *
+ * Strings in returned frames belong to the session and stay valid until
+ * sym_close().
+ */
+#ifndef PPROFC_SYMBOLIZE_SYM_H
+#define PPROFC_SYMBOLIZE_SYM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+struct sym_session;
+
+struct sym_frame {
+	uint64_t pc;            /* leaf: the exact pc; callers: the return address */
+	uint64_t lookup_pc;     /* what was looked up: pc, or pc - 1 for callers */
+	const char *function;   /* demangled name, or NULL when unknown */
+	const char *mangled;    /* the raw symbol or linkage name, or NULL */
+	const char *file;       /* source file, or NULL */
+	int line;               /* 0 when unknown */
+	int inlined;            /* inlined into the frame that follows it */
+	int has_offset;
+	uint64_t func_offset;   /* pc - start of the function (physical frames) */
+	const char *module;     /* path of the mapped file, or NULL */
+	uint64_t module_offset; /* pc relative to the module's load address */
+	const char *build_id;   /* lowercase hex, or NULL */
+};
+
+struct sym_stack {
+	struct sym_frame *frames;   /* innermost first, inline frames expanded */
+	size_t n;
+	int complete;               /* unwinding reached the thread's root */
+	char stop_reason[192];      /* why not, when !complete */
+};
+
+/* The snapshot of one thread, as attach/ took it. */
+struct sym_snapshot {
+	pid_t tid;
+	const struct user_regs_struct *regs;
+	uint64_t stack_addr;
+	const unsigned char *stack;
+	size_t stack_len;
+};
+
+struct sym_session *sym_open(pid_t pid, char *err, size_t errlen);
+int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out);
+void sym_stack_free(struct sym_stack *st);
+void sym_close(struct sym_session *s);
+
+/* Demangles C++ and Rust names; returns a malloc'ed string or NULL when
+ * name is not mangled. */
+char *sym_demangle(const char *name);
+
+#endif
