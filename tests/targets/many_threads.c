@@ -10,7 +10,9 @@
  *
  * Build: gcc -std=c11 -O2 -g -pthread many_threads.c -o many_threads
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

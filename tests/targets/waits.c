@@ -1,4 +1,6 @@
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 /* waits.c — the demo process and main test fixture: one thread in each
  * interesting wait state, so a thread dump has something to explain.
  *
@@ -17,14 +19,16 @@
  *
  * Usage: waits [PROGRESS_FILE].  Prints "port N" (the acceptor's port),
  * then "ready" once every thread has reached its wait, then runs until
- * killed.  If PROGRESS_FILE is given, the ticker writes its counter there
- * and the epoller writes how many times epoll_wait failed with EINTR to
- * PROGRESS_FILE.eintr.
+ * killed.  If PROGRESS_FILE is given, the ticker writes "TICKS SIGNALS"
+ * there (SIGNALS: how many SIGRTMIN it has received, to check none is lost
+ * or doubled), and the epoller writes how many times epoll_wait failed with
+ * EINTR to PROGRESS_FILE.eintr.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,13 @@ static atomic_int parked;
 static atomic_int holder_has_lock;
 static const char *progress_path;
 static volatile unsigned long spin_sink;
+static atomic_int rt_signals;
+
+static void on_rt_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&rt_signals, 1);
+}
 
 static void park(void)
 {
@@ -215,7 +226,7 @@ static NOINLINE void tick(void)
 	for (unsigned long n = 1;; n++) {
 		if (f) {
 			rewind(f);
-			fprintf(f, "%lu\n", n);
+			fprintf(f, "%lu %d\n", n, atomic_load(&rt_signals));
 			fflush(f);
 		}
 		sleep_ms(10);
@@ -273,6 +284,8 @@ int main(int argc, char **argv)
 		{ "deep", run_deep },                { "ticker", tick },
 	};
 	progress_path = argc > 1 ? argv[1] : NULL;
+	struct sigaction sa = { .sa_handler = on_rt_signal, .sa_flags = SA_RESTART };
+	sigaction(SIGRTMIN, &sa, NULL);
 	if (pipe(idle_pipe) || pipe(epoll_pipe) || pipe(inline_pipe) || pipe(deep_pipe)) {
 		perror("pipe");
 		return 1;

@@ -1,0 +1,184 @@
+"""Shared helpers for the integration tests: start real fixture processes,
+run the real pprofc against them, and check the target was left untouched.
+
+Every test script imports this module, calls require_ptrace() first (exit
+77, meson's "skipped", where ptrace is not permitted) and ends with done().
+Waits are bounded and wait for a condition, never for a fixed time.
+"""
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PPROFC = os.environ.get("PPROFC", "build/cli/pprofc")
+SKIP = 77
+_failures = []
+_checks = [0]
+
+
+def fixture_path(name):
+    return os.environ.get("FIXTURE_" + name.upper())
+
+
+def check(cond, what):
+    """Records one assertion; the script fails at done() if any failed."""
+    _checks[0] += 1
+    if not cond:
+        _failures.append(what)
+        print("FAIL: " + what, file=sys.stderr)
+    return cond
+
+
+def done():
+    print("%d checks, %d failed" % (_checks[0], len(_failures)))
+    sys.exit(1 if _failures else 0)
+
+
+def require_ptrace():
+    """Exits 77 unless this process may PTRACE_SEIZE a child of its own."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        r = libc.ptrace(0x4206, child.pid, None, None)  # PTRACE_SEIZE
+        if r != 0:
+            print("skipped: ptrace not permitted here (errno %d)" % ctypes.get_errno())
+            sys.exit(SKIP)
+    finally:
+        child.kill()
+        child.wait()
+
+
+class Fixture:
+    """A running fixture program; use as a context manager."""
+
+    def __init__(self, name, args=(), path=None, progress=False):
+        self.path = path or fixture_path(name)
+        if not self.path or not os.path.exists(self.path):
+            raise FileNotFoundError("fixture %s is not built" % name)
+        self.dir = tempfile.mkdtemp(prefix="pprofc-test-")
+        self.progress = os.path.join(self.dir, "progress")
+        args = ([self.progress] if progress else []) + list(args)
+        self.proc = subprocess.Popen([self.path] + args, stdout=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.pid = self.proc.pid
+        self.lines = []
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line == "ready":
+                break
+            self.lines.append(line)
+        else:
+            raise RuntimeError("fixture %s exited before it was ready" % name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def tids(pid):
+    try:
+        return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+    except FileNotFoundError:
+        return []
+
+
+def thread_states(pid):
+    """{tid: state letter}, read from /proc/PID/task/TID/stat."""
+    out = {}
+    for tid in tids(pid):
+        try:
+            with open("/proc/%d/task/%d/stat" % (pid, tid), "rb") as f:
+                data = f.read()
+            out[tid] = chr(data[data.rindex(b")") + 2])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+    return out
+
+
+def tracer_pid(pid, tid=None):
+    path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
+    with open(path) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return -1
+
+
+def read_progress(fx):
+    """(ticks, rt signals received) from a waits fixture's progress file."""
+    try:
+        with open(fx.progress) as f:
+            parts = f.read().split()
+        return int(parts[0]), int(parts[1])
+    except (FileNotFoundError, ValueError, IndexError):
+        return 0, 0
+
+
+def wait_for(cond, timeout=20.0, step=0.05):
+    """Polls cond() until it is true or timeout passes; returns its value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+def check_untouched(pid, allowed_stopped=False, label=""):
+    """The invariant after every pprofc run: nothing traced, nothing stopped
+    that was not stopped before."""
+    for tid in tids(pid):
+        try:
+            tp = tracer_pid(pid, tid)
+        except FileNotFoundError:
+            continue
+        check(tp == 0, "%s thread %d still traced by %d" % (label, tid, tp))
+    states = thread_states(pid)
+    bad = {t: s for t, s in states.items() if s == "t" or (s == "T" and not allowed_stopped)}
+    check(not bad, "%s threads left stopped: %r" % (label, bad))
+
+
+def check_progress(fx, label=""):
+    """The waits fixture's ticker advances after pprofc ran."""
+    before = read_progress(fx)[0]
+    moved = wait_for(lambda: read_progress(fx)[0] > before, timeout=20)
+    check(moved, "%s target made no progress after pprofc (ticks stuck at %d)" % (label, before))
+
+
+def pprofc(*args, timeout=120, **kw):
+    return subprocess.run([PPROFC] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def dump_json(pid, *extra):
+    r = pprofc("dump-threads", "--format=json", *extra, pid)
+    if r.returncode != 0:
+        raise RuntimeError("pprofc failed (%d): %s" % (r.returncode, r.stderr))
+    return json.loads(r.stdout)
+
+
+def by_name(dump):
+    return {t["name"]: t for t in dump["threads"]}
+
+
+def functions(thread):
+    return [f["function"] or "??" for f in thread["frames"]]
+
+
+def kill_and_wait(proc, sig=signal.SIGKILL):
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    return proc.wait()

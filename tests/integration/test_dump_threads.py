@@ -1,0 +1,225 @@
+"""dump-threads against real processes: the waits fixture (every wait
+reason, owners, fds, deadlock, inline frames, deep stacks), C++ and Rust
+names, a deleted binary, a process in another mount namespace.  After each
+dump the target must be untraced, unstopped and still making progress."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fixture import (Fixture, by_name, check, check_progress, check_untouched, done,  # noqa: E402
+                     dump_json, fixture_path, functions, pprofc, require_ptrace, wait_for)
+
+ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
+EXPECTED = {
+    "mutex-waiter": "mutex wait", "cond-waiter": "cond wait", "pipe-reader": "IO wait",
+    "acceptor": "IO wait", "epoller": "IO wait", "sleeper": "sleep", "holder": "sleep",
+    "deadlock-a": "mutex wait", "deadlock-b": "mutex wait", "spinner": "running",
+    "inline-parker": "IO wait", "deep": "IO wait",
+}
+
+
+def settled(pid):
+    """A dump once every fixture thread shows its final wait (the fixture
+    says "ready" a few instructions before each thread blocks)."""
+    def attempt():
+        d = dump_json(pid)
+        names = by_name(d)
+        ok = all(n in names and names[n]["reason"] == r for n, r in EXPECTED.items())
+        return d if ok else None
+    d = wait_for(attempt, timeout=30, step=0.2)
+    check(d is not None, "fixture threads never reached their expected wait reasons")
+    return d or dump_json(pid)
+
+
+def check_complete(t):
+    fs = functions(t)
+    check(t["complete"], "thread %s: stack incomplete: %s" % (t["name"], t.get("stack_error")))
+    check(fs and fs[-1] in ROOTS, "thread %s: stack does not end at a root: %s" % (t["name"], fs[-3:]))
+
+
+def frame(t, name):
+    for f in t["frames"]:
+        if f["function"] == name:
+            return f
+    return None
+
+
+def test_waits():
+    with Fixture("waits", progress=True) as fx:
+        port = int(fx.lines[0].split()[1])
+        d = settled(fx.pid)
+        th = by_name(d)
+        check(d["pid"] == fx.pid and d["exe"].endswith("/waits"), "pid/exe: %r %r" % (d["pid"], d["exe"]))
+        check(d["threads"][0]["tid"] == fx.pid, "main thread is not listed first")
+        tids = [t["tid"] for t in d["threads"][1:]]
+        check(tids == sorted(tids), "threads after the main one are not sorted by tid")
+        for t in d["threads"]:
+            check_complete(t)
+
+        holder, waiter = th["holder"], th["mutex-waiter"]
+        check(waiter["blocked_on"]["kind"] == "mutex", "mutex-waiter blocked_on: %r" % waiter["blocked_on"])
+        check(waiter["blocked_on"]["owner_tid"] == holder["tid"],
+              "mutex owner %r, holder is %d" % (waiter["blocked_on"]["owner_tid"], holder["tid"]))
+        f = frame(waiter, "wait_for_lock")
+        check(f is not None and f["file"].endswith("tests/targets/waits.c") and f["line"] > 0,
+              "wait_for_lock frame with file:line: %r" % f)
+        check(waiter["syscall"] == "futex", "mutex-waiter syscall %r" % waiter["syscall"])
+
+        check(th["cond-waiter"]["blocked_on"]["kind"] == "futex", "cond-waiter blocked_on")
+        check(frame(th["cond-waiter"], "wait_for_signal") is not None, "wait_for_signal frame")
+
+        pr = th["pipe-reader"]["blocked_on"]
+        check(pr["kind"] == "fd" and pr["description"] == "pipe" and pr["target"].startswith("pipe:["),
+              "pipe-reader blocked_on: %r" % pr)
+        acc = th["acceptor"]["blocked_on"]
+        check(acc["description"] == "TCP 127.0.0.1:%d listen" % port, "acceptor blocked_on: %r" % acc)
+        check(th["acceptor"]["syscall"] in ("accept", "accept4"), "acceptor syscall")
+        ep = th["epoller"]["blocked_on"]
+        check(ep["description"].startswith("epoll on fd "), "epoller blocked_on: %r" % ep)
+
+        a, b = th["deadlock-a"], th["deadlock-b"]
+        check(a["blocked_on"]["owner_tid"] == b["tid"] and b["blocked_on"]["owner_tid"] == a["tid"],
+              "deadlock owners: %r %r" % (a["blocked_on"], b["blocked_on"]))
+        check(d["deadlocks"] == [{"threads": sorted([a["tid"], b["tid"]])}],
+              "deadlocks: %r" % d["deadlocks"])
+
+        ip = th["inline-parker"]
+        fs = functions(ip)
+        i = fs.index("park_inline") if "park_inline" in fs else -1
+        check(i >= 0 and ip["frames"][i]["inlined"] and ip["frames"][i]["offset"] is None,
+              "park_inline is not an inlined frame: %s" % fs)
+        check(i >= 0 and fs[i + 1] == "parked_inline_caller" and not ip["frames"][i + 1]["inlined"],
+              "park_inline is not followed by its caller: %s" % fs)
+
+        deep = th["deep"]
+        n = sum(1 for f in functions(deep) if f.startswith("recurse"))
+        check(n >= 150, "deep thread shows %d recurse frames, want >= 150" % n)
+        check(frame(deep, "deep_park") is not None, "deep_park frame")
+
+        # The spinner runs: it is usually caught inside the inlined mix().
+        def spinner_inlined():
+            t = by_name(dump_json(fx.pid))["spinner"]
+            return t["frames"] and t["frames"][0]["function"] == "mix" and t["frames"][0]["inlined"]
+        check(wait_for(spinner_inlined, timeout=30, step=0.05), "spinner never caught in inlined mix()")
+        check(frame(th["spinner"], "spin") is not None, "spin frame")
+
+        check_text(fx.pid, port)
+        check_untouched(fx.pid, label="waits")
+        check_progress(fx, "waits")
+
+
+def check_text(pid, port):
+    r = pprofc("dump-threads", pid)
+    check(r.returncode == 0, "text dump exit %d: %s" % (r.returncode, r.stderr))
+    out = r.stdout
+    headers = re.findall(r'^thread (\d+) "([^"]*)" \[([^\]]*)\]:$', out, re.M)
+    check(len(headers) == 14, "debug=2 has %d thread headers, want 14" % len(headers))
+    check(re.search(r'"mutex-waiter" \[mutex wait \(0x[0-9a-f]+ held by thread \d+\)', out) is not None,
+          "mutex wait header")
+    check('[IO wait (fd ' in out and 'TCP 127.0.0.1:%d listen)' % port in out, "acceptor header")
+    check(re.search(r'^park_inline\(\.\.\.\) \(inlined\)\n\t\S+waits\.c:\d+\n', out, re.M) is not None,
+          "inlined frame in debug=2")
+    check(re.search(r'^wait_for_lock\(\.\.\.\)\n\t\S+waits\.c:\d+ \+0x[0-9a-f]+\n', out, re.M) is not None,
+          "physical frame with +offset in debug=2")
+    check(re.search(r'^deadlock: thread \d+ "deadlock-[ab]" waits for thread \d+ "deadlock-[ab]" '
+                    r'waits for thread \d+ "deadlock-[ab]"$', out, re.M) is not None, "deadlock line")
+    r = pprofc("dump-threads", "--debug=1", pid)
+    check(r.returncode == 0 and r.stdout.startswith("thread profile: total 14\n"),
+          "debug=1 header: %r" % r.stdout[:40])
+    check(re.search(r"^2 @( 0x[0-9a-f]+)+$", r.stdout, re.M) is not None,
+          "debug=1 groups the two deadlocked threads")
+    check(re.search(r"^#\t0x[0-9a-f]+\tlock_both\+0x[0-9a-f]+\t\S+waits\.c:\d+$", r.stdout, re.M)
+          is not None, "debug=1 frame line")
+
+
+def test_cxx():
+    if not fixture_path("cxx_names"):
+        print("cxx fixture not built: C++ compiler missing")
+        return
+    with Fixture("cxx_names") as fx:
+        def names():
+            th = by_name(dump_json(fx.pid))
+            return th if "cxx-worker" in th and "fixture::Worker<int>::park" in functions(th["cxx-worker"]) else None
+        th = wait_for(names, timeout=20, step=0.1)
+        check(th is not None, "C++ names not demangled")
+        if th:
+            fs = functions(th["cxx-worker"])
+            check("fixture::Worker<int>::run" in fs, "C++ run frame: %s" % fs)
+            check("fixture::detail::sleep_forever" in functions(th["cxx-sleeper"]),
+                  "C++ sleep_forever: %s" % functions(th["cxx-sleeper"]))
+            check_complete(th["cxx-worker"])
+        check_untouched(fx.pid, label="cxx")
+
+
+def test_rust():
+    if not fixture_path("rust_names"):
+        print("rust fixture not built: rustc missing")
+        return
+    with Fixture("rust_names") as fx:
+        def names():
+            th = by_name(dump_json(fx.pid))
+            w = th.get("rust-worker")
+            return th if w and "rust_names::fixture::Parker::park" in functions(w) else None
+        th = wait_for(names, timeout=20, step=0.1)
+        check(th is not None, "Rust names not demangled")
+        if th:
+            fs = functions(th["rust-worker"])
+            check("rust_names::fixture::Parker::run" in fs, "Rust run frame: %s" % fs)
+            check(not any(re.search(r"::h[0-9a-f]{16}$", f) for f in fs), "Rust hash left in names: %s" % fs)
+        check_untouched(fx.pid, label="rust")
+
+
+def test_deleted_binary():
+    tmp = tempfile.mkdtemp(prefix="pprofc-deleted-")
+    copy = os.path.join(tmp, "waits-copy")
+    shutil.copy(fixture_path("waits"), copy)
+    with Fixture("waits", path=copy) as fx:
+        os.unlink(copy)
+        d = dump_json(fx.pid)
+        check(d["exe"].endswith("(deleted)"), "exe of a deleted binary: %r" % d["exe"])
+        th = by_name(d)
+        check("wait_for_lock" in functions(th["mutex-waiter"]),
+              "deleted binary not symbolized: %s" % functions(th["mutex-waiter"]))
+        check_untouched(fx.pid, label="deleted")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_other_mount_namespace():
+    """The target sees its binary at a path that does not exist on the host:
+    pprofc must read it through /proc/PID/root."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("mount namespace test needs root and unshare")
+        return
+    inner = tempfile.mkdtemp(prefix="pprofc-ns-")
+    script = ('mount -t tmpfs none "%s" && cp "%s" "%s/waits" && exec "%s/waits"'
+              % (inner, fixture_path("waits"), inner, inner))
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                break
+        check(not os.path.exists(os.path.join(inner, "waits")), "the namespace leaked onto the host")
+        d = dump_json(proc.pid)
+        th = by_name(d)
+        check("mutex-waiter" in th and "wait_for_lock" in functions(th["mutex-waiter"]),
+              "binary in another mount namespace not symbolized")
+        check_untouched(proc.pid, label="mntns")
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(inner, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    require_ptrace()
+    test_waits()
+    test_cxx()
+    test_rust()
+    test_deleted_binary()
+    test_other_mount_namespace()
+    done()
