@@ -168,13 +168,13 @@ int attach_parse_syscall(const char *buf, size_t len, struct attach_syscall *out
 	if (nr < 0) {
 		/* Blocked, but not in a system call: only sp and pc follow. */
 		skip_spaces(&c);
-		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+		if (c.end - c.p >= 2 && c.p[0] == '0' && c.p[1] == 'x')
 			c.p += 2;
 		if (read_ull(&c, 16, &u))
 			return -1;
 		out->sp = u;
 		skip_spaces(&c);
-		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+		if (c.end - c.p >= 2 && c.p[0] == '0' && c.p[1] == 'x')
 			c.p += 2;
 		if (read_ull(&c, 16, &u))
 			return -1;
@@ -187,7 +187,7 @@ int attach_parse_syscall(const char *buf, size_t len, struct attach_syscall *out
 	uint64_t vals[8];
 	for (int i = 0; i < 8; i++) {
 		skip_spaces(&c);
-		if (c.end - c.p > 2 && c.p[0] == '0' && c.p[1] == 'x')
+		if (c.end - c.p >= 2 && c.p[0] == '0' && c.p[1] == 'x')
 			c.p += 2;
 		if (read_ull(&c, 16, &u))
 			return -1;

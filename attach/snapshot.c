@@ -9,7 +9,8 @@
  *  3. PTRACE_INTERRUPT them all, wait (with a deadline) until each reports
  *     a stop, re-list /proc/PID/task and repeat for threads created
  *     meanwhile, until the set is stable.
- *  4. Per stopped thread: registers and a copy of its stack.  Nothing else.
+ *  4. Per thread, as soon as it has stopped: registers and a copy of its
+ *     stack.  Nothing else.
  *  5. PTRACE_DETACH every thread, giving back any signal that arrived.
  * Threads that never stopped (the deadline passed) are detached by a
  * SIGCHLD handler as soon as they do stop, so pprofc never holds one.
@@ -18,6 +19,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,24 +87,38 @@ static void add_straggler(pid_t tid)
 
 /* ---- step 1: /proc state, read while the thread runs ------------------ */
 
+/* Reads one small file under a task's /proc directory (opened once). */
+static int read_at(int dirfd, const char *name, char *buf, size_t size, size_t *len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t r = read(fd, buf, size - 1);
+	close(fd);
+	if (r < 0)
+		return -1;
+	buf[r] = 0;
+	*len = (size_t)r;
+	return 0;
+}
+
 static void read_thread_proc(pid_t pid, struct attach_thread *t)
 {
-	char path[96], buf[4096];
+	char path[64], buf[4096];
 	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
-	    attach_parse_stat(buf, len, &t->stat) == 0)
+	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)pid, (int)t->tid);
+	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return;
+	if (read_at(dir, "stat", buf, sizeof buf, &len) == 0 && attach_parse_stat(buf, len, &t->stat) == 0)
 		t->has_stat = 1;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) == 0)
+	if (read_at(dir, "syscall", buf, sizeof buf, &len) == 0)
 		attach_parse_syscall(buf, len, &t->sc);
-	snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
+	if (read_at(dir, "wchan", buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
 		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
-	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
-	    attach_parse_sched(buf, len, &t->sched) == 0)
+	if (read_at(dir, "sched", buf, sizeof buf, &len) == 0 && attach_parse_sched(buf, len, &t->sched) == 0)
 		t->has_sched = 1;
+	close(dir);
 }
 
 static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach_error *err)
@@ -258,61 +274,6 @@ static void interrupt_seized(struct session *ss)
 	}
 }
 
-static void on_wait_status(struct session *ss, pid_t tid, int status)
-{
-	long i = find_thread(ss, tid);
-	if (i < 0)
-		return;                 /* not ours: leave it */
-	struct attach_thread *t = &ss->s->threads[i];
-	struct track *tr = &ss->tr[i];
-	int was_pending = tr->st == T_SEIZED;
-	if (WIFEXITED(status) || WIFSIGNALED(status)) {
-		tr->st = T_GONE;
-		snprintf(t->not_taken, sizeof t->not_taken, "exited during the snapshot");
-	} else if (WIFSTOPPED(status)) {
-		int event = status >> 16, sig = WSTOPSIG(status);
-		if (event == PTRACE_EVENT_STOP) {
-			/* Our interrupt (SIGTRAP) or a job-control stop. */
-			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
-				t->group_stopped = 1;
-		} else if (event == 0) {
-			/* A signal on its way to the thread: hand it back at detach. */
-			tr->sig = sig;
-			t->reinjected_signal = sig;
-		}
-		if (tr->st == T_SEIZED)
-			tr->st = T_STOPPED;
-	} else {
-		return;
-	}
-	if (was_pending && ss->pending)
-		ss->pending--;
-}
-
-/* Waits until no interrupted thread is still running, or the deadline. */
-static void wait_stops(struct session *ss, uint64_t deadline)
-{
-	sigset_t chld;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	while (ss->pending) {
-		int status;
-		pid_t tid;
-		while (ss->pending && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
-			on_wait_status(ss, tid, status);
-		if (!ss->pending)
-			break;
-		uint64_t now = now_ns();
-		if (now >= deadline)
-			break;
-		uint64_t left = deadline - now;
-		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
-		/* SIGCHLD is blocked: it stays pending until we look, so a stop
-		 * between the drain above and this call is not missed. */
-		sigtimedwait(&chld, NULL, &ts);
-	}
-}
-
 static void take_thread(struct session *ss, size_t i, size_t limit)
 {
 	struct attach_thread *t = &ss->s->threads[i];
@@ -339,6 +300,70 @@ static void take_thread(struct session *ss, size_t i, size_t limit)
 	t->stack_len = n > 0 ? (size_t)n : 0;
 }
 
+/* Applies what waitpid said about thread i. */
+static void on_wait_status(struct session *ss, size_t i, int status, const struct attach_opts *o)
+{
+	struct attach_thread *t = &ss->s->threads[i];
+	struct track *tr = &ss->tr[i];
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		tr->st = T_GONE;
+		snprintf(t->not_taken, sizeof t->not_taken, "exited during the snapshot");
+	} else if (WIFSTOPPED(status)) {
+		int event = status >> 16, sig = WSTOPSIG(status);
+		if (event == PTRACE_EVENT_STOP) {
+			/* Our interrupt (SIGTRAP) or a job-control stop. */
+			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+				t->group_stopped = 1;
+		} else if (event == 0) {
+			/* A signal on its way to the thread: hand it back at detach. */
+			tr->sig = sig;
+			t->reinjected_signal = sig;
+		}
+		tr->st = T_STOPPED;
+		/* Copy it now, while the others are still on their way to a stop:
+		 * the process is stopped for less time than if we waited for all. */
+		if (!(o->cancel && *o->cancel))
+			take_thread(ss, i, o->stack_limit);
+	} else {
+		return;
+	}
+	ss->pending--;
+}
+
+/* Waits until no interrupted thread is still running, or the deadline.
+ * waitpid on one tid is O(1) in the kernel; waitpid(-1) would scan every
+ * tracee on each call, O(n^2) for the whole snapshot. */
+static void wait_stops(struct session *ss, uint64_t deadline, const struct attach_opts *o)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	while (ss->pending) {
+		for (size_t i = 0; i < ss->s->n && ss->pending; i++) {
+			int status;
+			if (ss->tr[i].st != T_SEIZED)
+				continue;
+			pid_t r = waitpid(ss->s->threads[i].tid, &status, __WALL | WNOHANG);
+			if (r == ss->s->threads[i].tid)
+				on_wait_status(ss, i, status, o);
+			else if (r < 0 && errno == ECHILD) {
+				ss->tr[i].st = T_GONE;
+				ss->pending--;
+			}
+		}
+		if (!ss->pending)
+			break;
+		uint64_t now = now_ns();
+		if (now >= deadline)
+			break;
+		uint64_t left = deadline - now;
+		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+		/* SIGCHLD is blocked: it stays pending until we look, so a stop
+		 * between the pass above and this call is not missed. */
+		sigtimedwait(&chld, NULL, &ts);
+	}
+}
+
 static void detach_all(struct session *ss)
 {
 	for (size_t i = 0; i < ss->s->n; i++) {
@@ -360,7 +385,7 @@ static void detach_all(struct session *ss)
 
 static int run_session(struct session *ss, const struct attach_opts *o, struct attach_error *err)
 {
-	uint64_t t0 = 0, deadline = 0;
+	uint64_t start = now_ns(), t0 = 0, deadline = 0;
 	long added = add_new_threads(ss);
 	if (added < 0) {
 		err->code = ATTACH_ERR_NOPROC;
@@ -372,17 +397,15 @@ static int run_session(struct session *ss, const struct attach_opts *o, struct a
 			return -1;
 		if (!t0) {
 			t0 = now_ns();
+			ss->s->prepare_ns = t0 - start;
 			deadline = t0 + (uint64_t)o->stop_timeout_ms * 1000000u;
 		}
 		interrupt_seized(ss);
-		wait_stops(ss, deadline);
+		wait_stops(ss, deadline, o);
 		if (now_ns() >= deadline || (o->cancel && *o->cancel))
 			break;
 		added = add_new_threads(ss);
 	}
-	for (size_t i = 0; i < ss->s->n; i++)
-		if (ss->tr[i].st == T_STOPPED && !(o->cancel && *o->cancel))
-			take_thread(ss, i, o->stack_limit);
 	detach_all(ss);
 	ss->s->stopped_ns = t0 ? now_ns() - t0 : 0;
 	ss->s->cancelled = o->cancel && *o->cancel;

@@ -55,6 +55,7 @@ struct attach_snapshot {
 	size_t n;
 	double now_ms;              /* scheduler clock when the snapshot began */
 	int has_now;
+	uint64_t prepare_ns;        /* reading /proc and seizing, before the stop */
 	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
 	size_t stragglers;          /* seized threads that never stopped */
 	int cancelled;

@@ -118,6 +118,10 @@ void attach_refine(struct attach_wait *w, const char *const *funcs, size_t n)
 	}
 	if (w->reason != ATTACH_R_FUTEX)
 		return;
+	/* __lll_lock_wait_private is glibc's own lock (malloc arenas, stdio
+	 * FILEs): a bare int, not a pthread_mutex_t with an owner field. */
+	if (any_contains(funcs, n, "lll_lock_wait_private"))
+		return;
 	if (any_contains(funcs, n, "lll_lock_wait") || any_contains(funcs, n, "pthread_mutex_lock") ||
 	    any_contains(funcs, n, "pthread_mutex_timedlock") ||
 	    any_contains(funcs, n, "pthread_mutex_clocklock"))

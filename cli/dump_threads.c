@@ -344,13 +344,21 @@ out:
 	return rc;
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static void report_stop(const struct attach_snapshot *s)
 {
 	size_t taken = 0;
 	for (size_t i = 0; i < s->n; i++)
 		taken += s->threads[i].taken;
-	fprintf(stderr, "pprofc: %zu threads, %zu stacks taken; process stopped for %.3f ms\n",
-		s->n, taken, (double)s->stopped_ns / 1e6);
+	fprintf(stderr, "pprofc: %zu threads, %zu stacks taken; process stopped for %.3f ms "
+		"(%.1f ms of /proc reads and seizing before)\n",
+		s->n, taken, (double)s->stopped_ns / 1e6, (double)s->prepare_ns / 1e6);
 	if (s->stragglers)
 		fprintf(stderr, "pprofc: %zu threads did not stop within the deadline and were not dumped\n",
 			s->stragglers);
@@ -359,6 +367,7 @@ static void report_stop(const struct attach_snapshot *s)
 int cmd_dump_threads(int argc, char **argv)
 {
 	struct options o;
+	cli_catch_stop_signals();
 	int r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
@@ -369,7 +378,10 @@ int cmd_dump_threads(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return EXIT_FAIL;
 	}
-	cli_catch_stop_signals();
+	if (cli_stop) {
+		cli_error("interrupted before attaching; the target was not touched");
+		return EXIT_FAIL;
+	}
 	struct attach_opts ao = { .stack_limit = o.stack_size,
 				  .stop_timeout_ms = (int)o.stop_timeout_ms, .cancel = &cli_stop };
 	struct attach_snapshot snap;
@@ -385,7 +397,11 @@ int cmd_dump_threads(int argc, char **argv)
 		attach_snapshot_free(&snap);
 		return EXIT_FAIL;
 	}
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = report(&o, &snap);
+	if (o.verbose)
+		fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n", ms_since(&t0));
 	attach_snapshot_free(&snap);
 	return r;
 }

@@ -108,7 +108,7 @@ int cli_output_open(struct cli_output *o, const char *path)
 	 * symlink, and rename() replaces the final name itself, not its target. */
 	int fd = mkstemp(o->tmp);
 	if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-		cli_error("cannot create %s: %s", o->tmp, strerror(errno));
+		cli_error("cannot create %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		free(o->tmp);

@@ -5,6 +5,7 @@
  * invalid UTF-8 still give valid JSON.
  */
 #include "dump.h"
+#include "internal.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -19,13 +20,7 @@ void pp_write_json_string(FILE *out, const char *str)
 		if (c >= 0x80) {
 			/* Pass valid UTF-8 through; show stray bytes as the Latin-1
 			 * characters of the same value so nothing is lost. */
-			size_t want = (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2
-				    : (c & 0xf0) == 0xe0                ? 3
-				    : (c & 0xf8) == 0xf0 && c <= 0xf4   ? 4 : 0;
-			size_t ok = want;
-			for (size_t i = 1; i < want; i++)
-				if ((s[i] & 0xc0) != 0x80)
-					ok = 0;
+			size_t ok = pp_utf8_len(s);
 			if (ok) {
 				fwrite(s, 1, ok, out);
 				s += ok;

@@ -3,36 +3,22 @@
  * count, like goroutine?debug=1).  Formats: FORMATS.md §2 and §3.
  */
 #include "dump.h"
+#include "internal.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t utf8_len(const unsigned char *s)
+static int is_hex(unsigned char c)
 {
-	size_t n;
-	if (s[0] < 0x80)
-		return 1;
-	else if ((s[0] & 0xe0) == 0xc0 && s[0] >= 0xc2)
-		n = 2;
-	else if ((s[0] & 0xf0) == 0xe0)
-		n = 3;
-	else if ((s[0] & 0xf8) == 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 void pp_write_cstring(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)(str ? str : "");
 	while (*s) {
-		size_t n = utf8_len(s);
+		size_t n = pp_utf8_len(s);
 		if (*s == '"' || *s == '\\')
 			fprintf(out, "\\%c", *s);
 		else if (*s == '\n')
@@ -40,7 +26,9 @@ void pp_write_cstring(FILE *out, const char *str)
 		else if (*s == '\t')
 			fputs("\\t", out);
 		else if (n == 0 || *s < 0x20 || *s == 0x7f)
-			fprintf(out, "\\x%02x", *s);
+			/* C's \x takes every hex digit that follows: before one,
+			 * spell the byte in octal, which stops after three. */
+			fprintf(out, is_hex(s[1]) ? "\\%03o" : "\\x%02x", *s);
 		else {
 			fwrite(s, 1, n, out);
 			s += n;

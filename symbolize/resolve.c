@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- per-module data, kept in the module's libdwfl userdata slot ------- */
 
@@ -170,21 +171,48 @@ static const char *die_name(struct sym_session *s, Dwarf_Die *die, const char **
 	return name ? sym_intern(&s->strings, name) : NULL;
 }
 
-/* Line tables hold paths relative to the compilation directory; join
- * them so a user's own files show as absolute paths.  Paths starting with
- * "." (glibc's "./nptl/...") name a build tree that is not here: keep them. */
+/* Removes "." and ".." segments of an absolute path, in place. */
+static void normalize(char *path)
+{
+	char *out = path, *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		char *seg = p;
+		while (*p && *p != '/')
+			p++;
+		size_t len = (size_t)(p - seg);
+		if (len == 0 || (len == 1 && seg[0] == '.'))
+			continue;
+		if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+			while (out > path && *--out != '/')
+				;
+			continue;
+		}
+		*out++ = '/';
+		memmove(out, seg, len);
+		out += len;
+	}
+	if (out == path)
+		*out++ = '/';
+	*out = 0;
+}
+
+/* Line tables hold paths relative to the compilation directory.  Where that
+ * directory and the file exist here (the user's own tree), show the real
+ * absolute path; otherwise (glibc's "./nptl/..." from a build machine) keep
+ * the path as the compiler wrote it. */
 static const char *source_path(struct sym_session *s, Dwarf_Die *cu, const char *file)
 {
 	Dwarf_Attribute attr;
 	const char *dir = NULL;
-	if (file[0] != '/' && file[0] != '.' && cu && dwarf_attr(cu, DW_AT_comp_dir, &attr))
+	if (file[0] != '/' && cu && dwarf_attr(cu, DW_AT_comp_dir, &attr))
 		dir = dwarf_formstring(&attr);
-	if (!dir)
-		return sym_intern(&s->strings, file);
 	char *joined;
-	if (asprintf(&joined, "%s/%s", dir, file) < 0)
+	if (!dir || dir[0] != '/' || asprintf(&joined, "%s/%s", dir, file) < 0)
 		return sym_intern(&s->strings, file);
-	const char *r = sym_intern(&s->strings, joined);
+	normalize(joined);
+	const char *r = sym_intern(&s->strings, access(joined, F_OK) == 0 ? joined : file);
 	free(joined);
 	return r;
 }

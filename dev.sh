@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# dev.sh — the whole set-up in one command, on a fresh Debian 12 machine.
+#
+#   ./dev.sh demo            install what is missing, build, start the demo
+#                            process (tests/targets/waits) and dump its threads
+#   ./dev.sh test            install what is missing, build, run every test
+#   ./dev.sh test-sanitize   the same suite built with ASan + UBSan (in CI)
+#   ./dev.sh build           install what is missing and build only
+#
+# Packages come from apt-get; nothing is downloaded from anywhere else.
+# With CI=true, compiler warnings are errors.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Build and runtime: meson, a C compiler, elfutils' libdw, zlib, protobuf-c,
+# libiberty.  Tests: go tool pprof, eu-stack, gdb, g++ and rustc for the
+# C++/Rust fixtures, setpriv for the permission test.  libc6-dbg gives glibc
+# frames their source lines.
+PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
+          libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
+          util-linux libc6-dbg)
+
+install_missing() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+	done
+	command -v rustc >/dev/null || missing+=(rustc)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "dev.sh: installing ${missing[*]}" >&2
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
+
+# configure DIR [meson options...]: set up once, reconfigure when options change.
+configure() {
+	local dir=$1
+	shift
+	local werror=()
+	[ "${CI:-}" = true ] && werror=(-Dwerror=true)
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "${werror[@]}" "$@" >/dev/null
+	else
+		meson setup "$dir" "${werror[@]}" "$@" >/dev/null
+	fi
+	ninja -C "$dir" >/dev/null
+}
+
+# Prints the plain summary line from meson's test log.
+summary() {
+	python3 - "$1/meson-logs/testlog.json" <<'EOF'
+import json, sys
+counts = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    counts[r] = counts.get(r, 0) + 1
+ok = counts.get("OK", 0)
+skip = counts.get("SKIP", 0)
+bad = sum(v for k, v in counts.items() if k not in ("OK", "SKIP"))
+print("%d passed, %d failed, %d skipped" % (ok, bad, skip))
+EOF
+}
+
+run_tests() {
+	local dir=$1 rc=0
+	meson test -C "$dir" --print-errorlogs --num-processes 1 || rc=$?
+	summary "$dir"
+	return $rc
+}
+
+demo() {
+	# Globals, not locals: the EXIT trap runs after this function returns.
+	demo_out=$(mktemp)
+	build/tests/targets/waits >"$demo_out" 2>/dev/null </dev/null &
+	demo_pid=$!
+	trap 'kill $demo_pid 2>/dev/null; rm -f "$demo_out"' EXIT
+	# The demo prints "ready" once all its threads sit in their waits.
+	for _ in $(seq 100); do grep -q ready "$demo_out" && break; sleep 0.1; done
+	echo "\$ pprofc dump-threads $demo_pid    # the demo process, tests/targets/waits.c"
+	build/cli/pprofc dump-threads "$demo_pid"
+}
+
+case "${1:-}" in
+	demo)          install_missing; configure build; demo ;;
+	test)          install_missing; configure build; run_tests build ;;
+	test-sanitize) install_missing
+	               configure build-sanitize -Db_sanitize=address,undefined -Db_lundef=false \
+	                         -Dc_args=-fno-sanitize-recover=all
+	               run_tests build-sanitize ;;
+	build)         install_missing; configure build ;;
+	*)             echo "usage: ./dev.sh demo | test | test-sanitize | build" >&2; exit 2 ;;
+esac
