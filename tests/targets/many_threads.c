@@ -1,8 +1,8 @@
 /* many_threads.c - pprofc benchmark target: many threads, varied stack depth.
  *
- * Usage: many_threads [N]   (N threads, default 500)
+ * Usage: many_threads [N [DEPTH]]   (N threads, default 500)
  * Thread i is named "park-<i>", recurses through descend() to depth
- * (i % 40) + 1, then parks forever:
+ * (i % DEPTH) + 1, then parks forever (DEPTH: argv[2], default 40):
  *   i % 3 == 0  park_condvar(): pthread_cond_wait on a never-signalled condvar
  *   i % 3 == 1  park_pipe():    read() on a pipe that is never written
  *   i % 3 == 2  park_sleep():   nanosleep loop (1 hour per call)
@@ -27,6 +27,7 @@ static pthread_barrier_t parked; /* N threads + main */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
 static int pipe_fd[2];
+static int max_depth = 40;
 /* Never cleared; being volatile, it stops gcc from proving the park loops
  * never return (which would make it treat them as noreturn). */
 static volatile int forever = 1;
@@ -80,13 +81,16 @@ static void *thread_main(void *arg) {
   char name[16];
   snprintf(name, sizeof name, "park-%d", idx);
   pthread_setname_np(pthread_self(), name);
-  descend(idx % 40 + 1, idx);
+  descend(idx % max_depth + 1, idx);
   NO_TAIL_CALL();
   return NULL;
 }
 
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 500;
+  max_depth = argc > 2 ? atoi(argv[2]) : 40;
+  if (max_depth < 1)
+    max_depth = 1;
   if (n < 1 || pipe(pipe_fd) != 0) return 1;
   pthread_barrier_init(&parked, NULL, (unsigned)n + 1);
 
