@@ -101,7 +101,7 @@ def thread_states(pid):
             with open("/proc/%d/task/%d/stat" % (pid, tid), "rb") as f:
                 data = f.read()
             out[tid] = chr(data[data.rindex(b")") + 2])
-        except (FileNotFoundError, ProcessLookupError, ValueError):
+        except (OSError, ValueError):
             pass
     return out
 
@@ -141,7 +141,7 @@ def check_untouched(pid, allowed_stopped=False, label=""):
     for tid in tids(pid):
         try:
             tp = tracer_pid(pid, tid)
-        except FileNotFoundError:
+        except OSError:  # the thread exited meanwhile
             continue
         check(tp == 0, "%s thread %d still traced by %d" % (label, tid, tp))
     states = thread_states(pid)

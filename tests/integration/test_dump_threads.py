@@ -215,6 +215,23 @@ def test_other_mount_namespace():
         shutil.rmtree(inner, ignore_errors=True)
 
 
+def test_uninterruptible_thread():
+    """A thread in state D is listed, with its state, but not stopped."""
+    with Fixture("dstate") as fx:
+        d = dump_json(fx.pid)
+        t = by_name(d).get("vforker")
+        check(t is not None and t["state"] == "D" and t["reason"] == "disk wait",
+              "vforker thread: %r" % ((t and (t["state"], t["reason"])),))
+        if t:
+            check(not t["stack_taken"] and "uninterruptible" in (t["stack_error"] or ""),
+                  "D-state thread: stack_taken %r, error %r" % (t["stack_taken"], t["stack_error"]))
+        r = pprofc("dump-threads", fx.pid)
+        check('"vforker" [disk wait' in r.stdout and "...stack not taken: in uninterruptible sleep"
+              in r.stdout, "D-state thread in text: %r" % r.stdout[-200:])
+        check(by_name(d)["dstate"]["complete"], "the main thread of dstate was not dumped")
+        check_untouched(fx.pid, label="dstate")
+
+
 if __name__ == "__main__":
     require_ptrace()
     test_waits()
@@ -222,4 +239,5 @@ if __name__ == "__main__":
     test_rust()
     test_deleted_binary()
     test_other_mount_namespace()
+    test_uninterruptible_thread()
     done()

@@ -130,6 +130,17 @@ def test_many_threads():
         check_untouched(fx.pid, label="many")
 
 
+def test_thread_churn(rounds=30):
+    """Threads come and go (about a thousand a second) during each dump:
+    every dump succeeds and no thread is left traced or stopped."""
+    with Fixture("churn") as fx:
+        for i in range(rounds):
+            r = pprofc("dump-threads", "--format=json", fx.pid)
+            check(r.returncode == 0, "dump %d of a churning process failed: %s" % (i, r.stderr))
+            check_untouched(fx.pid, label="churn %d" % i)
+        check(fx.proc.poll() is None, "the churning process died")
+
+
 if __name__ == "__main__":
     require_ptrace()
     test_sigstop_kept()
@@ -137,4 +148,5 @@ if __name__ == "__main__":
     test_stop_signals_to_pprofc()
     test_sigkill_pprofc()
     test_many_threads()
+    test_thread_churn()
     done()
