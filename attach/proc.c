@@ -373,88 +373,74 @@ static const char *next_token(const char **p, const char *end, size_t *tl)
 	return *tl ? s : NULL;
 }
 
-int attach_net_find_inet(const char *buf, size_t len, uint64_t inode, int ipv6,
-			 char *local, size_t local_len, char *remote, size_t remote_len,
-			 int *state)
+/* A table row of /proc/net/: its first tokens and where the line ends. */
+struct row {
+	const char *tok[10];
+	size_t tl[10];
+	size_t n;
+	const char *end;
+};
+
+/* Finds the row (after the header line) whose token number `col` is the
+ * decimal inode; returns 0 and fills r, or -1. */
+static int find_row(const char *buf, size_t len, size_t col, uint64_t inode, size_t want,
+		    struct row *r)
 {
 	const char *p = buf, *end = buf + len;
-	int first = 1;
+	int header = 1;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
 		const char *q = p;
+		r->end = nl ? nl : end;
 		p = nl ? nl + 1 : end;
-		if (first) {            /* header line */
-			first = 0;
+		if (header) {
+			header = 0;
 			continue;
 		}
-		const char *tok[10];
-		size_t tl[10];
-		int i;
-		for (i = 0; i < 10; i++)
-			if (!(tok[i] = next_token(&q, le, &tl[i])))
+		for (r->n = 0; r->n < want; r->n++)
+			if (!(r->tok[r->n] = next_token(&q, r->end, &r->tl[r->n])))
 				break;
-		if (i < 10)
+		if (r->n <= col)
 			continue;
-		/* sl local rem st queues tr:tm retrnsmt uid timeout inode */
-		char *e;
-		char tmp[32];
-		size_t n = tl[9] < sizeof tmp - 1 ? tl[9] : sizeof tmp - 1;
-		memcpy(tmp, tok[9], n);
+		char tmp[32], *e;
+		size_t n = r->tl[col] < sizeof tmp - 1 ? r->tl[col] : sizeof tmp - 1;
+		memcpy(tmp, r->tok[col], n);
 		tmp[n] = 0;
-		if (strtoull(tmp, &e, 10) != inode || e == tmp)
-			continue;
-		format_inet(tok[1], tl[1], ipv6, local, local_len);
-		format_inet(tok[2], tl[2], ipv6, remote, remote_len);
-		n = tl[3] < sizeof tmp - 1 ? tl[3] : sizeof tmp - 1;
-		memcpy(tmp, tok[3], n);
-		tmp[n] = 0;
-		*state = (int)strtol(tmp, NULL, 16);
-		return 0;
+		if (strtoull(tmp, &e, 10) == inode && e != tmp)
+			return 0;
 	}
 	return -1;
 }
 
+int attach_net_find_inet(const char *buf, size_t len, uint64_t inode, int ipv6,
+			 char *local, size_t local_len, char *remote, size_t remote_len,
+			 int *state)
+{
+	/* sl local rem st queues tr:tm retrnsmt uid timeout inode */
+	struct row r;
+	if (find_row(buf, len, 9, inode, 10, &r))
+		return -1;
+	format_inet(r.tok[1], r.tl[1], ipv6, local, local_len);
+	format_inet(r.tok[2], r.tl[2], ipv6, remote, remote_len);
+	char tmp[8] = { 0 };
+	memcpy(tmp, r.tok[3], r.tl[3] < sizeof tmp - 1 ? r.tl[3] : sizeof tmp - 1);
+	*state = (int)strtol(tmp, NULL, 16);
+	return 0;
+}
+
 int attach_net_find_unix(const char *buf, size_t len, uint64_t inode, char *path, size_t path_len)
 {
-	const char *p = buf, *end = buf + len;
-	int first = 1;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-		const char *q = p;
-		p = nl ? nl + 1 : end;
-		if (first) {
-			first = 0;
-			continue;
-		}
-		/* Num RefCount Protocol Flags Type St Inode [Path] */
-		const char *tok[8];
-		size_t tl[8];
-		int i;
-		for (i = 0; i < 8; i++)
-			if (!(tok[i] = next_token(&q, le, &tl[i])))
-				break;
-		if (i < 7)
-			continue;
-		char tmp[32];
-		size_t n = tl[6] < sizeof tmp - 1 ? tl[6] : sizeof tmp - 1;
-		memcpy(tmp, tok[6], n);
-		tmp[n] = 0;
-		if (strtoull(tmp, NULL, 10) != inode)
-			continue;
-		if (i == 8) {
-			size_t pl = (size_t)(le - tok[7]);
-			if (pl >= path_len)
-				pl = path_len - 1;
-			memcpy(path, tok[7], pl);
-			path[pl] = 0;
-		} else {
-			path[0] = 0;
-		}
-		return 0;
-	}
-	return -1;
+	/* Num RefCount Protocol Flags Type St Inode [Path]; the path may hold
+	 * spaces, so it runs to the end of the line. */
+	struct row r;
+	if (find_row(buf, len, 6, inode, 8, &r))
+		return -1;
+	size_t pl = r.n == 8 ? (size_t)(r.end - r.tok[7]) : 0;
+	if (pl >= path_len)
+		pl = path_len - 1;
+	memcpy(path, pl ? r.tok[7] : "", pl);
+	path[pl] = 0;
+	return 0;
 }
 
 const char *attach_tcp_state_name(int state)

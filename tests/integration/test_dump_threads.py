@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (Fixture, by_name, check, check_progress, check_untouched, done,  # noqa: E402
@@ -107,9 +108,53 @@ def test_waits():
         check(wait_for(spinner_inlined, timeout=30, step=0.05), "spinner never caught in inlined mix()")
         check(frame(th["spinner"], "spin") is not None, "spin frame")
 
+        check_schema(d)
+        check_durations(fx)
         check_text(fx.pid, port)
         check_untouched(fx.pid, label="waits")
         check_progress(fx, "waits")
+
+
+THREAD_KEYS = {"tid": int, "name": str, "state": str, "reason": str, "detail": (str, type(None)),
+               "wait_seconds": (float, int, type(None)), "syscall": (str, type(None)),
+               "wchan": (str, type(None)), "blocked_on": (dict, type(None)), "frames": list,
+               "complete": bool, "stack_taken": bool, "stack_error": (str, type(None))}
+FRAME_KEYS = {"pc": str, "function": (str, type(None)), "file": (str, type(None)),
+              "line": (int, type(None)), "inlined": bool, "module": (str, type(None)),
+              "offset": (str, type(None))}
+
+
+def check_schema(d):
+    check(set(d) == {"pid", "exe", "cmdline", "time", "threads", "deadlocks"}, "top-level keys %s" % set(d))
+    check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", d["time"]) is not None, "time %r" % d["time"])
+    check(isinstance(d["cmdline"], list) and d["cmdline"][0].endswith("waits"), "cmdline %r" % d["cmdline"])
+    for t in d["threads"]:
+        check(set(t) == set(THREAD_KEYS), "thread keys %s" % set(t))
+        for k, ty in THREAD_KEYS.items():
+            check(isinstance(t.get(k), ty), "thread %s: %s is %r" % (t.get("name"), k, t.get(k)))
+        for f in t["frames"]:
+            check(set(f) == set(FRAME_KEYS), "frame keys %s" % set(f))
+            for k, ty in FRAME_KEYS.items():
+                check(isinstance(f.get(k), ty), "frame %s: %s is %r" % (f.get("function"), k, f.get(k)))
+            check(re.match(r"^0x[0-9a-f]+$", f["pc"]) is not None, "frame pc %r" % f["pc"])
+
+
+def check_durations(fx):
+    """A thread that has not run for a while shows how long (sched's
+    exec_start against pprofc's own); a running one shows none."""
+    # Each dump stops the sleeper for an instant, which restarts its clock
+    # (a known limit): so wait before each of the two dumps.
+    time.sleep(1.5)  # the sleeper sleeps for an hour: it cannot run meanwhile
+    r = pprofc("dump-threads", fx.pid)
+    check(re.search(r'"sleeper" \[sleep, \d+ seconds\]:', r.stdout) is not None, "duration in the text header")
+    t0 = time.monotonic()
+    time.sleep(1.5)
+    d = dump_json(fx.pid)
+    upper = time.monotonic() - t0 + 1.0
+    th = by_name(d)
+    w = th["sleeper"]["wait_seconds"]
+    check(w is not None and 1.4 <= w <= upper, "sleeper wait_seconds %r, want 1.4..%.1f" % (w, upper))
+    check(th["spinner"]["wait_seconds"] is None, "running thread has wait_seconds %r" % th["spinner"]["wait_seconds"])
 
 
 def check_text(pid, port):
