@@ -8,4 +8,10 @@
 int attach_fail_perm(struct attach_error *err, pid_t pid);
 int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
 
+/* Threads seized but not stopped when pprofc let go of the others: a
+ * SIGCHLD handler detaches each as soon as it stops.  Install the handler
+ * while SIGCHLD is still blocked. */
+void attach_add_straggler(pid_t tid);
+void attach_install_reaper(void);
+
 #endif

@@ -79,10 +79,22 @@ static void reap_stragglers(int sig)
 	errno = saved;
 }
 
-static void add_straggler(pid_t tid)
+void attach_add_straggler(pid_t tid)
 {
 	if (n_stragglers < MAX_STRAGGLERS)
 		stragglers[n_stragglers++] = tid;
+}
+
+void attach_install_reaper(void)
+{
+	if (!n_stragglers)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = reap_stragglers;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	reap_stragglers(SIGCHLD);       /* any that stopped already */
 }
 
 /* ---- step 1: /proc state, read while the thread runs ------------------ */
@@ -374,7 +386,7 @@ static void detach_all(struct session *ss)
 			tr->st = T_SKIPPED;
 		} else if (tr->st == T_SEIZED) {
 			/* Never stopped: the SIGCHLD handler detaches it later. */
-			add_straggler(tid);
+			attach_add_straggler(tid);
 			ss->s->stragglers++;
 			snprintf(ss->s->threads[i].not_taken, sizeof ss->s->threads[i].not_taken,
 				 "did not stop within the deadline (state %c)",
@@ -433,16 +445,8 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 		detach_all(&ss);        /* an error after some seizes: let go */
 	free(ss.tr);
 
-	if (n_stragglers) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = reap_stragglers;
-		sa.sa_flags = SA_RESTART;
-		sigaction(SIGCHLD, &sa, NULL);
-	}
+	attach_install_reaper();
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (n_stragglers)
-		reap_stragglers(SIGCHLD);
 	return r;
 }
 

@@ -11,6 +11,7 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_dump_threads(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
 
 /* "pprofc: <message>" on stderr, one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -36,6 +37,14 @@ struct cli_output {
 };
 int cli_output_open(struct cli_output *o, const char *path);
 int cli_output_commit(struct cli_output *o);
+/* Instead of cli_output_commit: saves under the first free name
+ * dir/<prefix>NNN<suffix> (001, 002...), never replacing a file; the name
+ * chosen is written to saved. */
+int cli_output_commit_numbered(struct cli_output *o, const char *dir, const char *prefix,
+			       const char *suffix, char *saved, size_t saved_len);
+/* Where profiles go by default, as go tool pprof saves them:
+ * $PPROF_TMPDIR, else $HOME/pprof (created), else the temp directory. */
+void cli_profile_dir(char *dir, size_t len);
 void cli_output_abort(struct cli_output *o);
 
 #endif

@@ -70,7 +70,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	*o = (struct options){ .debug = 2, .stack_size = 512 * 1024, .stop_timeout_ms = 500 };
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (cli_parse_int(optarg, 1, 2, &v))

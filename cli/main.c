@@ -12,6 +12,8 @@ static const char usage[] =
 	"Go pprof experience.\n"
 	"\n"
 	"commands:\n"
+	"  attach PID         profile a running process (--profile cpu) into a pprof\n"
+	"                     file for `go tool pprof`\n"
 	"  dump-threads PID   print every thread's state, what it waits on, and its\n"
 	"                     stack (like Go's goroutine?debug=2)\n"
 	"  help [COMMAND]     show help\n"
@@ -29,6 +31,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "dump-threads", cmd_dump_threads },
+	{ "attach", cmd_attach },
 };
 
 static const struct command *find(const char *name)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 volatile sig_atomic_t cli_stop;
@@ -146,6 +147,47 @@ int cli_output_commit(struct cli_output *o)
 	free(o->path);
 	o->tmp = o->path = NULL;
 	return 0;
+}
+
+int cli_output_commit_numbered(struct cli_output *o, const char *dir, const char *prefix,
+			       const char *suffix, char *saved, size_t saved_len)
+{
+	int bad = ferror(o->f) || fflush(o->f) != 0 || fsync(fileno(o->f)) != 0;
+	int e = errno;
+	bad |= fclose(o->f) != 0;
+	o->f = NULL;
+	for (int n = 1; !bad && n < 1000; n++) {
+		snprintf(saved, saved_len, "%s/%s%03d%s", dir, prefix, n, suffix);
+		/* link() fails if the name exists (even as a symlink): the first
+		 * free number wins, and nothing is ever overwritten. */
+		if (link(o->tmp, saved) == 0) {
+			cli_output_abort(o);    /* removes the temporary name */
+			return 0;
+		}
+		if (errno != EEXIST) {
+			e = errno;
+			break;
+		}
+	}
+	cli_error("cannot save the profile in %s: %s", dir, strerror(bad ? e : errno ? errno : EEXIST));
+	cli_output_abort(o);
+	return -1;
+}
+
+void cli_profile_dir(char *dir, size_t len)
+{
+	const char *env = getenv("PPROF_TMPDIR"), *home = getenv("HOME");
+	if (env && *env) {
+		snprintf(dir, len, "%s", env);
+		return;
+	}
+	if (home && *home) {
+		snprintf(dir, len, "%s/pprof", home);
+		if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+			return;
+	}
+	env = getenv("TMPDIR");
+	snprintf(dir, len, "%s", env && *env ? env : "/tmp");
 }
 
 void cli_output_abort(struct cli_output *o)

@@ -45,6 +45,8 @@ struct sym_session {
 /* Resolves one address into its inline chain (cached). */
 const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t lookup_pc);
 void sym_cache_free(struct sym_session *s);
+/* Loads a module's sorted symbol table now rather than at first use. */
+void sym_module_warm(struct sym_session *s, Dwfl_Module *mod);
 int sym_report_modules(struct sym_session *s);
 
 #endif

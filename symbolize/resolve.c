@@ -126,6 +126,18 @@ static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
 	return mi;
 }
 
+void sym_module_warm(struct sym_session *s, Dwfl_Module *mod)
+{
+	module_info(s, mod);
+}
+
+const char *sym_build_id(struct sym_session *s, uint64_t addr)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
+	struct modinfo *mi = mod ? module_info(s, mod) : NULL;
+	return mi ? mi->build_id : NULL;
+}
+
 static const struct symbol *find_symbol(const struct modinfo *mi, uint64_t pc)
 {
 	size_t lo = 0, hi = mi->nsyms;

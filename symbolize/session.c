@@ -183,6 +183,36 @@ struct sym_session *sym_open(pid_t pid, char *err, size_t errlen)
 	return s;
 }
 
+struct prepare_ctx {
+	struct sym_session *s;
+	char exe[4096];
+};
+
+static int prepare_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_Addr start,
+			  void *arg)
+{
+	(void)ud;
+	(void)start;
+	struct prepare_ctx *c = arg;
+	if (strcmp(name, c->exe) == 0 || strstr(name, "/libc.so")) {
+		Dwarf_Addr bias;
+		sym_module_warm(c->s, mod);
+		dwfl_module_getdwarf(mod, &bias);
+		dwfl_module_eh_cfi(mod, &bias);
+	}
+	return DWARF_CB_OK;
+}
+
+void sym_prepare(struct sym_session *s)
+{
+	struct prepare_ctx c = { .s = s };
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)s->pid);
+	ssize_t n = readlink(path, c.exe, sizeof c.exe - 1);
+	c.exe[n > 0 ? n : 0] = 0;
+	dwfl_getmodules(s->dwfl, prepare_module, &c, 0);
+}
+
 /* ---- unwinding --------------------------------------------------------- */
 
 struct walk {

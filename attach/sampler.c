@@ -1,0 +1,593 @@
+/* sampler.c — the CPU sampler (see sampler.h).
+ *
+ * One loop, driven by ppoll() on a timerfd and a signalfd for SIGCHLD:
+ *   tick:    pread each thread's stat; PTRACE_INTERRUPT the running ones;
+ *            as each reports its stop, copy registers and stack and
+ *            PTRACE_CONT it at once; then hand the copies to on_sample().
+ *   SIGCHLD: every other ptrace event: a signal for the target (given back
+ *            with PTRACE_CONT), a new thread (PTRACE_EVENT_CLONE), a
+ *            job-control stop (kept with PTRACE_LISTEN), a thread's exit
+ *            (its CPU time read first), exec, the process's exit.
+ * The end: every thread is interrupted and detached with any signal it
+ * still holds; one that does not stop in time is left to the kernel, which
+ * detaches it when pprofc exits.
+ */
+#include "sampler.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "proc.h"
+
+#define RED_ZONE 128
+#define STOP_DEADLINE_NS 100000000u     /* a running thread stops in ~0.1 ms */
+#define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
+
+enum tstate { S_RUNNING, S_LISTENING, S_GONE };
+
+struct sthread {
+	pid_t tid;
+	enum tstate st;
+	int stat_fd;                    /* kept open: pread each tick */
+	int pending_interrupts;         /* PTRACE_INTERRUPTs not yet seen as stops */
+	int want;                       /* sample at its next interrupt stop */
+	uint64_t interrupted_at;
+	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
+	char comm[64];
+};
+
+/* One sample taken during a tick, handed out after every thread resumed. */
+struct taken {
+	pid_t tid;
+	char comm[64];
+	struct user_regs_struct regs;
+	uint64_t stack_addr;
+	unsigned char *stack;
+	size_t stack_len, stack_cap;
+	uint64_t stop_ns;
+};
+
+struct sampler {
+	pid_t pid;
+	const struct attach_sampler_opts *o;
+	struct attach_sampler_stats *st;
+	struct sthread *t;
+	size_t n, cap;
+	struct attach_maps maps;
+	uint64_t maps_read_at;
+	struct taken *taken;
+	size_t n_taken, cap_taken;
+	int detaching;
+	int ended;                      /* the target exited or exec'ed */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+static uint64_t read_schedstat(pid_t pid, pid_t tid)
+{
+	char path[64], buf[128];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	if (attach_read_small(path, buf, sizeof buf, &len))
+		return 0;
+	return strtoull(buf, NULL, 10);
+}
+
+static struct sthread *find(struct sampler *s, pid_t tid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->t[i].tid == tid)
+			return &s->t[i];
+	return NULL;
+}
+
+static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct sthread *t = realloc(s->t, cap * sizeof *t);
+		if (!t)
+			return NULL;
+		s->t = t;
+		s->cap = cap;
+	}
+	struct sthread *t = &s->t[s->n++];
+	memset(t, 0, sizeof *t);
+	t->tid = tid;
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)s->pid, (int)tid);
+	t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A thread born during the collection has all its CPU time in it. */
+	t->cpu_start = at_start ? read_schedstat(s->pid, tid) : 0;
+	t->cpu_last = t->cpu_start;
+	s->st->threads_seen++;
+	return t;
+}
+
+static void thread_gone(struct sampler *s, struct sthread *t)
+{
+	if (t->st == S_GONE)
+		return;
+	t->st = S_GONE;
+	if (t->want) {
+		t->want = 0;
+		s->st->lost_exited++;
+	}
+	if (t->stat_fd >= 0)
+		close(t->stat_fd);
+	t->stat_fd = -1;
+}
+
+/* State letter from the kept-open stat file, and the thread's name. */
+static char thread_state(struct sthread *t)
+{
+	char buf[1024];
+	struct attach_stat st;
+	if (t->stat_fd < 0)
+		return '?';
+	ssize_t r = pread(t->stat_fd, buf, sizeof buf - 1, 0);
+	if (r <= 0 || attach_parse_stat(buf, (size_t)r, &st))
+		return '?';
+	memcpy(t->comm, st.comm, sizeof t->comm);
+	return st.state;
+}
+
+static int wanted(const struct sampler *s, pid_t tid)
+{
+	if (!s->o->only)
+		return 1;
+	for (size_t i = 0; i < s->o->n_only; i++)
+		if (s->o->only[i] == tid)
+			return 1;
+	return 0;
+}
+
+/* ---- taking a sample ---------------------------------------------------- */
+
+static struct taken *next_taken(struct sampler *s)
+{
+	if (s->n_taken == s->cap_taken) {
+		size_t cap = s->cap_taken ? s->cap_taken * 2 : 8;
+		struct taken *t = realloc(s->taken, cap * sizeof *t);
+		if (!t)
+			return NULL;
+		memset(t + s->cap_taken, 0, (cap - s->cap_taken) * sizeof *t);
+		s->taken = t;
+		s->cap_taken = cap;
+	}
+	return &s->taken[s->n_taken];
+}
+
+/* Where the stack to copy ends: the mapping holding sp (re-read /proc maps
+ * at most once a second when a new thread's stack is not in it yet). */
+static uint64_t stack_end(struct sampler *s, uint64_t sp)
+{
+	const struct attach_map *m = attach_maps_find(&s->maps, sp);
+	if (!m && now_ns() - s->maps_read_at > 1000000000u) {
+		char path[64], *buf;
+		size_t len;
+		snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+		if (attach_read_file(path, &buf, &len) == 0) {
+			attach_maps_free(&s->maps);
+			attach_parse_maps(buf, len, &s->maps);
+			free(buf);
+		}
+		s->maps_read_at = now_ns();
+		m = attach_maps_find(&s->maps, sp);
+	}
+	return m ? m->end : 0;
+}
+
+/* The thread is in its interrupt stop: copy what unwinding needs. */
+static struct taken *take(struct sampler *s, struct sthread *t)
+{
+	struct taken *k = next_taken(s);
+	if (!k)
+		return NULL;
+	struct iovec iov = { &k->regs, sizeof k->regs };
+	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) != 0)
+		return NULL;
+	size_t limit = s->o->stack_limit;
+	if (k->stack_cap < limit) {
+		unsigned char *b = realloc(k->stack, limit);
+		if (!b)
+			return NULL;
+		k->stack = b;
+		k->stack_cap = limit;
+	}
+	uint64_t lo = k->regs.rsp > RED_ZONE ? k->regs.rsp - RED_ZONE : 0;
+	uint64_t hi = stack_end(s, k->regs.rsp);
+	if (!hi || hi - lo > limit)
+		hi = lo + limit;
+	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
+	k->tid = t->tid;
+	memcpy(k->comm, t->comm, sizeof k->comm);
+	k->stack_addr = lo;
+	k->stack_len = n > 0 ? (size_t)n : 0;
+	s->n_taken++;
+	return k;
+}
+
+static void record_stop(struct sampler *s, uint64_t ns)
+{
+	struct attach_sampler_stats *st = s->st;
+	if (st->n_stop_ns == st->cap_stop_ns) {
+		size_t cap = st->cap_stop_ns ? st->cap_stop_ns * 2 : 1024;
+		uint64_t *v = realloc(st->stop_ns, cap * sizeof *v);
+		if (!v)
+			return;
+		st->stop_ns = v;
+		st->cap_stop_ns = cap;
+	}
+	st->stop_ns[st->n_stop_ns++] = ns;
+}
+
+/* ---- ptrace events ------------------------------------------------------ */
+
+static void resume(struct sampler *s, struct sthread *t, int sig)
+{
+	if (s->detaching) {
+		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)sig);
+		t->st = S_GONE;
+		if (t->stat_fd >= 0)
+			close(t->stat_fd);
+		t->stat_fd = -1;
+	} else if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) != 0 && errno == ESRCH) {
+		thread_gone(s, t);
+	}
+}
+
+static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
+{
+	if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+		/* A job-control stop: keep it.  LISTEN leaves the thread stopped
+		 * but lets SIGCONT wake it; detaching keeps the stop too. */
+		t->want = 0;
+		if (s->detaching)
+			resume(s, t, 0);
+		else {
+			ptrace(PTRACE_LISTEN, t->tid, 0, 0);
+			t->st = S_LISTENING;
+		}
+		return;
+	}
+	if (t->st == S_LISTENING)
+		t->st = S_RUNNING;      /* SIGCONT ended the group stop */
+	if (t->pending_interrupts > 0)
+		t->pending_interrupts--;
+	if (t->want && !s->detaching) {
+		struct taken *k = take(s, t);
+		t->want = 0;
+		resume(s, t, 0);
+		uint64_t ns = now_ns() - t->interrupted_at;
+		record_stop(s, ns);
+		if (k)
+			k->stop_ns = ns;
+		else
+			s->st->lost_not_stopped++;
+		return;
+	}
+	resume(s, t, 0);
+}
+
+static void on_status(struct sampler *s, pid_t tid, int status)
+{
+	struct sthread *t = find(s, tid);
+	if (!t) {
+		/* A new thread whose first stop arrived before its parent's
+		 * PTRACE_EVENT_CLONE. */
+		if (!WIFSTOPPED(status) || !(t = add_thread(s, tid, 0)))
+			return;
+	}
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		thread_gone(s, t);
+		if (tid == s->pid) {
+			s->ended = 1;
+			s->st->target_exited = 1;
+			s->st->exit_status = status;
+		}
+		return;
+	}
+	if (!WIFSTOPPED(status))
+		return;
+	int event = status >> 16, sig = WSTOPSIG(status);
+	unsigned long msg = 0;
+	switch (event) {
+	case 0:
+		/* signal-delivery-stop: give the signal back, exactly once */
+		resume(s, t, sig);
+		break;
+	case PTRACE_EVENT_CLONE:
+		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0 && !find(s, (pid_t)msg))
+			add_thread(s, (pid_t)msg, 0);
+		resume(s, t, 0);
+		break;
+	case PTRACE_EVENT_EXIT:
+		/* Last chance to read its CPU time. */
+		t->cpu_last = read_schedstat(s->pid, tid);
+		if (t->want) {
+			t->want = 0;
+			s->st->lost_exited++;
+		}
+		resume(s, t, 0);
+		break;
+	case PTRACE_EVENT_EXEC:
+		/* The program was replaced: what we know of its code is stale. */
+		s->ended = 1;
+		s->st->target_execed = 1;
+		resume(s, t, 0);
+		break;
+	case PTRACE_EVENT_STOP:
+		on_event_stop(s, t, sig);
+		break;
+	default:
+		resume(s, t, 0);
+	}
+}
+
+/* Handles every ptrace event waiting to be collected. */
+static void drain(struct sampler *s)
+{
+	int status;
+	pid_t tid;
+	while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+		on_status(s, tid, status);
+}
+
+/* Waits for the wanted threads to stop (each is handled as it does). */
+static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
+{
+	for (;;) {
+		size_t left = 0;
+		for (size_t i = 0; i < s->n; i++) {
+			struct sthread *t = &s->t[i];
+			int status;
+			if (!t->want)
+				continue;
+			pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+			if (r == t->tid)
+				on_status(s, t->tid, status);
+			else if (r < 0 && errno == ECHILD)
+				thread_gone(s, t);
+			left += t->want != 0;
+		}
+		uint64_t now = now_ns();
+		if (!left || now >= deadline)
+			break;
+		uint64_t wait = deadline - now;
+		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
+		sigtimedwait(chld, NULL, &ts);
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->t[i].want) {
+			/* Did not stop in time: its interrupt lands later and is
+			 * then just resumed. */
+			s->t[i].want = 0;
+			s->st->lost_not_stopped++;
+		}
+}
+
+static void tick(struct sampler *s, sigset_t *chld)
+{
+	uint64_t t0 = now_ns();
+	s->n_taken = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		struct sthread *t = &s->t[i];
+		if (t->st != S_RUNNING || !wanted(s, t->tid) || thread_state(t) != 'R')
+			continue;
+		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
+			continue;
+		t->want = 1;
+		t->pending_interrupts++;
+		t->interrupted_at = now_ns();
+	}
+	wait_wanted(s, chld, t0 + STOP_DEADLINE_NS);
+	/* Everyone runs again: now the slow part. */
+	for (size_t i = 0; i < s->n_taken; i++) {
+		struct taken *k = &s->taken[i];
+		struct attach_sample smp = { k->tid, k->comm, &k->regs, k->stack_addr, k->stack,
+					     k->stack_len, k->stop_ns };
+		s->st->samples++;
+		s->o->on_sample(s->o->arg, &smp);
+	}
+	s->st->ticks++;
+}
+
+/* ---- start and end ------------------------------------------------------ */
+
+static int seize_all(struct sampler *s, struct attach_error *err)
+{
+	/* Loop until no new thread shows up: threads may be created while we
+	 * seize; once seized with TRACECLONE, their children are ours. */
+	for (int round = 0; round < 64; round++) {
+		pid_t *tids;
+		size_t n, added = 0;
+		if (attach_list_tasks(s->pid, &tids, &n)) {
+			err->code = ATTACH_ERR_NOPROC;
+			snprintf(err->msg, sizeof err->msg, "no such process: PID %d", (int)s->pid);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (find(s, tids[i]))
+				continue;
+			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS) != 0) {
+				if (errno == EPERM && s->n == 0) {
+					free(tids);
+					return attach_fail_perm(err, s->pid);
+				}
+				continue;       /* exited meanwhile */
+			}
+			add_thread(s, tids[i], 1);
+			added++;
+		}
+		free(tids);
+		if (!added)
+			return 0;
+	}
+	return 0;
+}
+
+static void detach_all(struct sampler *s, sigset_t *chld)
+{
+	s->detaching = 1;
+	for (size_t i = 0; i < s->n; i++) {
+		struct sthread *t = &s->t[i];
+		if (t->st == S_GONE)
+			continue;
+		t->cpu_last = read_schedstat(s->pid, t->tid);
+		if (t->st == S_LISTENING) {
+			/* Stopped by job control: detach keeps it stopped. */
+			resume(s, t, 0);
+			continue;
+		}
+		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0)
+			t->want = 1;
+	}
+	uint64_t deadline = now_ns() + STOP_DEADLINE_NS * 5;
+	for (;;) {
+		size_t left = 0;
+		for (size_t i = 0; i < s->n; i++) {
+			struct sthread *t = &s->t[i];
+			int status;
+			if (t->st == S_GONE)
+				continue;
+			pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+			if (r == t->tid)
+				on_status(s, t->tid, status);
+			else if (r < 0 && errno == ECHILD)
+				thread_gone(s, t);
+			left += t->st != S_GONE;
+		}
+		uint64_t now = now_ns();
+		if (!left || now >= deadline)
+			break;
+		uint64_t wait = deadline - now;
+		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
+		sigtimedwait(chld, NULL, &ts);
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->t[i].st != S_GONE)
+			attach_add_straggler(s->t[i].tid);
+}
+
+static void sum_cpu(struct sampler *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (wanted(s, s->t[i].tid) && s->t[i].cpu_last > s->t[i].cpu_start)
+			s->st->cpu_ns += s->t[i].cpu_last - s->t[i].cpu_start;
+}
+
+static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t end)
+{
+	uint64_t next_progress = now_ns() + 1000000000u;
+	while (!s->ended && !(s->o->cancel && *s->o->cancel)) {
+		uint64_t now = now_ns();
+		if (end && now >= end)
+			break;
+		struct pollfd pf[2] = { { tfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		uint64_t left = end ? end - now : 1000000000u;
+		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+		if (ppoll(pf, 2, &ts, NULL) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+				;
+		}
+		drain(s);
+		uint64_t expirations;
+		if ((pf[0].revents & POLLIN) && read(tfd, &expirations, sizeof expirations) > 0) {
+			if (expirations > 1)
+				s->st->skipped_ticks += expirations - 1;
+			tick(s, chld);
+		}
+		if (s->o->on_progress && now_ns() >= next_progress) {
+			s->st->duration_ns = now_ns() - (end ? end - s->o->duration_ns : 0);
+			s->o->on_progress(s->o->arg, s->st);
+			next_progress += 1000000000u;
+		}
+	}
+}
+
+int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
+		      struct attach_sampler_stats *st, struct attach_error *err)
+{
+	struct sampler s = { .pid = pid, .o = o, .st = st };
+	memset(st, 0, sizeof *st);
+	err->code = ATTACH_OK;
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	if (attach_read_file(path, &buf, &len) == 0) {
+		attach_parse_maps(buf, len, &s.maps);
+		free(buf);
+	}
+	s.maps_read_at = now_ns();
+
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	int r = -1;
+	if (sfd < 0 || tfd < 0) {
+		err->code = ATTACH_ERR_OTHER;
+		snprintf(err->msg, sizeof err->msg, "cannot create timer: %s", strerror(errno));
+	} else if (seize_all(&s, err) == 0) {
+		long period = 1000000000L / o->hz;
+		struct itimerspec its = { { period / 1000000000L, period % 1000000000L },
+					  { period / 1000000000L, period % 1000000000L } };
+		timerfd_settime(tfd, 0, &its, NULL);
+		uint64_t start = now_ns();
+		loop(&s, tfd, sfd, &chld, o->duration_ns ? start + o->duration_ns : 0);
+		st->duration_ns = now_ns() - start;
+		detach_all(&s, &chld);
+		sum_cpu(&s);
+		r = 0;
+	} else {
+		detach_all(&s, &chld);
+	}
+	if (sfd >= 0)
+		close(sfd);
+	if (tfd >= 0)
+		close(tfd);
+	attach_install_reaper();
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < s.n; i++)
+		if (s.t[i].stat_fd >= 0)
+			close(s.t[i].stat_fd);
+	for (size_t i = 0; i < s.cap_taken; i++)
+		free(s.taken[i].stack);
+	free(s.taken);
+	free(s.t);
+	attach_maps_free(&s.maps);
+	return r;
+}
+
+void attach_sampler_stats_free(struct attach_sampler_stats *st)
+{
+	free(st->stop_ns);
+	st->stop_ns = NULL;
+	st->n_stop_ns = st->cap_stop_ns = 0;
+}

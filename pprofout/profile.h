@@ -1,0 +1,81 @@
+/* profile.h — building a pprof profile and writing it (gzip'ed protobuf).
+ *
+ * The builder interns strings and deduplicates mappings, functions,
+ * locations and samples, so memory grows with distinct stacks, not with
+ * the number of samples.  Ids are dense, 1..N, in order of first use.
+ * Conventions (FORMATS.md §1): one Location per distinct address, its Line
+ * list the inline chain innermost first; sample location ids leaf first.
+ */
+#ifndef PPROFC_PPROFOUT_PROFILE_H
+#define PPROFC_PPROFOUT_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PP_MAX_VALUES 4
+
+struct pp_profile;
+
+struct pp_value_type {
+	const char *type, *unit;        /* e.g. "cpu", "nanoseconds" */
+};
+
+struct pp_profile_spec {
+	struct pp_value_type sample_types[PP_MAX_VALUES];
+	size_t n_sample_types;
+	struct pp_value_type period_type;
+	int64_t period;
+	int64_t time_nanos;             /* when collection started (Unix epoch) */
+};
+
+struct pp_mapping {
+	uint64_t start, limit, offset;
+	const char *filename;
+	const char *build_id;           /* lowercase hex, or NULL */
+	int symbolized;                 /* sets has_functions/filenames/lines/inlines */
+};
+
+struct pp_line {
+	const char *name;               /* demangled; NULL: unknown */
+	const char *system_name;        /* raw symbol; NULL: same as name */
+	const char *filename;           /* NULL: unknown */
+	int64_t line;
+	int64_t start_line;
+};
+
+struct pp_label {
+	const char *key;
+	const char *str;                /* string label, or NULL for numeric */
+	int64_t num;
+	const char *num_unit;           /* NULL: none */
+};
+
+struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec);
+void pp_profile_free(struct pp_profile *p);
+
+/* Each returns the id (>= 1), or 0 when out of memory. */
+uint64_t pp_profile_mapping(struct pp_profile *p, const struct pp_mapping *m);
+uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t address,
+			     const struct pp_line *lines, size_t n_lines);
+/* Adds values to the sample with these locations (leaf first) and labels,
+ * creating it if new.  values has n_sample_types entries.  0 or -1. */
+int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
+		   const int64_t *values, const struct pp_label *labels, size_t n_labels);
+
+/* Writes the profile, serialized and gzip'ed, to out.  0 or -1. */
+int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out);
+
+/* For tests and text writers: the counts the builder holds. */
+size_t pp_profile_count(const struct pp_profile *p, char what);   /* 's' 'l' 'f' 'm' 'S' */
+
+/* Reading back what was built (the text reports use this).  Sample i's
+ * locations are leaf first; a location's names are its inline chain,
+ * innermost first.  Returns the number of entries. */
+size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **locations,
+			 const int64_t **values);
+size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
+				 const char **names, size_t max);
+size_t pp_profile_n_values(const struct pp_profile *p);
+
+#endif
