@@ -14,4 +14,9 @@ int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
 void attach_add_straggler(pid_t tid);
 void attach_install_reaper(void);
 
+/* At an interrupt stop: if the thread's system call failed with EINTR only
+ * because we stopped it, rewind it so it is made again (restart.c).
+ * known: its registers if already read, else NULL.  1 when it did. */
+int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known);
+
 #endif

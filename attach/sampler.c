@@ -278,6 +278,9 @@ static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
 	if (t->want && !s->detaching) {
 		struct taken *k = take(s, t);
 		t->want = 0;
+		/* It was running when we looked; if it blocked since, our stop
+		 * may have failed its call with EINTR: make the call again. */
+		attach_undo_eintr(s->pid, t->tid, k ? &k->regs : NULL);
 		resume(s, t, 0);
 		uint64_t ns = now_ns() - t->interrupted_at;
 		record_stop(s, ns);
@@ -287,6 +290,7 @@ static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
 			s->st->lost_not_stopped++;
 		return;
 	}
+	attach_undo_eintr(s->pid, t->tid, NULL);
 	resume(s, t, 0);
 }
 

@@ -41,6 +41,7 @@ enum tstate { T_NEW, T_SKIPPED, T_SEIZED, T_STOPPED, T_GONE };
 struct track {
 	enum tstate st;
 	int sig;                    /* signal to give back at detach */
+	int interrupted;            /* stopped by our PTRACE_INTERRUPT */
 };
 
 static uint64_t now_ns(void)
@@ -224,7 +225,7 @@ static long add_new_threads(struct session *ss)
 		struct attach_thread *t = &ss->s->threads[ss->s->n];
 		memset(t, 0, sizeof *t);
 		t->tid = tids[i];
-		ss->tr[ss->s->n] = (struct track){ T_NEW, 0 };
+		ss->tr[ss->s->n] = (struct track){ T_NEW, 0, 0 };
 		ss->s->n++;
 		added++;
 	}
@@ -326,6 +327,8 @@ static void on_wait_status(struct session *ss, size_t i, int status, const struc
 			/* Our interrupt (SIGTRAP) or a job-control stop. */
 			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
 				t->group_stopped = 1;
+			else
+				tr->interrupted = 1;
 		} else if (event == 0) {
 			/* A signal on its way to the thread: hand it back at detach. */
 			tr->sig = sig;
@@ -382,6 +385,10 @@ static void detach_all(struct session *ss)
 		struct track *tr = &ss->tr[i];
 		pid_t tid = ss->s->threads[i].tid;
 		if (tr->st == T_STOPPED) {
+			/* An epoll_wait we woke must not fail with EINTR. */
+			if (tr->interrupted && !tr->sig &&
+			    attach_undo_eintr(ss->pid, tid, ss->s->threads[i].taken ? &ss->s->threads[i].regs : NULL))
+				ss->s->restarted++;
 			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)tr->sig);
 			tr->st = T_SKIPPED;
 		} else if (tr->st == T_SEIZED) {

@@ -58,6 +58,7 @@ struct attach_snapshot {
 	uint64_t prepare_ns;        /* reading /proc and seizing, before the stop */
 	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
 	size_t stragglers;          /* seized threads that never stopped */
+	size_t restarted;           /* system calls made again instead of EINTR */
 	int cancelled;
 };
 

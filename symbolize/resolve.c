@@ -113,6 +113,8 @@ static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
 	}
 	const unsigned char *bits;
 	GElf_Addr vaddr;
+	Dwarf_Addr elf_bias;
+	dwfl_module_getelf(mod, &elf_bias);   /* the build ID is known once the ELF is */
 	int len = dwfl_module_build_id(mod, &bits, &vaddr);
 	if (len > 0) {
 		char hex[2 * 64 + 1];

@@ -108,6 +108,13 @@ def test_waits():
         check(wait_for(spinner_inlined, timeout=30, step=0.05), "spinner never caught in inlined mix()")
         check(frame(th["spinner"], "spin") is not None, "spin frame")
 
+        # Stopping a thread in epoll_wait wakes it with EINTR; pprofc makes
+        # the call again instead (attach/restart.c): the program never sees it.
+        for _ in range(10):
+            dump_json(fx.pid)
+        with open(fx.progress + ".eintr") as f:
+            eintr = int(f.read().split()[0])
+        check(eintr == 0, "epoll_wait saw EINTR %d times after 10+ dumps" % eintr)
         check_schema(d)
         check_durations(fx)
         check_text(fx.pid, port)
