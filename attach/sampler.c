@@ -421,6 +421,11 @@ static void tick(struct sampler *s, sigset_t *chld)
 
 static int seize_all(struct sampler *s, struct attach_error *err)
 {
+	if (s->o->already_seized) {
+		/* run mode: our child, seized and stopped at its exec. */
+		add_thread(s, s->pid, 1);
+		ptrace(PTRACE_CONT, s->pid, 0, 0);
+	}
 	/* Loop until no new thread shows up: threads may be created while we
 	 * seize; once seized with TRACECLONE, their children are ours. */
 	for (int round = 0; round < 64; round++) {
@@ -501,7 +506,7 @@ static void sum_cpu(struct sampler *s)
 			s->st->cpu_ns += s->t[i].cpu_last - s->t[i].cpu_start;
 }
 
-static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t end)
+static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t start, uint64_t end)
 {
 	uint64_t next_progress = now_ns() + 1000000000u;
 	while (!s->ended && !(s->o->cancel && *s->o->cancel)) {
@@ -526,7 +531,7 @@ static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t e
 			tick(s, chld);
 		}
 		if (s->o->on_progress && now_ns() >= next_progress) {
-			s->st->duration_ns = now_ns() - (end ? end - s->o->duration_ns : 0);
+			s->st->duration_ns = now_ns() - start;
 			s->o->on_progress(s->o->arg, s->st);
 			next_progress += 1000000000u;
 		}
@@ -564,7 +569,7 @@ int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
 					  { period / 1000000000L, period % 1000000000L } };
 		timerfd_settime(tfd, 0, &its, NULL);
 		uint64_t start = now_ns();
-		loop(&s, tfd, sfd, &chld, o->duration_ns ? start + o->duration_ns : 0);
+		loop(&s, tfd, sfd, &chld, start, o->duration_ns ? start + o->duration_ns : 0);
 		st->duration_ns = now_ns() - start;
 		detach_all(&s, &chld);
 		sum_cpu(&s);

@@ -12,6 +12,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_dump_threads(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* "pprofc: <message>" on stderr, one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -46,5 +47,27 @@ int cli_output_commit_numbered(struct cli_output *o, const char *dir, const char
  * $PPROF_TMPDIR, else $HOME/pprof (created), else the temp directory. */
 void cli_profile_dir(char *dir, size_t len);
 void cli_output_abort(struct cli_output *o);
+
+/* attach and run (profile.c). */
+enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
+struct cli_profile_options {
+	pid_t pid;
+	char **command;                 /* run: the command and its arguments */
+	double seconds;                 /* 0: until the target exits */
+	long hz;
+	pid_t *tids;
+	size_t n_tids;
+	const char *output;
+	enum cli_format format;
+	size_t stack_size;
+	int verbose;
+};
+/* Parses attach's (run = 0) or run's options; -1 after --help, 2 on a
+ * usage error (already reported), 0 otherwise. */
+int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options *o);
+/* Profiles pid and writes the profile; the exit status of the target, if
+ * it exited meanwhile, goes to *exit_status (else -1).  Returns EXIT_*. */
+int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
+		     int *exit_status);
 
 #endif

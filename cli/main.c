@@ -14,6 +14,7 @@ static const char usage[] =
 	"commands:\n"
 	"  attach PID         profile a running process (--profile cpu) into a pprof\n"
 	"                     file for `go tool pprof`\n"
+	"  run -- COMMAND     start COMMAND and profile it until it exits\n"
 	"  dump-threads PID   print every thread's state, what it waits on, and its\n"
 	"                     stack (like Go's goroutine?debug=2)\n"
 	"  help [COMMAND]     show help\n"
@@ -32,6 +33,7 @@ struct command {
 static const struct command commands[] = {
 	{ "dump-threads", cmd_dump_threads },
 	{ "attach", cmd_attach },
+	{ "run", cmd_run },
 };
 
 static const struct command *find(const char *name)

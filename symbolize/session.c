@@ -192,13 +192,15 @@ static int prepare_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_A
 			  void *arg)
 {
 	(void)ud;
-	(void)start;
 	struct prepare_ctx *c = arg;
 	if (strcmp(name, c->exe) == 0 || strstr(name, "/libc.so")) {
 		Dwarf_Addr bias;
 		sym_module_warm(c->s, mod);
 		dwfl_module_getdwarf(mod, &bias);
 		dwfl_module_eh_cfi(mod, &bias);
+		/* The first line lookup builds the module's CU index. */
+		dwfl_module_getsrc(mod, start);
+		dwfl_module_addrdie(mod, start, &bias);
 	}
 	return DWARF_CB_OK;
 }

@@ -205,6 +205,29 @@ def test_cxx_rust_names():
         os.unlink(out)
 
 
+def test_run_mode():
+    out = tempfile.mktemp(suffix=".pb.gz")
+    truth = tempfile.mktemp(prefix="pprofc-truth-")
+    r = subprocess.run([PPROFC, "run", "-o", out, "--", fixture_path("cpu_split"), truth, "1.5"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 3, "pprofc run did not exit with the command's status 3: %d %s"
+          % (r.returncode, r.stderr))
+    top, e = gopprof("-top", out)
+    check(e == "" and "share_c" in top and "mix_step" in top, "run profile: %r %r" % (top[-300:], e))
+    r = subprocess.run([PPROFC, "run", "--seconds", "0.3", "-o", out, "--", "sh", "-c", "sleep 1; exit 5"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 5, "run --seconds: exit %d, want 5 (%s)" % (r.returncode, r.stderr))
+    r = subprocess.run([PPROFC, "run", "-o", out, "--", "/nonexistent/command"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 127 and "cannot run" in r.stderr, "run of a missing command: %d %r"
+          % (r.returncode, r.stderr))
+    r = subprocess.run([PPROFC, "run", "-o", out], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "missing COMMAND" in r.stderr, "run without a command: %d" % r.returncode)
+    for f in (out, truth):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
 if __name__ == "__main__":
     require_ptrace()
     if not GO:
@@ -216,4 +239,5 @@ if __name__ == "__main__":
     test_target_exits()
     test_blocked_threads_untouched()
     test_cxx_rust_names()
+    test_run_mode()
     done()

@@ -1,0 +1,447 @@
+/* profile.c — what `pprofc attach` and `pprofc run` share: their options,
+ * and taking a CPU profile of a process into a pprof file.
+ *
+ * Reads top to bottom as the work happens:
+ *   1. check the target, open its symbolizer and warm it up (so the first
+ *      samples are not slow), list its executable mappings;
+ *   2. run the sampler (attach/sampler.h): at each tick it stops only the
+ *      running threads, copies registers and stacks, resumes them, then
+ *      hands each copy to on_sample(), which unwinds, symbolizes and adds
+ *      the stack to the profile (pprofout/profile.h);
+ *   3. write the profile (gzip'ed protobuf, `top` or `folded`) and a
+ *      one-line summary that compares the CPU time the samples account for
+ *      with the kernel's own accounting.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../attach/proc.h"
+#include "../attach/sampler.h"
+#include "../attach/snapshot.h"
+#include "../pprofout/profile.h"
+#include "../pprofout/report.h"
+#include "../symbolize/sym.h"
+#include "cli.h"
+
+static const char attach_help[] =
+	"usage: pprofc attach [options] PID\n"
+	"\n"
+	"Profile the running process PID and write a pprof profile, as Go's\n"
+	"net/http/pprof would: open it with `go tool pprof -http=:8080 FILE`.\n"
+	"Only threads running on a CPU are stopped, for a fraction of a\n"
+	"millisecond per sample; threads asleep in a system call are not touched.\n"
+	"\n"
+	"options:\n"
+	"      --profile=cpu     the profile to take (cpu; default)\n"
+	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
+	"      --hz=N            samples per second per running thread (default 100)\n"
+	"      --tid=T1,T2...    sample only these threads\n"
+	"  -o, --output=FILE     write here (\"-\": stdout); default: $PPROF_TMPDIR or\n"
+	"                        $HOME/pprof, pprof.<exe>.samples.cpu.NNN.pb.gz\n"
+	"      --format=FORMAT   proto (default), top (what go tool pprof -top shows)\n"
+	"                        or folded (collapsed stacks for flame graphs)\n"
+	"      --stack-size=SIZE stack bytes copied per sample (default 64K)\n"
+	"  -v, --verbose         more detail in the summary\n"
+	"  -h, --help            show this help\n";
+
+static const char run_help[] =
+	"usage: pprofc run [options] -- COMMAND [ARGS...]\n"
+	"\n"
+	"Start COMMAND (with this environment), profile it and the threads it\n"
+	"creates until it exits (or --seconds pass), write the profile, and exit\n"
+	"with COMMAND's own exit status.\n"
+	"\n"
+	"options: --profile=cpu, --seconds=N (default: until COMMAND exits), --hz=N,\n"
+	"-o FILE, --format=proto|top|folded, --stack-size=SIZE, -v, -h: as for\n"
+	"`pprofc attach`.\n";
+
+static int parse_tids(const char *s, struct cli_profile_options *o)
+{
+	char *copy = strdup(s), *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		pid_t tid;
+		pid_t *v = realloc(o->tids, (o->n_tids + 1) * sizeof *v);
+		if (!v || cli_parse_pid(tok, &tid)) {
+			free(v ? v : o->tids);
+			o->tids = NULL;
+			free(copy);
+			return -1;
+		}
+		o->tids = v;
+		o->tids[o->n_tids++] = tid;
+	}
+	free(copy);
+	return o->n_tids ? 0 : -1;
+}
+
+int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options *o)
+{
+	static const struct option longopts[] = {
+		{ "profile", required_argument, NULL, 'p' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "hz", required_argument, NULL, 'z' },
+		{ "tid", required_argument, NULL, 't' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "stack-size", required_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = run ? "run" : "attach";
+	char *end;
+	int c;
+	*o = (struct cli_profile_options){ .seconds = run ? 0 : 30, .hz = 100, .stack_size = 64 * 1024 };
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (strcmp(optarg, "cpu") != 0)
+				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu", optarg);
+			break;
+		case 's':
+			o->seconds = strtod(optarg, &end);
+			if (*end || end == optarg || !(o->seconds > 0 && o->seconds <= 86400))
+				return cli_usage_error(cmd, "--seconds takes a duration in seconds, not '%s'", optarg);
+			break;
+		case 'z':
+			if (cli_parse_int(optarg, 1, 10000, &o->hz))
+				return cli_usage_error(cmd, "--hz takes 1 to 10000, not '%s'", optarg);
+			break;
+		case 't':
+			if (parse_tids(optarg, o))
+				return cli_usage_error(cmd, "--tid takes thread IDs like 1234,1240, not '%s'", optarg);
+			break;
+		case 'o':
+			o->output = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "proto") == 0)
+				o->format = FMT_PROTO;
+			else if (strcmp(optarg, "top") == 0)
+				o->format = FMT_TOP;
+			else if (strcmp(optarg, "folded") == 0)
+				o->format = FMT_FOLDED;
+			else
+				return cli_usage_error(cmd, "--format takes proto, top or folded, not '%s'", optarg);
+			break;
+		case 'k':
+			if (cli_parse_size(optarg, &o->stack_size) || o->stack_size < 4096)
+				return cli_usage_error(cmd, "--stack-size takes a size like 64K, not '%s'", optarg);
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			fputs(run ? run_help : attach_help, stdout);
+			return -1;
+		default:
+			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (run) {
+		/* getopt stops at "--"; what follows is the command. */
+		if (o->n_tids)
+			return cli_usage_error(cmd, "--tid makes no sense for a command not started yet");
+		if (optind >= argc)
+			return cli_usage_error(cmd, "missing COMMAND (pprofc run [options] -- COMMAND [ARGS...])");
+		o->command = argv + optind;
+		return 0;
+	}
+	if (optind + 1 != argc)
+		return cli_usage_error(cmd, optind == argc ? "missing PID" : "too many arguments");
+	if (cli_parse_pid(argv[optind], &o->pid))
+		return cli_usage_error(cmd, "'%s' is not a process ID", argv[optind]);
+	return 0;
+}
+
+/* ---- building the profile from samples --------------------------------- */
+
+struct profiler {
+	pid_t pid;
+	struct sym_session *sym;
+	struct pp_profile *prof;
+	struct attach_maps maps;
+	uint64_t *mapping_ids;          /* per maps entry, 0: not executable */
+	int64_t period;
+	uint64_t unwind_failures;
+	int tty;
+	double seconds;
+};
+
+/* One pprof Mapping per executable line of /proc/PID/maps, the main
+ * executable first: go tool pprof names the profile after mapping 1. */
+static int add_mappings(struct profiler *p, const char *exe)
+{
+	free(p->mapping_ids);
+	p->mapping_ids = calloc(p->maps.n ? p->maps.n : 1, sizeof *p->mapping_ids);
+	if (!p->mapping_ids)
+		return -1;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < p->maps.n; i++) {
+			const struct attach_map *m = &p->maps.v[i];
+			if (m->perms[2] != 'x' || m->path[0] != '/')
+				continue;
+			char path[4096];
+			snprintf(path, sizeof path, "%s", m->path);
+			char *del = strstr(path, " (deleted)");
+			if (del && del[10] == 0)
+				*del = 0;
+			if ((strcmp(path, exe) == 0) != (pass == 0))
+				continue;
+			struct pp_mapping pm = { m->start, m->end, m->offset, path,
+						 sym_build_id(p->sym, m->start), 0 };
+			p->mapping_ids[i] = pp_profile_mapping(p->prof, &pm);
+		}
+	return 0;
+}
+
+static int read_maps(struct profiler *p, const char *exe)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)p->pid);
+	if (attach_read_file(path, &buf, &len))
+		return -1;
+	attach_maps_free(&p->maps);
+	int r = attach_parse_maps(buf, len, &p->maps);
+	free(buf);
+	return r ? r : add_mappings(p, exe);
+}
+
+static uint64_t mapping_for(struct profiler *p, uint64_t pc, int symbolized)
+{
+	const struct attach_map *m = attach_maps_find(&p->maps, pc);
+	if (!m)
+		return 0;
+	uint64_t id = p->mapping_ids[m - p->maps.v];
+	if (id && symbolized) {
+		struct pp_mapping pm = { m->start, m->end, m->offset, NULL, NULL, 1 };
+		char path[4096];
+		snprintf(path, sizeof path, "%s", m->path);
+		char *del = strstr(path, " (deleted)");
+		if (del && del[10] == 0)
+			*del = 0;
+		pm.filename = path;
+		pp_profile_mapping(p->prof, &pm);   /* marks it symbolized */
+	}
+	return id;
+}
+
+/* Frames sharing one pc (an inline chain) become one Location. */
+static uint64_t location_for(struct profiler *p, const struct sym_frame *f, size_t n, int leaf)
+{
+	struct pp_line lines[64];
+	size_t k = n < 64 ? n : 64;
+	int symbolized = 0;
+	for (size_t i = 0; i < k; i++) {
+		lines[i] = (struct pp_line){ f[i].function, f[i].mangled, f[i].file, f[i].line, 0 };
+		symbolized |= f[i].function != NULL;
+	}
+	/* The leaf is the exact pc; a caller's is its return address - 1,
+	 * inside the call instruction (pprof readers do not adjust). */
+	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
+	uint64_t mapping = mapping_for(p, f[0].pc, symbolized);
+	return pp_profile_location(p->prof, mapping, addr, symbolized ? lines : NULL,
+				   symbolized ? k : 0);
+}
+
+static void on_sample(void *arg, const struct attach_sample *s)
+{
+	struct profiler *p = arg;
+	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len };
+	struct sym_stack st;
+	if (sym_unwind(p->sym, &snap, &st) || st.n == 0) {
+		p->unwind_failures++;
+		sym_stack_free(&st);
+		return;
+	}
+	uint64_t locs[1024];
+	size_t nl = 0;
+	for (size_t i = 0; i < st.n && nl < 1024;) {
+		size_t j = i;
+		while (j < st.n && st.frames[j].pc == st.frames[i].pc && st.frames[j].inlined)
+			j++;
+		if (j < st.n)
+			j++;            /* the physical frame closing the chain */
+		uint64_t id = location_for(p, &st.frames[i], j - i, i == 0);
+		if (id)
+			locs[nl++] = id;
+		i = j;
+	}
+	if (!st.complete)
+		p->unwind_failures++;
+	int64_t values[2] = { 1, p->period };
+	struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
+	pp_profile_add(p->prof, locs, nl, values, labels, 2);
+	sym_stack_free(&st);
+}
+
+static void on_progress(void *arg, const struct attach_sampler_stats *st)
+{
+	struct profiler *p = arg;
+	if (!p->tty)
+		return;
+	if (p->seconds > 0)
+		fprintf(stderr, "\rpprofc: %.0f/%.0f s, %" PRIu64 " samples ",
+			(double)st->duration_ns / 1e9, p->seconds, st->samples);
+	else
+		fprintf(stderr, "\rpprofc: %.0f s, %" PRIu64 " samples ", (double)st->duration_ns / 1e9,
+			st->samples);
+	fflush(stderr);
+}
+
+/* ---- output and summary ------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void summary(const struct cli_profile_options *o, const struct profiler *p, struct attach_sampler_stats *st)
+{
+	if (p->tty)
+		fputs("\r\033[K", stderr);
+	uint64_t med = 0, p99 = 0;
+	if (st->n_stop_ns) {
+		qsort(st->stop_ns, st->n_stop_ns, sizeof *st->stop_ns, cmp_u64);
+		med = st->stop_ns[st->n_stop_ns / 2];
+		p99 = st->stop_ns[(st->n_stop_ns * 99) / 100 < st->n_stop_ns ? (st->n_stop_ns * 99) / 100
+									  : st->n_stop_ns - 1];
+	}
+	double sampled = (double)st->samples * (double)p->period / 1e9;
+	uint64_t lost = st->lost_not_stopped + st->lost_exited;
+	fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of CPU "
+		"by the samples, %.2f s by the kernel; %" PRIu64 " lost",
+		st->samples, st->threads_seen, (double)st->duration_ns / 1e9, sampled,
+		(double)st->cpu_ns / 1e9, lost);
+	if (lost)
+		fprintf(stderr, " (%" PRIu64 " did not stop in time, %" PRIu64 " exited)",
+			st->lost_not_stopped, st->lost_exited);
+	fprintf(stderr, "; stopped per sample: median %.0f us, p99 %.0f us\n", (double)med / 1e3,
+		(double)p99 / 1e3);
+	if (st->skipped_ticks)
+		fprintf(stderr, "pprofc: fell behind: %" PRIu64 " of %" PRIu64 " ticks skipped while "
+			"pprofc was busy (too many running threads for --hz %ld, or loading debug info)\n",
+			st->skipped_ticks, st->ticks + st->skipped_ticks, o->hz);
+	if (o->verbose && p->unwind_failures)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks could not be unwound to their root\n",
+			p->unwind_failures);
+}
+
+static const char *basename_of(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static int write_profile(const struct cli_profile_options *o, struct profiler *p, const char *exe,
+			 uint64_t duration_ns)
+{
+	struct cli_output out;
+	char dir[4096], prefix[512], saved[4700];  /* exe names are at most 255 bytes */
+	int numbered = !o->output && o->format == FMT_PROTO;
+	if (numbered) {
+		cli_profile_dir(dir, sizeof dir);
+		snprintf(prefix, sizeof prefix, "pprof.%.400s.samples.cpu.", basename_of(exe));
+		snprintf(saved, sizeof saved, "%s/%s", dir, prefix);
+	}
+	if (cli_output_open(&out, numbered ? saved : o->output))
+		return -1;
+	int r = o->format == FMT_PROTO ? pp_profile_write(p->prof, (int64_t)duration_ns, out.f)
+	      : o->format == FMT_TOP   ? pp_report_top(p->prof, out.f)
+				       : pp_report_folded(p->prof, out.f);
+	if (r) {
+		cli_error("cannot write the profile");
+		cli_output_abort(&out);
+		return -1;
+	}
+	if (!numbered)
+		return cli_output_commit(&out);
+	if (cli_output_commit_numbered(&out, dir, prefix, ".pb.gz", saved, sizeof saved))
+		return -1;
+	fprintf(stderr, "Saved profile in %s\n", saved);
+	return 0;
+}
+
+static void report_end(const struct attach_sampler_stats *st, pid_t pid)
+{
+	if (st->target_exited) {
+		int s = st->exit_status;
+		if (WIFEXITED(s))
+			cli_error("PID %d exited with status %d during the profile; writing what was collected",
+				  (int)pid, WEXITSTATUS(s));
+		else
+			cli_error("PID %d was killed by signal %d during the profile; writing what was collected",
+				  (int)pid, WTERMSIG(s));
+	} else if (st->target_execed) {
+		cli_error("PID %d ran a new program (exec) during the profile; writing what was collected",
+			  (int)pid);
+	}
+}
+
+int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
+		     int *exit_status)
+{
+	struct profiler p = { .pid = pid, .seconds = o->seconds, .tty = isatty(2) };
+	char exe[4096], path[64], err[256];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, exe, sizeof exe - 1);
+	exe[n > 0 ? n : 0] = 0;
+	char *del = strstr(exe, " (deleted)");
+	if (del && del[10] == 0)
+		*del = 0;
+	p.period = 1000000000LL / o->hz;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct pp_profile_spec spec = {
+		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
+		.n_sample_types = 2,
+		.period_type = { "cpu", "nanoseconds" },
+		.period = p.period,
+		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
+	};
+	p.sym = sym_open(pid, err, sizeof err);
+	p.prof = pp_profile_new(&spec);
+	if (!p.sym || !p.prof || read_maps(&p, exe)) {
+		cli_error("cannot prepare PID %d for profiling: %s", (int)pid, p.sym ? "out of memory" : err);
+		sym_close(p.sym);
+		pp_profile_free(p.prof);
+		return EXIT_FAIL;
+	}
+	sym_prepare(p.sym);
+
+	struct attach_sampler_opts so = {
+		.hz = (int)o->hz, .duration_ns = (uint64_t)(o->seconds * 1e9),
+		.stack_limit = o->stack_size, .only = o->tids, .n_only = o->n_tids,
+		.cancel = &cli_stop, .on_sample = on_sample, .on_progress = on_progress, .arg = &p,
+		.already_seized = already_seized,
+	};
+	struct attach_sampler_stats st;
+	struct attach_error aerr;
+	int rc = EXIT_FAIL;
+	if (attach_sample_run(pid, &so, &st, &aerr)) {
+		cli_error("%s", aerr.msg);
+	} else {
+		if (!already_seized)
+			report_end(&st, pid);
+		if (exit_status)
+			*exit_status = st.target_exited ? st.exit_status : -1;
+		summary(o, &p, &st);
+		rc = write_profile(o, &p, exe, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
+	}
+	attach_sampler_stats_free(&st);
+	attach_maps_free(&p.maps);
+	free(p.mapping_ids);
+	pp_profile_free(p.prof);
+	sym_close(p.sym);
+	return rc;
+}
