@@ -4,6 +4,7 @@
 //   "cxx-worker"  blocks in read() inside fixture::Worker<int>::park(),
 //                 called from fixture::Worker<int>::run()
 //   "cxx-sleeper" loops on nanosleep() inside fixture::detail::sleep_forever(long)
+//   "cxx-spinner" burns CPU in fixture::Spinner<unsigned long>::spin (for CPU profiles)
 // Once both are parked the main thread prints "ready\n" and pauses forever.
 //
 // Build: g++ -std=c++17 -O2 -g -pthread cxx_names.cpp -o cxx_names
@@ -60,6 +61,18 @@ class Worker {
 // Explicit instantiation keeps the out-of-line symbol in the binary.
 template class Worker<int>;
 
+// Burns CPU, so a CPU profile shows a demangled template name in -top.
+template <typename T>
+struct Spinner {
+  __attribute__((noinline)) static T spin(T x) {
+    for (;;) {
+      x = x * 6364136223846793005ULL + 1;
+      asm volatile("" : "+r"(x));
+    }
+  }
+};
+template struct Spinner<unsigned long>;
+
 }  // namespace fixture
 
 static int g_pipe[2];
@@ -69,6 +82,12 @@ static void *worker_main(void *) {
   fixture::Worker<int> w(g_pipe[0]);
   w.run();
   NO_TAIL_CALL();
+  return nullptr;
+}
+
+static void *spinner_main(void *) {
+  pthread_setname_np(pthread_self(), "cxx-spinner");
+  fixture::Spinner<unsigned long>::spin(1);
   return nullptr;
 }
 
@@ -85,6 +104,7 @@ int main() {
   pthread_t t1, t2;
   pthread_create(&t1, nullptr, worker_main, nullptr);
   pthread_create(&t2, nullptr, sleeper_main, nullptr);
+  pthread_create(&t2, nullptr, spinner_main, nullptr);  // not in the barrier
   pthread_barrier_wait(&g_parked);
   printf("ready\n");
   fflush(stdout);

@@ -2,7 +2,8 @@
 //
 // Thread "rust-worker" blocks in std::io::Read::read on a UnixStream whose
 // peer is kept open but never written, inside fixture::Parker::park, called
-// from fixture::Parker::run. Once it is parked the main thread prints
+// from fixture::Parker::run; thread "rust-spinner" burns CPU in
+// fixture::Spinner::spin (for CPU profiles). Once the worker is parked the main thread prints
 // "ready\n" and sleeps forever.
 //
 // Build: rustc -O -g --edition 2021 rust_names.rs -o rust_names
@@ -46,6 +47,19 @@ mod fixture {
         }
     }
 
+    // Burns CPU, so a CPU profile shows a demangled Rust path in -top.
+    pub struct Spinner;
+
+    impl Spinner {
+        #[inline(never)]
+        pub fn spin(mut x: u64) -> u64 {
+            loop {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                x = unsafe { std::ptr::read_volatile(&x) };
+            }
+        }
+    }
+
     // Non-generic entry point so the thread closure stays trivial.
     #[inline(never)]
     pub fn worker(stream: UnixStream, parked: Arc<Barrier>) {
@@ -69,6 +83,10 @@ fn main() {
     let _h = thread::Builder::new()
         .name("rust-worker".to_string())
         .spawn(move || fixture::worker(reader, p2))
+        .expect("spawn");
+    let _s = thread::Builder::new()
+        .name("rust-spinner".to_string())
+        .spawn(|| fixture::Spinner::spin(1))
         .expect("spawn");
     parked.wait();
     let mut out = std::io::stdout();
