@@ -343,30 +343,42 @@ static const char *basename_of(const char *path)
 	return s ? s + 1 : path;
 }
 
-static int write_profile(const struct cli_profile_options *o, struct profiler *p, const char *exe,
+/* The output is opened before sampling starts, so a bad path fails at
+ * once rather than after the whole collection. */
+struct output {
+	struct cli_output out;
+	int numbered;
+	char dir[4096], prefix[512];    /* exe names are at most 255 bytes */
+};
+
+static int open_output(const struct cli_profile_options *o, const char *exe, struct output *w)
+{
+	char path[4700];
+	w->numbered = !o->output && o->format == FMT_PROTO;
+	if (w->numbered) {
+		cli_profile_dir(w->dir, sizeof w->dir);
+		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.samples.cpu.", basename_of(exe));
+		snprintf(path, sizeof path, "%s/%s", w->dir, w->prefix);
+	}
+	return cli_output_open(&w->out, w->numbered ? path : o->output);
+}
+
+static int write_profile(const struct cli_profile_options *o, struct profiler *p, struct output *w,
 			 uint64_t duration_ns)
 {
-	struct cli_output out;
-	char dir[4096], prefix[512], saved[4700];  /* exe names are at most 255 bytes */
-	int numbered = !o->output && o->format == FMT_PROTO;
-	if (numbered) {
-		cli_profile_dir(dir, sizeof dir);
-		snprintf(prefix, sizeof prefix, "pprof.%.400s.samples.cpu.", basename_of(exe));
-		snprintf(saved, sizeof saved, "%s/%s", dir, prefix);
-	}
-	if (cli_output_open(&out, numbered ? saved : o->output))
-		return -1;
-	int r = o->format == FMT_PROTO ? pp_profile_write(p->prof, (int64_t)duration_ns, out.f)
-	      : o->format == FMT_TOP   ? pp_report_top(p->prof, out.f)
-				       : pp_report_folded(p->prof, out.f);
+	char saved[4700];
+	FILE *f = w->out.f;
+	int r = o->format == FMT_PROTO ? pp_profile_write(p->prof, (int64_t)duration_ns, f)
+	      : o->format == FMT_TOP   ? pp_report_top(p->prof, f)
+				       : pp_report_folded(p->prof, f);
 	if (r) {
 		cli_error("cannot write the profile");
-		cli_output_abort(&out);
+		cli_output_abort(&w->out);
 		return -1;
 	}
-	if (!numbered)
-		return cli_output_commit(&out);
-	if (cli_output_commit_numbered(&out, dir, prefix, ".pb.gz", saved, sizeof saved))
+	if (!w->numbered)
+		return cli_output_commit(&w->out);
+	if (cli_output_commit_numbered(&w->out, w->dir, w->prefix, ".pb.gz", saved, sizeof saved))
 		return -1;
 	fprintf(stderr, "Saved profile in %s\n", saved);
 	return 0;
@@ -409,10 +421,14 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		.period = p.period,
 		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 	};
+	struct output w;
+	if (open_output(o, exe, &w))
+		return EXIT_FAIL;
 	p.sym = sym_open(pid, err, sizeof err);
 	p.prof = pp_profile_new(&spec);
 	if (!p.sym || !p.prof || read_maps(&p, exe)) {
 		cli_error("cannot prepare PID %d for profiling: %s", (int)pid, p.sym ? "out of memory" : err);
+		cli_output_abort(&w.out);
 		sym_close(p.sym);
 		pp_profile_free(p.prof);
 		return EXIT_FAIL;
@@ -430,13 +446,14 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 	int rc = EXIT_FAIL;
 	if (attach_sample_run(pid, &so, &st, &aerr)) {
 		cli_error("%s", aerr.msg);
+		cli_output_abort(&w.out);
 	} else {
 		if (!already_seized)
 			report_end(&st, pid);
 		if (exit_status)
 			*exit_status = st.target_exited ? st.exit_status : -1;
 		summary(o, &p, &st);
-		rc = write_profile(o, &p, exe, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
+		rc = write_profile(o, &p, &w, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
 	}
 	attach_sampler_stats_free(&st);
 	attach_maps_free(&p.maps);

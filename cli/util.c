@@ -179,6 +179,7 @@ void cli_profile_dir(char *dir, size_t len)
 	const char *env = getenv("PPROF_TMPDIR"), *home = getenv("HOME");
 	if (env && *env) {
 		snprintf(dir, len, "%s", env);
+		mkdir(dir, 0755);       /* as go tool pprof does; errors show at open */
 		return;
 	}
 	if (home && *home) {

@@ -17,6 +17,7 @@ struct node {
 	const char *name;
 	int64_t flat, cum;
 	uint64_t seen;          /* last sample that counted it in cum */
+	int inline_only;        /* never seen as a physical frame: "(inline)" */
 };
 
 struct nodes {
@@ -37,19 +38,25 @@ static struct node *node_for(struct nodes *t, const char *name)
 		t->v = v;
 		t->cap = cap;
 	}
-	t->v[t->n] = (struct node){ name, 0, 0, 0 };
+	t->v[t->n] = (struct node){ name, 0, 0, 0, 1 };
 	return &t->v[t->n++];
 }
 
-/* The stack of sample i as function names, innermost first. */
-static size_t sample_names(const struct pp_profile *p, size_t i, const char **names, int64_t *value)
+/* The stack of sample i as function names, innermost first; inlined[k]
+ * (if not NULL) says whether names[k] is an inlined frame. */
+static size_t sample_names(const struct pp_profile *p, size_t i, const char **names, char *inlined,
+			   int64_t *value)
 {
 	const uint64_t *locs;
 	const int64_t *values;
 	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0;
 	*value = values[pp_profile_n_values(p) - 1];
-	for (size_t k = 0; k < nl && n < MAX_FRAMES; k++)
-		n += pp_profile_location_names(p, locs[k], names + n, MAX_FRAMES - n);
+	for (size_t k = 0; k < nl && n < MAX_FRAMES; k++) {
+		size_t m = pp_profile_location_names(p, locs[k], names + n, MAX_FRAMES - n);
+		for (size_t j = 0; inlined && j < m; j++)
+			inlined[n + j] = j + 1 < m;     /* all but a location's last line */
+		n += m;
+	}
 	return n;
 }
 
@@ -67,6 +74,10 @@ static int cmp_node(const void *a, const void *b)
  * ".00" dropped ("2.50s", "10ms"). */
 static void scaled(int64_t ns, char *buf, size_t len)
 {
+	if (ns == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
 	static const struct { const char *unit; double div; } units[] = {
 		{ "hrs", 3600e9 }, { "mins", 60e9 }, { "s", 1e9 }, { "ms", 1e6 }, { "us", 1e3 }, { "ns", 1 },
 	};
@@ -84,18 +95,23 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 {
 	struct nodes t = { 0 };
 	const char **names = malloc(MAX_FRAMES * sizeof *names);
+	char *inlined = malloc(MAX_FRAMES);
 	int64_t total = 0;
 	size_t ns = pp_profile_count(p, 's');
-	if (!names)
+	if (!names || !inlined) {
+		free(names);
+		free(inlined);
 		return -1;
+	}
 	for (size_t i = 0; i < ns; i++) {
 		int64_t v;
-		size_t n = sample_names(p, i, names, &v);
+		size_t n = sample_names(p, i, names, inlined, &v);
 		total += v;
 		for (size_t k = 0; k < n; k++) {
 			struct node *e = node_for(&t, names[k]);
 			if (!e)
 				continue;
+			e->inline_only &= inlined[k];
 			if (k == 0)
 				e->flat += v;
 			if (e->seen != i + 1) {
@@ -115,33 +131,72 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 		sum += t.v[i].flat;
 		scaled(t.v[i].flat, b, sizeof b);
 		scaled(t.v[i].cum, c, sizeof c);
-		fprintf(out, "%10s %5.2f%% %5.2f%% %10s %5.2f%%  %s\n", b, 100.0 * (double)t.v[i].flat / d,
-			100.0 * (double)sum / d, c, 100.0 * (double)t.v[i].cum / d, t.v[i].name);
+		fprintf(out, "%10s %5.2f%% %5.2f%% %10s %5.2f%%  %s%s\n", b, 100.0 * (double)t.v[i].flat / d,
+			100.0 * (double)sum / d, c, 100.0 * (double)t.v[i].cum / d, t.v[i].name,
+			t.v[i].inline_only ? " (inline)" : "");
 	}
 	free(t.v);
 	free(names);
+	free(inlined);
 	return ferror(out) ? -1 : 0;
+}
+
+struct folded {
+	char *stack;
+	int64_t value;
+};
+
+static int cmp_folded(const void *a, const void *b)
+{
+	return strcmp(((const struct folded *)a)->stack, ((const struct folded *)b)->stack);
+}
+
+/* "root;...;leaf" for sample i; ';' and ' ' separate fields, so they are
+ * replaced in names. */
+static char *folded_line(const struct pp_profile *p, size_t i, const char **names, int64_t *v)
+{
+	size_t n = sample_names(p, i, names, NULL, v), len = 1;
+	for (size_t k = 0; k < n; k++)
+		len += strlen(names[k]) + 1;
+	char *line = malloc(len), *w = line;
+	if (!line)
+		return NULL;
+	for (size_t k = n; k-- > 0;) {
+		for (const char *c = names[k]; *c; c++)
+			*w++ = *c == ';' || *c == ' ' || *c == '\n' ? '_' : *c;
+		if (k)
+			*w++ = ';';
+	}
+	*w = 0;
+	return line;
 }
 
 int pp_report_folded(const struct pp_profile *p, FILE *out)
 {
 	const char **names = malloc(MAX_FRAMES * sizeof *names);
-	size_t ns = pp_profile_count(p, 's');
-	if (!names)
-		return -1;
-	/* Samples that differ only by labels (thread) fold into one line. */
-	for (size_t i = 0; i < ns; i++) {
-		int64_t v;
-		size_t n = sample_names(p, i, names, &v);
-		for (size_t k = n; k-- > 0;) {
-			/* ';' and ' ' separate fields: keep them out of names */
-			for (const char *c = names[k]; *c; c++)
-				fputc(*c == ';' || *c == ' ' || *c == '\n' ? '_' : *c, out);
-			if (k)
-				fputc(';', out);
-		}
-		fprintf(out, " %" PRId64 "\n", v);
+	size_t ns = pp_profile_count(p, 's'), n = 0;
+	struct folded *f = calloc(ns ? ns : 1, sizeof *f);
+	int r = -1;
+	if (!names || !f)
+		goto out;
+	for (size_t i = 0; i < ns; i++, n++)
+		if (!(f[n].stack = folded_line(p, i, names, &f[n].value)))
+			goto out;
+	/* Samples that differ only in labels or exact pcs fold into one line. */
+	qsort(f, n, sizeof *f, cmp_folded);
+	for (size_t i = 0; i < n;) {
+		int64_t sum = 0;
+		size_t j = i;
+		while (j < n && strcmp(f[j].stack, f[i].stack) == 0)
+			sum += f[j++].value;
+		fprintf(out, "%s %" PRId64 "\n", f[i].stack, sum);
+		i = j;
 	}
+	r = ferror(out) ? -1 : 0;
+out:
+	for (size_t i = 0; f && i < n; i++)
+		free(f[i].stack);
+	free(f);
 	free(names);
-	return ferror(out) ? -1 : 0;
+	return r;
 }
