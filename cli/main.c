@@ -15,6 +15,7 @@ static const char usage[] =
 	"  attach PID         profile a running process (--profile cpu) into a pprof\n"
 	"                     file for `go tool pprof`\n"
 	"  run -- COMMAND     start COMMAND and profile it until it exits\n"
+	"  report FILE        top or folded view of a saved profile (no Go needed)\n"
 	"  dump-threads PID   print every thread's state, what it waits on, and its\n"
 	"                     stack (like Go's goroutine?debug=2)\n"
 	"  help [COMMAND]     show help\n"
@@ -34,6 +35,7 @@ static const struct command commands[] = {
 	{ "dump-threads", cmd_dump_threads },
 	{ "attach", cmd_attach },
 	{ "run", cmd_run },
+	{ "report", cmd_report },
 };
 
 static const struct command *find(const char *name)

@@ -100,6 +100,7 @@ struct location {
 	uint64_t mapping_id, address;
 	struct line *lines;
 	size_t n_lines;
+	int64_t fallback;       /* name for text reports when there are no lines */
 };
 
 struct mapping {
@@ -194,6 +195,8 @@ static int64_t intern(struct pp_profile *p, const char *s)
 
 struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec)
 {
+	if (spec->n_sample_types > PP_MAX_VALUES)
+		return NULL;
 	struct pp_profile *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
@@ -312,7 +315,20 @@ uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t
 	uint64_t id = index_find(&p->location_ix, h, same_location, &k, &slot);
 	if (id)
 		return id;
-	struct location loc = { mapping_id, address, NULL, n_lines };
+	struct location loc = { mapping_id, address, NULL, n_lines, 0 };
+	if (!n_lines) {
+		/* As go tool pprof names an unsymbolized frame: "[libc.so.6]". */
+		char name[300];
+		const char *file = mapping_id && mapping_id <= p->mappings.n
+					   ? p->strings.v[p->mappings.v[mapping_id - 1].filename] : "";
+		const char *base = strrchr(file, '/');
+		if (*file)
+			snprintf(name, sizeof name, "[%.280s]", base ? base + 1 : file);
+		else
+			snprintf(name, sizeof name, "0x%llx", (unsigned long long)address);
+		if ((loc.fallback = intern(p, name)) < 0)
+			return 0;
+	}
 	if (n_lines && !(loc.lines = calloc(n_lines, sizeof *loc.lines)))
 		return 0;
 	for (size_t i = 0; i < n_lines; i++) {
@@ -337,16 +353,16 @@ static int same_sample(const void *ctx, uint64_t id)
 	const struct sample_key *k = ctx;
 	const struct sample *s = &k->p->samples.v[id - 1];
 	return s->n == k->n && s->n_labels == k->n_labels &&
-	       memcmp(s->locations, k->locations, k->n * sizeof *k->locations) == 0 &&
-	       memcmp(s->labels, k->labels, k->n_labels * sizeof *k->labels) == 0;
+	       (!k->n || memcmp(s->locations, k->locations, k->n * sizeof *k->locations) == 0) &&
+	       (!k->n_labels || memcmp(s->labels, k->labels, k->n_labels * sizeof *k->labels) == 0);
 }
 
 int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 		   const int64_t *values, const struct pp_label *labels, size_t n_labels)
 {
-	struct label lab[8];
-	if (n_labels > 8)
-		n_labels = 8;
+	struct label lab[PP_MAX_LABELS];
+	if (n_labels > PP_MAX_LABELS)
+		return -1;
 	uint64_t h = mix(n, n_labels);
 	for (size_t i = 0; i < n_labels; i++) {
 		lab[i] = (struct label){ intern(p, labels[i].key), labels[i].str ? intern(p, labels[i].str) : 0,
@@ -371,14 +387,19 @@ int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 			free(s.labels);
 			return -1;
 		}
-		memcpy(s.locations, locations, n * sizeof *locations);
-		memcpy(s.labels, lab, n_labels * sizeof *lab);
+		if (n)
+			memcpy(s.locations, locations, n * sizeof *locations);
+		if (n_labels)
+			memcpy(s.labels, lab, n_labels * sizeof *lab);
 		p->samples.v[p->samples.n++] = s;
 		index_put(&p->sample_ix, slot, h, p->samples.n);
 		id = p->samples.n;
 	}
-	for (size_t i = 0; i < p->spec.n_sample_types; i++)
-		p->samples.v[id - 1].values[i] += values[i];
+	for (size_t i = 0; i < p->spec.n_sample_types; i++) {
+		int64_t *v = &p->samples.v[id - 1].values[i];
+		if (__builtin_add_overflow(*v, values[i], v))
+			*v = values[i] > 0 ? INT64_MAX : INT64_MIN;     /* saturate */
+	}
 	return 0;
 }
 
@@ -397,6 +418,11 @@ size_t pp_profile_count(const struct pp_profile *p, char what)
 size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **locations,
 			 const int64_t **values)
 {
+	if (i >= p->samples.n) {
+		*locations = NULL;
+		*values = NULL;
+		return 0;
+	}
 	*locations = p->samples.v[i].locations;
 	*values = p->samples.v[i].values;
 	return p->samples.v[i].n;
@@ -408,6 +434,10 @@ size_t pp_profile_location_names(const struct pp_profile *p, uint64_t id, const 
 	if (id == 0 || id > p->locations.n)
 		return 0;
 	const struct location *l = &p->locations.v[id - 1];
+	if (!l->n_lines && max) {
+		names[0] = p->strings.v[l->fallback];
+		return 1;
+	}
 	size_t n = l->n_lines < max ? l->n_lines : max;
 	for (size_t i = 0; i < n; i++)
 		names[i] = p->strings.v[p->functions.v[l->lines[i].function_id - 1].name];

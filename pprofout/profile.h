@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #define PP_MAX_VALUES 4
+#define PP_MAX_LABELS 16
 
 struct pp_profile;
 
@@ -56,10 +57,13 @@ void pp_profile_free(struct pp_profile *p);
 
 /* Each returns the id (>= 1), or 0 when out of memory. */
 uint64_t pp_profile_mapping(struct pp_profile *p, const struct pp_mapping *m);
+/* One location per (mapping, address): a second call with the same pair
+ * returns the first one's id, whatever its lines. */
 uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t address,
 			     const struct pp_line *lines, size_t n_lines);
-/* Adds values to the sample with these locations (leaf first) and labels,
- * creating it if new.  values has n_sample_types entries.  0 or -1. */
+/* Adds values to the sample with these locations (leaf first) and labels
+ * (at most PP_MAX_LABELS), creating it if new; sums saturate.  values has
+ * n_sample_types entries.  0 or -1. */
 int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 		   const int64_t *values, const struct pp_label *labels, size_t n_labels);
 
@@ -77,5 +81,10 @@ size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
 				 const char **names, size_t max);
 size_t pp_profile_n_values(const struct pp_profile *p);
+
+/* Reads a profile written by pp_profile_write (or by Go: gzip'ed or not)
+ * back into a builder, so the text reports can be made from a file.
+ * NULL and a one-line reason in err when it is not a valid profile. */
+struct pp_profile *pp_profile_read(FILE *in, char *err, size_t errlen);
 
 #endif

@@ -23,23 +23,53 @@ struct node {
 struct nodes {
 	struct node *v;
 	size_t n, cap;
+	size_t *slots;          /* hash of name pointers -> index + 1 */
+	size_t nslots;
 };
+
+static size_t slot_of(const struct nodes *t, const char *name)
+{
+	/* Names are interned by the builder: the pointer is the identity. */
+	uintptr_t h = (uintptr_t)name;
+	h ^= h >> 17;
+	h *= 0x9e3779b97f4a7c15ULL;
+	size_t j = (size_t)h & (t->nslots - 1);
+	while (t->slots[j] && t->v[t->slots[j] - 1].name != name)
+		j = (j + 1) & (t->nslots - 1);
+	return j;
+}
+
+static int grow_nodes(struct nodes *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 64;
+	struct node *v = realloc(t->v, cap * sizeof *v);
+	size_t *slots = calloc(cap * 2, sizeof *slots);
+	if (!v || !slots) {
+		if (v)
+			t->v = v;
+		free(slots);
+		return -1;
+	}
+	t->v = v;
+	t->cap = cap;
+	free(t->slots);
+	t->slots = slots;
+	t->nslots = cap * 2;
+	for (size_t i = 0; i < t->n; i++)
+		t->slots[slot_of(t, t->v[i].name)] = i + 1;
+	return 0;
+}
 
 static struct node *node_for(struct nodes *t, const char *name)
 {
-	for (size_t i = 0; i < t->n; i++)   /* names are interned: compare pointers */
-		if (t->v[i].name == name)
-			return &t->v[i];
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct node *v = realloc(t->v, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		t->v = v;
-		t->cap = cap;
-	}
+	if (t->n == t->cap && grow_nodes(t))
+		return NULL;
+	size_t j = slot_of(t, name);
+	if (t->slots[j])
+		return &t->v[t->slots[j] - 1];
 	t->v[t->n] = (struct node){ name, 0, 0, 0, 1 };
-	return &t->v[t->n++];
+	t->slots[j] = ++t->n;
+	return &t->v[t->n - 1];
 }
 
 /* The stack of sample i as function names, innermost first; inlined[k]
@@ -50,7 +80,8 @@ static size_t sample_names(const struct pp_profile *p, size_t i, const char **na
 	const uint64_t *locs;
 	const int64_t *values;
 	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0;
-	*value = values[pp_profile_n_values(p) - 1];
+	size_t nv = pp_profile_n_values(p);
+	*value = values && nv ? values[nv - 1] : 0;
 	for (size_t k = 0; k < nl && n < MAX_FRAMES; k++) {
 		size_t m = pp_profile_location_names(p, locs[k], names + n, MAX_FRAMES - n);
 		for (size_t j = 0; inlined && j < m; j++)
@@ -65,9 +96,10 @@ static int cmp_node(const void *a, const void *b)
 	const struct node *x = a, *y = b;
 	if (x->flat != y->flat)
 		return x->flat > y->flat ? -1 : 1;
-	if (x->cum != y->cum)
-		return x->cum > y->cum ? -1 : 1;
-	return strcmp(x->name, y->name);
+	int c = strcmp(x->name, y->name);       /* go tool pprof's tie order */
+	if (c)
+		return c;
+	return (x->cum < y->cum) - (x->cum > y->cum);
 }
 
 /* pprof's style: the largest unit that keeps the value >= 1, two decimals,
@@ -89,6 +121,18 @@ static void scaled(int64_t ns, char *buf, size_t len)
 	if (n > 3 && strcmp(buf + n - 3, ".00") == 0)
 		buf[n - 3] = 0;
 	strncat(buf, units[u].unit, len - strlen(buf) - 1);
+}
+
+/* go tool pprof's percentages: "  100%", "43.20%", "0.45%", "    0%". */
+static void percent(int64_t v, double total, char *buf, size_t len)
+{
+	double r = total ? 100.0 * (double)(v < 0 ? -v : v) / total : 0;
+	if (r >= 99.95 && r <= 100.05)
+		snprintf(buf, len, "  100%%");
+	else if (r >= 1.0)
+		snprintf(buf, len, "%5.2f%%", r);
+	else
+		snprintf(buf, len, "%5.2g%%", r);
 }
 
 int pp_report_top(const struct pp_profile *p, FILE *out)
@@ -120,7 +164,8 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 			}
 		}
 	}
-	qsort(t.v, t.n, sizeof *t.v, cmp_node);
+	if (t.n)
+		qsort(t.v, t.n, sizeof *t.v, cmp_node);
 	char a[32], b[32], c[32];
 	scaled(total, a, sizeof a);
 	fprintf(out, "Showing nodes accounting for %s, 100%% of %s total\n", a, a);
@@ -128,14 +173,18 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 	int64_t sum = 0;
 	double d = total ? (double)total : 1;
 	for (size_t i = 0; i < t.n; i++) {
+		char pf[16], ps[16], pc[16];
 		sum += t.v[i].flat;
 		scaled(t.v[i].flat, b, sizeof b);
 		scaled(t.v[i].cum, c, sizeof c);
-		fprintf(out, "%10s %5.2f%% %5.2f%% %10s %5.2f%%  %s%s\n", b, 100.0 * (double)t.v[i].flat / d,
-			100.0 * (double)sum / d, c, 100.0 * (double)t.v[i].cum / d, t.v[i].name,
+		percent(t.v[i].flat, d, pf, sizeof pf);
+		percent(sum, d, ps, sizeof ps);
+		percent(t.v[i].cum, d, pc, sizeof pc);
+		fprintf(out, "%10s %s %s %10s %s  %s%s\n", b, pf, ps, c, pc, t.v[i].name,
 			t.v[i].inline_only ? " (inline)" : "");
 	}
 	free(t.v);
+	free(t.slots);
 	free(names);
 	free(inlined);
 	return ferror(out) ? -1 : 0;

@@ -103,6 +103,8 @@ def test_shares_and_reader():
         if frames:
             check(frames[-1] in ROOTS, "trace does not end at a root: %r" % frames[-4:])
 
+    check_reports_agree(out)
+
     raw, err = gopprof("-raw", out)
     check(err == "", "-raw warned: %r" % err)
     maps = re.findall(r"^\d+: 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ (\S+) ([0-9a-f]*) ?(\S*)$",
@@ -113,6 +115,39 @@ def test_shares_and_reader():
             check(re.match(r"^[0-9a-f]{40}$", build_id) is not None, "%s: build id %r" % (path, build_id))
             check(flags == "[FN][FL][LN][IN]", "%s: flags %r" % (path, flags))
     os.unlink(out)
+
+
+def check_reports_agree(path):
+    """pprofc's own top and folded views of a file agree with go tool pprof."""
+    go_top, _ = gopprof("-top", "-nodefraction=0", "-nodecount=100000", path)
+    want = top_table(go_top)
+    r = pprofc("report", "--format=top", path)
+    check(r.returncode == 0, "pprofc report: %s" % r.stderr)
+    got = top_table(r.stdout)
+    check(set(got) == set(want), "top functions differ: only pprofc %s, only go %s"
+          % (sorted(set(got) - set(want)), sorted(set(want) - set(got))))
+    for name in set(got) & set(want):
+        check(abs(got[name][0] - want[name][0]) < 0.006 and abs(got[name][1] - want[name][1]) < 0.006,
+              "%s: pprofc flat/cum %r, go %r" % (name, got[name], want[name]))
+    order_got = [n for n in top_lines(r.stdout)]
+    order_want = [n for n in top_lines(go_top)]
+    check(order_got == order_want, "top order differs:\n%s\n%s" % (order_got[:8], order_want[:8]))
+    r = pprofc("report", "--format=folded", path)
+    check(r.returncode == 0, "pprofc report folded: %s" % r.stderr)
+    leaf = {}
+    for line in r.stdout.splitlines():
+        stack, value = line.rsplit(" ", 1)
+        name = stack.split(";")[-1]
+        leaf[name] = leaf.get(name, 0) + int(value) / 1e9
+    for name, (flat, _) in want.items():
+        bare = name.replace(" (inline)", "")
+        check(abs(leaf.get(bare, 0) - flat) < 0.006, "folded leaf %s: %.3f s, go flat %.3f s"
+              % (bare, leaf.get(bare, 0), flat))
+
+
+def top_lines(text):
+    return [" ".join(l.split()[5:]) for l in text.splitlines()
+            if len(l.split()) >= 6 and l.split()[1].endswith("%") and seconds(l.split()[0]) is not None]
 
 
 def test_naming_stdout_tid():
