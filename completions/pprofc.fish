@@ -1,0 +1,184 @@
+# fish completion for pprofc
+#
+# Installed as $datadir/fish/vendor_completions.d/pprofc.fish, where fish
+# loads it on first use.  PID positions complete the processes in /proc
+# with their command names; --tid completes the threads of the PID given on
+# the line; after "pprofc run --" the command to run is completed as usual.
+
+# Long options that take a value, in any command.
+set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout
+
+# Prints the command (the word after "pprofc") if the line has one.
+function __pprofc_command
+    set -l t (commandline -opc)
+    set -q t[2]; and printf '%s\n' $t[2]
+end
+
+function __pprofc_needs_command
+    test (count (commandline -opc)) -eq 1
+end
+
+# True if the command is one of $argv.
+function __pprofc_using
+    contains -- (__pprofc_command) $argv
+end
+
+# Prints the operands of the command: the words that are neither options
+# nor option values.  With --all, the words after the cursor count too
+# (but never the word being completed); for run, the words of the command
+# to run are left out.
+function __pprofc_operands
+    set -l t (commandline -opc)
+    set -l n (count $t)
+    if test "$argv[1]" = --all
+        set -l all (commandline -op)
+        # Skip the word under the cursor, if the cursor is on one.
+        set -l cur (commandline -ct)
+        set -l from (math $n + 1)
+        test -n "$cur"; and set from (math $n + 2)
+        for i in (seq $from (count $all))
+            set -a t $all[$i]
+        end
+    end
+    set -l expect 0
+    set -l dd 0
+    for w in $t[3..-1]
+        if test $expect = 1
+            set expect 0
+        else if test $dd = 0 -a "$w" = --
+            set dd 1
+            test "$t[2]" = run; and return
+        else if test $dd = 0; and string match -q -- '-?*' $w
+            if string match -q -- '--*' $w
+                string match -q -- '*=*' $w; or contains -- (string sub -s 3 -- $w) $__pprofc_valued; and set expect 1
+            else if string match -qr -- '^-[vh]*o$' $w
+                set expect 1
+            end
+        else
+            printf '%s\n' $w
+            test "$t[2]" = run; and return
+        end
+    end
+end
+
+# True where the next operand is wanted: the command is one of $argv and
+# has no operand yet.
+function __pprofc_operand_wanted
+    __pprofc_using $argv; or return
+    test (count (__pprofc_operands)) -eq 0
+end
+
+# True after "pprofc run --" or after run's first operand: the words of the
+# command to run.
+function __pprofc_in_run_command
+    __pprofc_using run; or return
+    set -l t (commandline -opc)
+    contains -- -- $t[3..-1]; or test (count (__pprofc_operands)) -gt 0
+end
+
+# Completes the command to run and its arguments, as fish would.
+function __pprofc_run_command
+    set -l t (commandline -opc)
+    set -l from 0
+    set -l expect 0
+    for i in (seq 3 (count $t))
+        set -l w $t[$i]
+        if test $expect = 1
+            set expect 0
+        else if test "$w" = --
+            set from (math $i + 1)
+            break
+        else if string match -q -- '-?*' $w
+            if string match -q -- '--*' $w
+                string match -q -- '*=*' $w; or contains -- (string sub -s 3 -- $w) $__pprofc_valued; and set expect 1
+            else if string match -qr -- '^-[vh]*o$' $w
+                set expect 1
+            end
+        else
+            set from $i
+            break
+        end
+    end
+    test $from -gt 0; or return
+    set -l words
+    for i in (seq $from (count $t))
+        set -a words (string escape -- $t[$i])
+    end
+    set -a words (commandline -ct)
+    complete -C (string join ' ' -- $words)
+end
+
+# PIDs of running processes, with their command names.
+function __pprofc_pids
+    grep -sH '' /proc/*/comm 2>/dev/null | string replace -rf '^/proc/(\d+)/comm:(.*)$' '$1\t$2'
+end
+
+# Thread ids of the PID on the line, with thread names, for a list
+# "T1,T2,T": the threads already listed are left out.
+function __pprofc_tids
+    set -l pid (__pprofc_operands --all)[1]
+    string match -qr '^\d+$' -- "$pid"; or return
+    set -l value (string replace -r -- '^--tid=' '' (commandline -ct))
+    set -l listed (string match -r -- '^.*,' $value)
+    set -l done (string split , -- $listed)
+    for f in /proc/$pid/task/*/comm
+        set -l tid (string split / -- $f)[5]
+        contains -- $tid $done; and continue
+        printf '%s%s\t%s\n' "$listed" $tid (string join ' ' (grep -s '' $f))
+    end
+end
+
+complete -c pprofc -f
+
+# pprofc COMMAND
+complete -c pprofc -n __pprofc_needs_command -a dump-threads -d "Print every thread's state and stack"
+complete -c pprofc -n __pprofc_needs_command -a attach -d 'Profile a running process'
+complete -c pprofc -n __pprofc_needs_command -a run -d 'Run a command and profile it'
+complete -c pprofc -n __pprofc_needs_command -a report -d 'Show a saved profile'
+complete -c pprofc -n __pprofc_needs_command -a help -d 'Show help'
+complete -c pprofc -n __pprofc_needs_command -s h -l help -d 'Show help'
+complete -c pprofc -n __pprofc_needs_command -l version -d 'Print the version'
+complete -c pprofc -n '__pprofc_using help; and test (count (commandline -opc)) -eq 2' \
+    -a 'dump-threads attach run report'
+
+# Options of the commands (none after "run --").
+set -l dt '__pprofc_using dump-threads'
+set -l at '__pprofc_using attach'
+set -l ru '__pprofc_using run; and not __pprofc_in_run_command'
+set -l re '__pprofc_using report'
+
+complete -c pprofc -n $dt -l debug -x -a '1\t"Identical stacks grouped with a count" 2\t"One block per thread (default)"' -d 'Detail level'
+complete -c pprofc -n $dt -l format -x -a 'text\t"Text (default)" json\tJSON' -d 'Output format'
+complete -c pprofc -n $dt -s o -l output -r -F -d 'Write to FILE'
+complete -c pprofc -n $dt -l stack-size -x -d 'Most stack bytes copied per thread'
+complete -c pprofc -n $dt -l stop-timeout -x -d 'Milliseconds to wait for threads to stop'
+complete -c pprofc -n $dt -s v -l verbose -d 'Report how long the process was stopped'
+complete -c pprofc -n $dt -s h -l help -d 'Show help'
+complete -c pprofc -n "$dt; and __pprofc_operand_wanted dump-threads" -a '(__pprofc_pids)'
+
+complete -c pprofc -n $at -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" threads\t"Thread stacks"' -d 'Profile to take'
+complete -c pprofc -n $at -l seconds -x -d 'How long to sample'
+complete -c pprofc -n $at -l hz -x -d 'Samples per second per thread'
+complete -c pprofc -n $at -l tid -x -a '(__pprofc_tids)' -d 'Sample only these threads'
+complete -c pprofc -n $at -s o -l output -r -F -d 'Write the profile to FILE'
+complete -c pprofc -n $at -l format -x -a 'proto\t"pprof protobuf (default)" top\t"Top functions" folded\t"Collapsed stacks"' -d 'Output format'
+complete -c pprofc -n $at -l stack-size -x -d 'Stack bytes copied per sample'
+complete -c pprofc -n $at -s v -l verbose -d 'More detail in the summary'
+complete -c pprofc -n $at -s h -l help -d 'Show help'
+complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pids)'
+
+complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time"' -d 'Profile to take'
+complete -c pprofc -n $ru -l seconds -x -d 'How long to sample'
+complete -c pprofc -n $ru -l hz -x -d 'Samples per second per thread'
+complete -c pprofc -n $ru -s o -l output -r -F -d 'Write the profile to FILE'
+complete -c pprofc -n $ru -l format -x -a 'proto\t"pprof protobuf (default)" top\t"Top functions" folded\t"Collapsed stacks"' -d 'Output format'
+complete -c pprofc -n $ru -l stack-size -x -d 'Stack bytes copied per sample'
+complete -c pprofc -n $ru -s v -l verbose -d 'More detail in the summary'
+complete -c pprofc -n $ru -s h -l help -d 'Show help'
+complete -c pprofc -n "$ru; and __pprofc_operand_wanted run" -a '(__fish_complete_command)'
+complete -c pprofc -n __pprofc_in_run_command -a '(__pprofc_run_command)'
+
+complete -c pprofc -n $re -l format -x -a 'top\t"Top functions" folded\t"Collapsed stacks"' -d 'Output format'
+complete -c pprofc -n $re -s o -l output -r -F -d 'Write to FILE'
+complete -c pprofc -n $re -s h -l help -d 'Show help'
+complete -c pprofc -n "$re; and __pprofc_operand_wanted report" -k -a '(__fish_complete_suffix .pb.gz)'
