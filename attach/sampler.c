@@ -42,9 +42,11 @@ struct sthread {
 	pid_t tid;
 	enum tstate st;
 	int stat_fd;                    /* kept open: pread each tick */
+	int sched_fd;                   /* schedstat, opened when first seen running */
 	int pending_interrupts;         /* PTRACE_INTERRUPTs not yet seen as stops */
 	int want;                       /* sample at its next interrupt stop */
 	uint64_t interrupted_at;
+	uint64_t weight;                /* CPU ns this sample stands for */
 	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
 	char comm[64];
 };
@@ -58,20 +60,27 @@ struct taken {
 	unsigned char *stack;
 	size_t stack_len, stack_cap;
 	uint64_t stop_ns;
+	uint64_t weight;
 };
 
 struct sampler {
 	pid_t pid;
 	const struct attach_sampler_opts *o;
 	struct attach_sampler_stats *st;
-	struct sthread *t;
+	struct sthread **t;             /* live threads; each allocated on its own so
+					 * pointers survive the array growing */
 	size_t n, cap;
+	pid_t *ix;                      /* hash tid -> position + 1 in t */
+	size_t *ixpos, ixcap;
+	uint64_t cpu_gone;              /* CPU time of threads already gone */
 	struct attach_maps maps;
 	uint64_t maps_read_at;
+	int maps_stale;                 /* a stack was not in maps: re-read */
 	struct taken *taken;
 	size_t n_taken, cap_taken;
 	int detaching;
 	int ended;                      /* the target exited or exec'ed */
+	uint64_t period_ns;
 };
 
 static uint64_t now_ns(void)
@@ -93,36 +102,82 @@ static uint64_t read_schedstat(pid_t pid, pid_t tid)
 	return strtoull(buf, NULL, 10);
 }
 
+/* ---- the thread table: pointers, a tid index, compaction ---------------- */
+
+static size_t ix_slot(const struct sampler *s, pid_t tid)
+{
+	size_t j = ((size_t)tid * 2654435761u) & (s->ixcap - 1);
+	while (s->ix[j] && s->ix[j] != tid)
+		j = (j + 1) & (s->ixcap - 1);
+	return j;
+}
+
+static void ix_rebuild(struct sampler *s)
+{
+	memset(s->ix, 0, s->ixcap * sizeof *s->ix);
+	for (size_t i = 0; i < s->n; i++) {
+		size_t j = ix_slot(s, s->t[i]->tid);
+		s->ix[j] = s->t[i]->tid;
+		s->ixpos[j] = i;
+	}
+}
+
 static struct sthread *find(struct sampler *s, pid_t tid)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i].tid == tid)
-			return &s->t[i];
-	return NULL;
+	if (!s->ixcap)
+		return NULL;
+	size_t j = ix_slot(s, tid);
+	return s->ix[j] ? s->t[s->ixpos[j]] : NULL;
+}
+
+static int grow_table(struct sampler *s)
+{
+	size_t cap = s->cap ? s->cap * 2 : 64;
+	struct sthread **t = realloc(s->t, cap * sizeof *t);
+	if (!t)
+		return -1;
+	s->t = t;
+	s->cap = cap;
+	pid_t *ix = calloc(cap * 2, sizeof *ix);
+	size_t *pos = calloc(cap * 2, sizeof *pos);
+	if (!ix || !pos) {
+		free(ix);
+		free(pos);
+		return -1;
+	}
+	free(s->ix);
+	free(s->ixpos);
+	s->ix = ix;
+	s->ixpos = pos;
+	s->ixcap = cap * 2;
+	ix_rebuild(s);
+	return 0;
 }
 
 static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct sthread *t = realloc(s->t, cap * sizeof *t);
-		if (!t)
-			return NULL;
-		s->t = t;
-		s->cap = cap;
-	}
-	struct sthread *t = &s->t[s->n++];
-	memset(t, 0, sizeof *t);
+	if (s->n == s->cap && grow_table(s))
+		return NULL;
+	struct sthread *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
 	t->tid = tid;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)s->pid, (int)tid);
 	t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	t->sched_fd = -1;
 	/* A thread born during the collection has all its CPU time in it. */
 	t->cpu_start = at_start ? read_schedstat(s->pid, tid) : 0;
 	t->cpu_last = t->cpu_start;
+	s->t[s->n] = t;
+	size_t j = ix_slot(s, tid);
+	s->ix[j] = tid;
+	s->ixpos[j] = s->n++;
 	s->st->threads_seen++;
 	return t;
 }
+
+static int wanted(const struct sampler *s, pid_t tid);
 
 static void thread_gone(struct sampler *s, struct sthread *t)
 {
@@ -135,7 +190,28 @@ static void thread_gone(struct sampler *s, struct sthread *t)
 	}
 	if (t->stat_fd >= 0)
 		close(t->stat_fd);
-	t->stat_fd = -1;
+	if (t->sched_fd >= 0)
+		close(t->sched_fd);
+	t->stat_fd = t->sched_fd = -1;
+	if (wanted(s, t->tid) && t->cpu_last > t->cpu_start)
+		s->cpu_gone += t->cpu_last - t->cpu_start;
+}
+
+/* Drops gone threads, so a process that churns through threads does not
+ * make every tick slower.  Only between ticks: no pointer is held then. */
+static void compact(struct sampler *s)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->t[i]->st == S_GONE)
+			free(s->t[i]);
+		else
+			s->t[w++] = s->t[i];
+	}
+	if (w != s->n) {
+		s->n = w;
+		ix_rebuild(s);
+	}
 }
 
 /* State letter from the kept-open stat file, and the thread's name. */
@@ -150,6 +226,30 @@ static char thread_state(struct sthread *t)
 		return '?';
 	memcpy(t->comm, st.comm, sizeof t->comm);
 	return st.state;
+}
+
+/* How long the thread ran on a CPU since we last looked (ns): state R also
+ * means "runnable, waiting for a CPU", and a thread that only waited has
+ * used nothing.  Reads its on-CPU time from a kept-open schedstat.  Returns
+ * UINT64_MAX when it cannot tell. */
+static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
+{
+	char buf[128];
+	if (t->sched_fd < 0) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)s->pid, (int)t->tid);
+		t->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->sched_fd < 0)
+			return UINT64_MAX;      /* cannot tell: trust the state */
+	}
+	ssize_t r = pread(t->sched_fd, buf, sizeof buf - 1, 0);
+	if (r <= 0)
+		return UINT64_MAX;
+	buf[r] = 0;
+	uint64_t cpu = strtoull(buf, NULL, 10);
+	uint64_t ran = cpu > t->cpu_last ? cpu - t->cpu_last : 0;
+	t->cpu_last = cpu;
+	return ran;
 }
 
 static int wanted(const struct sampler *s, pid_t tid)
@@ -178,24 +278,32 @@ static struct taken *next_taken(struct sampler *s)
 	return &s->taken[s->n_taken];
 }
 
-/* Where the stack to copy ends: the mapping holding sp (re-read /proc maps
- * at most once a second when a new thread's stack is not in it yet). */
+/* Where the stack to copy ends: the end of the mapping holding sp.  A new
+ * thread's stack may not be in our copy of the maps yet: then copy up to
+ * the limit (the read stops at an unmapped page) and re-read the maps
+ * after the tick, when no thread is stopped. */
 static uint64_t stack_end(struct sampler *s, uint64_t sp)
 {
 	const struct attach_map *m = attach_maps_find(&s->maps, sp);
-	if (!m && now_ns() - s->maps_read_at > 1000000000u) {
-		char path[64], *buf;
-		size_t len;
-		snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
-		if (attach_read_file(path, &buf, &len) == 0) {
-			attach_maps_free(&s->maps);
-			attach_parse_maps(buf, len, &s->maps);
-			free(buf);
-		}
-		s->maps_read_at = now_ns();
-		m = attach_maps_find(&s->maps, sp);
-	}
+	if (!m)
+		s->maps_stale = 1;
 	return m ? m->end : 0;
+}
+
+static void refresh_maps(struct sampler *s)
+{
+	char path[64], *buf;
+	size_t len;
+	if (!s->maps_stale || now_ns() - s->maps_read_at < 1000000000u)
+		return;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+	if (attach_read_file(path, &buf, &len) == 0) {
+		attach_maps_free(&s->maps);
+		attach_parse_maps(buf, len, &s->maps);
+		free(buf);
+	}
+	s->maps_read_at = now_ns();
+	s->maps_stale = 0;
 }
 
 /* The thread is in its interrupt stop: copy what unwinding needs. */
@@ -221,6 +329,7 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 		hi = lo + limit;
 	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
 	k->tid = t->tid;
+	k->weight = t->weight;
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	k->stack_addr = lo;
 	k->stack_len = n > 0 ? (size_t)n : 0;
@@ -248,10 +357,7 @@ static void resume(struct sampler *s, struct sthread *t, int sig)
 {
 	if (s->detaching) {
 		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)sig);
-		t->st = S_GONE;
-		if (t->stat_fd >= 0)
-			close(t->stat_fd);
-		t->stat_fd = -1;
+		thread_gone(s, t);      /* for us it is: counts its CPU time */
 	} else if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) != 0 && errno == ESRCH) {
 		thread_gone(s, t);
 	}
@@ -364,7 +470,7 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 	for (;;) {
 		size_t left = 0;
 		for (size_t i = 0; i < s->n; i++) {
-			struct sthread *t = &s->t[i];
+			struct sthread *t = s->t[i];
 			int status;
 			if (!t->want)
 				continue;
@@ -383,10 +489,10 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 		sigtimedwait(chld, NULL, &ts);
 	}
 	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i].want) {
+		if (s->t[i]->want) {
 			/* Did not stop in time: its interrupt lands later and is
 			 * then just resumed. */
-			s->t[i].want = 0;
+			s->t[i]->want = 0;
 			s->st->lost_not_stopped++;
 		}
 }
@@ -395,10 +501,18 @@ static void tick(struct sampler *s, sigset_t *chld)
 {
 	uint64_t t0 = now_ns();
 	s->n_taken = 0;
+	compact(s);
 	for (size_t i = 0; i < s->n; i++) {
-		struct sthread *t = &s->t[i];
+		struct sthread *t = s->t[i];
 		if (t->st != S_RUNNING || !wanted(s, t->tid) || thread_state(t) != 'R')
 			continue;
+		/* A sample stands for the CPU time the thread used since we
+		 * last looked, at most one period: a thread that shares its
+		 * CPU, or was born a moment ago, weighs what it really ran. */
+		uint64_t ran = ran_since_last_look(s, t);
+		if (ran == 0)
+			continue;
+		t->weight = ran < s->period_ns ? ran : s->period_ns;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;
@@ -407,10 +521,11 @@ static void tick(struct sampler *s, sigset_t *chld)
 	}
 	wait_wanted(s, chld, t0 + STOP_DEADLINE_NS);
 	/* Everyone runs again: now the slow part. */
+	refresh_maps(s);
 	for (size_t i = 0; i < s->n_taken; i++) {
 		struct taken *k = &s->taken[i];
 		struct attach_sample smp = { k->tid, k->comm, &k->regs, k->stack_addr, k->stack,
-					     k->stack_len, k->stop_ns };
+					     k->stack_len, k->stop_ns, k->weight };
 		s->st->samples++;
 		s->o->on_sample(s->o->arg, &smp);
 	}
@@ -460,7 +575,7 @@ static void detach_all(struct sampler *s, sigset_t *chld)
 {
 	s->detaching = 1;
 	for (size_t i = 0; i < s->n; i++) {
-		struct sthread *t = &s->t[i];
+		struct sthread *t = s->t[i];
 		if (t->st == S_GONE)
 			continue;
 		t->cpu_last = read_schedstat(s->pid, t->tid);
@@ -469,14 +584,13 @@ static void detach_all(struct sampler *s, sigset_t *chld)
 			resume(s, t, 0);
 			continue;
 		}
-		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0)
-			t->want = 1;
+		ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
 	}
 	uint64_t deadline = now_ns() + STOP_DEADLINE_NS * 5;
 	for (;;) {
 		size_t left = 0;
 		for (size_t i = 0; i < s->n; i++) {
-			struct sthread *t = &s->t[i];
+			struct sthread *t = s->t[i];
 			int status;
 			if (t->st == S_GONE)
 				continue;
@@ -495,15 +609,17 @@ static void detach_all(struct sampler *s, sigset_t *chld)
 		sigtimedwait(chld, NULL, &ts);
 	}
 	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i].st != S_GONE)
-			attach_add_straggler(s->t[i].tid);
+		if (s->t[i]->st != S_GONE)
+			attach_add_straggler(s->t[i]->tid);
 }
 
 static void sum_cpu(struct sampler *s)
 {
+	s->st->cpu_ns = s->cpu_gone;
 	for (size_t i = 0; i < s->n; i++)
-		if (wanted(s, s->t[i].tid) && s->t[i].cpu_last > s->t[i].cpu_start)
-			s->st->cpu_ns += s->t[i].cpu_last - s->t[i].cpu_start;
+		if (s->t[i]->st != S_GONE && wanted(s, s->t[i]->tid) &&
+		    s->t[i]->cpu_last > s->t[i]->cpu_start)
+			s->st->cpu_ns += s->t[i]->cpu_last - s->t[i]->cpu_start;
 }
 
 static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t start, uint64_t end)
@@ -541,7 +657,7 @@ static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t s
 int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
 		      struct attach_sampler_stats *st, struct attach_error *err)
 {
-	struct sampler s = { .pid = pid, .o = o, .st = st };
+	struct sampler s = { .pid = pid, .o = o, .st = st, .period_ns = 1000000000u / (unsigned)o->hz };
 	memset(st, 0, sizeof *st);
 	err->code = ATTACH_OK;
 	char path[64], *buf;
@@ -583,9 +699,15 @@ int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
 		close(tfd);
 	attach_install_reaper();
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	for (size_t i = 0; i < s.n; i++)
-		if (s.t[i].stat_fd >= 0)
-			close(s.t[i].stat_fd);
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.t[i]->stat_fd >= 0)
+			close(s.t[i]->stat_fd);
+		if (s.t[i]->sched_fd >= 0)
+			close(s.t[i]->sched_fd);
+		free(s.t[i]);
+	}
+	free(s.ix);
+	free(s.ixpos);
 	for (size_t i = 0; i < s.cap_taken; i++)
 		free(s.taken[i].stack);
 	free(s.taken);

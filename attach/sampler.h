@@ -3,8 +3,11 @@
  * Every thread is seized for the whole collection (new ones join through
  * PTRACE_O_TRACECLONE).  A timerfd ticks at hz; at each tick the sampler
  * reads each thread's state from a kept-open /proc/PID/task/TID/stat and
- * samples only the running ones (state R): interrupt, registers, a copy of
- * the stack, resume, at once.  A thread asleep in a system call is never
+ * samples only the running ones (state R, and on-CPU time grown since the
+ * last tick: R also means merely runnable): interrupt, registers, a copy of
+ * the stack, resume, at once.  A sample weighs the CPU time the thread used
+ * since the last look, at most one period (1e9/hz ns): a thread running
+ * all along weighs exactly one period.  A thread asleep in a system call is never
  * stopped.  Each sample goes to on_sample() after the thread runs again;
  * that is where the caller unwinds and symbolizes.
  *
@@ -31,6 +34,8 @@ struct attach_sample {
 	const unsigned char *stack;
 	size_t stack_len;
 	uint64_t stop_ns;               /* how long this thread was stopped */
+	uint64_t weight_ns;             /* CPU time it used since the last look,
+					 * at most one period (schedstat) */
 };
 
 struct attach_sampler_stats {

@@ -171,6 +171,7 @@ struct profiler {
 	struct attach_maps maps;
 	uint64_t *mapping_ids;          /* per maps entry, 0: not executable */
 	int64_t period;
+	uint64_t sampled_ns;            /* the samples' CPU weights, summed */
 	uint64_t unwind_failures;
 	int tty;
 	double seconds;
@@ -278,9 +279,10 @@ static void on_sample(void *arg, const struct attach_sample *s)
 	}
 	if (!st.complete)
 		p->unwind_failures++;
-	int64_t values[2] = { 1, p->period };
+	int64_t values[2] = { 1, (int64_t)s->weight_ns };
 	struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
 	pp_profile_add(p->prof, locs, nl, values, labels, 2);
+	p->sampled_ns += s->weight_ns;
 	sym_stack_free(&st);
 }
 
@@ -317,7 +319,7 @@ static void summary(const struct cli_profile_options *o, const struct profiler *
 		p99 = st->stop_ns[(st->n_stop_ns * 99) / 100 < st->n_stop_ns ? (st->n_stop_ns * 99) / 100
 									  : st->n_stop_ns - 1];
 	}
-	double sampled = (double)st->samples * (double)p->period / 1e9;
+	double sampled = (double)p->sampled_ns / 1e9;
 	uint64_t lost = st->lost_not_stopped + st->lost_exited;
 	fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of CPU "
 		"by the samples, %.2f s by the kernel; %" PRIu64 " lost",

@@ -139,6 +139,13 @@ def test_thread_churn(rounds=30):
             check(r.returncode == 0, "dump %d of a churning process failed: %s" % (i, r.stderr))
             check_untouched(fx.pid, label="churn %d" % i)
         check(fx.proc.poll() is None, "the churning process died")
+        # A CPU profile while threads come and go: new threads join (TRACECLONE),
+        # exiting ones leave, nothing is left traced.
+        out = fx.progress + ".pb.gz"
+        r = pprofc("attach", fx.pid, "--seconds", "2", "-o", out)
+        check(r.returncode == 0 and os.path.getsize(out) > 0, "CPU profile of a churning process: %s" % r.stderr)
+        check_untouched(fx.pid, label="churn cpu")
+        check(fx.proc.poll() is None, "the churning process died during a CPU profile")
 
 
 if __name__ == "__main__":
