@@ -40,6 +40,7 @@ enum tstate { S_RUNNING, S_LISTENING, S_GONE };
 
 struct sthread {
 	pid_t tid;
+	pid_t pid;
 	enum tstate st;
 	int stat_fd;                    /* kept open: pread each tick */
 	int sched_fd;                   /* schedstat, opened when first seen running */
@@ -162,6 +163,7 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	if (!t)
 		return NULL;
 	t->tid = tid;
+	t->pid = s->pid;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)s->pid, (int)tid);
 	t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -219,9 +221,19 @@ static char thread_state(struct sthread *t)
 {
 	char buf[1024];
 	struct attach_stat st;
-	if (t->stat_fd < 0)
-		return '?';
-	ssize_t r = pread(t->stat_fd, buf, sizeof buf - 1, 0);
+	ssize_t r;
+	if (t->stat_fd < 0) {
+		/* Out of descriptors (a huge process): open it each time. */
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)t->pid, (int)t->tid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return '?';
+		r = pread(fd, buf, sizeof buf - 1, 0);
+		close(fd);
+	} else {
+		r = pread(t->stat_fd, buf, sizeof buf - 1, 0);
+	}
 	if (r <= 0 || attach_parse_stat(buf, (size_t)r, &st))
 		return '?';
 	memcpy(t->comm, st.comm, sizeof t->comm);

@@ -1,6 +1,7 @@
 /* main.c — pprofc's entry point: finds the subcommand and runs it. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "config.h"
@@ -46,8 +47,20 @@ static const struct command *find(const char *name)
 	return NULL;
 }
 
+/* The sampler keeps two /proc files open per thread of the target: allow
+ * as many descriptors as the hard limit permits. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	raise_fd_limit();
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;
