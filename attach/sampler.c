@@ -516,13 +516,15 @@ static void tick(struct sampler *s, sigset_t *chld)
 	compact(s);
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
-		if (t->st != S_RUNNING || !wanted(s, t->tid) || thread_state(t) != 'R')
+		if (t->st != S_RUNNING || !wanted(s, t->tid))
 			continue;
-		/* A sample stands for the CPU time the thread used since we
-		 * last looked, at most one period: a thread that shares its
-		 * CPU, or was born a moment ago, weighs what it really ran. */
+		/* schedstat first: it is cheap, and a thread whose CPU time did
+		 * not grow has nothing to sample, whatever its state.  A sample
+		 * stands for the CPU time used since we last looked, at most one
+		 * period: a thread that shares its CPU, or was born a moment
+		 * ago, weighs what it really ran. */
 		uint64_t ran = ran_since_last_look(s, t);
-		if (ran == 0)
+		if (ran == 0 || thread_state(t) != 'R')
 			continue;
 		t->weight = ran < s->period_ns ? ran : s->period_ns;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
