@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, pprofc, require_ptrace, wait_for)
+                     dump_json, fixture_path, pprofc, require_ptrace, tracer_pid, wait_for)
 
 GO = shutil.which("go")
 ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
@@ -207,6 +207,29 @@ def test_target_exits():
     os.unlink(out)
 
 
+def test_target_execs():
+    """The target runs a new program: the profile ends, with a message."""
+    out = tempfile.mktemp(suffix=".pb.gz")
+    proc = subprocess.Popen(["sh", "-c", "read line; exec sleep 30"], stdin=subprocess.PIPE, text=True)
+    try:
+        p = subprocess.Popen([PPROFC, "attach", str(proc.pid), "--seconds", "30", "-o", out],
+                             stderr=subprocess.PIPE, text=True)
+        check(wait_for(lambda: tracer_pid(proc.pid) == p.pid, 20, 0.01), "pprofc never attached to sh")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        _, err = p.communicate(timeout=30)
+        check(p.returncode == 0 and "new program (exec)" in err, "exec during a profile: %d %r"
+              % (p.returncode, err))
+        check(os.path.exists(out), "no profile after the target's exec")
+        check(wait_for(lambda: tracer_pid(proc.pid) == 0), "the exec'ed target is still traced")
+        check(proc.poll() is None, "the exec'ed target died")
+    finally:
+        proc.kill()
+        proc.wait()
+    if os.path.exists(out):
+        os.unlink(out)
+
+
 def test_blocked_threads_untouched():
     """A CPU profile never stops a thread asleep in a system call: the
     waits fixture's epoll_wait sees no EINTR."""
@@ -272,6 +295,7 @@ if __name__ == "__main__":
     test_naming_stdout_tid()
     test_sigint_mid_collection()
     test_target_exits()
+    test_target_execs()
     test_blocked_threads_untouched()
     test_cxx_rust_names()
     test_run_mode()

@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_progress, check_untouched,  # noqa: E402
                      done, dump_json, pprofc, read_progress, require_ptrace, thread_states,
-                     wait_for)
+                     tracer_pid, wait_for)
 
 
 def test_sigstop_kept():
@@ -148,6 +148,44 @@ def test_thread_churn(rounds=30):
         check(fx.proc.poll() is None, "the churning process died during a CPU profile")
 
 
+def test_cpu_profile_signals_and_stop(total=300):
+    """During a 1000 Hz CPU profile: every real-time signal is delivered
+    exactly once; a SIGSTOP stops the target and it is still stopped after
+    pprofc lets go; SIGCONT then resumes it."""
+    with Fixture("waits", progress=True) as fx:
+        out = fx.progress + ".pb.gz"
+        p = subprocess.Popen([PPROFC, "attach", str(fx.pid), "--seconds", "4", "--hz", "1000", "-o", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        check(wait_for(lambda: any(tracer_pid_of(fx.pid, t) == p.pid for t in thread_states(fx.pid)), 20, 0.01),
+              "pprofc never attached")
+        for i in range(total):
+            os.kill(fx.pid, signal.SIGRTMIN)
+            if i % 10 == 0:
+                time.sleep(0.005)
+        check(wait_for(lambda: read_progress(fx)[1] >= total, timeout=20),
+              "signals sent during the profile were not all delivered: %d of %d"
+              % (read_progress(fx)[1], total))
+        os.kill(fx.pid, signal.SIGSTOP)
+        _, err = p.communicate(timeout=60)
+        check(p.returncode == 0, "profile with signals and SIGSTOP: %d %s" % (p.returncode, err))
+        time.sleep(0.05)  # a doubled signal would show up right behind the last one
+        check(read_progress(fx)[1] == total, "fixture counted %d SIGRTMIN, sent %d" % (read_progress(fx)[1], total))
+        states = thread_states(fx.pid)
+        check(states and all(s == "T" for s in states.values()), "SIGSTOP during the profile lost: %r" % states)
+        check_untouched(fx.pid, allowed_stopped=True, label="cpu sigstop")
+        before = read_progress(fx)[0]
+        os.kill(fx.pid, signal.SIGCONT)
+        check(wait_for(lambda: read_progress(fx)[0] > before), "no progress after SIGCONT")
+        check_untouched(fx.pid, label="cpu sigcont")
+
+
+def tracer_pid_of(pid, tid):
+    try:
+        return tracer_pid(pid, tid)
+    except OSError:
+        return -1
+
+
 if __name__ == "__main__":
     require_ptrace()
     test_sigstop_kept()
@@ -156,4 +194,5 @@ if __name__ == "__main__":
     test_sigkill_pprofc()
     test_many_threads()
     test_thread_churn()
+    test_cpu_profile_signals_and_stop()
     done()
