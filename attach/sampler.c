@@ -476,22 +476,35 @@ static void drain(struct sampler *s)
 		on_status(s, tid, status);
 }
 
-/* Waits for the wanted threads to stop (each is handled as it does). */
-static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
+static int is_wanted(const struct sthread *t)
+{
+	return t->want;
+}
+
+static int is_attached(const struct sthread *t)
+{
+	return t->st != S_GONE;
+}
+
+/* Collects the stops of the threads for which waiting() holds, handling
+ * each as it comes, until there are none left or the deadline passes.
+ * waitpid on one tid is O(1) in the kernel; waitpid(-1) scans every tracee. */
+static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
+		     int (*waiting)(const struct sthread *))
 {
 	for (;;) {
 		size_t left = 0;
 		for (size_t i = 0; i < s->n; i++) {
 			struct sthread *t = s->t[i];
 			int status;
-			if (!t->want)
+			if (!waiting(t))
 				continue;
 			pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
 			if (r == t->tid)
 				on_status(s, t->tid, status);
 			else if (r < 0 && errno == ECHILD)
 				thread_gone(s, t);
-			left += t->want != 0;
+			left += waiting(t) != 0;
 		}
 		uint64_t now = now_ns();
 		if (!left || now >= deadline)
@@ -500,6 +513,12 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
 		sigtimedwait(chld, NULL, &ts);
 	}
+}
+
+/* Waits for the wanted threads to stop (each is sampled as it does). */
+static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
+{
+	wait_for(s, chld, deadline, is_wanted);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->t[i]->want) {
 			/* Did not stop in time: its interrupt lands later and is
@@ -600,28 +619,7 @@ static void detach_all(struct sampler *s, sigset_t *chld)
 		}
 		ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
 	}
-	uint64_t deadline = now_ns() + STOP_DEADLINE_NS * 5;
-	for (;;) {
-		size_t left = 0;
-		for (size_t i = 0; i < s->n; i++) {
-			struct sthread *t = s->t[i];
-			int status;
-			if (t->st == S_GONE)
-				continue;
-			pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
-			if (r == t->tid)
-				on_status(s, t->tid, status);
-			else if (r < 0 && errno == ECHILD)
-				thread_gone(s, t);
-			left += t->st != S_GONE;
-		}
-		uint64_t now = now_ns();
-		if (!left || now >= deadline)
-			break;
-		uint64_t wait = deadline - now;
-		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
-		sigtimedwait(chld, NULL, &ts);
-	}
+	wait_for(s, chld, now_ns() + STOP_DEADLINE_NS * 5, is_attached);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->t[i]->st != S_GONE)
 			attach_add_straggler(s->t[i]->tid);
