@@ -5,8 +5,13 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "../attach/proc.h"
+#include "../pprofout/profile.h"
+#include "../symbolize/sym.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -70,5 +75,35 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
  * it exited meanwhile, goes to *exit_status (else -1).  Returns EXIT_*. */
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
 		     int *exit_status);
+
+/* Stacks of one process into a pprof profile (stacks.c). */
+struct cli_stacks {
+	pid_t pid;
+	struct sym_session *sym;
+	struct pp_profile *prof;
+	struct attach_maps maps;
+	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
+	char exe[4096];
+};
+int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
+		    const struct pp_profile_spec *spec);
+int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
+		   const struct pp_label *labels, size_t n_labels);
+void cli_stacks_free(struct cli_stacks *c);
+/* The target's executable path, " (deleted)" removed. */
+void cli_exe_of(pid_t pid, char *exe, size_t len);
+
+/* A profile file: with numbered and no explicit output, saved as
+ * go tool pprof does, <dir>/pprof.<exe>.<kind>.NNN.pb.gz ("Saved profile
+ * in ..." on stderr).  Opened before the work starts, so a bad path fails
+ * at once. */
+struct cli_saved {
+	struct cli_output out;
+	int numbered;
+	char dir[4096], prefix[512];
+};
+int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
+		   const char *kind);
+int cli_saved_commit(struct cli_saved *w);
 
 #endif

@@ -165,123 +165,28 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 /* ---- building the profile from samples --------------------------------- */
 
 struct profiler {
-	pid_t pid;
-	struct sym_session *sym;
-	struct pp_profile *prof;
-	struct attach_maps maps;
-	uint64_t *mapping_ids;          /* per maps entry, 0: not executable */
-	int64_t period;
+	struct cli_stacks stacks;
 	uint64_t sampled_ns;            /* the samples' CPU weights, summed */
 	uint64_t unwind_failures;
 	int tty;
 	double seconds;
 };
 
-/* One pprof Mapping per executable line of /proc/PID/maps, the main
- * executable first: go tool pprof names the profile after mapping 1. */
-static int add_mappings(struct profiler *p, const char *exe)
-{
-	free(p->mapping_ids);
-	p->mapping_ids = calloc(p->maps.n ? p->maps.n : 1, sizeof *p->mapping_ids);
-	if (!p->mapping_ids)
-		return -1;
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < p->maps.n; i++) {
-			const struct attach_map *m = &p->maps.v[i];
-			if (m->perms[2] != 'x' || m->path[0] != '/')
-				continue;
-			char path[4096];
-			snprintf(path, sizeof path, "%s", m->path);
-			char *del = strstr(path, " (deleted)");
-			if (del && del[10] == 0)
-				*del = 0;
-			if ((strcmp(path, exe) == 0) != (pass == 0))
-				continue;
-			struct pp_mapping pm = { m->start, m->end, m->offset, path,
-						 sym_build_id(p->sym, m->start), 0 };
-			p->mapping_ids[i] = pp_profile_mapping(p->prof, &pm);
-		}
-	return 0;
-}
-
-static int read_maps(struct profiler *p, const char *exe)
-{
-	char path[64], *buf;
-	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)p->pid);
-	if (attach_read_file(path, &buf, &len))
-		return -1;
-	attach_maps_free(&p->maps);
-	int r = attach_parse_maps(buf, len, &p->maps);
-	free(buf);
-	return r ? r : add_mappings(p, exe);
-}
-
-static uint64_t mapping_for(struct profiler *p, uint64_t pc, int symbolized)
-{
-	const struct attach_map *m = attach_maps_find(&p->maps, pc);
-	if (!m)
-		return 0;
-	uint64_t id = p->mapping_ids[m - p->maps.v];
-	if (id && symbolized) {
-		struct pp_mapping pm = { m->start, m->end, m->offset, NULL, NULL, 1 };
-		char path[4096];
-		snprintf(path, sizeof path, "%s", m->path);
-		char *del = strstr(path, " (deleted)");
-		if (del && del[10] == 0)
-			*del = 0;
-		pm.filename = path;
-		pp_profile_mapping(p->prof, &pm);   /* marks it symbolized */
-	}
-	return id;
-}
-
-/* Frames sharing one pc (an inline chain) become one Location. */
-static uint64_t location_for(struct profiler *p, const struct sym_frame *f, size_t n, int leaf)
-{
-	struct pp_line lines[64];
-	size_t k = n < 64 ? n : 64;
-	int symbolized = 0;
-	for (size_t i = 0; i < k; i++) {
-		lines[i] = (struct pp_line){ f[i].function, f[i].mangled, f[i].file, f[i].line, 0 };
-		symbolized |= f[i].function != NULL;
-	}
-	/* The leaf is the exact pc; a caller's is its return address - 1,
-	 * inside the call instruction (pprof readers do not adjust). */
-	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
-	uint64_t mapping = mapping_for(p, f[0].pc, symbolized);
-	return pp_profile_location(p->prof, mapping, addr, symbolized ? lines : NULL,
-				   symbolized ? k : 0);
-}
-
 static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
 	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len };
 	struct sym_stack st;
-	if (sym_unwind(p->sym, &snap, &st) || st.n == 0) {
+	if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
 		p->unwind_failures++;
 		sym_stack_free(&st);
 		return;
-	}
-	uint64_t locs[1024];
-	size_t nl = 0;
-	for (size_t i = 0; i < st.n && nl < 1024;) {
-		size_t j = i;
-		while (j < st.n && st.frames[j].pc == st.frames[i].pc && st.frames[j].inlined)
-			j++;
-		if (j < st.n)
-			j++;            /* the physical frame closing the chain */
-		uint64_t id = location_for(p, &st.frames[i], j - i, i == 0);
-		if (id)
-			locs[nl++] = id;
-		i = j;
 	}
 	if (!st.complete)
 		p->unwind_failures++;
 	int64_t values[2] = { 1, (int64_t)s->weight_ns };
 	struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
-	pp_profile_add(p->prof, locs, nl, values, labels, 2);
+	cli_stacks_add(&p->stacks, &st, values, labels, 2);
 	p->sampled_ns += s->weight_ns;
 	sym_stack_free(&st);
 }
@@ -339,51 +244,20 @@ static void summary(const struct cli_profile_options *o, const struct profiler *
 			p->unwind_failures);
 }
 
-static const char *basename_of(const char *path)
+static int write_profile(const struct cli_profile_options *o, struct profiler *p,
+			 struct cli_saved *w, uint64_t duration_ns)
 {
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-/* The output is opened before sampling starts, so a bad path fails at
- * once rather than after the whole collection. */
-struct output {
-	struct cli_output out;
-	int numbered;
-	char dir[4096], prefix[512];    /* exe names are at most 255 bytes */
-};
-
-static int open_output(const struct cli_profile_options *o, const char *exe, struct output *w)
-{
-	char path[4700];
-	w->numbered = !o->output && o->format == FMT_PROTO;
-	if (w->numbered) {
-		cli_profile_dir(w->dir, sizeof w->dir);
-		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.samples.cpu.", basename_of(exe));
-		snprintf(path, sizeof path, "%s/%s", w->dir, w->prefix);
-	}
-	return cli_output_open(&w->out, w->numbered ? path : o->output);
-}
-
-static int write_profile(const struct cli_profile_options *o, struct profiler *p, struct output *w,
-			 uint64_t duration_ns)
-{
-	char saved[4700];
 	FILE *f = w->out.f;
-	int r = o->format == FMT_PROTO ? pp_profile_write(p->prof, (int64_t)duration_ns, f)
-	      : o->format == FMT_TOP   ? pp_report_top(p->prof, f)
-				       : pp_report_folded(p->prof, f);
+	struct pp_profile *prof = p->stacks.prof;
+	int r = o->format == FMT_PROTO ? pp_profile_write(prof, (int64_t)duration_ns, f)
+	      : o->format == FMT_TOP   ? pp_report_top(prof, f)
+				       : pp_report_folded(prof, f);
 	if (r) {
 		cli_error("cannot write the profile");
 		cli_output_abort(&w->out);
 		return -1;
 	}
-	if (!w->numbered)
-		return cli_output_commit(&w->out);
-	if (cli_output_commit_numbered(&w->out, w->dir, w->prefix, ".pb.gz", saved, sizeof saved))
-		return -1;
-	fprintf(stderr, "Saved profile in %s\n", saved);
-	return 0;
+	return cli_saved_commit(w);
 }
 
 static void report_end(const struct attach_sampler_stats *st, pid_t pid)
@@ -405,37 +279,30 @@ static void report_end(const struct attach_sampler_stats *st, pid_t pid)
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
 		     int *exit_status)
 {
-	struct profiler p = { .pid = pid, .seconds = o->seconds, .tty = isatty(2) };
-	char exe[4096], path[64], err[256];
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(path, exe, sizeof exe - 1);
-	exe[n > 0 ? n : 0] = 0;
-	char *del = strstr(exe, " (deleted)");
-	if (del && del[10] == 0)
-		*del = 0;
-	p.period = 1000000000LL / o->hz;
+	struct profiler p = { .seconds = o->seconds, .tty = isatty(2) };
+	char exe[4096], err[256];
+	cli_exe_of(pid, exe, sizeof exe);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	struct pp_profile_spec spec = {
 		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
 		.n_sample_types = 2,
 		.period_type = { "cpu", "nanoseconds" },
-		.period = p.period,
+		.period = 1000000000LL / o->hz,
 		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 	};
-	struct output w;
-	if (open_output(o, exe, &w))
+	struct cli_saved w;
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, "samples.cpu"))
 		return EXIT_FAIL;
-	p.sym = sym_open(pid, err, sizeof err);
-	p.prof = pp_profile_new(&spec);
-	if (!p.sym || !p.prof || read_maps(&p, exe)) {
-		cli_error("cannot prepare PID %d for profiling: %s", (int)pid, p.sym ? "out of memory" : err);
+	struct sym_session *sym = sym_open(pid, err, sizeof err);
+	if (!sym || cli_stacks_init(&p.stacks, pid, sym, &spec)) {
+		cli_error("cannot prepare PID %d for profiling: %s", (int)pid, sym ? "out of memory" : err);
 		cli_output_abort(&w.out);
-		sym_close(p.sym);
-		pp_profile_free(p.prof);
+		cli_stacks_free(&p.stacks);
+		sym_close(sym);
 		return EXIT_FAIL;
 	}
-	sym_prepare(p.sym);
+	sym_prepare(sym);
 
 	struct attach_sampler_opts so = {
 		.hz = (int)o->hz, .duration_ns = (uint64_t)(o->seconds * 1e9),
@@ -458,9 +325,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		rc = write_profile(o, &p, &w, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
 	}
 	attach_sampler_stats_free(&st);
-	attach_maps_free(&p.maps);
-	free(p.mapping_ids);
-	pp_profile_free(p.prof);
-	sym_close(p.sym);
+	cli_stacks_free(&p.stacks);
+	sym_close(sym);
 	return rc;
 }

@@ -1,0 +1,164 @@
+/* stacks.c — symbolized stacks of one process into a pprof profile, and
+ * saving a profile where and as `go tool pprof` saves its own.
+ *
+ * Shared by attach/run (CPU samples) and dump-threads --pprof (one sample
+ * per thread).  Mappings come from /proc/PID/maps, one per executable
+ * line, the main executable first (go tool pprof names the profile after
+ * mapping 1); each pc becomes one Location holding its inline chain.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../attach/proc.h"
+#include "cli.h"
+
+static void strip_deleted(char *path)
+{
+	char *del = strstr(path, " (deleted)");
+	if (del && del[10] == 0)
+		*del = 0;
+}
+
+void cli_exe_of(pid_t pid, char *exe, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, exe, len - 1);
+	exe[n > 0 ? n : 0] = 0;
+	strip_deleted(exe);
+}
+
+static int add_mappings(struct cli_stacks *c)
+{
+	free(c->mapping_ids);
+	c->mapping_ids = calloc(c->maps.n ? c->maps.n : 1, sizeof *c->mapping_ids);
+	if (!c->mapping_ids)
+		return -1;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < c->maps.n; i++) {
+			const struct attach_map *m = &c->maps.v[i];
+			char path[4096];
+			if (m->perms[2] != 'x' || m->path[0] != '/')
+				continue;
+			snprintf(path, sizeof path, "%s", m->path);
+			strip_deleted(path);
+			if ((strcmp(path, c->exe) == 0) != (pass == 0))
+				continue;
+			struct pp_mapping pm = { m->start, m->end, m->offset, path,
+						 sym_build_id(c->sym, m->start), 0 };
+			c->mapping_ids[i] = pp_profile_mapping(c->prof, &pm);
+		}
+	return 0;
+}
+
+int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
+		    const struct pp_profile_spec *spec)
+{
+	char path[64], *buf;
+	size_t len;
+	memset(c, 0, sizeof *c);
+	c->pid = pid;
+	c->sym = sym;
+	cli_exe_of(pid, c->exe, sizeof c->exe);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	if (!(c->prof = pp_profile_new(spec)) || attach_read_file(path, &buf, &len))
+		return -1;
+	int r = attach_parse_maps(buf, len, &c->maps);
+	free(buf);
+	return r ? r : add_mappings(c);
+}
+
+void cli_stacks_free(struct cli_stacks *c)
+{
+	attach_maps_free(&c->maps);
+	free(c->mapping_ids);
+	pp_profile_free(c->prof);
+	memset(c, 0, sizeof *c);
+}
+
+static uint64_t mapping_for(struct cli_stacks *c, uint64_t pc, int symbolized)
+{
+	const struct attach_map *m = attach_maps_find(&c->maps, pc);
+	if (!m)
+		return 0;
+	uint64_t id = c->mapping_ids[m - c->maps.v];
+	if (id && symbolized) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s", m->path);
+		strip_deleted(path);
+		struct pp_mapping pm = { m->start, m->end, m->offset, path, NULL, 1 };
+		pp_profile_mapping(c->prof, &pm);   /* marks it symbolized */
+	}
+	return id;
+}
+
+/* Frames sharing one pc (an inline chain) become one Location. */
+static uint64_t location_for(struct cli_stacks *c, const struct sym_frame *f, size_t n, int leaf)
+{
+	struct pp_line lines[64];
+	size_t k = n < 64 ? n : 64;
+	int symbolized = 0;
+	for (size_t i = 0; i < k; i++) {
+		lines[i] = (struct pp_line){ f[i].function, f[i].mangled, f[i].file, f[i].line, 0 };
+		symbolized |= f[i].function != NULL;
+	}
+	/* The leaf is the exact pc; a caller's is its return address - 1,
+	 * inside the call instruction (pprof readers do not adjust). */
+	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
+	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
+	return pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
+				   symbolized ? k : 0);
+}
+
+int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
+		   const struct pp_label *labels, size_t n_labels)
+{
+	uint64_t locs[1024];
+	size_t nl = 0;
+	for (size_t i = 0; i < st->n && nl < 1024;) {
+		size_t j = i;
+		while (j < st->n && st->frames[j].pc == st->frames[i].pc && st->frames[j].inlined)
+			j++;
+		if (j < st->n)
+			j++;            /* the physical frame closing the chain */
+		uint64_t id = location_for(c, &st->frames[i], j - i, i == 0);
+		if (id)
+			locs[nl++] = id;
+		i = j;
+	}
+	return pp_profile_add(c->prof, locs, nl, values, labels, n_labels);
+}
+
+/* ---- saving -------------------------------------------------------------- */
+
+static const char *basename_of(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
+		   const char *kind)
+{
+	char path[4700];
+	w->numbered = numbered && !output;
+	if (w->numbered) {
+		cli_profile_dir(w->dir, sizeof w->dir);
+		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.%s.", basename_of(exe), kind);
+		snprintf(path, sizeof path, "%s/%s", w->dir, w->prefix);
+	}
+	return cli_output_open(&w->out, w->numbered ? path : output);
+}
+
+int cli_saved_commit(struct cli_saved *w)
+{
+	char saved[4700];
+	if (!w->numbered)
+		return cli_output_commit(&w->out);
+	if (cli_output_commit_numbered(&w->out, w->dir, w->prefix, ".pb.gz", saved, sizeof saved))
+		return -1;
+	fprintf(stderr, "Saved profile in %s\n", saved);
+	return 0;
+}
