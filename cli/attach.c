@@ -1,5 +1,6 @@
-/* attach.c — `pprofc attach PID --profile cpu`: profile a running process
- * into a pprof file (the work itself is in profile.c, shared with run). */
+/* attach.c — `pprofc attach PID --profile cpu|threads`: profile a running
+ * process into a pprof file (CPU: profile.c, shared with run; threads:
+ * dump_threads.c, one snapshot). */
 #include <stdlib.h>
 
 #include "../attach/snapshot.h"
@@ -21,7 +22,8 @@ int cmd_attach(int argc, char **argv)
 		free(o.tids);
 		return EXIT_FAIL;
 	}
-	r = cli_profile_take(&o, tgid, 0, NULL);
+	r = o.threads ? cli_threads_profile(tgid, o.output, o.format)
+		      : cli_profile_take(&o, tgid, 0, NULL);
 	free(o.tids);
 	return r;
 }

@@ -58,6 +58,7 @@ void cli_output_abort(struct cli_output *o);
 enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
 struct cli_profile_options {
 	pid_t pid;
+	int threads;                    /* --profile threads: one snapshot */
 	char **command;                 /* run: the command and its arguments */
 	double seconds;                 /* 0: until the target exits */
 	long hz;
@@ -105,5 +106,9 @@ struct cli_saved {
 int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
 		   const char *kind);
 int cli_saved_commit(struct cli_saved *w);
+
+/* attach --profile threads: one snapshot as a threads/count profile
+ * (dump_threads.c). */
+int cli_threads_profile(pid_t tgid, const char *output, enum cli_format format);
 
 #endif

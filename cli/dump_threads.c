@@ -21,6 +21,7 @@
 #include "../attach/snapshot.h"
 #include "../attach/wait.h"
 #include "../pprofout/dump.h"
+#include "../pprofout/report.h"
 #include "../symbolize/sym.h"
 #include "cli.h"
 
@@ -37,6 +38,8 @@ static const char help[] =
 	"                        stacks grouped with a count\n"
 	"      --format=FORMAT   text (default) or json\n"
 	"  -o, --output=FILE     write to FILE (atomically) instead of stdout\n"
+	"      --pprof=FILE      also write the snapshot as a pprof profile of thread\n"
+	"                        counts by stack (like Go's goroutine profile)\n"
 	"      --stack-size=SIZE most stack bytes copied per thread (default 512K)\n"
 	"      --stop-timeout=MS how long to wait for threads to stop (default 500)\n"
 	"  -v, --verbose         report on stderr how long the process was stopped\n"
@@ -45,7 +48,11 @@ static const char help[] =
 struct options {
 	int debug;
 	int json;
+	int text;                       /* print the dump (not for attach --profile threads) */
 	const char *output;
+	const char *pprof;              /* also write a threads/count profile here */
+	int pprof_numbered;             /* ...or under go tool pprof's name */
+	enum cli_format pprof_format;
 	size_t stack_size;
 	long stop_timeout_ms;
 	int verbose;
@@ -58,6 +65,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "debug", required_argument, NULL, 'd' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "pprof", required_argument, NULL, 'p' },
 		{ "stack-size", required_argument, NULL, 's' },
 		{ "stop-timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -67,7 +75,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	const char *cmd = "dump-threads";
 	long v;
 	int c;
-	*o = (struct options){ .debug = 2, .stack_size = 512 * 1024, .stop_timeout_ms = 500 };
+	*o = (struct options){ .debug = 2, .text = 1, .stack_size = 512 * 1024, .stop_timeout_ms = 500 };
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
@@ -85,6 +93,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'o':
 			o->output = optarg;
+			break;
+		case 'p':
+			if (strcmp(optarg, "-") == 0)
+				return cli_usage_error(cmd, "--pprof needs a file name (stdout holds the dump)");
+			o->pprof = optarg;
 			break;
 		case 's':
 			if (cli_parse_size(optarg, &o->stack_size))
@@ -289,7 +302,40 @@ static int write_dump(const struct options *o, const struct pp_dump *d)
 	return cli_output_commit(&out);
 }
 
-static int report(const struct options *o, struct attach_snapshot *s)
+/* One sample per thread: threads/count, labelled with its name, tid and
+ * wait reason, so `go tool pprof -tagfocus=state=IO` splits by reason. */
+static int add_thread_samples(struct cli_stacks *c, const struct entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char tid[32];
+		int64_t one = 1;
+		snprintf(tid, sizeof tid, "%d", (int)e[i].t->tid);
+		struct pp_label labels[3] = {
+			{ "thread", e[i].t->has_stat ? e[i].t->stat.comm : "?", 0, NULL },
+			{ "tid", NULL, e[i].t->tid, NULL },
+			{ "state", e[i].reason, 0, NULL },
+		};
+		if (cli_stacks_add(c, &e[i].stack, &one, labels, 3))
+			return -1;
+	}
+	return 0;
+}
+
+static int write_threads_profile(const struct options *o, struct cli_saved *w, struct cli_stacks *c)
+{
+	FILE *f = w->out.f;
+	int r = o->pprof_format == FMT_PROTO ? pp_profile_write(c->prof, 0, f)
+	      : o->pprof_format == FMT_TOP   ? pp_report_top(c->prof, f)
+					     : pp_report_folded(c->prof, f);
+	if (r) {
+		cli_error("cannot write the profile");
+		cli_output_abort(&w->out);
+		return -1;
+	}
+	return cli_saved_commit(w);
+}
+
+static int report(const struct options *o, struct attach_snapshot *s, struct cli_saved *w)
 {
 	char sym_err[256] = "";
 	struct sym_session *sym = sym_open(s->pid, sym_err, sizeof sym_err);
@@ -326,8 +372,25 @@ static int report(const struct options *o, struct attach_snapshot *s)
 		.pid = s->pid, .exe = s->exe, .argv = argv, .argc = argc, .time = time(NULL),
 		.threads = pt, .n = s->n, .cycles = cycles, .cycle_lens = lens, .ncycles = ncycles,
 	};
-	rc = write_dump(o, &d) ? EXIT_FAIL : EXIT_OK;
+	rc = o->text && write_dump(o, &d) ? EXIT_FAIL : EXIT_OK;
 	free(argv);
+	if (rc == EXIT_OK && w) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		struct pp_profile_spec spec = {
+			.sample_types = { { "threads", "count" } }, .n_sample_types = 1,
+			.period_type = { "threads", "count" }, .period = 1,
+			.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
+		};
+		struct cli_stacks c;
+		if (!sym || cli_stacks_init(&c, s->pid, sym, &spec) || add_thread_samples(&c, e, s->n) ||
+		    write_threads_profile(o, w, &c)) {
+			if (!sym)
+				cli_error("cannot write the profile: %s", sym_err);
+			rc = EXIT_FAIL;
+		}
+		cli_stacks_free(&c);
+	}
 out:
 	for (size_t i = 0; e && i < s->n; i++) {
 		sym_stack_free(&e[i].stack);
@@ -364,6 +427,58 @@ static void report_stop(const struct attach_snapshot *s)
 			s->stragglers);
 }
 
+/* Takes the snapshot and writes what o asks for; the pprof output (if
+ * any) is opened first, so a bad path fails before the target is touched. */
+static int dump(const struct options *o, pid_t tgid)
+{
+	struct attach_error err;
+	struct cli_saved w;
+	int want_pprof = o->pprof || o->pprof_numbered;
+	char exe[4096];
+	cli_exe_of(tgid, exe, sizeof exe);
+	if (want_pprof && cli_saved_open(&w, o->pprof, o->pprof_numbered && o->pprof_format == FMT_PROTO,
+					 exe, "threads"))
+		return EXIT_FAIL;
+	if (cli_stop) {
+		cli_error("interrupted before attaching; the target was not touched");
+		if (want_pprof)
+			cli_output_abort(&w.out);
+		return EXIT_FAIL;
+	}
+	struct attach_opts ao = { .stack_limit = o->stack_size,
+				  .stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop };
+	struct attach_snapshot snap;
+	int r = EXIT_FAIL;
+	if (attach_snapshot_take(tgid, &ao, &snap, &err)) {
+		cli_error("%s", err.msg);
+	} else {
+		if (o->verbose)
+			report_stop(&snap);
+		if (snap.cancelled) {
+			cli_error("interrupted: every thread was resumed and detached; no output written");
+		} else {
+			struct timespec t0;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			r = report(o, &snap, want_pprof ? &w : NULL);
+			want_pprof = 0;         /* report() committed or aborted it */
+			if (o->verbose)
+				fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n",
+					ms_since(&t0));
+		}
+	}
+	if (want_pprof)
+		cli_output_abort(&w.out);
+	attach_snapshot_free(&snap);
+	return r;
+}
+
+int cli_threads_profile(pid_t tgid, const char *output, enum cli_format format)
+{
+	struct options o = { .debug = 2, .stack_size = 512 * 1024, .stop_timeout_ms = 500,
+			     .pprof = output, .pprof_numbered = 1, .pprof_format = format };
+	return dump(&o, tgid);
+}
+
 int cmd_dump_threads(int argc, char **argv)
 {
 	struct options o;
@@ -371,37 +486,11 @@ int cmd_dump_threads(int argc, char **argv)
 	int r = parse_options(argc, argv, &o);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-
 	struct attach_error err;
 	pid_t tgid;
 	if (attach_check_target(o.pid, &tgid, &err)) {
 		cli_error("%s", err.msg);
 		return EXIT_FAIL;
 	}
-	if (cli_stop) {
-		cli_error("interrupted before attaching; the target was not touched");
-		return EXIT_FAIL;
-	}
-	struct attach_opts ao = { .stack_limit = o.stack_size,
-				  .stop_timeout_ms = (int)o.stop_timeout_ms, .cancel = &cli_stop };
-	struct attach_snapshot snap;
-	if (attach_snapshot_take(tgid, &ao, &snap, &err)) {
-		cli_error("%s", err.msg);
-		attach_snapshot_free(&snap);
-		return EXIT_FAIL;
-	}
-	if (o.verbose)
-		report_stop(&snap);
-	if (snap.cancelled) {
-		cli_error("interrupted: every thread was resumed and detached; no output written");
-		attach_snapshot_free(&snap);
-		return EXIT_FAIL;
-	}
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = report(&o, &snap);
-	if (o.verbose)
-		fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n", ms_since(&t0));
-	attach_snapshot_free(&snap);
-	return r;
+	return dump(&o, tgid);
 }

@@ -38,7 +38,8 @@ static const char attach_help[] =
 	"millisecond per sample; threads asleep in a system call are not touched.\n"
 	"\n"
 	"options:\n"
-	"      --profile=cpu     the profile to take (cpu; default)\n"
+	"      --profile=NAME    cpu (default), or threads: one snapshot of thread\n"
+	"                        counts by stack (Go's goroutine profile)\n"
 	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
 	"      --hz=N            samples per second per running thread (default 100)\n"
 	"      --tid=T1,T2...    sample only these threads\n"
@@ -103,8 +104,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (strcmp(optarg, "cpu") != 0)
-				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu", optarg);
+			if (strcmp(optarg, "threads") == 0 && !run)
+				o->threads = 1;
+			else if (strcmp(optarg, "cpu") != 0)
+				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu%s",
+						       optarg, run ? "" : " or threads");
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);

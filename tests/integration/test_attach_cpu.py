@@ -263,6 +263,42 @@ def test_cxx_rust_names():
         os.unlink(out)
 
 
+def test_threads_profile():
+    """--profile threads (and dump-threads --pprof): thread counts by stack
+    equal the fixture's layout: 30 threads, a third in each park function."""
+    d = tempfile.mkdtemp(prefix="pprofc-threads-")
+    with Fixture("many_threads", args=["30", "3"]) as fx:
+        r = pprofc("attach", fx.pid, "--profile", "threads", env=dict(os.environ, PPROF_TMPDIR=d))
+        path = os.path.join(d, "pprof.many_threads.threads.001.pb.gz")
+        check(r.returncode == 0 and "Saved profile in %s" % path in r.stderr, "threads profile: %r" % r.stderr)
+        dumped = os.path.join(d, "dump.pb.gz")
+        r = pprofc("dump-threads", "--pprof", dumped, fx.pid)
+        check(r.returncode == 0 and r.stdout.startswith("thread %d " % fx.pid), "dump-threads --pprof: %r" % r.stderr)
+        for f in (path, dumped):
+            top, e = gopprof("-top", "-nodefraction=0", f)
+            check(e == "" and "Type: threads" in top, "threads profile %s: %r" % (f, e))
+            rows = top_table_counts(top)
+            for fn in ("park_condvar", "park_pipe", "park_sleep"):
+                check(rows.get(fn) == 10, "%s: %s threads, want 10" % (fn, rows.get(fn)))
+            check(rows.get("main") == 1, "main: %s threads, want 1" % rows.get("main"))
+            tags, _ = gopprof("-tags", f)
+            for state in ("IO wait", "cond wait", "sleep"):
+                check(re.search(r"\b10(\.0)? \(\s*[\d.]+%\): " + re.escape(state) + "$", tags, re.M) is not None,
+                      "state %s not on 10 threads: %s" % (state, tags))
+        check_untouched(fx.pid, label="threads profile")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def top_table_counts(text):
+    """{function: cum} from -top output of a count profile."""
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1].endswith("%") and parts[3].isdigit():
+            rows[" ".join(parts[5:])] = int(parts[3])
+    return rows
+
+
 def test_run_mode():
     out = tempfile.mktemp(suffix=".pb.gz")
     truth = tempfile.mktemp(prefix="pprofc-truth-")
@@ -299,4 +335,5 @@ if __name__ == "__main__":
     test_blocked_threads_untouched()
     test_cxx_rust_names()
     test_run_mode()
+    test_threads_profile()
     done()
