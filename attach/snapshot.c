@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,7 +33,6 @@
 
 #include "internal.h"
 
-#define RED_ZONE 128
 #define MAX_ROUNDS 64
 
 enum tstate { T_NEW, T_SKIPPED, T_SEIZED, T_STOPPED, T_GONE };
@@ -174,6 +174,7 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 
 struct session {
 	pid_t pid;
+	const struct attach_opts *o;
 	struct attach_snapshot *s;
 	struct track *tr;
 	size_t cap;
@@ -236,6 +237,38 @@ static long add_new_threads(struct session *ss)
 /* Seizes and interrupts every T_NEW thread.  A thread in uninterruptible
  * sleep is left alone: it could not stop until its I/O ends, and a stop
  * requested now would land later, while pprofc is busy elsewhere. */
+/* System calls that fail with EINTR when their thread is stopped: never
+ * stop a thread blocked in one of them, even when peeking fails. */
+static int eintr_prone(long nr)
+{
+	return nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == SYS_epoll_pwait2 ||
+	       nr == SYS_semop || nr == SYS_semtimedop || nr == SYS_rt_sigtimedwait ||
+	       nr == SYS_io_getevents || nr == SYS_io_pgetevents;
+}
+
+/* Reads a blocked thread without stopping it; retries a few times if it
+ * ran meanwhile.  1 when done (taken, or deliberately left running). */
+static int peek(struct session *ss, struct attach_thread *t)
+{
+	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') || t->sc.kind != ATTACH_SC_IN)
+		return 0;
+	for (int tries = 0; tries < 3; tries++) {
+		if (attach_peek_blocked(ss->pid, t, &ss->s->maps, ss->o->stack_limit) == 0) {
+			ss->s->peeked++;
+			return 1;
+		}
+		read_thread_proc(ss->pid, t);   /* it moved: look again */
+		if (!t->has_stat || t->sc.kind != ATTACH_SC_IN)
+			return 0;
+	}
+	if (eintr_prone(t->sc.nr) || t->stat.state == 'D') {
+		snprintf(t->not_taken, sizeof t->not_taken,
+			 "woke up too often to be read without stopping it, and stopping it would disturb it");
+		return 1;
+	}
+	return 0;
+}
+
 static int seize_new(struct session *ss, struct attach_error *err, int first_round)
 {
 	for (size_t i = 0; i < ss->s->n; i++) {
@@ -244,6 +277,10 @@ static int seize_new(struct session *ss, struct attach_error *err, int first_rou
 		if (tr->st != T_NEW)
 			continue;
 		read_thread_proc(ss->pid, t);
+		if (!ss->o->stop_all && peek(ss, t)) {
+			tr->st = T_SKIPPED;     /* taken without stopping it */
+			continue;
+		}
 		if (t->has_stat && t->stat.state == 'D') {
 			tr->st = T_SKIPPED;
 			snprintf(t->not_taken, sizeof t->not_taken,
@@ -295,16 +332,8 @@ static void take_thread(struct session *ss, size_t i, size_t limit)
 		snprintf(t->not_taken, sizeof t->not_taken, "registers unreadable: %s", strerror(errno));
 		return;
 	}
-	uint64_t sp = t->regs.rsp;
-	uint64_t lo = sp > RED_ZONE ? sp - RED_ZONE : 0;
-	uint64_t hi = lo + limit;
-	const struct attach_map *m = attach_maps_find(&ss->s->maps, sp);
-	if (m) {
-		if (lo < m->start)
-			lo = m->start;
-		if (hi > m->end)
-			hi = m->end;
-	}
+	uint64_t lo, hi;
+	attach_stack_range(&ss->s->maps, t->regs.rsp, limit, &lo, &hi);
 	t->taken = 1;
 	if (hi <= lo || !(t->stack = malloc(hi - lo)))
 		return;
@@ -446,7 +475,7 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, &old);
 
-	struct session ss = { .pid = pid, .s = s };
+	struct session ss = { .pid = pid, .o = o, .s = s };
 	int r = run_session(&ss, o, err);
 	if (r)
 		detach_all(&ss);        /* an error after some seizes: let go */

@@ -1,8 +1,9 @@
 /* snapshot.h — one consistent snapshot of every thread of a live process.
  *
  * attach_snapshot_take() reads each thread's /proc state first (while it
- * runs), then seizes every thread with PTRACE_SEIZE, interrupts them all,
- * reads registers and copies stacks, and detaches them all.  Only raw bytes
+ * runs).  A thread blocked in a system call is then read without being
+ * stopped (peek.c); the others are seized with PTRACE_SEIZE, interrupted,
+ * their registers read and stacks copied, and detached.  Only raw bytes
  * come out: unwinding and symbolization happen later, elsewhere, while the
  * target runs.  See DESIGN.md, "Invariants".
  */
@@ -20,6 +21,7 @@
 struct attach_opts {
 	size_t stack_limit;         /* bytes of stack to copy per thread */
 	int stop_timeout_ms;        /* how long to wait for all threads to stop */
+	int stop_all;               /* also stop threads blocked in system calls */
 	/* Set asynchronously (SIGINT...): the snapshot finishes its detach and
 	 * returns early.  May be NULL. */
 	volatile sig_atomic_t *cancel;
@@ -36,6 +38,7 @@ struct attach_thread {
 	int has_sched;
 	/* Taken while stopped. */
 	int taken;                  /* regs and stack are valid */
+	int partial_regs;           /* taken without stopping: only rsp, rip */
 	char not_taken[128];        /* why not, when !taken */
 	int group_stopped;          /* it was in a job-control stop */
 	int reinjected_signal;      /* a signal caught while traced, given back */
@@ -59,6 +62,7 @@ struct attach_snapshot {
 	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
 	size_t stragglers;          /* seized threads that never stopped */
 	size_t restarted;           /* system calls made again instead of EINTR */
+	size_t peeked;              /* blocked threads read without stopping */
 	int cancelled;
 };
 

@@ -42,6 +42,8 @@ static const char help[] =
 	"                        counts by stack (like Go's goroutine profile)\n"
 	"      --stack-size=SIZE most stack bytes copied per thread (default 512K)\n"
 	"      --stop-timeout=MS how long to wait for threads to stop (default 500)\n"
+	"      --stop-all        also stop threads blocked in system calls (by default\n"
+	"                        they are read without stopping them), for comparison\n"
 	"  -v, --verbose         report on stderr how long the process was stopped\n"
 	"  -h, --help            show this help\n";
 
@@ -51,6 +53,7 @@ struct options {
 	int text;                       /* print the dump (not for attach --profile threads) */
 	const char *output;
 	const char *pprof;              /* also write a threads/count profile here */
+	int stop_all;                   /* stop blocked threads too (for comparison) */
 	int pprof_numbered;             /* ...or under go tool pprof's name */
 	enum cli_format pprof_format;
 	size_t stack_size;
@@ -66,6 +69,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "pprof", required_argument, NULL, 'p' },
+		{ "stop-all", no_argument, NULL, 'S' },
 		{ "stack-size", required_argument, NULL, 's' },
 		{ "stop-timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -110,6 +114,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'v':
 			o->verbose = 1;
+			break;
+		case 'S':
+			o->stop_all = 1;
 			break;
 		case 'h':
 			fputs(help, stdout);
@@ -168,7 +175,8 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 		snprintf(e->stack_error, sizeof e->stack_error, "%s", sym_err);
 		return;
 	}
-	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len };
+	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len,
+				     t->partial_regs, attach_read_mem };
 	if (sym_unwind(sym, &snap, &e->stack)) {
 		snprintf(e->stack_error, sizeof e->stack_error, "out of memory while unwinding");
 		return;
@@ -241,9 +249,13 @@ static void fill_thread(const struct attach_snapshot *s, struct entry *e, struct
 	/* How long it has not run: the scheduler clock now (our own
 	 * exec_start) minus the thread's.  Unknown for a running thread. */
 	p->wait_seconds = -1;
-	if (s->has_now && t->has_sched && e->wait.reason != ATTACH_R_RUNNING &&
-	    s->now_ms >= t->sched.exec_start_ms)
-		p->wait_seconds = (s->now_ms - t->sched.exec_start_ms) / 1000.0;
+	if (s->has_now && t->has_sched && e->wait.reason != ATTACH_R_RUNNING) {
+		double d = (s->now_ms - t->sched.exec_start_ms) / 1000.0;
+		/* Each CPU keeps its own scheduler clock: a thread that ran a
+		 * moment ago on another CPU can look a little in the future. */
+		if (d > -1.0)
+			p->wait_seconds = d > 0 ? d : 0;
+	}
 	p->syscall = e->wait.syscall[0] ? e->wait.syscall : NULL;
 	p->wchan = t->wchan[0] ? t->wchan : NULL;
 	if (e->wait.reason == ATTACH_R_MUTEX)
@@ -419,9 +431,9 @@ static void report_stop(const struct attach_snapshot *s)
 	size_t taken = 0;
 	for (size_t i = 0; i < s->n; i++)
 		taken += s->threads[i].taken;
-	fprintf(stderr, "pprofc: %zu threads, %zu stacks taken; process stopped for %.3f ms "
-		"(%.1f ms of /proc reads and seizing before)\n",
-		s->n, taken, (double)s->stopped_ns / 1e6, (double)s->prepare_ns / 1e6);
+	fprintf(stderr, "pprofc: %zu threads, %zu stacks taken (%zu of blocked threads, without "
+		"stopping them); process stopped for %.3f ms (%.1f ms of /proc reads and seizing before)\n",
+		s->n, taken, s->peeked, (double)s->stopped_ns / 1e6, (double)s->prepare_ns / 1e6);
 	if (s->stragglers)
 		fprintf(stderr, "pprofc: %zu threads did not stop within the deadline and were not dumped\n",
 			s->stragglers);
@@ -446,7 +458,8 @@ static int dump(const struct options *o, pid_t tgid)
 		return EXIT_FAIL;
 	}
 	struct attach_opts ao = { .stack_limit = o->stack_size,
-				  .stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop };
+				  .stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop,
+				  .stop_all = o->stop_all };
 	struct attach_snapshot snap;
 	int r = EXIT_FAIL;
 	if (attach_snapshot_take(tgid, &ao, &snap, &err)) {

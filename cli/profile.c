@@ -179,7 +179,7 @@ struct profiler {
 static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
-	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len };
+	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0, NULL };
 	struct sym_stack st;
 	if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
 		p->unwind_failures++;

@@ -40,6 +40,7 @@ struct sym_session {
 	int refreshed;              /* modules re-read for an unknown pc */
 	/* the snapshot being unwound, served by the thread callbacks */
 	const struct sym_snapshot *cur;
+	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
 };
 
 /* Resolves one address into its inline chain (cached). */

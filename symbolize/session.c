@@ -123,6 +123,17 @@ static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 {
 	struct sym_session *s = thread_arg;
 	const struct user_regs_struct *r = s->cur->regs;
+	if (s->cur->partial) {
+		/* Only what /proc/PID/task/TID/syscall told: sp and pc (and a
+		 * candidate rbp when retrying).  The rest stays undefined. */
+		Dwarf_Word sp = r->rsp, bp = s->rbp_guess;
+		if (!dwfl_thread_state_registers(thread, 7, 1, &sp))
+			return false;
+		if (bp && !dwfl_thread_state_registers(thread, 6, 1, &bp))
+			return false;
+		dwfl_thread_state_register_pc(thread, r->rip);
+		return true;
+	}
 	/* DWARF register numbers for x86_64: rax rdx rcx rbx rsi rdi rbp rsp
 	 * r8..r15, then the return address column (rip). */
 	Dwarf_Word regs[17] = {
@@ -219,6 +230,7 @@ void sym_prepare(struct sym_session *s)
 
 struct walk {
 	uint64_t pcs[MAX_DEPTH];
+	uint64_t sps[MAX_DEPTH];        /* each frame's sp, 0 when unknown */
 	int activation[MAX_DEPTH];
 	size_t n;
 };
@@ -232,7 +244,11 @@ static int on_frame(Dwfl_Frame *frame, void *arg)
 		return DWARF_CB_ABORT;
 	if (w->n == MAX_DEPTH)
 		return DWARF_CB_ABORT;
+	Dwarf_Word sp = 0;
+	if (dwfl_frame_reg(frame, 7, &sp) != 0)
+		sp = 0;
 	w->pcs[w->n] = pc;
+	w->sps[w->n] = sp;
 	w->activation[w->n] = act;
 	w->n++;
 	return DWARF_CB_OK;
@@ -263,17 +279,110 @@ static int push_frames(struct sym_stack *out, size_t *cap, const struct sym_reso
 	return 0;
 }
 
+/* One unwinding of the current snapshot into w; returns libdwfl's result. */
+static int walk(struct sym_session *s, const struct sym_snapshot *snap, struct walk *w,
+		uint64_t rbp_guess)
+{
+	w->n = 0;
+	s->cur = snap;
+	s->rbp_guess = rbp_guess;
+	int r = dwfl_getthread_frames(s->dwfl, snap->tid, on_frame, w);
+	s->cur = NULL;
+	return r;
+}
+
+/* Where a thread's stack ends: its entry point (_start for the main
+ * thread, the clone wrapper or start_thread for the others). */
+static int is_root(const char *name)
+{
+	static const char *const roots[] = {
+		"_start", "__clone3", "clone3", "__clone", "clone", "start_thread", "runtime.goexit",
+	};
+	for (size_t i = 0; name && i < sizeof roots / sizeof roots[0]; i++)
+		if (strcmp(name, roots[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* With only sp and pc known, libdwfl may end a walk early and call it a
+ * success (a return address held in an unknown register looks like the
+ * end of the stack): believe it only if the walk ends at a thread's root. */
+static int ends_at_root(struct sym_session *s, const struct walk *w)
+{
+	if (!w->n)
+		return 0;
+	size_t i = w->n - 1;
+	uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+	const struct sym_resolved *r = sym_resolve(s, pc);
+	return r && r->n && is_root(r->frames[r->n - 1].function);
+}
+
+/* Whether the code just before addr is a call (x86_64): `call rel32`
+ * (E8 + 4 bytes) or `call r/m` (FF /2, 2 to 7 bytes).  A return address
+ * always follows one; most other code pointers on a stack do not. */
+static int follows_call(const struct sym_snapshot *snap, uint64_t addr)
+{
+	unsigned char b[7];
+	if (!snap->read_code)
+		return 1;               /* cannot check: rely on the other tests */
+	if (addr < 7 || snap->read_code(snap->tid, addr - 7, b, 7) != 7)
+		return 0;
+	if (b[2] == 0xe8)
+		return 1;
+	for (int len = 2; len <= 7; len++) {
+		unsigned char op = b[7 - len], modrm = b[7 - len + 1];
+		if (op == 0xff && (modrm & 0x38) == 0x10)
+			return 1;
+	}
+	return 0;
+}
+
+/* For a snapshot taken without stopping: rbp is unknown, and code built
+ * with frame pointers needs it (its CFA is rbp + 16).  The plain walk went
+ * as far as it could; its last frame, whose sp is known, is the one that
+ * needs rbp.  In a frame-pointer frame, rbp points just below the slot of
+ * the return address, which is the first word above that sp holding an
+ * address inside a module's code, right after a call instruction.  So try, nearest first, each such slot
+ * minus 8 as rbp.  A guess is accepted only if its walk keeps every frame
+ * of the plain walk and goes on to the thread's root (ends_at_root). */
+static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *snap,
+			     const struct walk *plain, struct walk *w)
+{
+	const uint64_t lo = snap->stack_addr, hi = snap->stack_addr + snap->stack_len;
+	uint64_t from = plain->n && plain->sps[plain->n - 1] ? plain->sps[plain->n - 1] : snap->regs->rsp;
+	if (from < lo)
+		from = lo;
+	int tried = 0;
+	for (uint64_t slot = (from + 7) & ~7ULL; slot + 8 <= hi && tried < 8; slot += 8) {
+		uint64_t v;
+		memcpy(&v, snap->stack + (slot - lo), 8);
+		if (slot < lo + 8 || !dwfl_addrmodule(s->dwfl, v) || !follows_call(snap, v))
+			continue;
+		tried++;
+		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || !ends_at_root(s, w) ||
+		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0)
+			continue;
+		return 0;
+	}
+	return -1;
+}
+
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out)
 {
 	memset(out, 0, sizeof *out);
-	struct walk *w = malloc(sizeof *w);
+	struct walk *w = malloc(2 * sizeof *w);
 	if (!w)
 		return -1;
-	w->n = 0;
-	s->cur = snap;
-	int r = dwfl_getthread_frames(s->dwfl, snap->tid, on_frame, w);
+	int r = walk(s, snap, w, 0);
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
-	s->cur = NULL;
+	if (r == 0 && snap->partial && !ends_at_root(s, w)) {
+		r = -1;
+		why = "the rest depends on registers unknown";
+	}
+	if (r != 0 && snap->partial && walk_guessing_rbp(s, snap, &w[0], &w[1]) == 0) {
+		w[0] = w[1];
+		r = 0;
+	}
 	out->complete = r == 0;
 	if (!out->complete) {
 		uint64_t last = w->n ? w->pcs[w->n - 1] : snap->regs->rip;
@@ -281,8 +390,9 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 			snprintf(out->stop_reason, sizeof out->stop_reason,
 				 "more than %d frames", MAX_DEPTH);
 		else
-			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64,
-				 why ? why : "unknown error", last);
+			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64 "%s",
+				 why ? why : "unknown error", last,
+				 snap->partial ? " (read without stopping the thread: only sp and pc known)" : "");
 	}
 	size_t cap = 0;
 	for (size_t i = 0; i < w->n; i++) {

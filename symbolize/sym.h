@@ -48,6 +48,14 @@ struct sym_snapshot {
 	uint64_t stack_addr;
 	const unsigned char *stack;
 	size_t stack_len;
+	/* Taken without stopping the thread: only rip and rsp are known.  A
+	 * frame whose CFA needs rbp is then unwound with candidate rbp values
+	 * found on the stack; a candidate is accepted only if the unwinding it
+	 * allows reaches the thread's root. */
+	int partial;
+	/* For partial snapshots: reads the target's code, to check that a
+	 * guessed return address follows a call instruction.  May be NULL. */
+	ssize_t (*read_code)(pid_t tid, uint64_t addr, void *buf, size_t len);
 };
 
 struct sym_session *sym_open(pid_t pid, char *err, size_t errlen);

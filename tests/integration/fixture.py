@@ -65,6 +65,7 @@ class Fixture:
         self.proc = subprocess.Popen([self.path] + args, stdout=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
         self.pid = self.proc.pid
+        self.started = time.monotonic()
         self.lines = []
         for line in self.proc.stdout:
             line = line.strip()

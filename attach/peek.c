@@ -1,0 +1,79 @@
+/* peek.c — the stack of a thread blocked in a system call, taken without
+ * stopping it.
+ *
+ * Stopping a blocked thread wakes it: some calls then fail with EINTR
+ * (restart.c takes that back), and the thread counts as having just run,
+ * which resets how long it seems to have waited.  A blocked thread does not
+ * need stopping to be read: /proc/PID/task/TID/syscall gives its user pc
+ * and sp, and process_vm_readv copies its stack.  The copy is valid only
+ * if the thread did not run meanwhile: its context-switch count
+ * (/proc/.../sched nr_switches) and its syscall line must be the same
+ * before and after.  Only pc and sp are known; symbolize/ recovers what
+ * else unwinding needs (see sym_snapshot.partial).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+void attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
+			uint64_t *hi)
+{
+	/* From the red zone below sp to the end of the stack's mapping, at
+	 * most limit bytes. */
+	*lo = sp > 128 ? sp - 128 : 0;
+	*hi = *lo + limit;
+	const struct attach_map *m = attach_maps_find(maps, sp);
+	if (m) {
+		if (*lo < m->start)
+			*lo = m->start;
+		if (*hi > m->end)
+			*hi = m->end;
+	}
+}
+
+/* The syscall line and switch count, read again. */
+static int same_wait(pid_t pid, const struct attach_thread *t)
+{
+	char path[96], buf[4096];
+	size_t len;
+	struct attach_syscall sc;
+	struct attach_sched sched;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_syscall(buf, len, &sc) ||
+	    sc.kind != ATTACH_SC_IN || sc.nr != t->sc.nr || sc.sp != t->sc.sp || sc.pc != t->sc.pc ||
+	    memcmp(sc.args, t->sc.args, sizeof sc.args) != 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)pid, (int)t->tid);
+	return attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	       attach_parse_sched(buf, len, &sched) == 0 && sched.nr_switches == t->sched.nr_switches;
+}
+
+int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,
+			size_t limit)
+{
+	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') ||
+	    t->sc.kind != ATTACH_SC_IN || !t->has_sched)
+		return -1;
+	uint64_t lo, hi;
+	attach_stack_range(maps, t->sc.sp, limit, &lo, &hi);
+	unsigned char *stack = hi > lo ? malloc(hi - lo) : NULL;
+	if (!stack)
+		return -1;
+	ssize_t n = attach_read_mem(t->tid, lo, stack, hi - lo);
+	if (n <= 0 || !same_wait(pid, t)) {
+		free(stack);
+		return -1;
+	}
+	memset(&t->regs, 0, sizeof t->regs);
+	t->regs.rsp = t->sc.sp;
+	t->regs.rip = t->sc.pc;
+	t->regs.orig_rax = (unsigned long long)t->sc.nr;
+	t->partial_regs = 1;
+	t->stack = stack;
+	t->stack_addr = lo;
+	t->stack_len = (size_t)n;
+	t->taken = 1;
+	return 0;
+}
