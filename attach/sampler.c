@@ -48,6 +48,7 @@ struct sthread {
 	int want;                       /* sample at its next interrupt stop */
 	uint64_t interrupted_at;
 	uint64_t weight;                /* CPU ns this sample stands for */
+	int has_sample;                 /* wall: a sample exists to repeat */
 	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
 	char comm[64];
 };
@@ -62,6 +63,9 @@ struct taken {
 	size_t stack_len, stack_cap;
 	uint64_t stop_ns;
 	uint64_t weight;
+	char state;
+	int partial, repeat;
+	struct attach_syscall sc;
 };
 
 struct sampler {
@@ -342,6 +346,8 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
 	k->tid = t->tid;
 	k->weight = t->weight;
+	k->state = 'R';
+	k->partial = k->repeat = 0;
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	k->stack_addr = lo;
 	k->stack_len = n > 0 ? (size_t)n : 0;
@@ -528,6 +534,68 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 		}
 }
 
+/* Wall mode, a thread that is not running: sampled without stopping it.
+ * If it has not run since its last sample (its CPU time did not grow), the
+ * stack cannot have changed: repeat that sample, reading nothing more.
+ * Otherwise read pc, sp and stack as dump-threads does (peek.c).  Returns
+ * 1 when handled here, 0 when the thread runs and must be stopped. */
+static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
+{
+	struct taken *k;
+	if (ran == 0 && t->has_sample) {
+		if (!(k = next_taken(s)))
+			return 1;
+		k->tid = t->tid;
+		k->repeat = 1;
+		k->weight = s->period_ns;
+		memcpy(k->comm, t->comm, sizeof k->comm);
+		s->n_taken++;
+		return 1;
+	}
+	char state = thread_state(t);
+	if (state == 'R' || state == '?')
+		return state == '?';
+	struct attach_thread at;
+	char path[96], buf[4096];
+	size_t len;
+	memset(&at, 0, sizeof at);
+	at.tid = t->tid;
+	at.has_stat = 1;
+	at.stat.state = state;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)s->pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_syscall(buf, len, &at.sc))
+		return 1;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)s->pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	    attach_parse_sched(buf, len, &at.sched) == 0)
+		at.has_sched = 1;
+	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_limit)) {
+		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
+		return 1;
+	}
+	if (!(k = next_taken(s)) || (k->stack_cap < at.stack_len &&
+				     !(k->stack = realloc(k->stack, k->stack_cap = at.stack_len)))) {
+		free(at.stack);
+		return 1;
+	}
+	memcpy(k->stack, at.stack, at.stack_len);
+	k->stack_len = at.stack_len;
+	k->stack_addr = at.stack_addr;
+	k->regs = at.regs;
+	k->tid = t->tid;
+	k->weight = s->period_ns;
+	k->stop_ns = 0;
+	k->state = state;
+	k->partial = 1;
+	k->repeat = 0;
+	k->sc = at.sc;
+	memcpy(k->comm, t->comm, sizeof k->comm);
+	free(at.stack);
+	s->n_taken++;
+	t->has_sample = 1;
+	return 1;
+}
+
 static void tick(struct sampler *s, sigset_t *chld)
 {
 	uint64_t t0 = now_ns();
@@ -543,9 +611,13 @@ static void tick(struct sampler *s, sigset_t *chld)
 		 * period: a thread that shares its CPU, or was born a moment
 		 * ago, weighs what it really ran. */
 		uint64_t ran = ran_since_last_look(s, t);
-		if (ran == 0 || thread_state(t) != 'R')
+		if (s->o->wall) {
+			if (wall_sample(s, t, ran))
+				continue;       /* taken without stopping it */
+		} else if (ran == 0 || thread_state(t) != 'R') {
 			continue;
-		t->weight = ran < s->period_ns ? ran : s->period_ns;
+		}
+		t->weight = s->o->wall ? s->period_ns : ran < s->period_ns ? ran : s->period_ns;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;
@@ -558,7 +630,8 @@ static void tick(struct sampler *s, sigset_t *chld)
 	for (size_t i = 0; i < s->n_taken; i++) {
 		struct taken *k = &s->taken[i];
 		struct attach_sample smp = { k->tid, k->comm, &k->regs, k->stack_addr, k->stack,
-					     k->stack_len, k->stop_ns, k->weight };
+					     k->stack_len, k->stop_ns, k->weight, k->state, k->partial,
+					     k->repeat, k->sc };
 		s->st->samples++;
 		s->o->on_sample(s->o->arg, &smp);
 	}

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include "proc.h"
 #include "snapshot.h"
 
 struct attach_sample {
@@ -36,6 +37,12 @@ struct attach_sample {
 	uint64_t stop_ns;               /* how long this thread was stopped */
 	uint64_t weight_ns;             /* CPU time it used since the last look,
 					 * at most one period (schedstat) */
+	/* wall mode */
+	char state;                     /* /proc state letter when sampled */
+	int partial;                    /* read without stopping: only rsp, rip */
+	int repeat;                     /* blocked and has not run since its last
+					 * sample: same stack, nothing was read */
+	struct attach_syscall sc;       /* the call it is blocked in */
 };
 
 struct attach_sampler_stats {
@@ -65,6 +72,8 @@ struct attach_sampler_opts {
 	void (*on_progress)(void *arg, const struct attach_sampler_stats *st);  /* ~1/s */
 	void *arg;
 	int already_seized;             /* run mode: pid is our stopped child */
+	int wall;                       /* every thread, running or not, each
+					 * tick weighing one period */
 };
 
 int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,

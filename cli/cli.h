@@ -59,6 +59,7 @@ enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
 struct cli_profile_options {
 	pid_t pid;
 	int threads;                    /* --profile threads: one snapshot */
+	int wall;                       /* --profile wall: every thread, every tick */
 	char **command;                 /* run: the command and its arguments */
 	double seconds;                 /* 0: until the target exits */
 	long hz;
@@ -90,6 +91,9 @@ int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
 		    const struct pp_profile_spec *spec);
 int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
 		   const struct pp_label *labels, size_t n_labels);
+/* The stack's location ids, leaf first (at most max); returns the count. */
+size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, uint64_t *locs,
+			    size_t max);
 void cli_stacks_free(struct cli_stacks *c);
 /* The target's executable path, " (deleted)" removed. */
 void cli_exe_of(pid_t pid, char *exe, size_t len);

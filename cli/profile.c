@@ -24,6 +24,7 @@
 #include "../attach/proc.h"
 #include "../attach/sampler.h"
 #include "../attach/snapshot.h"
+#include "../attach/wait.h"
 #include "../pprofout/profile.h"
 #include "../pprofout/report.h"
 #include "../symbolize/sym.h"
@@ -38,8 +39,9 @@ static const char attach_help[] =
 	"millisecond per sample; threads asleep in a system call are not touched.\n"
 	"\n"
 	"options:\n"
-	"      --profile=NAME    cpu (default), or threads: one snapshot of thread\n"
-	"                        counts by stack (Go's goroutine profile)\n"
+	"      --profile=NAME    cpu (default); wall: every thread, running or not,\n"
+	"                        labelled with its wait state; threads: one snapshot\n"
+	"                        of thread counts by stack (Go's goroutine profile)\n"
 	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
 	"      --hz=N            samples per second per running thread (default 100)\n"
 	"      --tid=T1,T2...    sample only these threads\n"
@@ -106,8 +108,10 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		case 'p':
 			if (strcmp(optarg, "threads") == 0 && !run)
 				o->threads = 1;
+			else if (strcmp(optarg, "wall") == 0)
+				o->wall = 1;
 			else if (strcmp(optarg, "cpu") != 0)
-				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu%s",
+				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu, wall%s",
 						       optarg, run ? "" : " or threads");
 			break;
 		case 's':
@@ -168,18 +172,75 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 
 /* ---- building the profile from samples --------------------------------- */
 
+/* Wall mode: a thread's last sample, repeated while it does not run. */
+struct last_sample {
+	pid_t tid;
+	uint64_t *locs;
+	size_t n;
+	char state[48];
+};
+
 struct profiler {
 	struct cli_stacks stacks;
+	int wall;
+	struct last_sample *last;       /* hash by tid */
+	size_t nlast;
 	uint64_t sampled_ns;            /* the samples' CPU weights, summed */
 	uint64_t unwind_failures;
 	int tty;
 	double seconds;
 };
 
+static struct last_sample *last_for(struct profiler *p, pid_t tid)
+{
+	if (!p->nlast) {
+		p->nlast = 4096;
+		if (!(p->last = calloc(p->nlast, sizeof *p->last)))
+			return p->nlast = 0, NULL;
+	}
+	size_t j = ((size_t)tid * 2654435761u) & (p->nlast - 1);
+	for (size_t k = 0; k < p->nlast; k++, j = (j + 1) & (p->nlast - 1))
+		if (p->last[j].tid == tid || p->last[j].tid == 0) {
+			p->last[j].tid = tid;
+			return &p->last[j];
+		}
+	return NULL;                    /* over 4096 threads: no repeats */
+}
+
+/* The wait state of a thread sampled without stopping it, for the label. */
+static void state_label(const struct attach_sample *s, const struct sym_stack *st, char *buf,
+			size_t len)
+{
+	struct attach_wait w;
+	const char *funcs[8];
+	size_t nf = 0;
+	if (s->state == 'R') {
+		snprintf(buf, len, "running");
+		return;
+	}
+	attach_classify(s->state, &s->sc, &w);
+	for (size_t i = 0; i < st->n && nf < 8; i++)
+		funcs[nf++] = st->frames[i].function;
+	attach_refine(&w, funcs, nf);
+	attach_reason_text(&w, buf, len);
+}
+
 static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
-	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0, NULL };
+	struct last_sample *last = p->wall ? last_for(p, s->tid) : NULL;
+	int64_t values[2] = { 1, (int64_t)s->weight_ns };
+	if (s->repeat) {
+		if (!last || !last->locs)
+			return;
+		struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
+					      { "state", last->state, 0, NULL } };
+		pp_profile_add(p->stacks.prof, last->locs, last->n, values, labels, 3);
+		p->sampled_ns += s->weight_ns;
+		return;
+	}
+	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len,
+				     s->partial, attach_read_mem };
 	struct sym_stack st;
 	if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
 		p->unwind_failures++;
@@ -188,9 +249,29 @@ static void on_sample(void *arg, const struct attach_sample *s)
 	}
 	if (!st.complete)
 		p->unwind_failures++;
-	int64_t values[2] = { 1, (int64_t)s->weight_ns };
-	struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
-	cli_stacks_add(&p->stacks, &st, values, labels, 2);
+	struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
+				      { "state", NULL, 0, NULL } };
+	size_t nlabels = 2;
+	if (p->wall) {
+		uint64_t locs[1024];
+		char state[48];
+		size_t n = cli_stacks_locations(&p->stacks, &st, locs, 1024);
+		state_label(s, &st, state, sizeof state);
+		labels[2].str = state;
+		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
+		if (last) {
+			uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+			if (copy) {
+				memcpy(copy, locs, n * sizeof *locs);
+				free(last->locs);
+				last->locs = copy;
+				last->n = n;
+				snprintf(last->state, sizeof last->state, "%s", state);
+			}
+		}
+	} else {
+		cli_stacks_add(&p->stacks, &st, values, labels, nlabels);
+	}
 	p->sampled_ns += s->weight_ns;
 	sym_stack_free(&st);
 }
@@ -230,12 +311,18 @@ static void summary(const struct cli_profile_options *o, const struct profiler *
 	}
 	double sampled = (double)p->sampled_ns / 1e9;
 	uint64_t lost = st->lost_not_stopped + st->lost_exited;
-	fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of CPU "
-		"by the samples, %.2f s by the kernel; %" PRIu64 " lost",
-		st->samples, st->threads_seen, (double)st->duration_ns / 1e9, sampled,
-		(double)st->cpu_ns / 1e9, lost);
+	if (p->wall)
+		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
+			"thread time by the samples, of which CPU %.2f s by the kernel; %" PRIu64 " lost",
+			st->samples, st->threads_seen, (double)st->duration_ns / 1e9, sampled,
+			(double)st->cpu_ns / 1e9, lost);
+	else
+		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of CPU "
+			"by the samples, %.2f s by the kernel; %" PRIu64 " lost",
+			st->samples, st->threads_seen, (double)st->duration_ns / 1e9, sampled,
+			(double)st->cpu_ns / 1e9, lost);
 	if (lost)
-		fprintf(stderr, " (%" PRIu64 " did not stop in time, %" PRIu64 " exited)",
+		fprintf(stderr, " (%" PRIu64 " did not stop in time or ran while read, %" PRIu64 " exited)",
 			st->lost_not_stopped, st->lost_exited);
 	fprintf(stderr, "; stopped per sample: median %.0f us, p99 %.0f us\n", (double)med / 1e3,
 		(double)p99 / 1e3);
@@ -283,20 +370,22 @@ static void report_end(const struct attach_sampler_stats *st, pid_t pid)
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
 		     int *exit_status)
 {
-	struct profiler p = { .seconds = o->seconds, .tty = isatty(2) };
+	struct profiler p = { .seconds = o->seconds, .tty = isatty(2), .wall = o->wall };
 	char exe[4096], err[256];
 	cli_exe_of(pid, exe, sizeof exe);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
+	const char *kind = o->wall ? "wall" : "cpu";
 	struct pp_profile_spec spec = {
-		.sample_types = { { "samples", "count" }, { "cpu", "nanoseconds" } },
+		.sample_types = { { "samples", "count" }, { kind, "nanoseconds" } },
 		.n_sample_types = 2,
-		.period_type = { "cpu", "nanoseconds" },
+		.period_type = { kind, "nanoseconds" },
 		.period = 1000000000LL / o->hz,
 		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 	};
 	struct cli_saved w;
-	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, "samples.cpu"))
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe,
+			   o->wall ? "samples.wall" : "samples.cpu"))
 		return EXIT_FAIL;
 	struct sym_session *sym = sym_open(pid, err, sizeof err);
 	if (!sym || cli_stacks_init(&p.stacks, pid, sym, &spec)) {
@@ -312,7 +401,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		.hz = (int)o->hz, .duration_ns = (uint64_t)(o->seconds * 1e9),
 		.stack_limit = o->stack_size, .only = o->tids, .n_only = o->n_tids,
 		.cancel = &cli_stop, .on_sample = on_sample, .on_progress = on_progress, .arg = &p,
-		.already_seized = already_seized,
+		.already_seized = already_seized, .wall = o->wall,
 	};
 	struct attach_sampler_stats st;
 	struct attach_error aerr;
@@ -329,6 +418,9 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		rc = write_profile(o, &p, &w, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
 	}
 	attach_sampler_stats_free(&st);
+	for (size_t i = 0; i < p.nlast; i++)
+		free(p.last[i].locs);
+	free(p.last);
 	cli_stacks_free(&p.stacks);
 	sym_close(sym);
 	return rc;

@@ -112,12 +112,11 @@ static uint64_t location_for(struct cli_stacks *c, const struct sym_frame *f, si
 				   symbolized ? k : 0);
 }
 
-int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
-		   const struct pp_label *labels, size_t n_labels)
+size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, uint64_t *locs,
+			    size_t max)
 {
-	uint64_t locs[1024];
 	size_t nl = 0;
-	for (size_t i = 0; i < st->n && nl < 1024;) {
+	for (size_t i = 0; i < st->n && nl < max;) {
 		size_t j = i;
 		while (j < st->n && st->frames[j].pc == st->frames[i].pc && st->frames[j].inlined)
 			j++;
@@ -128,6 +127,14 @@ int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64
 			locs[nl++] = id;
 		i = j;
 	}
+	return nl;
+}
+
+int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
+		   const struct pp_label *labels, size_t n_labels)
+{
+	uint64_t locs[1024];
+	size_t nl = cli_stacks_locations(c, st, locs, 1024);
 	return pp_profile_add(c->prof, locs, nl, values, labels, n_labels);
 }
 

@@ -301,6 +301,63 @@ def top_table_counts(text):
     return rows
 
 
+def test_wall_profile():
+    """--profile wall: every thread, each tick, labelled with its wait state.
+    A thread computing 30% and sleeping 70% (by its own clock) splits so by
+    the state label, within 10 points; blocked threads are not stopped, so
+    epoll_wait sees no EINTR over a 5 s profile."""
+    truth = tempfile.mktemp(prefix="pprofc-duty-")
+    out = tempfile.mktemp(suffix=".pb.gz")
+    with Fixture("duty", args=[truth]) as fx:
+        t0 = read_pair(truth)
+        duty_tid = by_name(dump_json(fx.pid))["duty"]["tid"]
+        r = pprofc("attach", fx.pid, "--profile", "wall", "--seconds", "5", "--tid", duty_tid, "-o", out)
+        t1 = read_pair(truth)
+        check(r.returncode == 0 and "thread time by the samples" in r.stderr, "wall profile: %r" % r.stderr)
+        busy, slept = t1[0] - t0[0], t1[1] - t0[1]
+        tags, e = gopprof("-tags", out)
+        check(e == "" and "Type" not in e, "wall -tags warned: %r" % e)
+        share = state_shares(tags)
+        want = 100.0 * busy / (busy + slept)
+        check(abs(share.get("running", 0) - want) <= 10,
+              "running %.1f%% of the wall profile, %.1f%% by the fixture's clock (%r)"
+              % (share.get("running", 0), want, share))
+        check(abs(share.get("sleep", 0) - (100 - want)) <= 10, "sleep share %r" % share)
+        check_untouched(fx.pid, label="duty")
+    with Fixture("waits", progress=True) as fx:
+        r = pprofc("attach", fx.pid, "--profile", "wall", "--seconds", "5", "--hz", "100", "-o", out)
+        check(r.returncode == 0, "wall profile of waits: %r" % r.stderr)
+        with open(fx.progress + ".eintr") as f:
+            check(int(f.read().split()[0]) == 0, "epoll_wait saw EINTR during a wall profile")
+        tags, _ = gopprof("-tags", out)
+        share = state_shares(tags)
+        for state in ("IO wait", "mutex wait", "cond wait", "sleep", "running", "signal wait"):
+            check(share.get(state, 0) > 0, "state %s missing from the wall profile: %r" % (state, share))
+        top, _ = gopprof("-top", "-tagfocus=state=mutex wait", out)
+        check("lock_both" in top and "wait_for_lock" in top, "-tagfocus=state=mutex: %s" % top[-300:])
+        check_untouched(fx.pid, label="waits wall")
+    for f in (truth, out):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
+def read_pair(path):
+    def get():
+        try:
+            with open(path) as f:
+                v = [int(x) for x in f.read().split()]
+            return v if len(v) == 2 else None
+        except (OSError, ValueError):
+            return None
+    return wait_for(get, timeout=10)
+
+
+def state_shares(tags):
+    """{state: percent} from go tool pprof -tags output."""
+    part = tags.split("state:", 1)[-1].split("\n\n", 1)[0]
+    return {m.group(2): float(m.group(1)) for m in re.finditer(r"\(\s*([\d.]+)%\): (.+)$", part, re.M)}
+
+
 def test_run_mode():
     out = tempfile.mktemp(suffix=".pb.gz")
     truth = tempfile.mktemp(prefix="pprofc-truth-")
@@ -338,4 +395,5 @@ if __name__ == "__main__":
     test_cxx_rust_names()
     test_run_mode()
     test_threads_profile()
+    test_wall_profile()
     done()
