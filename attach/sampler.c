@@ -66,6 +66,7 @@ struct taken {
 	char state;
 	int partial, repeat;
 	struct attach_syscall sc;
+	double blocked_ms;
 };
 
 struct sampler {
@@ -86,6 +87,7 @@ struct sampler {
 	int detaching;
 	int ended;                      /* the target exited or exec'ed */
 	uint64_t period_ns;
+	double now_ms;                  /* wall: our own sched clock this tick */
 };
 
 static uint64_t now_ns(void)
@@ -348,6 +350,7 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 	k->weight = t->weight;
 	k->state = 'R';
 	k->partial = k->repeat = 0;
+	k->blocked_ms = -1;
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	k->stack_addr = lo;
 	k->stack_len = n > 0 ? (size_t)n : 0;
@@ -547,6 +550,8 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 			return 1;
 		k->tid = t->tid;
 		k->repeat = 1;
+		k->partial = 0;
+		k->blocked_ms = -1;
 		k->weight = s->period_ns;
 		memcpy(k->comm, t->comm, sizeof k->comm);
 		s->n_taken++;
@@ -589,6 +594,11 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->partial = 1;
 	k->repeat = 0;
 	k->sc = at.sc;
+	k->blocked_ms = -1;
+	if (at.has_sched && s->now_ms > 0) {
+		double d = s->now_ms - at.sched.exec_start_ms;
+		k->blocked_ms = d > 0 ? d : 0;
+	}
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	free(at.stack);
 	s->n_taken++;
@@ -601,6 +611,15 @@ static void tick(struct sampler *s, sigset_t *chld)
 	uint64_t t0 = now_ns();
 	s->n_taken = 0;
 	compact(s);
+	if (s->o->wall) {
+		/* "now" on the scheduler clock, to date the waits (DESIGN.md) */
+		char buf[8192];
+		size_t len;
+		struct attach_sched me;
+		if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
+		    attach_parse_sched(buf, len, &me) == 0)
+			s->now_ms = me.exec_start_ms;
+	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
 		if (t->st != S_RUNNING || !wanted(s, t->tid))
@@ -631,10 +650,12 @@ static void tick(struct sampler *s, sigset_t *chld)
 		struct taken *k = &s->taken[i];
 		struct attach_sample smp = { k->tid, k->comm, &k->regs, k->stack_addr, k->stack,
 					     k->stack_len, k->stop_ns, k->weight, k->state, k->partial,
-					     k->repeat, k->sc };
+					     k->repeat, k->sc, k->blocked_ms };
 		s->st->samples++;
 		s->o->on_sample(s->o->arg, &smp);
 	}
+	if (s->o->on_tick_end)
+		s->o->on_tick_end(s->o->arg);
 	s->st->ticks++;
 }
 

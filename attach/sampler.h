@@ -43,6 +43,8 @@ struct attach_sample {
 	int repeat;                     /* blocked and has not run since its last
 					 * sample: same stack, nothing was read */
 	struct attach_syscall sc;       /* the call it is blocked in */
+	double blocked_ms;              /* how long it had not run when read
+					 * (sched exec_start), -1 if unknown */
 };
 
 struct attach_sampler_stats {
@@ -70,6 +72,7 @@ struct attach_sampler_opts {
 	volatile sig_atomic_t *cancel;  /* set by SIGINT...: stop early */
 	void (*on_sample)(void *arg, const struct attach_sample *s);
 	void (*on_progress)(void *arg, const struct attach_sampler_stats *st);  /* ~1/s */
+	void (*on_tick_end)(void *arg);  /* after a tick's samples; may be NULL */
 	void *arg;
 	int already_seized;             /* run mode: pid is our stopped child */
 	int wall;                       /* every thread, running or not, each

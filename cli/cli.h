@@ -60,6 +60,8 @@ struct cli_profile_options {
 	pid_t pid;
 	int threads;                    /* --profile threads: one snapshot */
 	int wall;                       /* --profile wall: every thread, every tick */
+	int block;                      /* --profile block: where threads block, how long */
+	int mutex;                      /* --profile mutex: holders of contended mutexes */
 	char **command;                 /* run: the command and its arguments */
 	double seconds;                 /* 0: until the target exits */
 	long hz;

@@ -40,8 +40,11 @@ static const char attach_help[] =
 	"\n"
 	"options:\n"
 	"      --profile=NAME    cpu (default); wall: every thread, running or not,\n"
-	"                        labelled with its wait state; threads: one snapshot\n"
-	"                        of thread counts by stack (Go's goroutine profile)\n"
+	"                        labelled with its wait state; block: where threads\n"
+	"                        block and for how long; mutex: the stacks of the\n"
+	"                        threads holding contended mutexes, weighted by the\n"
+	"                        waiters' delay; threads: one snapshot of thread\n"
+	"                        counts by stack (Go's goroutine profile)\n"
 	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
 	"      --hz=N            samples per second per running thread (default 100)\n"
 	"      --tid=T1,T2...    sample only these threads\n"
@@ -110,9 +113,13 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->threads = 1;
 			else if (strcmp(optarg, "wall") == 0)
 				o->wall = 1;
+			else if (strcmp(optarg, "block") == 0)
+				o->block = 1;
+			else if (strcmp(optarg, "mutex") == 0)
+				o->mutex = 1;
 			else if (strcmp(optarg, "cpu") != 0)
-				return cli_usage_error(cmd, "--profile %s is not available (yet): use cpu, wall%s",
-						       optarg, run ? "" : " or threads");
+				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex%s, not '%s'",
+						       run ? "" : " or threads", optarg);
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);
@@ -172,17 +179,30 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 
 /* ---- building the profile from samples --------------------------------- */
 
-/* Wall mode: a thread's last sample, repeated while it does not run. */
+/* Off-CPU modes: a thread's last sample, repeated while it does not run. */
 struct last_sample {
 	pid_t tid;
 	uint64_t *locs;
 	size_t n;
 	char state[48];
+	char comm[64];
+	uint64_t futex;                 /* mutex wait: the mutex */
 };
+
+/* Mutex mode: this tick's waiters, charged to holders at the tick's end. */
+struct waiter {
+	uint64_t futex;
+	int64_t contentions, delay;
+};
+
+enum mode { M_CPU, M_WALL, M_BLOCK, M_MUTEX };
 
 struct profiler {
 	struct cli_stacks stacks;
-	int wall;
+	enum mode mode;
+	int64_t period;
+	struct waiter *waiters;
+	size_t nwaiters, capwaiters;
 	struct last_sample *last;       /* hash by tid */
 	size_t nlast;
 	uint64_t sampled_ns;            /* the samples' CPU weights, summed */
@@ -225,18 +245,95 @@ static void state_label(const struct attach_sample *s, const struct sym_stack *s
 	attach_reason_text(&w, buf, len);
 }
 
+/* Block and mutex: one blocking episode counts once (contentions); its
+ * delay is observed tick by tick.  The first time a thread is seen blocked,
+ * the wait so far counts too (its scheduler clock, DESIGN.md). */
+static void delay_of(const struct profiler *p, const struct attach_sample *s, int first,
+		     int64_t *contentions, int64_t *delay)
+{
+	*contentions = s->repeat ? 0 : 1;
+	*delay = p->period;
+	if (!s->repeat && s->blocked_ms >= 0) {
+		int64_t seen = (int64_t)(s->blocked_ms * 1e6);
+		*delay = first || seen < p->period ? seen : p->period;
+	}
+}
+
+static void charge(struct profiler *p, const struct attach_sample *s, struct last_sample *last,
+		   int first, const uint64_t *locs, size_t n)
+{
+	int64_t values[2] = { 1, (int64_t)s->weight_ns };
+	struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
+				      { "state", last->state, 0, NULL } };
+	if (p->mode == M_WALL) {
+		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
+		p->sampled_ns += s->weight_ns;
+		return;
+	}
+	if (strcmp(last->state, "running") == 0)
+		return;                 /* not blocked: nothing to count */
+	delay_of(p, s, first, &values[0], &values[1]);
+	if (p->mode == M_BLOCK) {
+		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
+		p->sampled_ns += (uint64_t)values[1];
+	} else if (strcmp(last->state, "mutex wait") == 0 && last->futex) {
+		if (p->nwaiters == p->capwaiters) {
+			size_t cap = p->capwaiters ? p->capwaiters * 2 : 16;
+			struct waiter *w = realloc(p->waiters, cap * sizeof *w);
+			if (!w)
+				return;
+			p->waiters = w;
+			p->capwaiters = cap;
+		}
+		p->waiters[p->nwaiters++] = (struct waiter){ last->futex, values[0], values[1] };
+	}
+}
+
+/* Mutex: each waiter's delay goes to the stack of the thread holding the
+ * mutex, as sampled in the same tick (Go's mutex profile semantics). */
+static void on_tick_end(void *arg)
+{
+	struct profiler *p = arg;
+	for (size_t i = 0; i < p->nwaiters; i++) {
+		pid_t owner = attach_mutex_owner(p->stacks.pid, p->waiters[i].futex);
+		struct last_sample *h = owner ? last_for(p, owner) : NULL;
+		if (!h || !h->locs)
+			continue;       /* holder unknown or not sampled yet */
+		int64_t values[2] = { p->waiters[i].contentions, p->waiters[i].delay };
+		struct pp_label labels[2] = { { "thread", h->comm, 0, NULL }, { "tid", NULL, owner, NULL } };
+		pp_profile_add(p->stacks.prof, h->locs, h->n, values, labels, 2);
+		p->sampled_ns += (uint64_t)values[1];
+	}
+	p->nwaiters = 0;
+}
+
 static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
-	struct last_sample *last = p->wall ? last_for(p, s->tid) : NULL;
-	int64_t values[2] = { 1, (int64_t)s->weight_ns };
-	if (s->repeat) {
-		if (!last || !last->locs)
+	if (p->mode == M_CPU) {
+		struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0, NULL };
+		struct sym_stack st;
+		if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
+			p->unwind_failures++;
+			sym_stack_free(&st);
 			return;
-		struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
-					      { "state", last->state, 0, NULL } };
-		pp_profile_add(p->stacks.prof, last->locs, last->n, values, labels, 3);
+		}
+		if (!st.complete)
+			p->unwind_failures++;
+		int64_t values[2] = { 1, (int64_t)s->weight_ns };
+		struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
+		cli_stacks_add(&p->stacks, &st, values, labels, 2);
 		p->sampled_ns += s->weight_ns;
+		sym_stack_free(&st);
+		return;
+	}
+	struct last_sample *last = last_for(p, s->tid);
+	if (!last)
+		return;
+	int first = last->locs == NULL;
+	if (s->repeat) {
+		if (!first)
+			charge(p, s, last, 0, last->locs, last->n);
 		return;
 	}
 	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len,
@@ -249,30 +346,19 @@ static void on_sample(void *arg, const struct attach_sample *s)
 	}
 	if (!st.complete)
 		p->unwind_failures++;
-	struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
-				      { "state", NULL, 0, NULL } };
-	size_t nlabels = 2;
-	if (p->wall) {
-		uint64_t locs[1024];
-		char state[48];
-		size_t n = cli_stacks_locations(&p->stacks, &st, locs, 1024);
-		state_label(s, &st, state, sizeof state);
-		labels[2].str = state;
-		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
-		if (last) {
-			uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
-			if (copy) {
-				memcpy(copy, locs, n * sizeof *locs);
-				free(last->locs);
-				last->locs = copy;
-				last->n = n;
-				snprintf(last->state, sizeof last->state, "%s", state);
-			}
-		}
-	} else {
-		cli_stacks_add(&p->stacks, &st, values, labels, nlabels);
+	uint64_t locs[1024];
+	size_t n = cli_stacks_locations(&p->stacks, &st, locs, 1024);
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (copy) {
+		memcpy(copy, locs, n * sizeof *locs);
+		free(last->locs);
+		last->locs = copy;
+		last->n = n;
+		state_label(s, &st, last->state, sizeof last->state);
+		snprintf(last->comm, sizeof last->comm, "%s", s->comm);
+		last->futex = s->sc.kind == ATTACH_SC_IN && s->state != 'R' ? s->sc.args[0] : 0;
+		charge(p, s, last, first, locs, n);
 	}
-	p->sampled_ns += s->weight_ns;
 	sym_stack_free(&st);
 }
 
@@ -311,7 +397,11 @@ static void summary(const struct cli_profile_options *o, const struct profiler *
 	}
 	double sampled = (double)p->sampled_ns / 1e9;
 	uint64_t lost = st->lost_not_stopped + st->lost_exited;
-	if (p->wall)
+	if (p->mode == M_BLOCK || p->mode == M_MUTEX)
+		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
+			"delay recorded; %" PRIu64 " lost", st->samples, st->threads_seen,
+			(double)st->duration_ns / 1e9, sampled, lost);
+	else if (p->mode == M_WALL)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
 			"thread time by the samples, of which CPU %.2f s by the kernel; %" PRIu64 " lost",
 			st->samples, st->threads_seen, (double)st->duration_ns / 1e9, sampled,
@@ -370,22 +460,28 @@ static void report_end(const struct attach_sampler_stats *st, pid_t pid)
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
 		     int *exit_status)
 {
-	struct profiler p = { .seconds = o->seconds, .tty = isatty(2), .wall = o->wall };
+	struct profiler p = { .seconds = o->seconds, .tty = isatty(2),
+			      .mode = o->wall ? M_WALL : o->block ? M_BLOCK : o->mutex ? M_MUTEX : M_CPU,
+			      .period = 1000000000LL / o->hz };
 	char exe[4096], err[256];
 	cli_exe_of(pid, exe, sizeof exe);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	const char *kind = o->wall ? "wall" : "cpu";
+	/* FORMATS.md §1: Go's names where Go has the profile. */
+	int offcpu = p.mode == M_BLOCK || p.mode == M_MUTEX;
+	const char *kind = p.mode == M_WALL ? "wall" : "cpu";
 	struct pp_profile_spec spec = {
-		.sample_types = { { "samples", "count" }, { kind, "nanoseconds" } },
+		.sample_types = { { offcpu ? "contentions" : "samples", "count" },
+				  { offcpu ? "delay" : kind, "nanoseconds" } },
 		.n_sample_types = 2,
-		.period_type = { kind, "nanoseconds" },
-		.period = 1000000000LL / o->hz,
+		.period_type = { offcpu ? "contentions" : kind, offcpu ? "count" : "nanoseconds" },
+		.period = offcpu ? 1 : 1000000000LL / o->hz,
 		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 	};
+	static const char *const file_kind[] = { "samples.cpu", "samples.wall", "contentions.delay",
+						 "contentions.delay" };
 	struct cli_saved w;
-	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe,
-			   o->wall ? "samples.wall" : "samples.cpu"))
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, file_kind[p.mode]))
 		return EXIT_FAIL;
 	struct sym_session *sym = sym_open(pid, err, sizeof err);
 	if (!sym || cli_stacks_init(&p.stacks, pid, sym, &spec)) {
@@ -401,7 +497,8 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		.hz = (int)o->hz, .duration_ns = (uint64_t)(o->seconds * 1e9),
 		.stack_limit = o->stack_size, .only = o->tids, .n_only = o->n_tids,
 		.cancel = &cli_stop, .on_sample = on_sample, .on_progress = on_progress, .arg = &p,
-		.already_seized = already_seized, .wall = o->wall,
+		.already_seized = already_seized, .wall = p.mode != M_CPU,
+		.on_tick_end = p.mode == M_MUTEX ? on_tick_end : NULL,
 	};
 	struct attach_sampler_stats st;
 	struct attach_error aerr;
@@ -421,6 +518,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 	for (size_t i = 0; i < p.nlast; i++)
 		free(p.last[i].locs);
 	free(p.last);
+	free(p.waiters);
 	cli_stacks_free(&p.stacks);
 	sym_close(sym);
 	return rc;

@@ -358,6 +358,45 @@ def state_shares(tags):
     return {m.group(2): float(m.group(1)) for m in re.finditer(r"\(\s*([\d.]+)%\): (.+)$", part, re.M)}
 
 
+def total_seconds(top):
+    m = re.search(r"Total samples = ([\d.]+\w+)", top)
+    return seconds(m.group(1)) if m else None
+
+
+def test_block_and_mutex_profiles():
+    """block: threads blocked on a pipe and a condition variable appear with
+    their blocking stacks and a delay close to how long they really blocked
+    (from before the profile, by their scheduler clock, until its end).
+    mutex: the delay of three waiters is charged to the holder's stack,
+    through slow_critical_section()."""
+    out = tempfile.mktemp(suffix=".pb.gz")
+    with Fixture("waits", progress=True) as fx:
+        settle_start = fx.started
+        r = pprofc("attach", fx.pid, "--profile", "block", "--seconds", "3", "-o", out)
+        age = time.monotonic() - settle_start
+        check(r.returncode == 0 and "of delay recorded" in r.stderr, "block profile: %r" % r.stderr)
+        for thread, fn in (("pipe-reader", "read_request"), ("cond-waiter", "wait_for_signal")):
+            top, e = gopprof("-top", "-tagfocus=thread=" + thread, out)
+            m = re.search(r"Showing nodes accounting for ([\d.]+\w+)", top)
+            got = seconds(m.group(1)) if m else None
+            check(e == "" and fn in top, "block: %s not in %s's stacks: %s" % (fn, thread, top[-300:]))
+            check(got is not None and 2.9 <= got <= age + 1, "block: %s delayed %r s, blocked about %.1f s"
+                  % (thread, got, age))
+        check_untouched(fx.pid, label="block")
+    with Fixture("contended") as fx:
+        r = pprofc("attach", fx.pid, "--profile", "mutex", "--seconds", "3", "-o", out)
+        check(r.returncode == 0, "mutex profile: %r" % r.stderr)
+        top, e = gopprof("-top", out)
+        rows, total = top_table(top), total_seconds(top)
+        cum = rows.get("slow_critical_section", (0, 0))[1]
+        check(e == "" and "Type: delay" in top, "mutex profile type: %s" % top[:200])
+        check(total and total >= 3 and cum >= 0.9 * total,
+              "mutex delay not charged to slow_critical_section: %r of %r s" % (cum, total))
+        check("take_and_release" not in top, "waiters' own stacks in the mutex profile")
+        check_untouched(fx.pid, label="mutex")
+    os.unlink(out)
+
+
 def test_run_mode():
     out = tempfile.mktemp(suffix=".pb.gz")
     truth = tempfile.mktemp(prefix="pprofc-truth-")
@@ -396,4 +435,5 @@ if __name__ == "__main__":
     test_run_mode()
     test_threads_profile()
     test_wall_profile()
+    test_block_and_mutex_profiles()
     done()
