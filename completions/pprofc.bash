@@ -171,7 +171,7 @@ _pprofc_value()
         if [[ $cmd == attach ]]; then
             _pprofc_add "$2" "$3" cpu wall block mutex threads
         else
-            _pprofc_add "$2" "$3" cpu
+            _pprofc_add "$2" "$3" cpu wall block mutex
         fi
         ;;
     format)

@@ -167,7 +167,7 @@ complete -c pprofc -n $at -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $at -s h -l help -d 'Show help'
 complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pids)'
 
-complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time"' -d 'Profile to take'
+complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention"' -d 'Profile to take'
 complete -c pprofc -n $ru -l seconds -x -d 'How long to sample'
 complete -c pprofc -n $ru -l hz -x -d 'Samples per second per thread'
 complete -c pprofc -n $ru -s o -l output -r -F -d 'Write the profile to FILE'

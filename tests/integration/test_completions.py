@@ -225,7 +225,7 @@ def test_values():
     expect("pprofc dump-threads --format=", ["text", "json"])
     expect("pprofc dump-threads --format ", ["text", "json"])
     expect("pprofc dump-threads --debug=", ["1", "2"])
-    expect("pprofc run --profile ", ["cpu"])
+    expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex"])
     expect("pprofc run --format=", ["proto", "top", "folded"])
     expect("pprofc report --format ", ["top", "folded"])
     expect("pprofc attach --seconds ", [])
@@ -378,7 +378,7 @@ def test_fish():
     finally:
         t.close()
     fexpect("pprofc help ", ["dump-threads", "attach", "run", "report"])
-    fexpect("pprofc run --profile ", ["cpu"])
+    fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex"])
     d = tempfile.mkdtemp(prefix="pprofc-completion-")
     try:
         for name in ("cpu.pb.gz", "notes.txt"):
