@@ -6,6 +6,7 @@
 #include "proc.h"
 
 #include <ctype.h>
+#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +114,13 @@ int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out)
 		skip_field(&c);
 	if (read_ull(&c, 10, &out->utime) || read_ull(&c, 10, &out->stime))
 		return -1;
+	/* 16..38, then 39: the CPU it last ran on (optional for the parser). */
+	out->processor = -1;
+	for (int i = 16; i <= 38; i++)
+		skip_field(&c);
+	long long cpu;
+	if (read_ll(&c, &cpu) == 0 && cpu >= 0 && cpu < 65536)
+		out->processor = (int)cpu;
 	return 0;
 }
 
@@ -512,6 +520,33 @@ int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
 	buf[r] = '\0';
 	*lenp = (size_t)r;
 	return 0;
+}
+
+size_t attach_sched_clocks(double *now_ms, size_t max)
+{
+	cpu_set_t old, one;
+	size_t n = 0;
+	if (sched_getaffinity(0, sizeof old, &old))
+		return 0;
+	for (size_t cpu = 0; cpu < max && cpu < CPU_SETSIZE; cpu++) {
+		char buf[8192];
+		size_t len;
+		struct attach_sched me;
+		now_ms[cpu] = -1;
+		if (!CPU_ISSET(cpu, &old))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		/* Moving there makes us run there: our exec_start is then
+		 * that CPU's clock, a moment ago. */
+		if (sched_setaffinity(0, sizeof one, &one) == 0 && sched_yield() == 0 &&
+		    attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
+		    attach_parse_sched(buf, len, &me) == 0)
+			now_ms[cpu] = me.exec_start_ms;
+		n = cpu + 1;
+	}
+	sched_setaffinity(0, sizeof old, &old);
+	return n;
 }
 
 static int cmp_pid(const void *a, const void *b)

@@ -22,6 +22,7 @@ struct attach_stat {
 	pid_t ppid;
 	unsigned int flags;
 	unsigned long long utime, stime;   /* clock ticks */
+	int processor;          /* CPU it last ran on, -1 if not given */
 };
 int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out);
 
@@ -74,6 +75,13 @@ int attach_net_find_inet(const char *buf, size_t len, uint64_t inode, int ipv6,
 int attach_net_find_unix(const char *buf, size_t len, uint64_t inode,
 			 char *path, size_t path_len);
 const char *attach_tcp_state_name(int state);
+
+/* The scheduler clock of each CPU now (ms), as /proc/PID/task/TID/sched's
+ * se.exec_start counts it: each CPU keeps its own, and they drift apart
+ * (steal and IRQ time are left out per CPU).  pprofc visits each CPU and
+ * reads its own exec_start there.  Returns how many CPUs were read; a CPU
+ * that could not be visited gets -1. */
+size_t attach_sched_clocks(double *now_ms, size_t max);
 
 /* Readers.  attach_read_file reads a whole (small or huge) /proc file into a
  * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */

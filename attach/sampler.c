@@ -47,10 +47,15 @@ struct sthread {
 	int pending_interrupts;         /* PTRACE_INTERRUPTs not yet seen as stops */
 	int want;                       /* sample at its next interrupt stop */
 	uint64_t interrupted_at;
+	uint64_t looked_at;             /* when it was last sampled */
+	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
+					 * the CPU used since the last sample */
+	uint64_t cpu_now, now;          /* read this tick */
 	uint64_t weight;                /* CPU ns this sample stands for */
 	int has_sample;                 /* wall: a sample exists to repeat */
 	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
 	char comm[64];
+	int cpu;                        /* the CPU it last ran on, -1: unknown */
 };
 
 /* One sample taken during a tick, handed out after every thread resumed. */
@@ -88,6 +93,8 @@ struct sampler {
 	int ended;                      /* the target exited or exec'ed */
 	uint64_t period_ns;
 	double now_ms;                  /* wall: our own sched clock this tick */
+	double now_cpu[64];             /* first tick: each CPU's clock */
+	size_t ncpu;
 };
 
 static uint64_t now_ns(void)
@@ -174,9 +181,10 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)s->pid, (int)tid);
 	t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 	t->sched_fd = -1;
+	t->cpu = -1;
 	/* A thread born during the collection has all its CPU time in it. */
 	t->cpu_start = at_start ? read_schedstat(s->pid, tid) : 0;
-	t->cpu_last = t->cpu_start;
+	t->cpu_last = t->cpu_seen = t->cpu_start;
 	s->t[s->n] = t;
 	size_t j = ix_slot(s, tid);
 	s->ix[j] = tid;
@@ -243,6 +251,7 @@ static char thread_state(struct sthread *t)
 	if (r <= 0 || attach_parse_stat(buf, (size_t)r, &st))
 		return '?';
 	memcpy(t->comm, st.comm, sizeof t->comm);
+	t->cpu = st.processor;
 	return st.state;
 }
 
@@ -264,9 +273,11 @@ static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
 	if (r <= 0)
 		return UINT64_MAX;
 	buf[r] = 0;
-	uint64_t cpu = strtoull(buf, NULL, 10);
-	uint64_t ran = cpu > t->cpu_last ? cpu - t->cpu_last : 0;
-	t->cpu_last = cpu;
+	uint64_t cpu = strtoull(buf, NULL, 10), now = now_ns();
+	uint64_t ran = cpu > t->cpu_seen ? cpu - t->cpu_seen : 0;
+	t->cpu_now = cpu;
+	t->now = now;
+	t->cpu_last = cpu;              /* for the kernel's total (truth check) */
 	return ran;
 }
 
@@ -528,10 +539,11 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 {
 	wait_for(s, chld, deadline, is_wanted);
+	uint64_t now = now_ns();
 	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i]->want) {
-			/* Did not stop in time: its interrupt lands later and is
-			 * then just resumed. */
+		if (s->t[i]->want && now - s->t[i]->interrupted_at > STOP_DEADLINE_NS) {
+			/* Still not stopped long after: give up on this sample; the
+			 * interrupt, when it lands, is just resumed. */
 			s->t[i]->want = 0;
 			s->st->lost_not_stopped++;
 		}
@@ -595,8 +607,12 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->repeat = 0;
 	k->sc = at.sc;
 	k->blocked_ms = -1;
-	if (at.has_sched && s->now_ms > 0) {
-		double d = s->now_ms - at.sched.exec_start_ms;
+	/* Each CPU has its own scheduler clock; on the first tick (when the
+	 * whole wait so far counts) compare with the thread's own CPU's. */
+	double now = s->st->ticks == 0 && t->cpu >= 0 && (size_t)t->cpu < s->ncpu &&
+		     s->now_cpu[t->cpu] >= 0 ? s->now_cpu[t->cpu] : s->now_ms;
+	if (at.has_sched && now > 0) {
+		double d = now - at.sched.exec_start_ms;
 		k->blocked_ms = d > 0 ? d : 0;
 	}
 	memcpy(k->comm, t->comm, sizeof k->comm);
@@ -609,7 +625,6 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 static void tick(struct sampler *s, sigset_t *chld)
 {
 	uint64_t t0 = now_ns();
-	s->n_taken = 0;
 	compact(s);
 	if (s->o->wall) {
 		/* "now" on the scheduler clock, to date the waits (DESIGN.md) */
@@ -619,16 +634,18 @@ static void tick(struct sampler *s, sigset_t *chld)
 		if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
 		    attach_parse_sched(buf, len, &me) == 0)
 			s->now_ms = me.exec_start_ms;
+		if (s->st->ticks == 0)
+			s->ncpu = attach_sched_clocks(s->now_cpu, sizeof s->now_cpu / sizeof s->now_cpu[0]);
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
-		if (t->st != S_RUNNING || !wanted(s, t->tid))
-			continue;
+		if (t->st != S_RUNNING || !wanted(s, t->tid) || t->want)
+			continue;       /* (want: its last interrupt is still on its way) */
 		/* schedstat first: it is cheap, and a thread whose CPU time did
 		 * not grow has nothing to sample, whatever its state.  A sample
-		 * stands for the CPU time used since we last looked, at most one
-		 * period: a thread that shares its CPU, or was born a moment
-		 * ago, weighs what it really ran. */
+		 * stands for the CPU time used since the thread's last sample: a
+		 * thread running all along weighs about a period, one that
+		 * shares its CPU or was born a moment ago what it really ran. */
 		uint64_t ran = ran_since_last_look(s, t);
 		if (s->o->wall) {
 			if (wall_sample(s, t, ran))
@@ -636,15 +653,25 @@ static void tick(struct sampler *s, sigset_t *chld)
 		} else if (ran == 0 || thread_state(t) != 'R') {
 			continue;
 		}
-		t->weight = s->o->wall ? s->period_ns : ran < s->period_ns ? ran : s->period_ns;
+		/* schedstat lags a running thread by up to a scheduler tick, so
+		 * one interval may read long and the next short: clipping either
+		 * would lose CPU time.  Unclipped, the weights add up to the
+		 * kernel's own count. */
+		t->weight = s->o->wall ? s->period_ns : ran;
+		t->cpu_seen = t->cpu_now;       /* this CPU time is now accounted for */
+		t->looked_at = t->now;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;
 		t->pending_interrupts++;
 		t->interrupted_at = now_ns();
 	}
-	wait_wanted(s, chld, t0 + STOP_DEADLINE_NS);
-	/* Everyone runs again: now the slow part. */
+	/* Wait at most half a period: a thread waiting for a CPU (more busy
+	 * threads than CPUs) stops only when it is scheduled, and the ticks
+	 * must go on meanwhile; its sample is taken whenever it stops. */
+	uint64_t half = s->period_ns / 2;
+	wait_wanted(s, chld, t0 + (half < STOP_DEADLINE_NS ? half : STOP_DEADLINE_NS));
+	/* Everyone sampled runs again: now the slow part. */
 	refresh_maps(s);
 	for (size_t i = 0; i < s->n_taken; i++) {
 		struct taken *k = &s->taken[i];
@@ -654,6 +681,7 @@ static void tick(struct sampler *s, sigset_t *chld)
 		s->st->samples++;
 		s->o->on_sample(s->o->arg, &smp);
 	}
+	s->n_taken = 0;
 	if (s->o->on_tick_end)
 		s->o->on_tick_end(s->o->arg);
 	s->st->ticks++;

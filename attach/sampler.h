@@ -6,8 +6,8 @@
  * samples only the running ones (state R, and on-CPU time grown since the
  * last tick: R also means merely runnable): interrupt, registers, a copy of
  * the stack, resume, at once.  A sample weighs the CPU time the thread used
- * since the last look, at most one period (1e9/hz ns): a thread running
- * all along weighs exactly one period.  A thread asleep in a system call is never
+ * since its previous sample: a thread running all along weighs about one
+ * period (1e9/hz ns), and the weights add up to the kernel's count.  A thread asleep in a system call is never
  * stopped.  Each sample goes to on_sample() after the thread runs again;
  * that is where the caller unwinds and symbolizes.
  *
@@ -35,8 +35,8 @@ struct attach_sample {
 	const unsigned char *stack;
 	size_t stack_len;
 	uint64_t stop_ns;               /* how long this thread was stopped */
-	uint64_t weight_ns;             /* CPU time it used since the last look,
-					 * at most one period (schedstat) */
+	uint64_t weight_ns;             /* CPU time it used since its last
+					 * sample (schedstat) */
 	/* wall mode */
 	char state;                     /* /proc state letter when sampled */
 	int partial;                    /* read without stopping: only rsp, rip */

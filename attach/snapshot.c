@@ -167,6 +167,7 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 		s->now_ms = me.exec_start_ms;
 		s->has_now = 1;
 	}
+	s->ncpu = attach_sched_clocks(s->now_cpu, sizeof s->now_cpu / sizeof s->now_cpu[0]);
 	return 0;
 }
 

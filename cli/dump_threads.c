@@ -249,8 +249,11 @@ static void fill_thread(const struct attach_snapshot *s, struct entry *e, struct
 	/* How long it has not run: the scheduler clock now (our own
 	 * exec_start) minus the thread's.  Unknown for a running thread. */
 	p->wait_seconds = -1;
-	if (s->has_now && t->has_sched && e->wait.reason != ATTACH_R_RUNNING) {
-		double d = (s->now_ms - t->sched.exec_start_ms) / 1000.0;
+	int cpu = t->has_stat ? t->stat.processor : -1;
+	double now = cpu >= 0 && (size_t)cpu < s->ncpu && s->now_cpu[cpu] >= 0 ? s->now_cpu[cpu] : s->now_ms;
+	if ((s->has_now || now > 0) && t->has_sched && e->wait.reason != ATTACH_R_RUNNING) {
+		/* Against the clock of the CPU it last ran on (they drift). */
+		double d = (now - t->sched.exec_start_ms) / 1000.0;
 		/* Each CPU keeps its own scheduler clock: a thread that ran a
 		 * moment ago on another CPU can look a little in the future. */
 		if (d > -1.0)

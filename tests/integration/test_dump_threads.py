@@ -284,7 +284,8 @@ def test_blocked_threads_not_stopped():
                   "%s: the sleeper's wait clock was reset by a dump: %r then %r" % (name, w1, w2))
             stopped = by_name(dump_json(fx.pid, "--stop-all"))
             for tname, t in quiet.items():
-                if t["reason"] == "running":
+                # the ticker wakes every 10 ms: two dumps may catch it apart
+                if t["reason"] == "running" or tname == "ticker":
                     continue
                 check(t["complete"], "%s/%s: incomplete without stopping: %s" % (name, tname, t["stack_error"]))
                 check(functions(t) == functions(stopped[tname]),
