@@ -19,9 +19,10 @@ void attach_install_reaper(void);
  * known: its registers if already read, else NULL.  1 when it did. */
 int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known);
 
-/* The stack range to copy for sp (peek.c). */
-void attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
-			uint64_t *hi);
+/* The stack range to copy for sp (peek.c); 0 when sp is in no mapping
+ * known (then at most limit bytes from sp, the read stopping at a hole). */
+int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
+		       uint64_t *hi);
 /* Takes a blocked thread's pc, sp and stack without stopping it; 0 when the
  * copy is known valid (the thread did not run meanwhile). */
 int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,

@@ -17,8 +17,8 @@
 
 #include "internal.h"
 
-void attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
-			uint64_t *hi)
+int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
+		       uint64_t *hi)
 {
 	/* From the red zone below sp to the end of the stack's mapping, at
 	 * most limit bytes. */
@@ -31,6 +31,7 @@ void attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limi
 		if (*hi > m->end)
 			*hi = m->end;
 	}
+	return m != NULL;
 }
 
 /* The syscall line and switch count, read again. */

@@ -32,7 +32,6 @@
 #include "internal.h"
 #include "proc.h"
 
-#define RED_ZONE 128
 #define STOP_DEADLINE_NS 100000000u     /* a running thread stops in ~0.1 ms */
 #define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
 
@@ -44,13 +43,11 @@ struct sthread {
 	enum tstate st;
 	int stat_fd;                    /* kept open: pread each tick */
 	int sched_fd;                   /* schedstat, opened when first seen running */
-	int pending_interrupts;         /* PTRACE_INTERRUPTs not yet seen as stops */
 	int want;                       /* sample at its next interrupt stop */
 	uint64_t interrupted_at;
-	uint64_t looked_at;             /* when it was last sampled */
 	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
 					 * the CPU used since the last sample */
-	uint64_t cpu_now, now;          /* read this tick */
+	uint64_t cpu_now;               /* read this tick */
 	uint64_t weight;                /* CPU ns this sample stands for */
 	int has_sample;                 /* wall: a sample exists to repeat */
 	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
@@ -273,10 +270,9 @@ static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
 	if (r <= 0)
 		return UINT64_MAX;
 	buf[r] = 0;
-	uint64_t cpu = strtoull(buf, NULL, 10), now = now_ns();
+	uint64_t cpu = strtoull(buf, NULL, 10);
 	uint64_t ran = cpu > t->cpu_seen ? cpu - t->cpu_seen : 0;
 	t->cpu_now = cpu;
-	t->now = now;
 	t->cpu_last = cpu;              /* for the kernel's total (truth check) */
 	return ran;
 }
@@ -305,18 +301,6 @@ static struct taken *next_taken(struct sampler *s)
 		s->cap_taken = cap;
 	}
 	return &s->taken[s->n_taken];
-}
-
-/* Where the stack to copy ends: the end of the mapping holding sp.  A new
- * thread's stack may not be in our copy of the maps yet: then copy up to
- * the limit (the read stops at an unmapped page) and re-read the maps
- * after the tick, when no thread is stopped. */
-static uint64_t stack_end(struct sampler *s, uint64_t sp)
-{
-	const struct attach_map *m = attach_maps_find(&s->maps, sp);
-	if (!m)
-		s->maps_stale = 1;
-	return m ? m->end : 0;
 }
 
 static void refresh_maps(struct sampler *s)
@@ -352,10 +336,12 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 		k->stack = b;
 		k->stack_cap = limit;
 	}
-	uint64_t lo = k->regs.rsp > RED_ZONE ? k->regs.rsp - RED_ZONE : 0;
-	uint64_t hi = stack_end(s, k->regs.rsp);
-	if (!hi || hi - lo > limit)
-		hi = lo + limit;
+	/* A new thread's stack may not be in our copy of the maps yet: then
+	 * copy up to the limit (the read stops at an unmapped page) and
+	 * re-read the maps after the tick, when no thread is stopped. */
+	uint64_t lo, hi;
+	if (!attach_stack_range(&s->maps, k->regs.rsp, limit, &lo, &hi))
+		s->maps_stale = 1;
 	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
 	k->tid = t->tid;
 	k->weight = t->weight;
@@ -411,8 +397,6 @@ static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
 	}
 	if (t->st == S_LISTENING)
 		t->st = S_RUNNING;      /* SIGCONT ended the group stop */
-	if (t->pending_interrupts > 0)
-		t->pending_interrupts--;
 	if (t->want && !s->detaching) {
 		struct taken *k = take(s, t);
 		t->want = 0;
@@ -659,11 +643,9 @@ static void tick(struct sampler *s, sigset_t *chld)
 		 * kernel's own count. */
 		t->weight = s->o->wall ? s->period_ns : ran;
 		t->cpu_seen = t->cpu_now;       /* this CPU time is now accounted for */
-		t->looked_at = t->now;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;
-		t->pending_interrupts++;
 		t->interrupted_at = now_ns();
 	}
 	/* Wait at most half a period: a thread waiting for a CPU (more busy

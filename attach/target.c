@@ -92,18 +92,15 @@ int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
 			    "PID %d is a kernel thread (%s): it has no user-space stack to dump",
 			    (int)pid, s.comm);
 	if (s.state == 'Z' || s.state == 'X') {
-		pid_t *tids;
-		size_t n;
-		int alone = attach_list_tasks(tg, &tids, &n) != 0 || n <= 1;
-		if (alone || n == 0) {
-			if (alone && n == 0)
-				tids = NULL;
-			free(tids);
+		/* A dead leader with live threads is still a process to dump. */
+		pid_t *tids = NULL;
+		size_t n = 0;
+		int r = attach_list_tasks(tg, &tids, &n);
+		free(tids);
+		if (r != 0 || n <= 1)
 			return fail(err, ATTACH_ERR_ZOMBIE,
 				    "PID %d is a zombie: it has exited and waits for its parent (PID %d) to reap it",
 				    (int)pid, (int)s.ppid);
-		}
-		free(tids);
 	}
 	if (st.tracer_pid)
 		return attach_fail_traced(err, pid, st.tracer_pid);

@@ -187,7 +187,7 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 }
 
 /* poll(2): the descriptors are in the target's memory. */
-static void describe_poll(pid_t pid, struct entry *e, struct attach_fdcache *fc)
+static void describe_poll(pid_t pid, struct entry *e)
 {
 	struct { int fd; short events, revents; } p[8];
 	unsigned n = e->wait.poll_nfds < 8 ? e->wait.poll_nfds : 8;
@@ -202,7 +202,6 @@ static void describe_poll(pid_t pid, struct entry *e, struct attach_fdcache *fc)
 		len += (size_t)snprintf(e->detail + len, sizeof e->detail - len, "%s %d", i ? "," : "", p[i].fd);
 	if (e->wait.poll_nfds > n && len < sizeof e->detail)
 		snprintf(e->detail + len, sizeof e->detail - len, ", ...");
-	(void)fc;
 }
 
 static void classify(pid_t pid, struct entry *e, struct attach_fdcache *fc)
@@ -219,7 +218,7 @@ static void classify(pid_t pid, struct entry *e, struct attach_fdcache *fc)
 	attach_reason_text(&e->wait, e->reason, sizeof e->reason);
 
 	if (e->wait.poll_nfds)
-		describe_poll(pid, e, fc);
+		describe_poll(pid, e);
 	if (e->wait.reason == ATTACH_R_MUTEX && e->wait.owner)
 		snprintf(e->detail, sizeof e->detail, "0x%" PRIx64 " held by thread %d", e->wait.futex,
 			 (int)e->wait.owner);
