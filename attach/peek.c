@@ -58,12 +58,18 @@ int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_
 	    t->sc.kind != ATTACH_SC_IN || !t->has_sched)
 		return -1;
 	uint64_t lo, hi;
-	attach_stack_range(maps, t->sc.sp, limit, &lo, &hi);
+	int mapped = attach_stack_range(maps, t->sc.sp, limit, &lo, &hi);
 	unsigned char *stack = hi > lo ? malloc(hi - lo) : NULL;
 	if (!stack)
 		return -1;
 	ssize_t n = attach_read_mem(t->tid, lo, stack, hi - lo);
-	if (n <= 0 || !same_wait(pid, t)) {
+	/* sp in no mapping and nothing readable there: the thread runs on a
+	 * bogus stack pointer.  Its pc still tells where it waits. */
+	if (n <= 0 && !mapped)
+		n = 0;
+	else if (n <= 0)
+		n = -1;
+	if (n < 0 || !same_wait(pid, t)) {
 		free(stack);
 		return -1;
 	}

@@ -64,7 +64,8 @@ static int read_ll(struct cur *c, long long *v)
 	unsigned long long u;
 	if (read_ull(c, 10, &u))
 		return -1;
-	*v = neg ? -(long long)u : (long long)u;
+	/* Negated as unsigned: -(long long)u overflows for "-9223372036854775808". */
+	*v = (long long)(neg ? 0 - u : u);
 	return 0;
 }
 
@@ -441,7 +442,7 @@ int attach_net_find_unix(const char *buf, size_t len, uint64_t inode, char *path
 	/* Num RefCount Protocol Flags Type St Inode [Path]; the path may hold
 	 * spaces, so it runs to the end of the line. */
 	struct row r;
-	if (find_row(buf, len, 6, inode, 8, &r))
+	if (path_len == 0 || find_row(buf, len, 6, inode, 8, &r))
 		return -1;
 	size_t pl = r.n == 8 ? (size_t)(r.end - r.tok[7]) : 0;
 	if (pl >= path_len)

@@ -43,13 +43,17 @@ struct sthread {
 	enum tstate st;
 	int stat_fd;                    /* kept open: pread each tick */
 	int sched_fd;                   /* schedstat, opened when first seen running */
-	int want;                       /* sample at its next interrupt stop */
+	int want;                       /* interrupted: its stop is on its way */
+	int keep;                       /* ...and that stop makes a sample */
+	char fs_state;                  /* force_stop: state and call when */
+	struct attach_syscall fs_sc;    /* interrupted, for the sample's label */
 	uint64_t interrupted_at;
 	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
 					 * the CPU used since the last sample */
 	uint64_t cpu_now;               /* read this tick */
 	uint64_t weight;                /* CPU ns this sample stands for */
 	int has_sample;                 /* wall: a sample exists to repeat */
+	uint64_t wall_at;               /* wall: when its last sample was taken */
 	uint64_t cpu_start, cpu_last;   /* schedstat: ns on CPU */
 	char comm[64];
 	int cpu;                        /* the CPU it last ran on, -1: unknown */
@@ -89,6 +93,7 @@ struct sampler {
 	int detaching;
 	int ended;                      /* the target exited or exec'ed */
 	uint64_t period_ns;
+	uint64_t tick_ns;               /* when the current tick began */
 	double now_ms;                  /* wall: our own sched clock this tick */
 	double now_cpu[64];             /* first tick: each CPU's clock */
 	size_t ncpu;
@@ -199,7 +204,7 @@ static void thread_gone(struct sampler *s, struct sthread *t)
 	t->st = S_GONE;
 	if (t->want) {
 		t->want = 0;
-		s->st->lost_exited++;
+		s->st->lost_exited += t->keep;
 	}
 	if (t->stat_fd >= 0)
 		close(t->stat_fd);
@@ -345,7 +350,8 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
 	k->tid = t->tid;
 	k->weight = t->weight;
-	k->state = 'R';
+	k->state = s->o->force_stop ? t->fs_state : 'R';
+	k->sc = t->fs_sc;
 	k->partial = k->repeat = 0;
 	k->blocked_ms = -1;
 	memcpy(k->comm, t->comm, sizeof k->comm);
@@ -398,21 +404,23 @@ static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
 	if (t->st == S_LISTENING)
 		t->st = S_RUNNING;      /* SIGCONT ended the group stop */
 	if (t->want && !s->detaching) {
-		struct taken *k = take(s, t);
+		struct taken *k = t->keep ? take(s, t) : NULL;
 		t->want = 0;
 		/* It was running when we looked; if it blocked since, our stop
 		 * may have failed its call with EINTR: make the call again. */
-		attach_undo_eintr(s->pid, t->tid, k ? &k->regs : NULL);
+		if (!s->o->force_stop)
+			attach_undo_eintr(s->pid, t->tid, k ? &k->regs : NULL);
 		resume(s, t, 0);
 		uint64_t ns = now_ns() - t->interrupted_at;
 		record_stop(s, ns);
 		if (k)
 			k->stop_ns = ns;
-		else
+		else if (t->keep)
 			s->st->lost_not_stopped++;
 		return;
 	}
-	attach_undo_eintr(s->pid, t->tid, NULL);
+	if (!s->o->force_stop)
+		attach_undo_eintr(s->pid, t->tid, NULL);
 	resume(s, t, 0);
 }
 
@@ -453,7 +461,7 @@ static void on_status(struct sampler *s, pid_t tid, int status)
 		t->cpu_last = read_schedstat(s->pid, tid);
 		if (t->want) {
 			t->want = 0;
-			s->st->lost_exited++;
+			s->st->lost_exited += t->keep;
 		}
 		resume(s, t, 0);
 		break;
@@ -529,8 +537,19 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 			/* Still not stopped long after: give up on this sample; the
 			 * interrupt, when it lands, is just resumed. */
 			s->t[i]->want = 0;
-			s->st->lost_not_stopped++;
+			s->st->lost_not_stopped += s->t[i]->keep;
 		}
+}
+
+/* Wall mode: a sample stands for the time since the thread's previous
+ * one, a period when all goes well, more when ticks were skipped (pprofc
+ * busy or descheduled) or its last sample was lost: so the weights add up
+ * to the time observed, and block delays to how long threads blocked. */
+static uint64_t wall_weight(struct sampler *s, struct sthread *t)
+{
+	uint64_t w = t->wall_at && s->tick_ns > t->wall_at ? s->tick_ns - t->wall_at : s->period_ns;
+	t->wall_at = s->tick_ns;
+	return w;
 }
 
 /* Wall mode, a thread that is not running: sampled without stopping it.
@@ -548,7 +567,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 		k->repeat = 1;
 		k->partial = 0;
 		k->blocked_ms = -1;
-		k->weight = s->period_ns;
+		k->weight = wall_weight(s, t);
 		memcpy(k->comm, t->comm, sizeof k->comm);
 		s->n_taken++;
 		return 1;
@@ -579,12 +598,13 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 		free(at.stack);
 		return 1;
 	}
-	memcpy(k->stack, at.stack, at.stack_len);
+	if (at.stack_len)       /* 0 with a bogus sp (peek.c) */
+		memcpy(k->stack, at.stack, at.stack_len);
 	k->stack_len = at.stack_len;
 	k->stack_addr = at.stack_addr;
 	k->regs = at.regs;
 	k->tid = t->tid;
-	k->weight = s->period_ns;
+	k->weight = wall_weight(s, t);
 	k->stop_ns = 0;
 	k->state = state;
 	k->partial = 1;
@@ -606,9 +626,31 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	return 1;
 }
 
+/* --force-stop, for comparison: every thread is interrupted, blocked or
+ * not, as plain ptrace samplers do.  Reads the state (and the call of a
+ * blocked thread, for the wall profile's label) before the interrupt
+ * changes it.  Returns whether the stop makes a sample: in a CPU profile
+ * only a thread that ran does; the others are stopped for nothing. */
+static int force_stop_look(struct sampler *s, struct sthread *t, uint64_t ran)
+{
+	char path[96], buf[512];
+	size_t len;
+	t->fs_state = thread_state(t);
+	memset(&t->fs_sc, 0, sizeof t->fs_sc);
+	if (!s->o->wall)
+		return ran > 0 && t->fs_state == 'R';
+	if (t->fs_state != 'R') {
+		snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)s->pid, (int)t->tid);
+		if (attach_read_small(path, buf, sizeof buf, &len) == 0)
+			attach_parse_syscall(buf, len, &t->fs_sc);
+	}
+	return 1;
+}
+
 static void tick(struct sampler *s, sigset_t *chld)
 {
 	uint64_t t0 = now_ns();
+	s->tick_ns = t0;
 	compact(s);
 	if (s->o->wall) {
 		/* "now" on the scheduler clock, to date the waits (DESIGN.md) */
@@ -631,18 +673,24 @@ static void tick(struct sampler *s, sigset_t *chld)
 		 * thread running all along weighs about a period, one that
 		 * shares its CPU or was born a moment ago what it really ran. */
 		uint64_t ran = ran_since_last_look(s, t);
-		if (s->o->wall) {
+		if (s->o->force_stop) {
+			t->keep = force_stop_look(s, t, ran);
+		} else if (s->o->wall) {
 			if (wall_sample(s, t, ran))
 				continue;       /* taken without stopping it */
+			t->keep = 1;
 		} else if (ran == 0 || thread_state(t) != 'R') {
 			continue;
+		} else {
+			t->keep = 1;
 		}
 		/* schedstat lags a running thread by up to a scheduler tick, so
 		 * one interval may read long and the next short: clipping either
 		 * would lose CPU time.  Unclipped, the weights add up to the
 		 * kernel's own count. */
-		t->weight = s->o->wall ? s->period_ns : ran;
-		t->cpu_seen = t->cpu_now;       /* this CPU time is now accounted for */
+		t->weight = s->o->wall ? wall_weight(s, t) : ran;
+		if (t->keep)
+			t->cpu_seen = t->cpu_now;  /* this CPU time is now accounted for */
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;

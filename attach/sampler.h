@@ -36,7 +36,8 @@ struct attach_sample {
 	size_t stack_len;
 	uint64_t stop_ns;               /* how long this thread was stopped */
 	uint64_t weight_ns;             /* CPU time it used since its last
-					 * sample (schedstat) */
+					 * sample (schedstat); wall mode: the
+					 * time since its last sample */
 	/* wall mode */
 	char state;                     /* /proc state letter when sampled */
 	int partial;                    /* read without stopping: only rsp, rip */
@@ -76,7 +77,13 @@ struct attach_sampler_opts {
 	void *arg;
 	int already_seized;             /* run mode: pid is our stopped child */
 	int wall;                       /* every thread, running or not, each
-					 * tick weighing one period */
+					 * sample weighing the time since the
+					 * thread's last one (about a period) */
+	int force_stop;                 /* for comparison only: interrupt every
+					 * thread at every tick, blocked or not,
+					 * and do not repair calls that fail
+					 * with EINTR, as plain ptrace samplers
+					 * do */
 };
 
 int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,

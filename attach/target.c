@@ -5,6 +5,7 @@
 #include "snapshot.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +41,24 @@ int attach_fail_perm(struct attach_error *err, pid_t pid)
 		    (int)pid, how);
 }
 
-int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer)
+/* tid 0: the process itself (its main thread) is traced. */
+static int fail_traced(struct attach_error *err, pid_t pid, pid_t tid, pid_t tracer)
 {
-	char path[64], comm[64] = "?";
+	char path[64], comm[64] = "?", which[48] = "";
 	size_t len;
 	snprintf(path, sizeof path, "/proc/%d/comm", (int)tracer);
 	if (attach_read_small(path, comm, sizeof comm, &len) == 0)
 		comm[strcspn(comm, "\n")] = 0;
+	if (tid)
+		snprintf(which, sizeof which, " (its thread %d)", (int)tid);
 	return fail(err, ATTACH_ERR_TRACED,
-		    "PID %d is already traced by PID %d (%s): detach that tracer (gdb, strace...) and retry",
-		    (int)pid, (int)tracer, comm);
+		    "PID %d%s is already traced by PID %d (%s): detach that tracer (gdb, strace...) and retry",
+		    (int)pid, which, (int)tracer, comm);
+}
+
+int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer)
+{
+	return fail_traced(err, pid, 0, tracer);
 }
 
 /* Reads /proc/PID/status; maps errno to the message the user needs. */
@@ -60,13 +69,56 @@ static int read_status(pid_t pid, struct attach_status *st, struct attach_error 
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	int r = attach_read_small(path, buf, sizeof buf, &len);
 	if (r == -ENOENT || r == -ESRCH)
-		return fail(err, ATTACH_ERR_NOPROC, "no such process: PID %d", (int)pid);
+		return fail(err, ATTACH_ERR_NOPROC,
+			    "no such process: PID %d (it may have exited: find its current PID with pgrep or ps)",
+			    (int)pid);
 	if (r == -EACCES || r == -EPERM)
 		return attach_fail_perm(err, pid);
 	if (r < 0 || attach_parse_status(buf, len, st))
 		return fail(err, ATTACH_ERR_OTHER, "cannot read /proc/%d/status: %s", (int)pid,
 			    r < 0 ? strerror(-r) : "unexpected format");
 	return 0;
+}
+
+/* A thread of pid traced by another process (a debugger attached to one
+ * thread only): 1 with its tid and tracer, else 0. */
+static int traced_thread(pid_t pid, pid_t *tid, pid_t *tracer)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	int found = 0;
+	if (attach_list_tasks(pid, &tids, &n))
+		return 0;
+	for (size_t i = 0; i < n && !found; i++) {
+		char path[64], buf[4096];
+		size_t len;
+		struct attach_status st;
+		snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
+		if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+		    attach_parse_status(buf, len, &st) == 0 && st.tracer_pid) {
+			*tid = tids[i];
+			*tracer = st.tracer_pid;
+			found = 1;
+		}
+	}
+	free(tids);
+	return found;
+}
+
+/* Whether ptrace would be refused: opening /proc/PID/mem needs the same
+ * permission as attaching (PTRACE_MODE_ATTACH), and has no effect on the
+ * target.  Checked up front so every command, whatever it reads first,
+ * reports a refusal the same way. */
+static int may_not_trace(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno == EACCES || errno == EPERM;
 }
 
 int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
@@ -78,7 +130,8 @@ int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
 		return -1;
 	pid_t tg = st.tgid ? st.tgid : pid;
 	if (tg == getpid())
-		return fail(err, ATTACH_ERR_SELF, "PID %d is pprofc itself: a process cannot trace itself",
+		return fail(err, ATTACH_ERR_SELF,
+			    "PID %d is pprofc itself: a process cannot trace itself; give the PID of another process",
 			    (int)pid);
 
 	char path[64], buf[1024];
@@ -89,7 +142,8 @@ int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
 		return fail(err, ATTACH_ERR_NOPROC, "no such process: PID %d", (int)pid);
 	if (s.flags & ATTACH_PF_KTHREAD)
 		return fail(err, ATTACH_ERR_KTHREAD,
-			    "PID %d is a kernel thread (%s): it has no user-space stack to dump",
+			    "PID %d is a kernel thread (%s): it has no user-space stack to dump; "
+			    "give the PID of a user-space process",
 			    (int)pid, s.comm);
 	if (s.state == 'Z' || s.state == 'X') {
 		/* A dead leader with live threads is still a process to dump. */
@@ -99,11 +153,17 @@ int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
 		free(tids);
 		if (r != 0 || n <= 1)
 			return fail(err, ATTACH_ERR_ZOMBIE,
-				    "PID %d is a zombie: it has exited and waits for its parent (PID %d) to reap it",
+				    "PID %d is a zombie: it has exited and waits for its parent (PID %d) to reap it; "
+				    "there is nothing left to look at",
 				    (int)pid, (int)s.ppid);
 	}
 	if (st.tracer_pid)
 		return attach_fail_traced(err, pid, st.tracer_pid);
+	pid_t tid, tracer;
+	if (traced_thread(tg, &tid, &tracer))
+		return fail_traced(err, pid, tid, tracer);
+	if (may_not_trace(tg))
+		return attach_fail_perm(err, pid);
 	*tgid = tg;
 	return 0;
 }

@@ -200,10 +200,10 @@ def find_fixture(path, tmpdir):
 class Fixture:
     """One running throughput process and its counter file."""
 
-    def __init__(self, binary, threads, tmpdir, live):
+    def __init__(self, binary, threads, tmpdir, live, idle=0):
         self.threads = threads
-        self.counter = os.path.join(tmpdir, f"counter-{threads}")
-        self.proc = subprocess.Popen([binary, str(threads), self.counter],
+        self.counter = os.path.join(tmpdir, f"counter-{threads}-{idle}")
+        self.proc = subprocess.Popen([binary, str(threads), self.counter, str(idle)],
                                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         live.append(self.proc)
         self.pid = self.proc.pid
@@ -211,8 +211,8 @@ class Fixture:
         line = self.proc.stdout.readline().decode(errors="replace").strip() if ready else ""
         if line != "ready":
             raise BenchError(f"fixture did not print 'ready' (got {line!r})")
-        # busy threads + main + reporter
-        self.tasks = threads + 2
+        # busy threads + main + reporter + idle threads
+        self.tasks = threads + 2 + idle
         deadline = time.monotonic() + 5
         while len(self.task_ids()) != self.tasks and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -349,6 +349,23 @@ def perf_started(perf_pid):
     return False
 
 
+def end_profiler(prof, timer, errf):
+    """Cleanup after a run, whatever happened: the overstay timer off, a
+    profiler still running told to stop (SIGINT, then SIGKILL), its stderr
+    file closed."""
+    if timer:
+        timer.cancel()
+    if prof is not None and prof.returncode is None:
+        prof.send_signal(signal.SIGINT)
+        try:
+            prof.wait(10)
+        except subprocess.TimeoutExpired:
+            prof.kill()
+            prof.wait()
+    if errf:
+        errf.close()
+
+
 def measure(mode, fx, args, tmpdir, live):
     """Throughput of the fixture over one window, with `mode` attached."""
     rec = {"mode": mode}
@@ -429,17 +446,7 @@ def measure(mode, fx, args, tmpdir, live):
         rec["out_bytes"] = os.path.getsize(out) if os.path.exists(out) else None
         return rec
     finally:
-        if timer:
-            timer.cancel()
-        if prof is not None and prof.returncode is None:
-            prof.send_signal(signal.SIGINT)
-            try:
-                prof.wait(10)
-            except subprocess.TimeoutExpired:
-                prof.kill()
-                prof.wait()
-        if errf:
-            errf.close()
+        end_profiler(prof, timer, errf)
         for p in (out, out + ".old"):
             if os.path.exists(p):
                 os.unlink(p)

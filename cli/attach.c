@@ -1,10 +1,25 @@
 /* attach.c — `pprofc attach PID --profile cpu|threads`: profile a running
  * process into a pprof file (CPU: profile.c, shared with run; threads:
  * dump_threads.c, one snapshot). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "../attach/snapshot.h"
 #include "cli.h"
+
+/* A process stopped by job control stays stopped while profiled and
+ * after: say so, or a profile with nothing in it would be a puzzle. */
+static void say_if_stopped(pid_t pid)
+{
+	char path[64], buf[1024];
+	size_t len;
+	struct attach_stat st;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	    attach_parse_stat(buf, len, &st) == 0 && st.state == 'T')
+		cli_error("PID %d is stopped (SIGSTOP or Ctrl-Z) and stays stopped: it runs, and a CPU "
+			  "profile records, nothing until it gets SIGCONT", (int)pid);
+}
 
 int cmd_attach(int argc, char **argv)
 {
@@ -22,6 +37,8 @@ int cmd_attach(int argc, char **argv)
 		free(o.tids);
 		return EXIT_FAIL;
 	}
+	if (!o.threads)
+		say_if_stopped(tgid);
 	r = o.threads ? cli_threads_profile(tgid, o.output, o.format)
 		      : cli_profile_take(&o, tgid, 0, NULL);
 	free(o.tids);

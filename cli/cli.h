@@ -53,6 +53,9 @@ int cli_output_commit_numbered(struct cli_output *o, const char *dir, const char
  * $PPROF_TMPDIR, else $HOME/pprof (created), else the temp directory. */
 void cli_profile_dir(char *dir, size_t len);
 void cli_output_abort(struct cli_output *o);
+/* A write into o failed (errno tells why): says so, naming the file (what
+ * when it is stdout), and aborts o: no partial file is left. */
+void cli_output_failed(struct cli_output *o, const char *what);
 
 /* attach and run (profile.c). */
 enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
@@ -71,6 +74,7 @@ struct cli_profile_options {
 	enum cli_format format;
 	size_t stack_size;
 	int verbose;
+	int force_stop;                 /* --force-stop: for comparison */
 };
 /* Parses attach's (run = 0) or run's options; -1 after --help, 2 on a
  * usage error (already reported), 0 otherwise. */
@@ -87,6 +91,7 @@ struct cli_stacks {
 	struct pp_profile *prof;
 	struct attach_maps maps;
 	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
+	uint64_t next_maps_ns;          /* maps re-read for a pc in none, not before */
 	char exe[4096];
 };
 int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,

@@ -309,8 +309,7 @@ static int write_dump(const struct options *o, const struct pp_dump *d)
 	int r = o->json ? pp_write_json(out.f, d) : o->debug == 1 ? pp_write_debug1(out.f, d)
 							       : pp_write_debug2(out.f, d);
 	if (r) {
-		cli_error("cannot write the dump");
-		cli_output_abort(&out);
+		cli_output_failed(&out, "the dump");
 		return -1;
 	}
 	return cli_output_commit(&out);
@@ -342,8 +341,7 @@ static int write_threads_profile(const struct options *o, struct cli_saved *w, s
 	      : o->pprof_format == FMT_TOP   ? pp_report_top(c->prof, f)
 					     : pp_report_folded(c->prof, f);
 	if (r) {
-		cli_error("cannot write the profile");
-		cli_output_abort(&w->out);
+		cli_output_failed(&w->out, "the profile");
 		return -1;
 	}
 	return cli_saved_commit(w);
@@ -406,6 +404,8 @@ static int report(const struct options *o, struct attach_snapshot *s, struct cli
 		cli_stacks_free(&c);
 	}
 out:
+	if (w)
+		cli_output_abort(&w->out);      /* not written (harmless if committed) */
 	for (size_t i = 0; e && i < s->n; i++) {
 		sym_stack_free(&e[i].stack);
 		free(e[i].frames);

@@ -53,6 +53,10 @@ static const char attach_help[] =
 	"      --format=FORMAT   proto (default), top (what go tool pprof -top shows)\n"
 	"                        or folded (collapsed stacks for flame graphs)\n"
 	"      --stack-size=SIZE stack bytes copied per sample (default 64K)\n"
+	"      --force-stop      for comparison only: stop every thread at every\n"
+	"                        tick, blocked or not, as plain ptrace samplers do;\n"
+	"                        calls such as epoll_wait then fail with EINTR in\n"
+	"                        the target\n"
 	"  -v, --verbose         more detail in the summary\n"
 	"  -h, --help            show this help\n";
 
@@ -64,8 +68,8 @@ static const char run_help[] =
 	"with COMMAND's own exit status.\n"
 	"\n"
 	"options: --profile=cpu, --seconds=N (default: until COMMAND exits), --hz=N,\n"
-	"-o FILE, --format=proto|top|folded, --stack-size=SIZE, -v, -h: as for\n"
-	"`pprofc attach`.\n";
+	"-o FILE, --format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
+	"as for `pprofc attach`.\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
@@ -96,6 +100,7 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "stack-size", required_argument, NULL, 'k' },
+		{ "force-stop", no_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -151,6 +156,9 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 			if (cli_parse_size(optarg, &o->stack_size) || o->stack_size < 4096)
 				return cli_usage_error(cmd, "--stack-size takes a size like 64K, not '%s'", optarg);
 			break;
+		case 'F':
+			o->force_stop = 1;
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -187,6 +195,9 @@ struct last_sample {
 	char state[48];
 	char comm[64];
 	uint64_t futex;                 /* mutex wait: the mutex */
+	int64_t pending[2];             /* wall, block: values of repeats not yet
+					 * added to the profile (one add per run
+					 * of repeats, not one per tick) */
 };
 
 /* Mutex mode: this tick's waiters, charged to holders at the tick's end. */
@@ -200,7 +211,6 @@ enum mode { M_CPU, M_WALL, M_BLOCK, M_MUTEX };
 struct profiler {
 	struct cli_stacks stacks;
 	enum mode mode;
-	int64_t period;
 	struct waiter *waiters;
 	size_t nwaiters, capwaiters;
 	struct last_sample *last;       /* hash by tid */
@@ -246,35 +256,54 @@ static void state_label(const struct attach_sample *s, const struct sym_stack *s
 }
 
 /* Block and mutex: one blocking episode counts once (contentions); its
- * delay is observed tick by tick.  The first time a thread is seen blocked,
+ * delay is observed tick by tick (the time since the thread's previous
+ * sample, which counts skipped ticks too).  The first time a thread is seen blocked,
  * the wait so far counts too (its scheduler clock, DESIGN.md). */
-static void delay_of(const struct profiler *p, const struct attach_sample *s, int first,
-		     int64_t *contentions, int64_t *delay)
+static void delay_of(const struct attach_sample *s, int first, int64_t *contentions,
+		     int64_t *delay)
 {
 	*contentions = s->repeat ? 0 : 1;
-	*delay = p->period;
+	*delay = (int64_t)s->weight_ns;         /* since it was last seen */
 	if (!s->repeat && s->blocked_ms >= 0) {
 		int64_t seen = (int64_t)(s->blocked_ms * 1e6);
-		*delay = first || seen < p->period ? seen : p->period;
+		*delay = first || seen < *delay ? seen : *delay;
 	}
 }
 
+/* Adds a thread's accumulated repeats to the profile. */
+static void flush_pending(struct profiler *p, struct last_sample *last)
+{
+	if (!last->pending[0] && !last->pending[1])
+		return;
+	struct pp_label labels[3] = { { "thread", last->comm, 0, NULL },
+				      { "tid", NULL, last->tid, NULL },
+				      { "state", last->state, 0, NULL } };
+	pp_profile_add(p->stacks.prof, last->locs, last->n, last->pending, labels, 3);
+	last->pending[0] = last->pending[1] = 0;
+}
+
+static void flush_all(struct profiler *p)
+{
+	for (size_t i = 0; i < p->nlast; i++)
+		if (p->last[i].tid && p->last[i].locs)
+			flush_pending(p, &p->last[i]);
+}
+
+/* Wall and block samples accumulate on the thread's last sample while its
+ * stack stays the same, and reach the profile when it changes (the sum is
+ * the same: the profile merges samples with equal stacks and labels). */
 static void charge(struct profiler *p, const struct attach_sample *s, struct last_sample *last,
-		   int first, const uint64_t *locs, size_t n)
+		   int first)
 {
 	int64_t values[2] = { 1, (int64_t)s->weight_ns };
-	struct pp_label labels[3] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL },
-				      { "state", last->state, 0, NULL } };
-	if (p->mode == M_WALL) {
-		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
-		p->sampled_ns += s->weight_ns;
-		return;
+	if (p->mode != M_WALL) {
+		if (strcmp(last->state, "running") == 0)
+			return;         /* not blocked: nothing to count */
+		delay_of(s, first, &values[0], &values[1]);
 	}
-	if (strcmp(last->state, "running") == 0)
-		return;                 /* not blocked: nothing to count */
-	delay_of(p, s, first, &values[0], &values[1]);
-	if (p->mode == M_BLOCK) {
-		pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
+	if (p->mode == M_WALL || p->mode == M_BLOCK) {
+		last->pending[0] += values[0];
+		last->pending[1] += values[1];
 		p->sampled_ns += (uint64_t)values[1];
 	} else if (strcmp(last->state, "mutex wait") == 0 && last->futex) {
 		if (p->nwaiters == p->capwaiters) {
@@ -311,7 +340,8 @@ static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
 	if (p->mode == M_CPU) {
-		struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0, NULL };
+		struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0,
+					     attach_read_mem };
 		struct sym_stack st;
 		if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
 			p->unwind_failures++;
@@ -333,7 +363,7 @@ static void on_sample(void *arg, const struct attach_sample *s)
 	int first = last->locs == NULL;
 	if (s->repeat) {
 		if (!first)
-			charge(p, s, last, 0, last->locs, last->n);
+			charge(p, s, last, 0);
 		return;
 	}
 	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len,
@@ -351,13 +381,15 @@ static void on_sample(void *arg, const struct attach_sample *s)
 	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
 	if (copy) {
 		memcpy(copy, locs, n * sizeof *locs);
+		if (!first)
+			flush_pending(p, last);
 		free(last->locs);
 		last->locs = copy;
 		last->n = n;
 		state_label(s, &st, last->state, sizeof last->state);
 		snprintf(last->comm, sizeof last->comm, "%s", s->comm);
 		last->futex = s->sc.kind == ATTACH_SC_IN && s->state != 'R' ? s->sc.args[0] : 0;
-		charge(p, s, last, first, locs, n);
+		charge(p, s, last, first);
 	}
 	sym_stack_free(&st);
 }
@@ -434,8 +466,7 @@ static int write_profile(const struct cli_profile_options *o, struct profiler *p
 	      : o->format == FMT_TOP   ? pp_report_top(prof, f)
 				       : pp_report_folded(prof, f);
 	if (r) {
-		cli_error("cannot write the profile");
-		cli_output_abort(&w->out);
+		cli_output_failed(&w->out, "the profile");
 		return -1;
 	}
 	return cli_saved_commit(w);
@@ -449,8 +480,8 @@ static void report_end(const struct attach_sampler_stats *st, pid_t pid)
 			cli_error("PID %d exited with status %d during the profile; writing what was collected",
 				  (int)pid, WEXITSTATUS(s));
 		else
-			cli_error("PID %d was killed by signal %d during the profile; writing what was collected",
-				  (int)pid, WTERMSIG(s));
+			cli_error("PID %d was killed by signal %d (%s) during the profile; writing what was collected",
+				  (int)pid, WTERMSIG(s), strsignal(WTERMSIG(s)));
 	} else if (st->target_execed) {
 		cli_error("PID %d ran a new program (exec) during the profile; writing what was collected",
 			  (int)pid);
@@ -461,8 +492,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		     int *exit_status)
 {
 	struct profiler p = { .seconds = o->seconds, .tty = isatty(2),
-			      .mode = o->wall ? M_WALL : o->block ? M_BLOCK : o->mutex ? M_MUTEX : M_CPU,
-			      .period = 1000000000LL / o->hz };
+			      .mode = o->wall ? M_WALL : o->block ? M_BLOCK : o->mutex ? M_MUTEX : M_CPU };
 	char exe[4096], err[256];
 	cli_exe_of(pid, exe, sizeof exe);
 	struct timespec now;
@@ -498,6 +528,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 		.stack_limit = o->stack_size, .only = o->tids, .n_only = o->n_tids,
 		.cancel = &cli_stop, .on_sample = on_sample, .on_progress = on_progress, .arg = &p,
 		.already_seized = already_seized, .wall = p.mode != M_CPU,
+		.force_stop = o->force_stop,
 		.on_tick_end = p.mode == M_MUTEX ? on_tick_end : NULL,
 	};
 	struct attach_sampler_stats st;
@@ -511,6 +542,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already
 			report_end(&st, pid);
 		if (exit_status)
 			*exit_status = st.target_exited ? st.exit_status : -1;
+		flush_all(&p);
 		summary(o, &p, &st);
 		rc = write_profile(o, &p, &w, st.duration_ns) ? EXIT_FAIL : EXIT_OK;
 	}

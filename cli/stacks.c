@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../attach/proc.h"
@@ -53,21 +54,57 @@ static int add_mappings(struct cli_stacks *c)
 	return 0;
 }
 
-int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
-		    const struct pp_profile_spec *spec)
+/* (Re)reads /proc/PID/maps and adds a mapping for each new executable
+ * line (the profile builder merges those it has already). */
+static int read_maps(struct cli_stacks *c)
 {
 	char path[64], *buf;
 	size_t len;
+	struct attach_maps maps;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)c->pid);
+	if (attach_read_file(path, &buf, &len))
+		return -1;
+	int r = attach_parse_maps(buf, len, &maps);
+	free(buf);
+	if (r)
+		return r;
+	attach_maps_free(&c->maps);
+	c->maps = maps;
+	return add_mappings(c);
+}
+
+int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
+		    const struct pp_profile_spec *spec)
+{
 	memset(c, 0, sizeof *c);
 	c->pid = pid;
 	c->sym = sym;
 	cli_exe_of(pid, c->exe, sizeof c->exe);
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-	if (!(c->prof = pp_profile_new(spec)) || attach_read_file(path, &buf, &len))
+	if (!(c->prof = pp_profile_new(spec)))
 		return -1;
-	int r = attach_parse_maps(buf, len, &c->maps);
-	free(buf);
-	return r ? r : add_mappings(c);
+	return read_maps(c);
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A pc in no line of the maps read: a library mapped since (dlopen), or
+ * an address no re-read will explain.  Rate-limited as symbolize/ does:
+ * after each re-read, wait ten times what it cost, at least 100 ms. */
+static const struct attach_map *find_map(struct cli_stacks *c, uint64_t pc)
+{
+	const struct attach_map *m = attach_maps_find(&c->maps, pc);
+	uint64_t start = m ? 0 : monotonic_ns();
+	if (m || start < c->next_maps_ns)
+		return m;
+	int r = read_maps(c);
+	uint64_t cost = monotonic_ns() - start;
+	c->next_maps_ns = start + cost + (cost * 10 > 100000000u ? cost * 10 : 100000000u);
+	return r ? NULL : attach_maps_find(&c->maps, pc);
 }
 
 void cli_stacks_free(struct cli_stacks *c)
@@ -80,8 +117,8 @@ void cli_stacks_free(struct cli_stacks *c)
 
 static uint64_t mapping_for(struct cli_stacks *c, uint64_t pc, int symbolized)
 {
-	const struct attach_map *m = attach_maps_find(&c->maps, pc);
-	if (!m)
+	const struct attach_map *m = find_map(c, pc);
+	if (!m || !c->mapping_ids)
 		return 0;
 	uint64_t id = c->mapping_ids[m - c->maps.v];
 	if (id && symbolized) {
@@ -154,7 +191,8 @@ int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const 
 	if (w->numbered) {
 		cli_profile_dir(w->dir, sizeof w->dir);
 		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.%s.", basename_of(exe), kind);
-		snprintf(path, sizeof path, "%s/%s", w->dir, w->prefix);
+		/* The name errors show; the file gets its number when saved. */
+		snprintf(path, sizeof path, "%s/%sNNN.pb.gz", w->dir, w->prefix);
 	}
 	return cli_output_open(&w->out, w->numbered ? path : output);
 }

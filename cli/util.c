@@ -191,6 +191,13 @@ void cli_profile_dir(char *dir, size_t len)
 	snprintf(dir, len, "%s", env && *env ? env : "/tmp");
 }
 
+void cli_output_failed(struct cli_output *o, const char *what)
+{
+	int e = errno;
+	cli_error("cannot write %s: %s", o->path ? o->path : what, e ? strerror(e) : "write error");
+	cli_output_abort(o);
+}
+
 void cli_output_abort(struct cli_output *o)
 {
 	if (o->f && o->f != stdout)

@@ -210,11 +210,11 @@ _pprofc_command()
     local cmd=$1 longv longf shortf=vh
     case $cmd in
     dump-threads)
-        longv="debug format output stack-size stop-timeout" longf="verbose help" ;;
+        longv="debug format output pprof stack-size stop-timeout" longf="stop-all verbose help" ;;
     attach)
-        longv="profile seconds hz tid output format stack-size" longf="verbose help" ;;
+        longv="profile seconds hz tid output format stack-size" longf="force-stop verbose help" ;;
     run)
-        longv="profile seconds hz output format stack-size" longf="verbose help" ;;
+        longv="profile seconds hz output format stack-size" longf="force-stop verbose help" ;;
     report)
         longv="format output" longf="help" shortf=h ;;
     esac

@@ -6,7 +6,7 @@
 # the line; after "pprofc run --" the command to run is completed as usual.
 
 # Long options that take a value, in any command.
-set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout
+set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof
 
 # Prints the command (the word after "pprofc") if the line has one.
 function __pprofc_command
@@ -152,6 +152,8 @@ complete -c pprofc -n $dt -l format -x -a 'text\t"Text (default)" json\tJSON' -d
 complete -c pprofc -n $dt -s o -l output -r -F -d 'Write to FILE'
 complete -c pprofc -n $dt -l stack-size -x -d 'Most stack bytes copied per thread'
 complete -c pprofc -n $dt -l stop-timeout -x -d 'Milliseconds to wait for threads to stop'
+complete -c pprofc -n $dt -l pprof -r -F -d 'Also write a pprof threads profile'
+complete -c pprofc -n $dt -l stop-all -d 'Stop blocked threads too (for comparison)'
 complete -c pprofc -n $dt -s v -l verbose -d 'Report how long the process was stopped'
 complete -c pprofc -n $dt -s h -l help -d 'Show help'
 complete -c pprofc -n "$dt; and __pprofc_operand_wanted dump-threads" -a '(__pprofc_pids)'
@@ -163,6 +165,7 @@ complete -c pprofc -n $at -l tid -x -a '(__pprofc_tids)' -d 'Sample only these t
 complete -c pprofc -n $at -s o -l output -r -F -d 'Write the profile to FILE'
 complete -c pprofc -n $at -l format -x -a 'proto\t"pprof protobuf (default)" top\t"Top functions" folded\t"Collapsed stacks"' -d 'Output format'
 complete -c pprofc -n $at -l stack-size -x -d 'Stack bytes copied per sample'
+complete -c pprofc -n $at -l force-stop -d 'Stop every thread each tick (for comparison)'
 complete -c pprofc -n $at -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $at -s h -l help -d 'Show help'
 complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pids)'
@@ -173,6 +176,7 @@ complete -c pprofc -n $ru -l hz -x -d 'Samples per second per thread'
 complete -c pprofc -n $ru -s o -l output -r -F -d 'Write the profile to FILE'
 complete -c pprofc -n $ru -l format -x -a 'proto\t"pprof protobuf (default)" top\t"Top functions" folded\t"Collapsed stacks"' -d 'Output format'
 complete -c pprofc -n $ru -l stack-size -x -d 'Stack bytes copied per sample'
+complete -c pprofc -n $ru -l force-stop -d 'Stop every thread each tick (for comparison)'
 complete -c pprofc -n $ru -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $ru -s h -l help -d 'Show help'
 complete -c pprofc -n "$ru; and __pprofc_operand_wanted run" -a '(__fish_complete_command)'

@@ -449,6 +449,14 @@ size_t pp_profile_n_values(const struct pp_profile *p)
 	return p->spec.n_sample_types;
 }
 
+const char *pp_profile_value_unit(const struct pp_profile *p, size_t i)
+{
+	if (i >= p->spec.n_sample_types)
+		return "";
+	int64_t ix = p->sample_type_ix[i][1];
+	return ix >= 0 && (size_t)ix < p->strings.n ? p->strings.v[ix] : "";
+}
+
 /* ---- writing: protobuf-c messages pointing into the tables, then gzip ---- */
 
 typedef Perftools__Profiles__Profile PbProfile;

@@ -81,6 +81,8 @@ size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
 				 const char **names, size_t max);
 size_t pp_profile_n_values(const struct pp_profile *p);
+/* The unit of sample value i ("nanoseconds", "count"...), "" if none. */
+const char *pp_profile_value_unit(const struct pp_profile *p, size_t i);
 
 /* Reads a profile written by pp_profile_write (or by Go: gzip'ed or not)
  * back into a builder, so the text reports can be made from a file.

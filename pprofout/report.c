@@ -102,10 +102,14 @@ static int cmp_node(const void *a, const void *b)
 	return (x->cum < y->cum) - (x->cum > y->cum);
 }
 
-/* pprof's style: the largest unit that keeps the value >= 1, two decimals,
- * ".00" dropped ("2.50s", "10ms"). */
-static void scaled(int64_t ns, char *buf, size_t len)
+/* pprof's style: times in the largest unit that keeps the value >= 1, two
+ * decimals, ".00" dropped ("2.50s", "10ms"); counts as plain numbers. */
+static void scaled(int64_t ns, int is_time, char *buf, size_t len)
 {
+	if (!is_time) {
+		snprintf(buf, len, "%" PRId64, ns);
+		return;
+	}
 	if (ns == 0) {
 		snprintf(buf, len, "0");
 		return;
@@ -167,7 +171,9 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 	if (t.n)
 		qsort(t.v, t.n, sizeof *t.v, cmp_node);
 	char a[32], b[32], c[32];
-	scaled(total, a, sizeof a);
+	size_t nv = pp_profile_n_values(p);
+	int is_time = nv && strcmp(pp_profile_value_unit(p, nv - 1), "nanoseconds") == 0;
+	scaled(total, is_time, a, sizeof a);
 	fprintf(out, "Showing nodes accounting for %s, 100%% of %s total\n", a, a);
 	fprintf(out, "%10s %6s %6s %10s %6s\n", "flat", "flat%", "sum%", "cum", "cum%");
 	int64_t sum = 0;
@@ -175,8 +181,8 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 	for (size_t i = 0; i < t.n; i++) {
 		char pf[16], ps[16], pc[16];
 		sum += t.v[i].flat;
-		scaled(t.v[i].flat, b, sizeof b);
-		scaled(t.v[i].cum, c, sizeof c);
+		scaled(t.v[i].flat, is_time, b, sizeof b);
+		scaled(t.v[i].cum, is_time, c, sizeof c);
 		percent(t.v[i].flat, d, pf, sizeof pf);
 		percent(sum, d, ps, sizeof ps);
 		percent(t.v[i].cum, d, pc, sizeof pc);

@@ -19,6 +19,8 @@ struct sym_resolved {
 	uint64_t key;
 	struct sym_frame *frames;
 	size_t n;
+	int in_module;              /* found in a module: final */
+	uint64_t gen;               /* else: s->modules_gen when looked up */
 };
 
 struct sym_addrcache {
@@ -37,7 +39,10 @@ struct sym_session {
 	struct sym_addrcache cache;
 	struct modinfo **mods;       /* every module's data, to free at the end */
 	size_t nmods, capmods;
-	int refreshed;              /* modules re-read for an unknown pc */
+	/* Modules are re-read when a pc falls in none (dlopen after the
+	 * session opened), no sooner than next_refresh_ns (monotonic). */
+	uint64_t modules_gen;       /* count of re-reads */
+	uint64_t next_refresh_ns;
 	/* the snapshot being unwound, served by the thread callbacks */
 	const struct sym_snapshot *cur;
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
@@ -49,5 +54,8 @@ void sym_cache_free(struct sym_session *s);
 /* Loads a module's sorted symbol table now rather than at first use. */
 void sym_module_warm(struct sym_session *s, Dwfl_Module *mod);
 int sym_report_modules(struct sym_session *s);
+/* Re-reads the modules if no module holds pc and the rate limit allows;
+ * returns 1 if one holds it afterwards thanks to the re-read. */
+int sym_refresh_for(struct sym_session *s, uint64_t pc);
 
 #endif

@@ -347,18 +347,18 @@ const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t pc)
 	if (c->n * 2 >= c->cap && cache_grow(c))
 		return NULL;
 	size_t j = hash64(pc) & (c->cap - 1);
-	while (c->slots[j].frames) {
-		if (c->slots[j].key == pc)
-			return &c->slots[j];
+	while (c->slots[j].frames && c->slots[j].key != pc)
 		j = (j + 1) & (c->cap - 1);
-	}
+	struct sym_resolved *e = &c->slots[j];
+	if (e->frames && e->in_module)
+		return e;
+	/* Not in any module yet: maybe a library loaded since (dlopen).  An
+	 * address already looked up is looked up again only if the modules
+	 * were re-read meanwhile. */
+	sym_refresh_for(s, pc);
+	if (e->frames && e->gen == s->modules_gen)
+		return e;
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
-	if (!mod && !s->refreshed) {
-		/* A library loaded after we listed the modules (dlopen). */
-		s->refreshed = 1;
-		sym_report_modules(s);
-		mod = dwfl_addrmodule(s->dwfl, pc);
-	}
 	struct modinfo *mi = mod ? module_info(s, mod) : NULL;
 	struct sym_frame tmp[64];
 	size_t n = expand(s, mod, mi, pc, tmp, sizeof tmp / sizeof tmp[0]);
@@ -366,9 +366,12 @@ const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t pc)
 	if (!frames)
 		return NULL;
 	memcpy(frames, tmp, n * sizeof *frames);
-	c->slots[j] = (struct sym_resolved){ pc, frames, n };
-	c->n++;
-	return &c->slots[j];
+	if (e->frames)
+		free(e->frames);
+	else
+		c->n++;
+	*e = (struct sym_resolved){ pc, frames, n, mod != NULL, s->modules_gen };
+	return e;
 }
 
 void sym_cache_free(struct sym_session *s)

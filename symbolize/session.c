@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_DEPTH 2048
@@ -160,6 +161,32 @@ int sym_report_modules(struct sym_session *s)
 	int r = dwfl_linux_proc_report(s->dwfl, s->pid);
 	dwfl_report_end(s->dwfl, NULL, NULL);
 	return r;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A pc in no module is usually a library loaded after the modules were
+ * read (dlopen), but may also be JIT code or garbage that no re-read will
+ * ever explain: then re-reading /proc/PID/maps (100 000 lines in some
+ * processes) on every sample would be the profile's main cost.  So after
+ * each re-read, wait ten times what it cost, and at least 100 ms. */
+int sym_refresh_for(struct sym_session *s, uint64_t pc)
+{
+	if (dwfl_addrmodule(s->dwfl, pc))
+		return 0;
+	uint64_t start = monotonic_ns();
+	if (start < s->next_refresh_ns)
+		return 0;
+	sym_report_modules(s);
+	uint64_t cost = monotonic_ns() - start;
+	s->next_refresh_ns = start + cost + (cost * 10 > 100000000u ? cost * 10 : 100000000u);
+	s->modules_gen++;
+	return dwfl_addrmodule(s->dwfl, pc) != NULL;
 }
 
 struct sym_session *sym_open(pid_t pid, char *err, size_t errlen)
@@ -367,19 +394,112 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 	return -1;
 }
 
+/* Whether CFI (.eh_frame or .debug_frame) describes pc. */
+static int has_cfi(struct sym_session *s, uint64_t pc)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+	Dwarf_Addr bias;
+	Dwarf_Frame *frame;
+	Dwarf_CFI *cfi[2] = { NULL, NULL };
+	if (!mod)
+		return 0;
+	cfi[0] = dwfl_module_eh_cfi(mod, &bias);
+	for (int i = 0; i < 2; i++) {
+		if (i == 1)
+			cfi[1] = dwfl_module_dwarf_cfi(mod, &bias);
+		if (cfi[i] && dwarf_cfi_addrframe(cfi[i], pc - bias, &frame) == 0) {
+			free(frame);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The innermost function has no CFI, so libdwfl unwinds it by its frame
+ * pointer; but compilers leave leaf functions without one (gcc does even
+ * with -fno-omit-frame-pointer), and no function has one before its
+ * prologue ran: rbp is then the caller's, and the caller vanishes from
+ * the stack.  It is so if [rsp] is the return address of a direct call to
+ * this very function and the function does not set up rbp (or has not
+ * yet).  Then the stack is pc followed by a walk from that return
+ * address.  Returns 0 with that walk in w, else -1 (keep the plain one). */
+static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot *snap,
+			       const struct walk *plain, struct walk *w)
+{
+	const struct user_regs_struct *r = snap->regs;
+	const struct sym_resolved *res;
+	unsigned char call[5], entry[5];
+	uint64_t ret;
+	if (snap->partial || !snap->read_code || r->rsp < snap->stack_addr ||
+	    r->rsp - snap->stack_addr + 8 > snap->stack_len || has_cfi(s, r->rip) ||
+	    !(res = sym_resolve(s, r->rip)) || !res->n || !res->frames[res->n - 1].has_offset)
+		return -1;
+	uint64_t start = r->rip - res->frames[res->n - 1].func_offset;
+	memcpy(&ret, snap->stack + (r->rsp - snap->stack_addr), 8);
+	if ((plain->n > 1 && plain->pcs[1] == ret) || ret < 5 ||
+	    snap->read_code(snap->tid, ret - 5, call, 5) != 5 || call[0] != 0xe8 ||
+	    snap->read_code(snap->tid, start, entry, 5) != 5)
+		return -1;
+	int32_t rel;
+	memcpy(&rel, call + 1, 4);
+	size_t push = memcmp(entry, "\xf3\x0f\x1e\xfa", 4) == 0 ? 4 : 0;   /* endbr64 */
+	if (ret + (uint64_t)(int64_t)rel != start || (entry[push] == 0x55 && r->rip > start + push))
+		return -1;
+	struct user_regs_struct caller = *r;
+	caller.rip = ret;
+	caller.rsp = r->rsp + 8;
+	struct sym_snapshot from = *snap;
+	from.regs = &caller;
+	if (walk(s, &from, w, 0) != 0 || !ends_at_root(s, w) || w->n == MAX_DEPTH)
+		return -1;
+	memmove(w->pcs + 1, w->pcs, w->n * sizeof *w->pcs);
+	memmove(w->sps + 1, w->sps, w->n * sizeof *w->sps);
+	memmove(w->activation + 1, w->activation, w->n * sizeof *w->activation);
+	w->pcs[0] = r->rip;
+	w->sps[0] = r->rsp;
+	w->activation[0] = 1;
+	w->activation[1] = 0;       /* a return address, no longer the interrupted pc */
+	w->n++;
+	return 0;
+}
+
+/* libdwfl ends a walk quietly, as if at the root, when it cannot read the
+ * memory a frame needs: so does a thread whose sp is bogus (no stack was
+ * copied there). */
+static int sp_outside_copy(const struct sym_snapshot *snap)
+{
+	uint64_t sp = snap->regs->rsp;
+	return sp < snap->stack_addr || sp >= snap->stack_addr + snap->stack_len;
+}
+
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out)
 {
 	memset(out, 0, sizeof *out);
 	struct walk *w = malloc(2 * sizeof *w);
 	if (!w)
 		return -1;
+	sym_refresh_for(s, snap->regs->rip);
 	int r = walk(s, snap, w, 0);
+	/* Unwinding stopped at a pc in no known module: read them again. */
+	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
+		r = walk(s, snap, w, 0);
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
+	char bad_sp[96];
+	if (r == 0 && sp_outside_copy(snap) && !ends_at_root(s, w)) {
+		snprintf(bad_sp, sizeof bad_sp, "stack pointer 0x%llx in no readable memory",
+			 (unsigned long long)snap->regs->rsp);
+		r = -1;
+		why = bad_sp;
+	}
 	if (r == 0 && snap->partial && !ends_at_root(s, w)) {
 		r = -1;
 		why = "the rest depends on registers unknown";
 	}
 	if (r != 0 && snap->partial && walk_guessing_rbp(s, snap, &w[0], &w[1]) == 0) {
+		w[0] = w[1];
+		r = 0;
+	}
+	if (walk_frameless_leaf(s, snap, &w[0], &w[1]) == 0) {
 		w[0] = w[1];
 		r = 0;
 	}

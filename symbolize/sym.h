@@ -53,8 +53,9 @@ struct sym_snapshot {
 	 * found on the stack; a candidate is accepted only if the unwinding it
 	 * allows reaches the thread's root. */
 	int partial;
-	/* For partial snapshots: reads the target's code, to check that a
-	 * guessed return address follows a call instruction.  May be NULL. */
+	/* Reads the target's code, to check that a guessed return address
+	 * follows a call instruction: for partial snapshots, and for a leaf
+	 * function without CFI (maybe without a frame pointer).  May be NULL. */
 	ssize_t (*read_code)(pid_t tid, uint64_t addr, void *buf, size_t len);
 };
 

@@ -8,6 +8,7 @@ Waits are bounded and wait for a condition, never for a fixed time.
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,11 +110,25 @@ def thread_states(pid):
 
 def tracer_pid(pid, tid=None):
     path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
-    with open(path) as f:
+    with open(path, errors="replace") as f:     # Name: holds raw bytes
         for line in f:
             if line.startswith("TracerPid:"):
                 return int(line.split()[1])
     return -1
+
+
+def tracer_of(pid, tid):
+    """TracerPid of one thread, -1 once it is gone."""
+    try:
+        return tracer_pid(pid, tid)
+    except OSError:
+        return -1
+
+
+def traced_by(pid, tracer):
+    """Whether every thread of pid is traced by tracer."""
+    ts = tids(pid)
+    return bool(ts) and all(tracer_of(pid, t) == tracer for t in ts)
 
 
 def read_progress(fx):
@@ -138,16 +153,17 @@ def wait_for(cond, timeout=20.0, step=0.05):
 
 def check_untouched(pid, allowed_stopped=False, label=""):
     """The invariant after every pprofc run: nothing traced, nothing stopped
-    that was not stopped before."""
+    that was not stopped before.  Returns whether it holds."""
+    ok = True
     for tid in tids(pid):
         try:
             tp = tracer_pid(pid, tid)
         except OSError:  # the thread exited meanwhile
             continue
-        check(tp == 0, "%s thread %d still traced by %d" % (label, tid, tp))
+        ok = check(tp == 0, "%s thread %d still traced by %d" % (label, tid, tp)) and ok
     states = thread_states(pid)
     bad = {t: s for t, s in states.items() if s == "t" or (s == "T" and not allowed_stopped)}
-    check(not bad, "%s threads left stopped: %r" % (label, bad))
+    return check(not bad, "%s threads left stopped: %r" % (label, bad)) and ok
 
 
 def check_progress(fx, label=""):
@@ -183,3 +199,25 @@ def kill_and_wait(proc, sig=signal.SIGKILL):
     except ProcessLookupError:
         pass
     return proc.wait()
+
+
+def profile_problem(path):
+    """Why the pprof file at path is not a valid profile ("" if it is):
+    `pprofc report` must read it, and `go tool pprof -top` too where Go is
+    installed."""
+    if not os.path.exists(path):
+        return "no file"
+    r = pprofc("report", path, timeout=60)
+    if r.returncode != 0:
+        return "pprofc report: %s" % r.stderr.strip()[:200]
+    if shutil.which("go"):
+        g = subprocess.run(["go", "tool", "pprof", "-top", path], capture_output=True, text=True,
+                           timeout=120)
+        if g.returncode != 0:
+            return "go tool pprof: %s" % g.stderr.strip()[:200]
+    return ""
+
+
+def count_line(name, **counts):
+    """The parseable summary line of a repeated test (README Safety table)."""
+    print("COUNT %s %s" % (name, " ".join("%s=%d" % kv for kv in counts.items())), flush=True)

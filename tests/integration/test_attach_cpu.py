@@ -280,6 +280,10 @@ def test_threads_profile():
             top, e = gopprof("-top", "-nodefraction=0", f)
             check(e == "" and "Type: threads" in top, "threads profile %s: %r" % (f, e))
             rows = top_table_counts(top)
+            r = pprofc("report", f)
+            check(r.returncode == 0 and top_table_counts(r.stdout) == rows,
+                  "pprofc report of a threads profile differs from go tool pprof -top:\n%s\n%s"
+                  % (r.stdout[-600:], top[-600:]))
             for fn in ("park_condvar", "park_pipe", "park_sleep"):
                 check(rows.get(fn) == 10, "%s: %s threads, want 10" % (fn, rows.get(fn)))
             check(rows.get("main") == 1, "main: %s threads, want 1" % rows.get("main"))
@@ -390,7 +394,7 @@ def test_block_and_mutex_profiles():
         rows, total = top_table(top), total_seconds(top)
         cum = rows.get("slow_critical_section", (0, 0))[1]
         check(e == "" and "Type: delay" in top, "mutex profile type: %s" % top[:200])
-        check(total and total >= 3 and cum >= 0.9 * total,
+        check(total and cum >= 0.9 * total,
               "mutex delay not charged to slow_critical_section: %r of %r s" % (cum, total))
         check("take_and_release" not in top, "waiters' own stacks in the mutex profile")
         check_untouched(fx.pid, label="mutex")

@@ -202,7 +202,7 @@ def test_commands():
 def test_options():
     expect("pprofc attach --pro", ["--profile="])
     expect("pprofc attach --s", ["--seconds=", "--stack-size="])
-    expect("pprofc dump-threads --st", ["--stack-size=", "--stop-timeout="])
+    expect("pprofc dump-threads --st", ["--stack-size=", "--stop-all", "--stop-timeout="])
     expect("pprofc report -", ["-o", "-h", "--format=", "--output=", "--help"])
     got = complete("pprofc attach --")
     for o in ["--profile=", "--seconds=", "--hz=", "--tid=", "--output=", "--format=",
@@ -212,7 +212,8 @@ def test_options():
     expect("pprofc run --h", ["--hz=", "--help"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
-                               "--output=", "--format=", "--stack-size=", "--verbose", "--help"])
+                               "--output=", "--format=", "--stack-size=", "--force-stop", "--verbose",
+                               "--help"])
 
 
 def test_values():

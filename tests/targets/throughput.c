@@ -1,7 +1,9 @@
 /* throughput.c — how much work a process gets done while it is profiled.
  *
- * Usage: throughput [THREADS [COUNTER_FILE]].  Starts THREADS busy threads
- * (default 1).  Each one calls work_unit() in a loop: a fixed, few
+ * Usage: throughput [THREADS [COUNTER_FILE [IDLE]]].  Starts THREADS busy
+ * threads (default 1), and IDLE idle ones (default 0) that block forever,
+ * in turn in pthread_cond_wait, read() on a pipe, epoll_wait and nanosleep
+ * (the wall-profile benchmark, bench/wall_profile.py).  Each one calls work_unit() in a loop: a fixed, few
  * microseconds of pure CPU work (hash_block() over a 2 KiB per-thread
  * buffer, then one byte of the buffer changed so no call can be skipped or
  * hoisted), and after each call adds 1 to a shared atomic counter.
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +89,56 @@ static NOINLINE void *busy_thread(void *arg)
 	return NULL;
 }
 
+/* Idle threads: each blocks forever in one of four ways. */
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_never = PTHREAD_COND_INITIALIZER;
+static int idle_pipe[2] = { -1, -1 };
+static atomic_int idle_started;
+
+static NOINLINE void *idle_thread(void *arg)
+{
+	int way = (int)(uintptr_t)arg % 4;
+	atomic_fetch_add(&idle_started, 1);
+	if (way == 0) {
+		pthread_mutex_lock(&idle_mu);
+		for (;;)
+			pthread_cond_wait(&idle_never, &idle_mu);
+	} else if (way == 1) {
+		char c;
+		for (;;)
+			if (read(idle_pipe[0], &c, 1) == 0)
+				pause();
+	} else if (way == 2) {
+		int ep = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN };
+		epoll_ctl(ep, EPOLL_CTL_ADD, idle_pipe[0], &ev);
+		for (;;)
+			epoll_wait(ep, &ev, 1, -1);
+	}
+	for (;;) {
+		struct timespec hour = { 3600, 0 };
+		nanosleep(&hour, NULL);
+	}
+	return NULL;
+}
+
+static int start_idle(int n)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	if (n > 0 && pipe(idle_pipe) != 0)
+		return -1;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&t, &attr, idle_thread, (void *)(uintptr_t)i) != 0)
+			return -1;
+	pthread_attr_destroy(&attr);
+	while (atomic_load(&idle_started) < n)
+		usleep(1000);
+	return 0;
+}
+
 static int write_counter(void)
 {
 	char tmp[4096], line[64];
@@ -133,12 +186,17 @@ static NOINLINE void *reporter_thread(void *arg)
 int main(int argc, char **argv)
 {
 	int nthreads = argc > 1 ? atoi(argv[1]) : 1;
-	if (nthreads < 1 || nthreads > 4096) {
-		fprintf(stderr, "usage: throughput [THREADS [COUNTER_FILE]]\n");
+	int nidle = argc > 3 ? atoi(argv[3]) : 0;
+	if (nthreads < 1 || nthreads > 4096 || nidle < 0 || nidle > 100000) {
+		fprintf(stderr, "usage: throughput [THREADS [COUNTER_FILE [IDLE]]]\n");
 		return 2;
 	}
 	counter_path = argc > 2 ? argv[2] : NULL;
 	pthread_t t;
+	if (start_idle(nidle) != 0) {
+		perror("idle threads");
+		return 1;
+	}
 	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&t, NULL, busy_thread, (void *)(uintptr_t)(i + 1)) != 0) {
 			perror("pthread_create");

@@ -8,6 +8,20 @@
  * buffer is read as the hex number "0" (the 'x' stops it) and the parser
  * returns 0 with pc = 0, although proc.c promises "a missing or malformed
  * field makes the parser return -1".
+ *
+ * BUG 2: every signed field (read_ll in proc.c) negated the magnitude as a
+ * signed number, `-(long long)u`, which overflows (undefined behaviour) for
+ * "-9223372036854775808": found by bench/fuzz.sh (UBSan, with that number
+ * from tests/fuzz/proc.dict), input tests/fuzz/corpus/proc/crash-read-ll-min
+ * (a /proc/PID/syscall line).  Reached by the syscall nr, the
+ * stat ppid and processor, the status Tgid and TracerPid.  This case
+ * aborts under UBSan (./dev.sh test-sanitize) before the fix; the value
+ * is now negated as unsigned and reads as LLONG_MIN.
+ *
+ * BUG 3: attach_net_find_unix() with an output size of 0 computed the
+ * copy length as path_len - 1, a huge size_t, and copied that much (found
+ * reading proc.c after fuzzing, which always passed a size of at least 1).
+ * It now fails with -1 and writes nothing.
  */
 #include "attach/proc.h"
 #include "check.h"
@@ -37,8 +51,44 @@ static void regression_syscall_field_cut_after_0x(void)
 		  (unsigned long long)sc.pc);
 }
 
+static void regression_signed_field_most_negative(void)
+{
+	struct attach_syscall sc;
+	static const char in_sc[] = "-9223372036854775808 0x7ffd9455d888 0x7f636a80f12b";
+	int rc = parse_sc(in_sc, strlen(in_sc), &sc);
+	CHECK_MSG(rc == 0 && sc.kind == ATTACH_SC_NONE,
+		  "regression (proc.c read_ll): \"-9223372036854775808 sp pc\" returned %d, kind %d; "
+		  "expected 0, ATTACH_SC_NONE", rc, (int)sc.kind);
+	CHECK_U64_EQ(sc.sp, 0x7ffd9455d888);
+	CHECK_U64_EQ(sc.pc, 0x7f636a80f12b);
+
+	static const char in_stat[] = "7 (a) S -9223372036854775808 7 7 0 -1 4194560 0 0 0 0 1 2";
+	struct guarded g;
+	struct attach_stat st;
+	const char *p = guard_copy(&g, in_stat, strlen(in_stat));
+	rc = attach_parse_stat(p, strlen(in_stat), &st);
+	guard_free(&g);
+	CHECK_MSG(rc == 0, "regression (proc.c read_ll): a stat line with ppid "
+		  "-9223372036854775808 returned %d, expected 0", rc);
+	CHECK_INT_EQ(st.utime, 1);
+	CHECK_INT_EQ(st.stime, 2);
+}
+
+static void regression_unix_path_size_zero(void)
+{
+	static const char table[] =
+		"Num       RefCount Protocol Flags    Type St Inode Path\n"
+		"0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/some.sock\n";
+	char out[4] = { 'x', 'x', 'x', 'x' };
+	int rc = attach_net_find_unix(table, strlen(table), 4242, out, 0);
+	CHECK_MSG(rc == -1, "regression (proc.c attach_net_find_unix): size 0 returned %d", rc);
+	CHECK_MSG(out[0] == 'x', "regression (proc.c attach_net_find_unix): size 0 wrote the buffer");
+}
+
 int main(void)
 {
 	RUN(regression_syscall_field_cut_after_0x);
+	RUN(regression_signed_field_most_negative);
+	RUN(regression_unix_path_size_zero);
 	return check_summary("test_proc_bugs");
 }
