@@ -23,6 +23,10 @@ int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known
  * known (then at most limit bytes from sp, the read stopping at a hole). */
 int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
 		       uint64_t *hi);
+/* Reads what attach_peek_blocked() needs, the thread's syscall and sched
+ * files, into t->sc and t->sched (snapshot.c).  dir: an O_PATH descriptor
+ * of /proc/PID/task/TID.  0 when the syscall line was read. */
+int attach_read_wait_files(int dir, struct attach_thread *t);
 /* Takes a blocked thread's pc, sp and stack without stopping it; 0 when the
  * copy is known valid (the thread did not run meanwhile). */
 int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,

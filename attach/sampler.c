@@ -576,19 +576,18 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	if (state == 'R' || state == '?')
 		return state == '?';
 	struct attach_thread at;
-	char path[96], buf[4096];
-	size_t len;
+	char path[64];
 	memset(&at, 0, sizeof at);
 	at.tid = t->tid;
 	at.has_stat = 1;
 	at.stat.state = state;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)s->pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_syscall(buf, len, &at.sc))
+	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)s->pid, (int)t->tid);
+	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = dir < 0 ? -1 : attach_read_wait_files(dir, &at);
+	if (dir >= 0)
+		close(dir);
+	if (r)
 		return 1;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)s->pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
-	    attach_parse_sched(buf, len, &at.sched) == 0)
-		at.has_sched = 1;
 	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_limit)) {
 		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
 		return 1;

@@ -115,6 +115,18 @@ static int read_at(int dirfd, const char *name, char *buf, size_t size, size_t *
 	return 0;
 }
 
+int attach_read_wait_files(int dir, struct attach_thread *t)
+{
+	char buf[4096];
+	size_t len;
+	int r = -1;
+	if (read_at(dir, "syscall", buf, sizeof buf, &len) == 0)
+		r = attach_parse_syscall(buf, len, &t->sc);
+	if (read_at(dir, "sched", buf, sizeof buf, &len) == 0 && attach_parse_sched(buf, len, &t->sched) == 0)
+		t->has_sched = 1;
+	return r;
+}
+
 static void read_thread_proc(pid_t pid, struct attach_thread *t)
 {
 	char path[64], buf[4096];
@@ -125,12 +137,9 @@ static void read_thread_proc(pid_t pid, struct attach_thread *t)
 		return;
 	if (read_at(dir, "stat", buf, sizeof buf, &len) == 0 && attach_parse_stat(buf, len, &t->stat) == 0)
 		t->has_stat = 1;
-	if (read_at(dir, "syscall", buf, sizeof buf, &len) == 0)
-		attach_parse_syscall(buf, len, &t->sc);
 	if (read_at(dir, "wchan", buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
 		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
-	if (read_at(dir, "sched", buf, sizeof buf, &len) == 0 && attach_parse_sched(buf, len, &t->sched) == 0)
-		t->has_sched = 1;
+	attach_read_wait_files(dir, t);
 	close(dir);
 }
 

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "../attach/proc.h"
+#include "../attach/wait.h"
 #include "../pprofout/profile.h"
 #include "../symbolize/sym.h"
 
@@ -98,6 +99,10 @@ int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
 		    const struct pp_profile_spec *spec);
 int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
 		   const struct pp_label *labels, size_t n_labels);
+/* A thread's wait state from its /proc state, its system call and the
+ * functions on its stack (attach_classify, then attach_refine). */
+void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
+		 struct attach_wait *w);
 /* The stack's location ids, leaf first (at most max); returns the count. */
 size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, uint64_t *locs,
 			    size_t max);

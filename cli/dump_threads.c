@@ -207,12 +207,7 @@ static void describe_poll(pid_t pid, struct entry *e)
 static void classify(pid_t pid, struct entry *e, struct attach_fdcache *fc)
 {
 	struct attach_thread *t = e->t;
-	attach_classify(t->has_stat ? t->stat.state : '?', &t->sc, &e->wait);
-	const char *funcs[8];
-	size_t nf = 0;
-	for (size_t i = 0; i < e->stack.n && nf < 8; i++)
-		funcs[nf++] = e->stack.frames[i].function;
-	attach_refine(&e->wait, funcs, nf);
+	cli_wait_of(t->has_stat ? t->stat.state : '?', &t->sc, &e->stack, &e->wait);
 	if (e->wait.reason == ATTACH_R_MUTEX)
 		e->wait.owner = attach_mutex_owner(pid, e->wait.futex);
 	attach_reason_text(&e->wait, e->reason, sizeof e->reason);

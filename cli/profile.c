@@ -242,16 +242,11 @@ static void state_label(const struct attach_sample *s, const struct sym_stack *s
 			size_t len)
 {
 	struct attach_wait w;
-	const char *funcs[8];
-	size_t nf = 0;
 	if (s->state == 'R') {
 		snprintf(buf, len, "running");
 		return;
 	}
-	attach_classify(s->state, &s->sc, &w);
-	for (size_t i = 0; i < st->n && nf < 8; i++)
-		funcs[nf++] = st->frames[i].function;
-	attach_refine(&w, funcs, nf);
+	cli_wait_of(s->state, &s->sc, st, &w);
 	attach_reason_text(&w, buf, len);
 }
 

@@ -107,6 +107,17 @@ static const struct attach_map *find_map(struct cli_stacks *c, uint64_t pc)
 	return r ? NULL : attach_maps_find(&c->maps, pc);
 }
 
+void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
+		 struct attach_wait *w)
+{
+	const char *funcs[8];
+	size_t nf = 0;
+	attach_classify(state, sc, w);
+	for (size_t i = 0; i < st->n && nf < 8; i++)
+		funcs[nf++] = st->frames[i].function;
+	attach_refine(w, funcs, nf);
+}
+
 void cli_stacks_free(struct cli_stacks *c)
 {
 	attach_maps_free(&c->maps);
