@@ -319,11 +319,18 @@ static int walk(struct sym_session *s, const struct sym_snapshot *snap, struct w
 }
 
 /* Where a thread's stack ends: its entry point (_start for the main
- * thread, the clone wrapper or start_thread for the others). */
+ * thread, the clone wrapper or start_thread for the others).  Go: a
+ * goroutine's stack ends at runtime.goexit, a thread's own (g0) stack at
+ * runtime.clone or, for the first thread, runtime.rt0_go; a scheduler
+ * switching stacks (mcall, morestack) ends it too, as Go's own tracebacks
+ * end there.  Since Go 1.17 assembly functions carry an ".abi0" suffix. */
 static int is_root(const char *name)
 {
 	static const char *const roots[] = {
-		"_start", "__clone3", "clone3", "__clone", "clone", "start_thread", "runtime.goexit",
+		"_start", "__clone3", "clone3", "__clone", "clone", "start_thread",
+		"runtime.goexit", "runtime.goexit.abi0", "runtime.clone", "runtime.clone.abi0",
+		"runtime.rt0_go", "runtime.rt0_go.abi0", "runtime.mcall", "runtime.morestack",
+		"runtime.morestack.abi0",
 	};
 	for (size_t i = 0; name && i < sizeof roots / sizeof roots[0]; i++)
 		if (strcmp(name, roots[i]) == 0)

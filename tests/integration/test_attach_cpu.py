@@ -249,9 +249,11 @@ def test_blocked_threads_untouched():
 
 
 def test_cxx_rust_names():
-    """C++ and Rust names come out demangled in go tool pprof -top."""
+    """C++ and Rust names come out demangled in go tool pprof -top; a Go
+    program's functions are named."""
     for name, want in (("cxx_names", "fixture::Spinner<unsigned long>::spin"),
-                       ("rust_names", "rust_names::fixture::Spinner::spin")):
+                       ("rust_names", "rust_names::fixture::Spinner::spin"),
+                       ("go_threads", "main.spin")):
         if not fixture_path(name):
             print("%s not built: skipped" % name)
             continue

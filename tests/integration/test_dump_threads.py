@@ -222,6 +222,30 @@ def test_rust():
         check_untouched(fx.pid, label="rust")
 
 
+def test_go():
+    """A Go program: every thread's stack reaches one of Go's roots, read
+    without stopping the blocked ones, and equals the stack taken by
+    stopping them (--stop-all)."""
+    if not fixture_path("go_threads"):
+        print("go fixture not built: go missing")
+        return
+    with Fixture("go_threads") as fx:
+        d = dump_json(fx.pid)
+        spinning = [t for t in d["threads"] if "main.spin" in functions(t)]
+        check(len(spinning) == 1, "Go: %d threads in main.spin, want 1" % len(spinning))
+        if spinning:
+            check(functions(spinning[0])[-1] == "runtime.goexit.abi0",
+                  "Go: the spinner's stack ends at %s" % functions(spinning[0])[-1])
+        for t in d["threads"]:
+            check(t["complete"], "Go thread %d: stack incomplete: %s" % (t["tid"], functions(t)))
+        blocked = {t["tid"]: functions(t) for t in d["threads"] if t["state"] == "S"}
+        stopped = {t["tid"]: functions(t) for t in dump_json(fx.pid, "--stop-all")["threads"]}
+        for tid, fs in blocked.items():
+            check(stopped.get(tid) in (None, fs) or fs[0] != stopped[tid][0],
+                  "Go thread %d: %s read without stopping, %s stopped" % (tid, fs, stopped.get(tid)))
+        check_untouched(fx.pid, label="go")
+
+
 def test_deleted_binary():
     tmp = tempfile.mkdtemp(prefix="pprofc-deleted-")
     copy = os.path.join(tmp, "waits-copy")
@@ -344,6 +368,7 @@ if __name__ == "__main__":
     test_waits()
     test_cxx()
     test_rust()
+    test_go()
     test_deleted_binary()
     test_other_mount_namespace()
     test_uninterruptible_thread()
