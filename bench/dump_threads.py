@@ -150,7 +150,7 @@ def tool_cmd(tool, pprofc, pid):
     raise ValueError(tool)
 
 
-def run_wall(cmd, stdout, stderr, timeout):
+def run_wall(cmd, stdout, stderr, timeout, env=None):
     """Run cmd; return (wall seconds, returncode).
 
     Waits with a blocking waitpid() and enforces the timeout with a timer
@@ -160,7 +160,7 @@ def run_wall(cmd, stdout, stderr, timeout):
     """
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout,
-                         stderr=stderr)
+                         stderr=stderr, env=env)
     timer = threading.Timer(timeout, p.kill)
     timer.start()
     try:
@@ -173,12 +173,12 @@ def run_wall(cmd, stdout, stderr, timeout):
     return dt, rc
 
 
-def run_timed(tool, cmd, outpath, timeout):
+def run_timed(tool, cmd, outpath, timeout, env=None):
     errpath = outpath + ".stderr"
     with open(outpath, "wb") as out, open(errpath, "wb") as err:
         dt, rc = run_wall(cmd, out,
                           subprocess.DEVNULL if tool == "gdb" else err,
-                          timeout)
+                          timeout, env)
     if rc != 0:
         with open(errpath, errors="replace") as f:
             tail = f.read()[-2000:]
@@ -356,7 +356,7 @@ def measure_fixed_cost(args, fixture, outdir):
         check_fixture(proc, 0, "(sleep 100) before the fixed-cost runs")
         fc = {"pid_cmd": "sleep 100", "libc": libc,
               "times": {t: [] for t in TOOLS},
-              "frames": {t: [] for t in TOOLS}, "verbose": []}
+              "frames": {t: [] for t in TOOLS}, "verbose": [], "cold": []}
         for rnd in range(runs):
             order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
             for tool in order:
@@ -368,6 +368,14 @@ def measure_fixed_cost(args, fixture, outdir):
                 fc["frames"][tool].append(count_frames(tool, out))
             fc["verbose"].append(pprofc_verbose(args.pprofc, proc.pid,
                                                 args.timeout))
+            # pprofc's first run on a machine: an empty debug cache, so it
+            # inflates glibc's compressed debug file (symbolize/debugcache.c).
+            cold = tempfile.mkdtemp(prefix="pprofc-cold-", dir=outdir)
+            out = os.path.join(outdir, f"sleep-r{rnd + 1}-pprofc-cold.txt")
+            fc["cold"].append(run_timed("pprofc", tool_cmd("pprofc", args.pprofc, proc.pid),
+                                        out, args.timeout,
+                                        dict(os.environ, XDG_CACHE_HOME=cold)))
+            shutil.rmtree(cold, ignore_errors=True)
             check_fixture(proc, 0, "(sleep 100) after pprofc -v")
     finally:
         if proc.poll() is None:
@@ -526,12 +534,17 @@ def notes_paragraph(fc, results):
     pp, eu = ms(med(fc["times"]["pprofc"])), ms(med(fc["times"]["eu-stack"]))
     after = med([v["after"] for v in fc["verbose"]])
     stop = med([v["stopped"] for v in fc["verbose"]])
-    S = [f"pprofc's cost is mostly fixed. On a single-threaded `sleep 100` "
+    cold = ms(med(fc["cold"])) if fc.get("cold") else None
+    S = [f"On a single-threaded `sleep 100` "
          f"(table below, median of {len(fc['times']['pprofc'])} runs) pprofc "
          f"takes {pp:.0f} ms and eu-stack {eu:.0f} ms. Of pprofc's time there, "
          f"{after:.0f} ms comes after the stop ({stop:.2f} ms): unwinding, "
-         f"symbolizing and writing one stack, which is mostly libdw loading "
-         f"glibc's debug info from libc6-dbg."]
+         f"symbolizing and writing one stack."]
+    if cold is not None:
+        S.append(f"The first run on a machine takes {cold:.0f} ms: it inflates "
+                 f"glibc's compressed debug file once into pprofc's cache "
+                 f"(`~/.cache/pprofc/debug`), which later runs read as is; "
+                 f"eu-stack inflates it on every run.")
     d = fc["libc_debug"]
     if d and d.get("exists") and d["n_compressed"]:
         S.append(f"That file (`{d['path']}`) has {d['n_compressed']} of its "
@@ -587,6 +600,10 @@ def fixed_cost_table(fc):
         ts = [x * 1000 for x in fc["times"][t]]
         L.append(f"| {cmds[t]} | {med(ts):.1f} | {min(ts):.1f} | "
                  f"{max(ts):.1f} | {frames_str(fc['frames'][t])} |")
+    if fc.get("cold"):
+        ts = [x * 1000 for x in fc["cold"]]
+        L.append(f"| `pprofc dump-threads PID`, debug cache cold (first run on a machine) | "
+                 f"{med(ts):.1f} | {min(ts):.1f} | {max(ts):.1f} | |")
     for key, label in (("before", "pprofc `-v`: /proc reads and seizing "
                         "before the stop"),
                        ("stopped", "pprofc `-v`: process stopped"),
@@ -809,8 +826,15 @@ def main():
         print(report)
         if args.write_results:
             path = os.path.join(ROOT, "bench", "RESULTS.md")
+            # Keeps the sections other scripts own (<!-- NAME:start --> ...
+            # <!-- NAME:end -->, e.g. cpu_profile.py's and wall_profile.py's).
+            kept = ""
+            if os.path.exists(path):
+                with open(path) as f:
+                    kept = "\n\n".join(m.group(0) for m in re.finditer(
+                        r"<!-- (\w+):start -->.*?<!-- \1:end -->", f.read(), re.S))
             with open(path, "w") as f:
-                f.write(report)
+                f.write(report.rstrip("\n") + ("\n\n" + kept + "\n" if kept else "\n"))
             print(f"wrote {path}")
         return 0
     except (BenchError, subprocess.TimeoutExpired,

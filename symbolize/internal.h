@@ -57,5 +57,10 @@ int sym_report_modules(struct sym_session *s);
 /* Re-reads the modules if no module holds pc and the rate limit allows;
  * returns 1 if one holds it afterwards thanks to the re-read. */
 int sym_refresh_for(struct sym_session *s, uint64_t pc);
+/* libdwfl's find_debuginfo, with inflated copies of compressed separate
+ * debug files cached on disk by build ID (debugcache.c). */
+int sym_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+		       Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+		       GElf_Word debuglink_crc, char **debuginfo_file_name);
 
 #endif

@@ -261,6 +261,88 @@ def test_deleted_binary():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def compressed_sections(path):
+    """Names of the SHF_COMPRESSED sections of an ELF file (eu-readelf)."""
+    r = subprocess.run(["eu-readelf", "-S", path], capture_output=True, text=True)
+    names = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S*)", line)
+        if m and "C" in m.group(2):
+            names.append(m.group(1))
+    return names if r.returncode == 0 else None
+
+
+def libc_debug_file(pid):
+    """(build ID, path) of the separate debug file of the target's libc."""
+    with open("/proc/%d/maps" % pid) as f:
+        libc = next((l.split()[-1] for l in f if "/libc.so" in l), None)
+    if not libc:
+        return None, None
+    r = subprocess.run(["eu-readelf", "-n", libc], capture_output=True, text=True)
+    m = re.search(r"Build ID: ([0-9a-f]+)", r.stdout)
+    if not m:
+        return None, None
+    bid = m.group(1)
+    path = "/usr/lib/debug/.build-id/%s/%s.debug" % (bid[:2], bid[2:])
+    return bid, path if os.path.exists(path) else None
+
+
+def frames_of(pid, env):
+    r = pprofc("dump-threads", "--format=json", pid, env=env)
+    check(r.returncode == 0, "dump-threads: %s" % r.stderr)
+    d = json.loads(r.stdout) if r.returncode == 0 else {"threads": []}
+    # The spinner and the ticker move between dumps; the others stay put.
+    return [[(f["function"], f["file"], f["line"], f["inlined"]) for f in t["frames"]]
+            for t in sorted(d["threads"], key=lambda t: t["tid"])
+            if t["name"] not in ("spinner", "ticker")]
+
+
+def test_debug_cache():
+    """A compressed separate debug file (libc6-dbg's) is inflated once into
+    $XDG_CACHE_HOME/pprofc/debug/<build-id>.debug and used from then on:
+    the frames, files and lines are the same as with PPROFC_CACHE=off.  A
+    damaged copy is made again; a cache directory others may write to is
+    not used."""
+    if shutil.which("eu-readelf") is None:
+        print("eu-readelf missing: debug cache test skipped")
+        return
+    cache = tempfile.mkdtemp(prefix="pprofc-cache-")
+    env = dict(os.environ, XDG_CACHE_HOME=cache)
+    with Fixture("waits") as fx:
+        bid, debug = libc_debug_file(fx.pid)
+        if not debug or not compressed_sections(debug):
+            print("no compressed debug file for libc (libc6-dbg): debug cache test skipped")
+            check_untouched(fx.pid, label="debug cache")
+            shutil.rmtree(cache, ignore_errors=True)
+            return
+        first = frames_of(fx.pid, env)
+        copy = os.path.join(cache, "pprofc", "debug", bid + ".debug")
+        check(os.path.exists(copy), "no inflated copy of %s at %s" % (debug, copy))
+        if os.path.exists(copy):
+            check(compressed_sections(copy) == [], "the copy still has compressed sections: %r"
+                  % compressed_sections(copy))
+            check(os.stat(copy).st_mode & 0o777 == 0o600, "the copy is readable by others")
+        again = frames_of(fx.pid, env)
+        plain = frames_of(fx.pid, dict(os.environ, PPROFC_CACHE="off"))
+        check(first == plain and again == plain, "frames differ with the debug cache")
+        if os.path.exists(copy):
+            size = os.path.getsize(copy)
+            os.truncate(copy, 4096)     # as a crash before the data reached the disk
+            check(frames_of(fx.pid, env) == plain, "frames differ after the copy was damaged")
+            check(os.path.getsize(copy) == size, "a damaged copy was not made again")
+        check(any("../sysdeps/" in str(fs) or "nptl/" in str(fs) for fs in again),
+              "no glibc source lines with the debug cache")
+        shared = tempfile.mkdtemp(prefix="pprofc-cache-open-")
+        os.makedirs(os.path.join(shared, "pprofc"))
+        os.chmod(os.path.join(shared, "pprofc"), 0o777)
+        frames_of(fx.pid, dict(os.environ, XDG_CACHE_HOME=shared))
+        check(not os.path.exists(os.path.join(shared, "pprofc", "debug")),
+              "a world-writable cache directory was used")
+        shutil.rmtree(shared, ignore_errors=True)
+        check_untouched(fx.pid, label="debug cache")
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 def test_other_mount_namespace():
     """The target sees its binary at a path that does not exist on the host:
     pprofc must read it through /proc/PID/root."""
@@ -369,6 +451,7 @@ if __name__ == "__main__":
     test_cxx()
     test_rust()
     test_go()
+    test_debug_cache()
     test_deleted_binary()
     test_other_mount_namespace()
     test_uninterruptible_thread()
