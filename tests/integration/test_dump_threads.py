@@ -238,11 +238,24 @@ def test_go():
                   "Go: the spinner's stack ends at %s" % functions(spinning[0])[-1])
         for t in d["threads"]:
             check(t["complete"], "Go thread %d: stack incomplete: %s" % (t["tid"], functions(t)))
-        blocked = {t["tid"]: functions(t) for t in d["threads"] if t["state"] == "S"}
-        stopped = {t["tid"]: functions(t) for t in dump_json(fx.pid, "--stop-all")["threads"]}
-        for tid, fs in blocked.items():
-            check(stopped.get(tid) in (None, fs) or fs[0] != stopped[tid][0],
-                  "Go thread %d: %s read without stopping, %s stopped" % (tid, fs, stopped.get(tid)))
+        # Go's idle threads wake now and then: compare only the threads
+        # that had not run since before the first dump, by the second
+        # dump's own account (its wait_seconds are read before it stops
+        # anything, to 0.1 s).
+        wait_for(lambda: time.monotonic() - fx.started > 2, timeout=10)
+        t0 = time.monotonic()
+        d = dump_json(fx.pid)
+        stopped = {t["tid"]: t for t in dump_json(fx.pid, "--stop-all")["threads"]}
+        elapsed = time.monotonic() - t0 + 0.1
+        compared = 0
+        for t in d["threads"]:
+            s2 = stopped.get(t["tid"])
+            if t["state"] == "S" and s2 and (s2["wait_seconds"] or 0) > elapsed:
+                compared += 1
+                check(functions(t) == functions(s2),
+                      "Go thread %d: %s read without stopping, %s stopped"
+                      % (t["tid"], functions(t), functions(s2)))
+        check(compared > 0, "Go: no idle thread to compare with --stop-all")
         check_untouched(fx.pid, label="go")
 
 
