@@ -25,7 +25,6 @@ stdlib only.  See bench/README.md.
 import argparse
 import datetime
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -41,6 +40,9 @@ import tempfile
 import threading
 import time
 
+from benchlib import (BenchError, check_unchanged, command_output, cpu_model, fingerprint,
+                      git_revision, loud)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("pprofc", "eu-stack", "gdb")
 
@@ -52,15 +54,6 @@ PPROFC_FRAME = re.compile(r"\(\.\.\.\)( \(inlined\))?$")
 STOPPED_MS = re.compile(r"process stopped for ([0-9.]+) ms")
 BEFORE_MS = re.compile(r"\(([0-9.]+) ms of /proc reads and seizing before\)")
 AFTER_MS = re.compile(r"unwound, symbolized and written in ([0-9.]+) ms")
-
-
-class BenchError(Exception):
-    pass
-
-
-def loud(msg):
-    bar = "!" * 72
-    print(f"\n{bar}\n!!! {msg}\n{bar}\n", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- fixture
@@ -460,19 +453,6 @@ def run_config(args, fixture, depth, outdir):
 # ---------------------------------------------------------------- report
 
 def machine_facts():
-    def first_line(cmd):
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-            return (r.stdout or r.stderr).splitlines()[0].strip()
-        except (OSError, IndexError, subprocess.SubprocessError) as e:
-            return f"unavailable ({e})"
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
-            cpu = m.group(1) if m else cpu
-    except OSError:
-        pass
     try:
         r = subprocess.run(["dpkg-query", "-W", "libc6-dbg"],
                            capture_output=True, text=True, timeout=30)
@@ -482,25 +462,14 @@ def machine_facts():
     except OSError as e:
         dbg = f"unknown ({e})"
     return [
-        ("nproc", first_line(["nproc"])),
-        ("uname -r", first_line(["uname", "-r"])),
-        ("CPU", cpu),
-        ("eu-stack --version", first_line(["eu-stack", "--version"])),
-        ("gdb --version", first_line(["gdb", "--version"])),
+        ("nproc", command_output(["nproc"])),
+        ("uname -r", command_output(["uname", "-r"])),
+        ("CPU", cpu_model()),
+        ("eu-stack --version", command_output(["eu-stack", "--version"])),
+        ("gdb --version", command_output(["gdb", "--version"])),
         ("dpkg-query -W libc6-dbg", dbg),
         ("python", platform.python_version()),
     ]
-
-
-def git_rev():
-    try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain"],
-                               capture_output=True, text=True).stdout.strip()
-        return rev + (" (working tree has uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def med(xs):
@@ -694,7 +663,7 @@ def build_report(args, results, fc, argv, fixture, fixture_note, date,
     L.append(f"Date: {date}  ")
     L.append(f"pprofc: `{args.pprofc}` (sha256 "
              f"{prints[args.pprofc][2][:12]}, unchanged during the run), git "
-             f"{git_rev()}  ")
+             f"{git_revision()}  ")
     L.append(f"Fixture: `{fixture}`"
              + (f" (compiled by the script: `{fixture_note}`)"
                 if fixture_note else "")
@@ -734,24 +703,6 @@ def build_report(args, results, fc, argv, fixture, fixture_note, date,
 
 
 # ---------------------------------------------------------------- binaries
-
-def fingerprint(path):
-    """(mtime_ns, size, sha256) of a file."""
-    st = os.stat(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return st.st_mtime_ns, st.st_size, h.hexdigest()
-
-
-def check_unchanged(prints, where):
-    """The binaries under test must not be rebuilt during the run."""
-    changed = [p for p, fp in prints.items() if fingerprint(p) != fp]
-    if changed:
-        raise BenchError(f"{', '.join(changed)} changed {where} (rebuilt "
-                         f"during the run?); results would mix two builds")
-
 
 # ---------------------------------------------------------------- main
 

@@ -20,7 +20,8 @@ window starts once every thread of the target is traced by pprofc and ends
 before pprofc stops.  Between runs the target must be alive, untraced and
 not stopped, or the script stops.
 
-Shares its fixture, CPU meter and machine checks with cpu_profile.py.
+Shares its fixture, CPU meter and machine checks with cpu_profile.py, and
+benchlib.py with every script.
 stdlib only.  See bench/README.md ("wall_profile.py").
 """
 import argparse
@@ -37,6 +38,7 @@ import threading
 import time
 
 import cpu_profile as cp
+from benchlib import BenchError, cpu_model, git_revision, loud
 
 START_MARK = "<!-- wall:start -->"
 END_MARK = "<!-- wall:end -->"
@@ -59,7 +61,7 @@ def profiler_argv(mode, args, pid, seconds, out):
 def parse_summary(err):
     m = SUMMARY.search(err.replace("\n", " "))
     if not m:
-        raise cp.BenchError(f"no summary line in pprofc's stderr: {err.strip()[-500:]}")
+        raise BenchError(f"no summary line in pprofc's stderr: {err.strip()[-500:]}")
     b = cp.BEHIND.search(err)
     return {"samples": int(m.group(1)), "threads_seen": int(m.group(2)),
             "duration_s": float(m.group(3)), "lost": int(m.group(4)),
@@ -81,23 +83,23 @@ def start_profiler(mode, fx, args, tmpdir, live, out):
     while not fx.traced_by(prof.pid):
         if prof.poll() is not None:
             errf.seek(0)
-            raise cp.BenchError(f"{mode} exited ({prof.returncode}) before it was active: "
+            raise BenchError(f"{mode} exited ({prof.returncode}) before it was active: "
                                 f"{errf.read().strip()[-500:]}")
         if time.monotonic() - t0 > 30:
-            raise cp.BenchError(f"{mode} not active 30 s after launch")
+            raise BenchError(f"{mode} not active 30 s after launch")
         time.sleep(0.005)
     return prof, errf, timer, argv
 
 
 def finish_profiler(prof, errf, argv):
     if prof.poll() is not None:
-        raise cp.BenchError("pprofc ended before the end of the window: raise --margin")
+        raise BenchError("pprofc ended before the end of the window: raise --margin")
     _, status, ru = os.wait4(prof.pid, 0)
     prof.returncode = os.waitstatus_to_exitcode(status)
     errf.seek(0)
     err = errf.read()
     if prof.returncode != 0:
-        raise cp.BenchError(f"{shlex.join(argv)} exited {prof.returncode}: {err.strip()[-500:]}")
+        raise BenchError(f"{shlex.join(argv)} exited {prof.returncode}: {err.strip()[-500:]}")
     rec = parse_summary(err)
     rec["cpu_s"] = ru.ru_utime + ru.ru_stime
     rec["stderr"] = err
@@ -247,8 +249,8 @@ def main():
     try:
         binary, _ = cp.find_fixture(args.fixture, tmpdir)
         rounds = run_rounds(args, binary, tmpdir, live)
-    except cp.BenchError as e:
-        cp.loud(str(e))
+    except BenchError as e:
+        loud(str(e))
         return 1
     finally:
         for p in live:
@@ -257,8 +259,8 @@ def main():
                 p.wait()
     s = summarize(rounds)
     info = {"command": "python3 bench/wall_profile.py " + shlex.join(sys.argv[1:]),
-            "date": datetime.date.today().isoformat(), "git": cp.git_revision(),
-            "cpu": cp.cpu_model()}
+            "date": datetime.date.today().isoformat(), "git": git_revision(),
+            "cpu": cpu_model()}
     section = build_section(args, s, info)
     print("\n" + section)
     if args.write_results:
