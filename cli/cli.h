@@ -92,7 +92,7 @@ struct cli_stacks {
 	struct pp_profile *prof;
 	struct attach_maps maps;
 	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
-	uint64_t next_maps_ns;          /* maps re-read for a pc in none, not before */
+	uint64_t maps_gen;              /* sym_modules_generation() when maps were read */
 	char exe[4096];
 };
 int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,

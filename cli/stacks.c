@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../attach/proc.h"
@@ -85,26 +84,18 @@ int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
 	return read_maps(c);
 }
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A pc in no line of the maps read: a library mapped since (dlopen), or
- * an address no re-read will explain.  Rate-limited as symbolize/ does:
- * after each re-read, wait ten times what it cost, at least 100 ms. */
+ * an address no re-read will explain.  Its frames were resolved first, so
+ * symbolize/ has already read the modules again if that was due (and
+ * rate-limits it): the maps follow, once per re-read of the modules. */
 static const struct attach_map *find_map(struct cli_stacks *c, uint64_t pc)
 {
 	const struct attach_map *m = attach_maps_find(&c->maps, pc);
-	uint64_t start = m ? 0 : monotonic_ns();
-	if (m || start < c->next_maps_ns)
+	uint64_t gen = sym_modules_generation(c->sym);
+	if (m || gen == c->maps_gen)
 		return m;
-	int r = read_maps(c);
-	uint64_t cost = monotonic_ns() - start;
-	c->next_maps_ns = start + cost + (cost * 10 > 100000000u ? cost * 10 : 100000000u);
-	return r ? NULL : attach_maps_find(&c->maps, pc);
+	c->maps_gen = gen;
+	return read_maps(c) ? NULL : attach_maps_find(&c->maps, pc);
 }
 
 void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,

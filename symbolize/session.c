@@ -243,6 +243,11 @@ static int prepare_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_A
 	return DWARF_CB_OK;
 }
 
+uint64_t sym_modules_generation(const struct sym_session *s)
+{
+	return s->modules_gen;
+}
+
 void sym_prepare(struct sym_session *s)
 {
 	struct prepare_ctx c = { .s = s };

@@ -63,6 +63,10 @@ struct sym_session *sym_open(pid_t pid, char *err, size_t errlen);
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out);
 void sym_stack_free(struct sym_stack *st);
 void sym_close(struct sym_session *s);
+/* How many times the modules were read again since sym_open (a pc fell in
+ * none: a library loaded since); rate-limited.  A caller keeping its own
+ * copy of the maps reads them again when this changes. */
+uint64_t sym_modules_generation(const struct sym_session *s);
 
 /* Loads symbols, DWARF and CFI of the main executable and libc now, so the
  * first samples of a profile are not slowed by it (~50 ms with libc6-dbg). */
