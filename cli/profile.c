@@ -331,20 +331,29 @@ static void on_tick_end(void *arg)
 	p->nwaiters = 0;
 }
 
+/* Unwinds a sample (counting failures and incomplete stacks); 0 with a
+ * stack to free, -1 with nothing. */
+static int unwind(struct profiler *p, const struct attach_sample *s, struct sym_stack *st)
+{
+	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len,
+				     s->partial, attach_read_mem };
+	if (sym_unwind(p->stacks.sym, &snap, st) || st->n == 0) {
+		p->unwind_failures++;
+		sym_stack_free(st);
+		return -1;
+	}
+	if (!st->complete)
+		p->unwind_failures++;
+	return 0;
+}
+
 static void on_sample(void *arg, const struct attach_sample *s)
 {
 	struct profiler *p = arg;
+	struct sym_stack st;
 	if (p->mode == M_CPU) {
-		struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len, 0,
-					     attach_read_mem };
-		struct sym_stack st;
-		if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
-			p->unwind_failures++;
-			sym_stack_free(&st);
+		if (unwind(p, s, &st))
 			return;
-		}
-		if (!st.complete)
-			p->unwind_failures++;
 		int64_t values[2] = { 1, (int64_t)s->weight_ns };
 		struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
 		cli_stacks_add(&p->stacks, &st, values, labels, 2);
@@ -361,16 +370,8 @@ static void on_sample(void *arg, const struct attach_sample *s)
 			charge(p, s, last, 0);
 		return;
 	}
-	struct sym_snapshot snap = { s->tid, s->regs, s->stack_addr, s->stack, s->stack_len,
-				     s->partial, attach_read_mem };
-	struct sym_stack st;
-	if (sym_unwind(p->stacks.sym, &snap, &st) || st.n == 0) {
-		p->unwind_failures++;
-		sym_stack_free(&st);
+	if (unwind(p, s, &st))
 		return;
-	}
-	if (!st.complete)
-		p->unwind_failures++;
 	uint64_t locs[1024];
 	size_t n = cli_stacks_locations(&p->stacks, &st, locs, 1024);
 	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
