@@ -3,6 +3,9 @@
 #ifndef PPROFC_ATTACH_INTERNAL_H
 #define PPROFC_ATTACH_INTERNAL_H
 
+#include <stdint.h>
+#include <time.h>
+
 #include "snapshot.h"
 
 int attach_fail_perm(struct attach_error *err, pid_t pid);
@@ -13,6 +16,14 @@ int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
  * while SIGCHLD is still blocked. */
 void attach_add_straggler(pid_t tid);
 void attach_install_reaper(void);
+
+/* CLOCK_MONOTONIC in nanoseconds: deadlines and stop times. */
+static inline uint64_t attach_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* At an interrupt stop: if the thread's system call failed with EINTR only
  * because we stopped it, rewind it so it is made again (restart.c).

@@ -99,13 +99,6 @@ struct sampler {
 	size_t ncpu;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- threads ------------------------------------------------------------ */
 
 static uint64_t read_schedstat(pid_t pid, pid_t tid)
@@ -312,7 +305,7 @@ static void refresh_maps(struct sampler *s)
 {
 	char path[64], *buf;
 	size_t len;
-	if (!s->maps_stale || now_ns() - s->maps_read_at < 1000000000u)
+	if (!s->maps_stale || attach_now_ns() - s->maps_read_at < 1000000000u)
 		return;
 	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
 	if (attach_read_file(path, &buf, &len) == 0) {
@@ -320,7 +313,7 @@ static void refresh_maps(struct sampler *s)
 		attach_parse_maps(buf, len, &s->maps);
 		free(buf);
 	}
-	s->maps_read_at = now_ns();
+	s->maps_read_at = attach_now_ns();
 	s->maps_stale = 0;
 }
 
@@ -411,7 +404,7 @@ static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
 		if (!s->o->force_stop)
 			attach_undo_eintr(s->pid, t->tid, k ? &k->regs : NULL);
 		resume(s, t, 0);
-		uint64_t ns = now_ns() - t->interrupted_at;
+		uint64_t ns = attach_now_ns() - t->interrupted_at;
 		record_stop(s, ns);
 		if (k)
 			k->stop_ns = ns;
@@ -518,7 +511,7 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 				thread_gone(s, t);
 			left += waiting(t) != 0;
 		}
-		uint64_t now = now_ns();
+		uint64_t now = attach_now_ns();
 		if (!left || now >= deadline)
 			break;
 		uint64_t wait = deadline - now;
@@ -531,7 +524,7 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 {
 	wait_for(s, chld, deadline, is_wanted);
-	uint64_t now = now_ns();
+	uint64_t now = attach_now_ns();
 	for (size_t i = 0; i < s->n; i++)
 		if (s->t[i]->want && now - s->t[i]->interrupted_at > STOP_DEADLINE_NS) {
 			/* Still not stopped long after: give up on this sample; the
@@ -648,7 +641,7 @@ static int force_stop_look(struct sampler *s, struct sthread *t, uint64_t ran)
 
 static void tick(struct sampler *s, sigset_t *chld)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = attach_now_ns();
 	s->tick_ns = t0;
 	compact(s);
 	if (s->o->wall) {
@@ -693,7 +686,7 @@ static void tick(struct sampler *s, sigset_t *chld)
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
 			continue;
 		t->want = 1;
-		t->interrupted_at = now_ns();
+		t->interrupted_at = attach_now_ns();
 	}
 	/* Wait at most half a period: a thread waiting for a CPU (more busy
 	 * threads than CPUs) stops only when it is scheduled, and the ticks
@@ -770,7 +763,7 @@ static void detach_all(struct sampler *s, sigset_t *chld)
 		}
 		ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
 	}
-	wait_for(s, chld, now_ns() + STOP_DEADLINE_NS * 5, is_attached);
+	wait_for(s, chld, attach_now_ns() + STOP_DEADLINE_NS * 5, is_attached);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->t[i]->st != S_GONE)
 			attach_add_straggler(s->t[i]->tid);
@@ -787,9 +780,9 @@ static void sum_cpu(struct sampler *s)
 
 static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t start, uint64_t end)
 {
-	uint64_t next_progress = now_ns() + 1000000000u;
+	uint64_t next_progress = attach_now_ns() + 1000000000u;
 	while (!s->ended && !(s->o->cancel && *s->o->cancel)) {
-		uint64_t now = now_ns();
+		uint64_t now = attach_now_ns();
 		if (end && now >= end)
 			break;
 		struct pollfd pf[2] = { { tfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
@@ -809,8 +802,8 @@ static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t s
 				s->st->skipped_ticks += expirations - 1;
 			tick(s, chld);
 		}
-		if (s->o->on_progress && now_ns() >= next_progress) {
-			s->st->duration_ns = now_ns() - start;
+		if (s->o->on_progress && attach_now_ns() >= next_progress) {
+			s->st->duration_ns = attach_now_ns() - start;
 			s->o->on_progress(s->o->arg, s->st);
 			next_progress += 1000000000u;
 		}
@@ -830,7 +823,7 @@ int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
 		attach_parse_maps(buf, len, &s.maps);
 		free(buf);
 	}
-	s.maps_read_at = now_ns();
+	s.maps_read_at = attach_now_ns();
 
 	sigset_t chld, old;
 	sigemptyset(&chld);
@@ -847,9 +840,9 @@ int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
 		struct itimerspec its = { { period / 1000000000L, period % 1000000000L },
 					  { period / 1000000000L, period % 1000000000L } };
 		timerfd_settime(tfd, 0, &its, NULL);
-		uint64_t start = now_ns();
+		uint64_t start = attach_now_ns();
 		loop(&s, tfd, sfd, &chld, start, o->duration_ns ? start + o->duration_ns : 0);
-		st->duration_ns = now_ns() - start;
+		st->duration_ns = attach_now_ns() - start;
 		detach_all(&s, &chld);
 		sum_cpu(&s);
 		r = 0;

@@ -44,13 +44,6 @@ struct track {
 	int interrupted;            /* stopped by our PTRACE_INTERRUPT */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- stragglers: threads seized but not stopped by the deadline ------- */
 
 #define MAX_STRAGGLERS 1024
@@ -407,7 +400,7 @@ static void wait_stops(struct session *ss, uint64_t deadline, const struct attac
 		}
 		if (!ss->pending)
 			break;
-		uint64_t now = now_ns();
+		uint64_t now = attach_now_ns();
 		if (now >= deadline)
 			break;
 		uint64_t left = deadline - now;
@@ -443,7 +436,7 @@ static void detach_all(struct session *ss)
 
 static int run_session(struct session *ss, const struct attach_opts *o, struct attach_error *err)
 {
-	uint64_t start = now_ns(), t0 = 0, deadline = 0;
+	uint64_t start = attach_now_ns(), t0 = 0, deadline = 0;
 	long added = add_new_threads(ss);
 	if (added < 0) {
 		err->code = ATTACH_ERR_NOPROC;
@@ -454,18 +447,18 @@ static int run_session(struct session *ss, const struct attach_opts *o, struct a
 		if (seize_new(ss, err, round == 0))
 			return -1;
 		if (!t0) {
-			t0 = now_ns();
+			t0 = attach_now_ns();
 			ss->s->prepare_ns = t0 - start;
 			deadline = t0 + (uint64_t)o->stop_timeout_ms * 1000000u;
 		}
 		interrupt_seized(ss);
 		wait_stops(ss, deadline, o);
-		if (now_ns() >= deadline || (o->cancel && *o->cancel))
+		if (attach_now_ns() >= deadline || (o->cancel && *o->cancel))
 			break;
 		added = add_new_threads(ss);
 	}
 	detach_all(ss);
-	ss->s->stopped_ns = t0 ? now_ns() - t0 : 0;
+	ss->s->stopped_ns = t0 ? attach_now_ns() - t0 : 0;
 	ss->s->cancelled = o->cancel && *o->cancel;
 	return 0;
 }
