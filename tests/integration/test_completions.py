@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(__file__))
+from fixture import check, done  # noqa: E402
+
 SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("PPROFC_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
@@ -28,23 +31,6 @@ FISH_FILE = os.path.join(COMPLETIONS, "pprofc.fish")
 
 COMMANDS = ["dump-threads", "attach", "run", "report", "help"]
 PROFILES = ["cpu", "wall", "block", "mutex", "threads"]
-
-_checks = [0]
-_failures = []
-
-
-def check(cond, what):
-    _checks[0] += 1
-    if not cond:
-        _failures.append(what)
-        print("FAIL: " + what, file=sys.stderr)
-    return cond
-
-
-def done():
-    print("%d checks, %d failed" % (_checks[0], len(_failures)))
-    sys.exit(1 if _failures else 0)
-
 
 # Characters of bash's default COMP_WORDBREAKS that split a word for
 # COMP_WORDS (the blanks separate words; quotes quote).
