@@ -336,6 +336,21 @@ def traced_by(pid, tracer):
     return bool(ts) and all(tracer_of(pid, t) == tracer for t in ts)
 
 
+def stop_kept_then_resumed(fx, what, label):
+    """After pprofc: every thread still stopped (T), untouched otherwise;
+    then SIGCONT makes the target progress again.  (kept, resumed)."""
+    states = thread_states(fx.pid)
+    kept = bool(states) and all(s == "T" for s in states.values())
+    check(kept, "%s lost: %r" % (what, states))
+    check_untouched(fx.pid, allowed_stopped=True, label=label)
+    before = read_progress(fx)[0]
+    os.kill(fx.pid, signal.SIGCONT)
+    resumed = wait_for(lambda: read_progress(fx)[0] > before)
+    check(resumed, "no progress after SIGCONT (%s)" % label)
+    check_untouched(fx.pid, label=label + ", after SIGCONT")
+    return kept, resumed
+
+
 def test_cpu_profile_signals_and_stop(total=300):
     """During a 1000 Hz CPU profile: every real-time signal is delivered
     exactly once; a SIGSTOP stops the target and it is still stopped after
@@ -366,15 +381,7 @@ def test_cpu_profile_signals_and_stop(total=300):
         check(p.returncode == 0, "profile with signals and SIGSTOP: %d %s" % (p.returncode, err))
         problem = profile_problem(out)
         check(problem == "", "profile with signals and SIGSTOP: %s" % problem)
-        states = thread_states(fx.pid)
-        kept = bool(states) and all(s == "T" for s in states.values())
-        check(kept, "SIGSTOP during the profile lost: %r" % states)
-        check_untouched(fx.pid, allowed_stopped=True, label="cpu sigstop")
-        before = read_progress(fx)[0]
-        os.kill(fx.pid, signal.SIGCONT)
-        resumed = wait_for(lambda: read_progress(fx)[0] > before)
-        check(resumed, "no progress after SIGCONT")
-        check_untouched(fx.pid, label="cpu sigcont")
+        kept, resumed = stop_kept_then_resumed(fx, "SIGSTOP during the profile", "cpu sigstop")
         count_line("rtsig-cpu", sent=total, received=min(got, total), doubled=max(got - total, 0),
                    lost=max(total - got, 0))
         count_line("sigstop-cpu", tried=1, stop_lost=int(not kept), no_resume=int(not resumed),
@@ -395,14 +402,7 @@ def test_stopped_before_profile():
         check(said, "pprofc does not say the target is stopped: %r" % r.stderr)
         problem = profile_problem(out)
         check(problem == "", "profile of a stopped target: %s" % problem)
-        states = thread_states(fx.pid)
-        kept = bool(states) and all(s == "T" for s in states.values())
-        check(kept, "stop lost by the profile: %r" % states)
-        check_untouched(fx.pid, allowed_stopped=True, label="stopped before")
-        before = read_progress(fx)[0]
-        os.kill(fx.pid, signal.SIGCONT)
-        resumed = wait_for(lambda: read_progress(fx)[0] > before)
-        check(resumed, "no progress after SIGCONT")
+        kept, resumed = stop_kept_then_resumed(fx, "the stop before the profile", "stopped before")
         count_line("prestopped-cpu", tried=1, stop_lost=int(not kept), not_reported=int(not said),
                    no_resume=int(not resumed), bad_profile=int(problem != ""))
 
