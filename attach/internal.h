@@ -4,7 +4,10 @@
 #define PPROFC_ATTACH_INTERNAL_H
 
 #include <stdint.h>
+#include <sys/user.h>
 #include <time.h>
+
+#include "../arch/regs.h"
 
 #include "snapshot.h"
 
@@ -23,6 +26,22 @@ static inline uint64_t attach_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A stopped thread's registers (PTRACE_GETREGSET) in DWARF order. */
+static inline void attach_regs_from_ptrace(const struct user_regs_struct *u, struct arch_regs *r)
+{
+	const unsigned long long v[ARCH_NREGS] = {
+		[REGNAME(AX)] = u->rax, [REGNAME(DX)] = u->rdx, [REGNAME(CX)] = u->rcx,
+		[REGNAME(BX)] = u->rbx, [REGNAME(SI)] = u->rsi, [REGNAME(DI)] = u->rdi,
+		[REGNAME(BP)] = u->rbp, [REGNAME(SP)] = u->rsp, [REGNAME(R8)] = u->r8,
+		[REGNAME(R9)] = u->r9, [REGNAME(R10)] = u->r10, [REGNAME(R11)] = u->r11,
+		[REGNAME(R12)] = u->r12, [REGNAME(R13)] = u->r13, [REGNAME(R14)] = u->r14,
+		[REGNAME(R15)] = u->r15, [REGNAME(PC)] = u->rip,
+	};
+	for (int i = 0; i < ARCH_NREGS; i++)
+		r->v[i] = v[i];
+	r->known = ARCH_REGS_ALL;
 }
 
 /* At an interrupt stop: if the thread's system call failed with EINTR only

@@ -74,9 +74,9 @@ int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_
 		return -1;
 	}
 	memset(&t->regs, 0, sizeof t->regs);
-	t->regs.rsp = t->sc.sp;
-	t->regs.rip = t->sc.pc;
-	t->regs.orig_rax = (unsigned long long)t->sc.nr;
+	REG(&t->regs, SP) = t->sc.sp;
+	REG(&t->regs, PC) = t->sc.pc;
+	t->regs.known = REGBIT(SP) | REGBIT(PC);
 	t->partial_regs = 1;
 	t->stack = stack;
 	t->stack_addr = lo;

@@ -122,6 +122,13 @@ int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out)
 	long long cpu;
 	if (read_ll(&c, &cpu) == 0 && cpu >= 0 && cpu < 65536)
 		out->processor = (int)cpu;
+	/* 40..51, then 52: the exit status a zombie leaves for its parent. */
+	out->exit_code = -1;
+	for (int i = 40; i <= 51; i++)
+		skip_field(&c);
+	long long code;
+	if (read_ll(&c, &code) == 0 && code >= 0 && code <= 0xffff)
+		out->exit_code = (int)code;
 	return 0;
 }
 
@@ -588,4 +595,44 @@ int attach_list_tasks(pid_t pid, pid_t **tidsp, size_t *np)
 	*tidsp = tids;
 	*np = n;
 	return 0;
+}
+
+/* A zombie leader alone does not end a process (its other threads may
+ * run on after it called pthread_exit): every thread must be a zombie. */
+static int all_zombies(pid_t pid)
+{
+	pid_t *tids;
+	size_t n;
+	if (attach_list_tasks(pid, &tids, &n))
+		return 1;
+	int all = 1;
+	for (size_t i = 0; i < n && all; i++) {
+		char path[64], buf[1024];
+		size_t len;
+		struct attach_stat st;
+		snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tids[i]);
+		if (attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+		    attach_parse_stat(buf, len, &st) == 0 && st.state != 'Z' && st.state != 'X')
+			all = 0;
+	}
+	free(tids);
+	return all;
+}
+
+int attach_process_ended(pid_t pid, int *exit_status, uint64_t *cpu_ns)
+{
+	char path[64], buf[1024];
+	size_t len;
+	struct attach_stat st;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_stat(buf, len, &st))
+		return 1;               /* gone, reaped */
+	if (cpu_ns) {
+		long hz = sysconf(_SC_CLK_TCK);
+		*cpu_ns = (st.utime + st.stime) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+	}
+	if (st.state != 'Z' || !all_zombies(pid))
+		return 0;
+	*exit_status = st.exit_code;    /* until the parent reaps it */
+	return 1;
 }

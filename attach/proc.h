@@ -23,6 +23,7 @@ struct attach_stat {
 	unsigned int flags;
 	unsigned long long utime, stime;   /* clock ticks */
 	int processor;          /* CPU it last ran on, -1 if not given */
+	int exit_code;          /* a zombie's wait status, -1 if not given */
 };
 int attach_parse_stat(const char *buf, size_t len, struct attach_stat *out);
 
@@ -88,5 +89,10 @@ size_t attach_sched_clocks(double *now_ms, size_t max);
 int attach_read_file(const char *path, char **buf, size_t *len);
 int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
 int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
+/* Whether process pid is over: gone, or every thread a zombie.  Then
+ * *exit_status is its wait status while its parent has not reaped it, else
+ * -1.  cpu_ns (may be NULL) gets its CPU time so far, exited threads
+ * included, while it is there to read. */
+int attach_process_ended(pid_t pid, int *exit_status, uint64_t *cpu_ns);
 
 #endif

@@ -42,6 +42,8 @@ struct track {
 	enum tstate st;
 	int sig;                    /* signal to give back at detach */
 	int interrupted;            /* stopped by our PTRACE_INTERRUPT */
+	struct user_regs_struct uregs;  /* as read, to undo an EINTR */
+	int has_uregs;
 };
 
 /* ---- stragglers: threads seized but not stopped by the deadline ------- */
@@ -229,7 +231,7 @@ static long add_new_threads(struct session *ss)
 		struct attach_thread *t = &ss->s->threads[ss->s->n];
 		memset(t, 0, sizeof *t);
 		t->tid = tids[i];
-		ss->tr[ss->s->n] = (struct track){ T_NEW, 0, 0 };
+		ss->tr[ss->s->n] = (struct track){ .st = T_NEW };
 		ss->s->n++;
 		added++;
 	}
@@ -330,13 +332,16 @@ static void interrupt_seized(struct session *ss)
 static void take_thread(struct session *ss, size_t i, size_t limit)
 {
 	struct attach_thread *t = &ss->s->threads[i];
-	struct iovec iov = { &t->regs, sizeof t->regs };
+	struct track *tr = &ss->tr[i];
+	struct iovec iov = { &tr->uregs, sizeof tr->uregs };
 	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) != 0) {
 		snprintf(t->not_taken, sizeof t->not_taken, "registers unreadable: %s", strerror(errno));
 		return;
 	}
+	tr->has_uregs = 1;
+	attach_regs_from_ptrace(&tr->uregs, &t->regs);
 	uint64_t lo, hi;
-	attach_stack_range(&ss->s->maps, t->regs.rsp, limit, &lo, &hi);
+	attach_stack_range(&ss->s->maps, REG(&t->regs, SP), limit, &lo, &hi);
 	t->taken = 1;
 	if (hi <= lo || !(t->stack = malloc(hi - lo)))
 		return;
@@ -419,7 +424,7 @@ static void detach_all(struct session *ss)
 		if (tr->st == T_STOPPED) {
 			/* An epoll_wait we woke must not fail with EINTR. */
 			if (tr->interrupted && !tr->sig &&
-			    attach_undo_eintr(ss->pid, tid, ss->s->threads[i].taken ? &ss->s->threads[i].regs : NULL))
+			    attach_undo_eintr(ss->pid, tid, tr->has_uregs ? &tr->uregs : NULL))
 				ss->s->restarted++;
 			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)tr->sig);
 			tr->st = T_SKIPPED;

@@ -5,7 +5,7 @@
  * stopped (peek.c); the others are seized with PTRACE_SEIZE, interrupted,
  * their registers read and stacks copied, and detached.  Only raw bytes
  * come out: unwinding and symbolization happen later, elsewhere, while the
- * target runs.  See DESIGN.md, "Invariants".
+ * target runs.  See docs/ARCHITECTURE.md, "Invariants".
  */
 #ifndef PPROFC_ATTACH_SNAPSHOT_H
 #define PPROFC_ATTACH_SNAPSHOT_H
@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include "../arch/regs.h"
 #include "proc.h"
 
 struct attach_opts {
@@ -38,11 +39,11 @@ struct attach_thread {
 	int has_sched;
 	/* Taken while stopped. */
 	int taken;                  /* regs and stack are valid */
-	int partial_regs;           /* taken without stopping: only rsp, rip */
+	int partial_regs;           /* taken without stopping: only SP, PC */
 	char not_taken[128];        /* why not, when !taken */
 	int group_stopped;          /* it was in a job-control stop */
 	int reinjected_signal;      /* a signal caught while traced, given back */
-	struct user_regs_struct regs;
+	struct arch_regs regs;      /* DWARF-numbered (arch/regs.h) */
 	uint64_t stack_addr;        /* target address of stack[0] */
 	unsigned char *stack;
 	size_t stack_len;

@@ -2,7 +2,7 @@
  *
  * attach_classify() turns a thread's /proc state (state letter, current
  * system call and its arguments, wchan) into one of the wait reasons of
- * FORMATS.md §2.  A futex wait is refined into "mutex wait" or "cond wait"
+ * docs/FORMATS.md §2.  A futex wait is refined into "mutex wait" or "cond wait"
  * by attach_refine() once the caller knows the innermost function
  * names (attach/ never reads DWARF itself: it is handed plain strings).
  * The mutex owner comes from the glibc pthread_mutex_t in the target's

@@ -51,7 +51,7 @@ END_MARK = "<!-- cpu:end -->"
 
 # Goals, as stated for the CPU profiler.
 GOAL_RATIO = 0.98          # at 100 Hz, one busy thread
-GOAL_HANDSHAKE_US = 120    # ptrace stop handshake, ../shared/docs/DESIGN.md
+GOAL_HANDSHAKE_US = 120    # ptrace stop handshake, docs/ARCHITECTURE.md, "Measured costs"
 GOAL_STOP_US = GOAL_HANDSHAKE_US * 1.2   # median within 20% of it: 144 us
 
 # pprofc attach's summary on stderr, e.g.
@@ -681,7 +681,7 @@ def build_section(args, results, info):
         add("- Throughput at 100 Hz with one busy thread: configuration not run")
     met = [s for s in results if s["pprofc"]["stop_median_us"] <= GOAL_STOP_US]
     add(f"- Stopped per sample, median <= {GOAL_STOP_US:.0f} us (within 20% of the "
-        f"~{GOAL_HANDSHAKE_US} us ptrace stop handshake, ../shared/docs/DESIGN.md): "
+        f"~{GOAL_HANDSHAKE_US} us ptrace stop handshake, docs/ARCHITECTURE.md, 'Measured costs'): "
         f"**{verdict(len(met) == len(results))}** ({len(met)} of {len(results)} "
         f"configurations):")
     for s in results:

@@ -1,6 +1,6 @@
-/* attach.c — `pprofc attach PID --profile cpu|threads`: profile a running
- * process into a pprof file (CPU: profile.c, shared with run; threads:
- * dump_threads.c, one snapshot). */
+/* attach.c — `pprofc attach PID --profile cpu|wall|block|mutex|threads`:
+ * profile a running process into a pprof file (the profile kinds:
+ * profile.c and collect/; threads: dump_threads.c, one snapshot). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,8 +39,7 @@ int cmd_attach(int argc, char **argv)
 	}
 	if (!o.threads)
 		say_if_stopped(tgid);
-	r = o.threads ? cli_threads_profile(tgid, o.output, o.format)
-		      : cli_profile_take(&o, tgid, 0, NULL);
+	r = o.threads ? cli_threads_profile(tgid, o.output, o.format) : cli_profile_take(&o, tgid);
 	free(o.tids);
 	return r;
 }

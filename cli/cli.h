@@ -10,9 +10,8 @@
 #include <sys/types.h>
 
 #include "../attach/proc.h"
-#include "../attach/wait.h"
+#include "../collect/collect.h"
 #include "../pprofout/profile.h"
-#include "../symbolize/sym.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -58,14 +57,26 @@ void cli_output_abort(struct cli_output *o);
  * when it is stdout), and aborts o: no partial file is left. */
 void cli_output_failed(struct cli_output *o, const char *what);
 
+/* A profile file: with numbered and no explicit output, saved as
+ * go tool pprof does, <dir>/pprof.<exe>.<kind>.NNN.pb.gz ("Saved profile
+ * in ..." on stderr).  Opened before the work starts, so a bad path fails
+ * at once. */
+struct cli_saved {
+	struct cli_output out;
+	int numbered;
+	char dir[4096], prefix[512];
+};
+int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
+		   const char *kind);
+int cli_saved_commit(struct cli_saved *w);
+
 /* attach and run (profile.c). */
 enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
 struct cli_profile_options {
 	pid_t pid;
 	int threads;                    /* --profile threads: one snapshot */
-	int wall;                       /* --profile wall: every thread, every tick */
-	int block;                      /* --profile block: where threads block, how long */
-	int mutex;                      /* --profile mutex: holders of contended mutexes */
+	enum collect_kind kind;         /* cpu, wall, block, mutex */
+	enum collect_engine engine;     /* --engine auto|perf|ptrace */
 	char **command;                 /* run: the command and its arguments */
 	double seconds;                 /* 0: until the target exits */
 	long hz;
@@ -80,48 +91,20 @@ struct cli_profile_options {
 /* Parses attach's (run = 0) or run's options; -1 after --help, 2 on a
  * usage error (already reported), 0 otherwise. */
 int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options *o);
-/* Profiles pid and writes the profile; the exit status of the target, if
- * it exited meanwhile, goes to *exit_status (else -1).  Returns EXIT_*. */
-int cli_profile_take(const struct cli_profile_options *o, pid_t pid, int already_seized,
-		     int *exit_status);
-
-/* Stacks of one process into a pprof profile (stacks.c). */
-struct cli_stacks {
-	pid_t pid;
-	struct sym_session *sym;
-	struct pp_profile *prof;
-	struct attach_maps maps;
-	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
-	uint64_t maps_gen;              /* sym_modules_generation() when maps were read */
-	char exe[4096];
+/* The collection options the command line asks for, with a progress line
+ * on a terminal (pr: its state, kept by the caller). */
+struct cli_progress {
+	double seconds;
+	int tty;
 };
-int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
-		    const struct pp_profile_spec *spec);
-int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
-		   const struct pp_label *labels, size_t n_labels);
-/* A thread's wait state from its /proc state, its system call and the
- * functions on its stack (attach_classify, then attach_refine). */
-void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
-		 struct attach_wait *w);
-/* The stack's location ids, leaf first (at most max); returns the count. */
-size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, uint64_t *locs,
-			    size_t max);
-void cli_stacks_free(struct cli_stacks *c);
-/* The target's executable path, " (deleted)" removed. */
-void cli_exe_of(pid_t pid, char *exe, size_t len);
-
-/* A profile file: with numbered and no explicit output, saved as
- * go tool pprof does, <dir>/pprof.<exe>.<kind>.NNN.pb.gz ("Saved profile
- * in ..." on stderr).  Opened before the work starts, so a bad path fails
- * at once. */
-struct cli_saved {
-	struct cli_output out;
-	int numbered;
-	char dir[4096], prefix[512];
-};
-int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
-		   const char *kind);
-int cli_saved_commit(struct cli_saved *w);
+void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
+		      struct collect_opts *co);
+/* Runs the collection s to its end, prints the summary and writes the
+ * profile into w (opened before the collection started).  Returns EXIT_*. */
+int cli_profile_finish(const struct cli_profile_options *o, struct collect_session *s,
+		       struct cli_saved *w, int run);
+/* attach: profiles the running process pid.  Returns EXIT_*. */
+int cli_profile_take(const struct cli_profile_options *o, pid_t pid);
 
 /* attach --profile threads: one snapshot as a threads/count profile
  * (dump_threads.c). */

@@ -175,8 +175,8 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 		snprintf(e->stack_error, sizeof e->stack_error, "%s", sym_err);
 		return;
 	}
-	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len,
-				     t->partial_regs, attach_read_mem };
+	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len, 0,
+				     attach_read_mem };
 	if (sym_unwind(sym, &snap, &e->stack)) {
 		snprintf(e->stack_error, sizeof e->stack_error, "out of memory while unwinding");
 		return;
@@ -207,7 +207,7 @@ static void describe_poll(pid_t pid, struct entry *e)
 static void classify(pid_t pid, struct entry *e, struct attach_fdcache *fc)
 {
 	struct attach_thread *t = e->t;
-	cli_wait_of(t->has_stat ? t->stat.state : '?', &t->sc, &e->stack, &e->wait);
+	collect_wait_of(t->has_stat ? t->stat.state : '?', &t->sc, &e->stack, &e->wait);
 	if (e->wait.reason == ATTACH_R_MUTEX)
 		e->wait.owner = attach_mutex_owner(pid, e->wait.futex);
 	attach_reason_text(&e->wait, e->reason, sizeof e->reason);
@@ -312,7 +312,7 @@ static int write_dump(const struct options *o, const struct pp_dump *d)
 
 /* One sample per thread: threads/count, labelled with its name, tid and
  * wait reason, so `go tool pprof -tagfocus=state=IO` splits by reason. */
-static int add_thread_samples(struct cli_stacks *c, const struct entry *e, size_t n)
+static int add_thread_samples(struct collect_stacks *c, const struct entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char tid[32];
@@ -323,13 +323,13 @@ static int add_thread_samples(struct cli_stacks *c, const struct entry *e, size_
 			{ "tid", NULL, e[i].t->tid, NULL },
 			{ "state", e[i].reason, 0, NULL },
 		};
-		if (cli_stacks_add(c, &e[i].stack, &one, labels, 3))
+		if (collect_stacks_add(c, &e[i].stack, &one, labels, 3))
 			return -1;
 	}
 	return 0;
 }
 
-static int write_threads_profile(const struct options *o, struct cli_saved *w, struct cli_stacks *c)
+static int write_threads_profile(const struct options *o, struct cli_saved *w, struct collect_stacks *c)
 {
 	FILE *f = w->out.f;
 	int r = o->pprof_format == FMT_PROTO ? pp_profile_write(c->prof, 0, f)
@@ -389,14 +389,14 @@ static int report(const struct options *o, struct attach_snapshot *s, struct cli
 			.period_type = { "threads", "count" }, .period = 1,
 			.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 		};
-		struct cli_stacks c;
-		if (!sym || cli_stacks_init(&c, s->pid, sym, &spec) || add_thread_samples(&c, e, s->n) ||
+		struct collect_stacks c;
+		if (!sym || collect_stacks_init(&c, s->pid, sym, &spec) || add_thread_samples(&c, e, s->n) ||
 		    write_threads_profile(o, w, &c)) {
 			if (!sym)
 				cli_error("cannot write the profile: %s", sym_err);
 			rc = EXIT_FAIL;
 		}
-		cli_stacks_free(&c);
+		collect_stacks_free(&c);
 	}
 out:
 	if (w)
@@ -444,7 +444,7 @@ static int dump(const struct options *o, pid_t tgid)
 	struct cli_saved w;
 	int want_pprof = o->pprof || o->pprof_numbered;
 	char exe[4096];
-	cli_exe_of(tgid, exe, sizeof exe);
+	collect_exe_of(tgid, exe, sizeof exe);
 	if (want_pprof && cli_saved_open(&w, o->pprof, o->pprof_numbered && o->pprof_format == FMT_PROTO,
 					 exe, "threads"))
 		return EXIT_FAIL;

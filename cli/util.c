@@ -75,8 +75,7 @@ int cli_parse_size(const char *s, size_t *bytes)
 
 static void on_stop_signal(int sig)
 {
-	(void)sig;
-	cli_stop = 1;
+	cli_stop = sig;         /* which one: `run` passes it to its command */
 }
 
 void cli_catch_stop_signals(void)

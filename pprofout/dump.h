@@ -2,7 +2,7 @@
  *
  * pprofout/ knows neither ptrace nor DWARF: cli/ fills these plain structs
  * from what attach/ and symbolize/ produced, and the writers print them in
- * the formats of FORMATS.md: debug=2 (§2), debug=1 (§3) and JSON (§4).
+ * the formats of docs/FORMATS.md: debug=2 (§2), debug=1 (§3) and JSON (§4).
  */
 #ifndef PPROFC_PPROFOUT_DUMP_H
 #define PPROFC_PPROFOUT_DUMP_H

@@ -1,4 +1,4 @@
-/* json.c — the thread dump as JSON for scripts (FORMATS.md §4).
+/* json.c — the thread dump as JSON for scripts (docs/FORMATS.md §4).
  *
  * Hand-written because the document is small and flat; every string goes
  * through pp_write_json_string so thread names holding quotes, newlines or

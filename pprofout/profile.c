@@ -547,7 +547,7 @@ static void pb_fill_tables(struct pb *b, struct pp_profile *p)
 		m->filename = e->filename;
 		m->build_id = e->build_id;
 		/* Without these go tool pprof re-symbolizes on its own, with a
-		 * weaker reader that drops inline chains (FORMATS.md §1). */
+		 * weaker reader that drops inline chains (docs/FORMATS.md §1). */
 		m->has_functions = m->has_filenames = m->has_line_numbers =
 			m->has_inline_frames = e->symbolized != 0;
 		b->mapp[i] = m;

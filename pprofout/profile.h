@@ -3,7 +3,7 @@
  * The builder interns strings and deduplicates mappings, functions,
  * locations and samples, so memory grows with distinct stacks, not with
  * the number of samples.  Ids are dense, 1..N, in order of first use.
- * Conventions (FORMATS.md §1): one Location per distinct address, its Line
+ * Conventions (docs/FORMATS.md §1.2, §1.3): one Location per distinct address, its Line
  * list the inline chain innermost first; sample location ids leaf first.
  */
 #ifndef PPROFC_PPROFOUT_PROFILE_H

@@ -1,6 +1,6 @@
 /* text.c — the thread dump as text: debug=2 (one block per thread, like
  * Go's goroutine?debug=2) and debug=1 (identical stacks grouped with a
- * count, like goroutine?debug=1).  Formats: FORMATS.md §2 and §3.
+ * count, like goroutine?debug=1).  Formats: docs/FORMATS.md §2 and §3.
  */
 #include "dump.h"
 #include "internal.h"

@@ -1,6 +1,6 @@
 /* resolve.c — address -> frames (function, file:line, inline chain, module).
  *
- * Three caches keep this fast (DESIGN.md measured why):
+ * Three caches keep this fast (docs/ARCHITECTURE.md, "Measured costs"):
  *  - per module, a symbol table sorted by address, built once; libdwfl's
  *    own dwfl_module_addrinfo scans the whole table on every call;
  *  - per address, the finished inline chain, so dwarf_getscopes and the

@@ -20,9 +20,10 @@
 
 #define MAX_DEPTH 2048
 
-/* libdwfl's find_elf callback has no user argument; the one session that
- * is reporting modules is found here.  A Dwfl is single-threaded anyway. */
-static struct sym_session *reporting;
+/* libdwfl's find_elf callback has no user argument; the session that is
+ * reporting modules is found here.  Per thread: a Dwfl is driven by one
+ * thread at a time, and sessions in other threads have their own. */
+static _Thread_local struct sym_session *reporting;
 
 /* Opens the file behind a mapping of the target: through /proc/PID/root (its
  * mount namespace), else /proc/PID/map_files (a deleted or replaced file). */
@@ -120,30 +121,34 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *a
 	return true;
 }
 
+/* Read without stopping the thread: only SP and PC are known. */
+static int partial(const struct sym_snapshot *snap)
+{
+	return (snap->regs->known & ARCH_REGS_ALL) != ARCH_REGS_ALL;
+}
+
 static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 {
 	struct sym_session *s = thread_arg;
-	const struct user_regs_struct *r = s->cur->regs;
-	if (s->cur->partial) {
+	const struct arch_regs *r = s->cur->regs;
+	if (partial(s->cur)) {
 		/* Only what /proc/PID/task/TID/syscall told: sp and pc (and a
-		 * candidate rbp when retrying).  The rest stays undefined. */
-		Dwarf_Word sp = r->rsp, bp = s->rbp_guess;
-		if (!dwfl_thread_state_registers(thread, 7, 1, &sp))
+		 * candidate bp when retrying).  The rest stays undefined. */
+		Dwarf_Word sp = REG(r, SP), bp = s->rbp_guess;
+		if (!dwfl_thread_state_registers(thread, REGNAME(SP), 1, &sp))
 			return false;
-		if (bp && !dwfl_thread_state_registers(thread, 6, 1, &bp))
+		if (bp && !dwfl_thread_state_registers(thread, REGNAME(BP), 1, &bp))
 			return false;
-		dwfl_thread_state_register_pc(thread, r->rip);
+		dwfl_thread_state_register_pc(thread, REG(r, PC));
 		return true;
 	}
-	/* DWARF register numbers for x86_64: rax rdx rcx rbx rsi rdi rbp rsp
-	 * r8..r15, then the return address column (rip). */
-	Dwarf_Word regs[17] = {
-		r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi, r->rbp, r->rsp,
-		r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip,
-	};
-	if (!dwfl_thread_state_registers(thread, 0, 17, regs))
+	/* The array is in DWARF order already (arch/regs.h). */
+	Dwarf_Word regs[ARCH_NREGS];
+	for (int i = 0; i < ARCH_NREGS; i++)
+		regs[i] = r->v[i];
+	if (!dwfl_thread_state_registers(thread, 0, ARCH_NREGS, regs))
 		return false;
-	dwfl_thread_state_register_pc(thread, r->rip);
+	dwfl_thread_state_register_pc(thread, REG(r, PC));
 	return true;
 }
 
@@ -343,6 +348,24 @@ static int is_root(const char *name)
 	return 0;
 }
 
+/* Go's scheduler switches stacks in runtime.mcall and runtime.morestack:
+ * what a walk finds past them is the other stack's leftovers (seen:
+ * "runtime.mcall, runtime.newproc.abi0, ??"), not callers.  Go's own
+ * tracebacks end there; so does ours. */
+static void cut_at_stack_switch(struct sym_session *s, struct walk *w)
+{
+	for (size_t i = 0; i + 1 < w->n; i++) {
+		uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+		const struct sym_resolved *r = sym_resolve(s, pc);
+		const char *name = r && r->n ? r->frames[r->n - 1].function : NULL;
+		if (name && (strcmp(name, "runtime.mcall") == 0 || strcmp(name, "runtime.morestack") == 0 ||
+			     strcmp(name, "runtime.morestack.abi0") == 0)) {
+			w->n = i + 1;
+			return;
+		}
+	}
+}
+
 /* With only sp and pc known, libdwfl may end a walk early and call it a
  * success (a return address held in an unknown register looks like the
  * end of the stack): believe it only if the walk ends at a thread's root. */
@@ -388,7 +411,7 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 			     const struct walk *plain, struct walk *w)
 {
 	const uint64_t lo = snap->stack_addr, hi = snap->stack_addr + snap->stack_len;
-	uint64_t from = plain->n && plain->sps[plain->n - 1] ? plain->sps[plain->n - 1] : snap->regs->rsp;
+	uint64_t from = plain->n && plain->sps[plain->n - 1] ? plain->sps[plain->n - 1] : REG(snap->regs, SP);
 	if (from < lo)
 		from = lo;
 	int tried = 0;
@@ -438,16 +461,16 @@ static int has_cfi(struct sym_session *s, uint64_t pc)
 static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot *snap,
 			       const struct walk *plain, struct walk *w)
 {
-	const struct user_regs_struct *r = snap->regs;
+	const struct arch_regs *r = snap->regs;
 	const struct sym_resolved *res;
 	unsigned char call[5], entry[5];
-	uint64_t ret;
-	if (snap->partial || !snap->read_code || r->rsp < snap->stack_addr ||
-	    r->rsp - snap->stack_addr + 8 > snap->stack_len || has_cfi(s, r->rip) ||
-	    !(res = sym_resolve(s, r->rip)) || !res->n || !res->frames[res->n - 1].has_offset)
+	uint64_t ret, sp = REG(r, SP), pc = REG(r, PC);
+	if (partial(snap) || !snap->read_code || sp < snap->stack_addr ||
+	    sp - snap->stack_addr + 8 > snap->stack_len || has_cfi(s, pc) ||
+	    !(res = sym_resolve(s, pc)) || !res->n || !res->frames[res->n - 1].has_offset)
 		return -1;
-	uint64_t start = r->rip - res->frames[res->n - 1].func_offset;
-	memcpy(&ret, snap->stack + (r->rsp - snap->stack_addr), 8);
+	uint64_t start = pc - res->frames[res->n - 1].func_offset;
+	memcpy(&ret, snap->stack + (sp - snap->stack_addr), 8);
 	if ((plain->n > 1 && plain->pcs[1] == ret) || ret < 5 ||
 	    snap->read_code(snap->tid, ret - 5, call, 5) != 5 || call[0] != 0xe8 ||
 	    snap->read_code(snap->tid, start, entry, 5) != 5)
@@ -455,11 +478,11 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
 	int32_t rel;
 	memcpy(&rel, call + 1, 4);
 	size_t push = memcmp(entry, "\xf3\x0f\x1e\xfa", 4) == 0 ? 4 : 0;   /* endbr64 */
-	if (ret + (uint64_t)(int64_t)rel != start || (entry[push] == 0x55 && r->rip > start + push))
+	if (ret + (uint64_t)(int64_t)rel != start || (entry[push] == 0x55 && pc > start + push))
 		return -1;
-	struct user_regs_struct caller = *r;
-	caller.rip = ret;
-	caller.rsp = r->rsp + 8;
+	struct arch_regs caller = *r;
+	REG(&caller, PC) = ret;
+	REG(&caller, SP) = sp + 8;
 	struct sym_snapshot from = *snap;
 	from.regs = &caller;
 	if (walk(s, &from, w, 0) != 0 || !ends_at_root(s, w) || w->n == MAX_DEPTH)
@@ -467,8 +490,8 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
 	memmove(w->pcs + 1, w->pcs, w->n * sizeof *w->pcs);
 	memmove(w->sps + 1, w->sps, w->n * sizeof *w->sps);
 	memmove(w->activation + 1, w->activation, w->n * sizeof *w->activation);
-	w->pcs[0] = r->rip;
-	w->sps[0] = r->rsp;
+	w->pcs[0] = pc;
+	w->sps[0] = sp;
 	w->activation[0] = 1;
 	w->activation[1] = 0;       /* a return address, no longer the interrupted pc */
 	w->n++;
@@ -480,8 +503,22 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
  * copied there). */
 static int sp_outside_copy(const struct sym_snapshot *snap)
 {
-	uint64_t sp = snap->regs->rsp;
+	uint64_t sp = REG(snap->regs, SP);
 	return sp < snap->stack_addr || sp >= snap->stack_addr + snap->stack_len;
+}
+
+/* A copy cut at its size limit (perf_event's is at most 65528 bytes):
+ * libdwfl ends a walk quietly, or with an error, when the next frame is
+ * beyond the copy.  Either way, if the walk did not reach the root and its
+ * last frame is near the end of the copy, the copy is what ended it. */
+static int ran_out_of_copy(struct sym_session *s, const struct sym_snapshot *snap,
+			   const struct walk *w, int r)
+{
+	if (!snap->stack_cut || (r == 0 && ends_at_root(s, w)))
+		return 0;
+	uint64_t end = snap->stack_addr + snap->stack_len;
+	uint64_t sp = w->n && w->sps[w->n - 1] ? w->sps[w->n - 1] : REG(snap->regs, SP);
+	return sp + 1024 >= end;
 }
 
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out)
@@ -490,24 +527,28 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 	struct walk *w = malloc(2 * sizeof *w);
 	if (!w)
 		return -1;
-	sym_refresh_for(s, snap->regs->rip);
+	sym_refresh_for(s, REG(snap->regs, PC));
 	int r = walk(s, snap, w, 0);
 	/* Unwinding stopped at a pc in no known module: read them again. */
 	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
 		r = walk(s, snap, w, 0);
+	size_t before = w->n;
+	cut_at_stack_switch(s, w);
+	if (w->n < before)
+		r = 0;          /* it ends at a root: whatever came after is not ours */
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
 	char bad_sp[96];
 	if (r == 0 && sp_outside_copy(snap) && !ends_at_root(s, w)) {
 		snprintf(bad_sp, sizeof bad_sp, "stack pointer 0x%llx in no readable memory",
-			 (unsigned long long)snap->regs->rsp);
+			 (unsigned long long)REG(snap->regs, SP));
 		r = -1;
 		why = bad_sp;
 	}
-	if (r == 0 && snap->partial && !ends_at_root(s, w)) {
+	if (r == 0 && partial(snap) && !ends_at_root(s, w)) {
 		r = -1;
 		why = "the rest depends on registers unknown";
 	}
-	if (r != 0 && snap->partial && walk_guessing_rbp(s, snap, &w[0], &w[1]) == 0) {
+	if (r != 0 && partial(snap) && walk_guessing_rbp(s, snap, &w[0], &w[1]) == 0) {
 		w[0] = w[1];
 		r = 0;
 	}
@@ -515,16 +556,24 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 		w[0] = w[1];
 		r = 0;
 	}
+	char cut[128];
+	if (ran_out_of_copy(s, snap, w, r)) {
+		snprintf(cut, sizeof cut, "the stack copy (%zu bytes) ended before the stack did",
+			 snap->stack_len);
+		r = -1;
+		why = cut;
+		out->cut_short = 1;
+	}
 	out->complete = r == 0;
 	if (!out->complete) {
-		uint64_t last = w->n ? w->pcs[w->n - 1] : snap->regs->rip;
+		uint64_t last = w->n ? w->pcs[w->n - 1] : REG(snap->regs, PC);
 		if (w->n == MAX_DEPTH)
 			snprintf(out->stop_reason, sizeof out->stop_reason,
 				 "more than %d frames", MAX_DEPTH);
 		else
 			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64 "%s",
 				 why ? why : "unknown error", last,
-				 snap->partial ? " (read without stopping the thread: only sp and pc known)" : "");
+				 partial(snap) ? " (read without stopping the thread: only sp and pc known)" : "");
 	}
 	size_t cap = 0;
 	for (size_t i = 0; i < w->n; i++) {

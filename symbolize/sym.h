@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <sys/user.h>
+
+#include "../arch/regs.h"
 
 struct sym_session;
 
@@ -38,24 +39,30 @@ struct sym_stack {
 	struct sym_frame *frames;   /* innermost first, inline frames expanded */
 	size_t n;
 	int complete;               /* unwinding reached the thread's root */
-	char stop_reason[192];      /* why not, when !complete */
+	int cut_short;              /* !complete because the stack copy ended */
+	char stop_reason[256];      /* why not, when !complete */
 };
 
-/* The snapshot of one thread, as attach/ took it. */
+/* The snapshot of one thread, as an engine took it (a ptrace stop, a
+ * perf_event sample, or a blocked thread read without stopping it). */
 struct sym_snapshot {
 	pid_t tid;
-	const struct user_regs_struct *regs;
+	/* DWARF-numbered (arch/regs.h).  Read without stopping the thread,
+	 * only SP and PC are known: a frame whose CFA needs BP is then unwound
+	 * with candidate BP values found on the stack, and a candidate is
+	 * accepted only if the unwinding it allows reaches the thread's root. */
+	const struct arch_regs *regs;
 	uint64_t stack_addr;
 	const unsigned char *stack;
 	size_t stack_len;
-	/* Taken without stopping the thread: only rip and rsp are known.  A
-	 * frame whose CFA needs rbp is then unwound with candidate rbp values
-	 * found on the stack; a candidate is accepted only if the unwinding it
-	 * allows reaches the thread's root. */
-	int partial;
+	/* The copy ended at its size limit, not at the top of the stack: a
+	 * walk that runs out of copied stack says so instead of ending
+	 * quietly (perf_event copies at most 65528 bytes). */
+	int stack_cut;
 	/* Reads the target's code, to check that a guessed return address
 	 * follows a call instruction: for partial snapshots, and for a leaf
-	 * function without CFI (maybe without a frame pointer).  May be NULL. */
+	 * function without CFI (maybe without a frame pointer).  May be NULL.
+	 * Code, not data: it is the same now as when the snapshot was taken. */
 	ssize_t (*read_code)(pid_t tid, uint64_t addr, void *buf, size_t len);
 };
 

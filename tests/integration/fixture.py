@@ -108,6 +108,33 @@ def thread_states(pid):
     return out
 
 
+# The engine the profile tests ask for: meson runs the safety and lifecycle
+# suites once with the default (perf) and once with PPROFC_ENGINE=ptrace.
+ENGINE = os.environ.get("PPROFC_ENGINE", "")
+
+
+def engine_args():
+    return ["--engine", ENGINE] if ENGINE else []
+
+
+def sampling(pprofc_pid):
+    """Whether pprofc's engine is running: it holds perf_event descriptors
+    (perf engine) or its tick timer (ptrace engine, which traces threads
+    only for the moment of each sample)."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pprofc_pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pprofc_pid, fd))
+        except OSError:
+            continue
+        if link in ("anon_inode:[perf_event]", "anon_inode:[timerfd]"):
+            return True
+    return False
+
+
 def tracer_pid(pid, tid=None):
     path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
     with open(path, errors="replace") as f:     # Name: holds raw bytes

@@ -66,17 +66,28 @@ class CpuFixture(Fixture):
         super().__init__("cpu_split", args=args)
 
 
-def test_shares_and_reader():
+SUMMARY = {
+    "perf": r"\d+ samples of \d+ threads in [\d.]+ s: [\d.]+ s of CPU by the samples, [\d.]+ s by "
+            r"the kernel; \d+ lost; engine: perf, nothing stopped$",
+    "ptrace": r"\d+ samples of \d+ threads in [\d.]+ s: [\d.]+ s of CPU by the samples, [\d.]+ s "
+              r"by the kernel; \d+ lost.*; engine: ptrace, stopped per sample: median \d+ us, "
+              r"p99 \d+ us$",
+}
+
+
+def test_shares_and_reader(engine):
+    """The default engine (perf) and the ptrace engine, each against the
+    fixture's own clocks and go tool pprof."""
     out = tempfile.mktemp(suffix=".pb.gz")
     with CpuFixture() as fx:
         t0 = read_truth(fx.truth)
-        r = pprofc("attach", fx.pid, "--seconds", "5", "-o", out)
+        args = [] if engine == "perf" else ["--engine", engine]
+        r = pprofc("attach", fx.pid, "--seconds", "5", "-o", out, *args)
         t1 = read_truth(fx.truth)
         check(r.returncode == 0, "attach failed: %s" % r.stderr)
-        check(re.search(r"\d+ samples of \d+ threads in [\d.]+ s: [\d.]+ s of CPU by the samples, "
-                        r"[\d.]+ s by the kernel; \d+ lost; stopped per sample: median \d+ us, p99 \d+ us",
-                        r.stderr) is not None, "summary line: %r" % r.stderr)
-        check_untouched(fx.pid, label="cpu")
+        check(re.search(SUMMARY[engine], r.stderr, re.M) is not None,
+              "%s summary line: %r" % (engine, r.stderr))
+        check_untouched(fx.pid, label="cpu " + engine)
     truth = [b - a for a, b in zip(t0, t1)]
     top, err = gopprof("-top", out)
     check(err == "", "go tool pprof -top warned: %r" % err)
@@ -209,6 +220,15 @@ def test_target_exits():
     os.unlink(out)
 
 
+def perf_events_open(pid):
+    """Whether process pid holds perf_event descriptors (the engine runs)."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+        return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[perf_event]" for fd in fds)
+    except OSError:
+        return False
+
+
 def test_target_execs():
     """The target runs a new program: the profile ends, with a message."""
     out = tempfile.mktemp(suffix=".pb.gz")
@@ -216,7 +236,7 @@ def test_target_execs():
     try:
         p = subprocess.Popen([PPROFC, "attach", str(proc.pid), "--seconds", "30", "-o", out],
                              stderr=subprocess.PIPE, text=True)
-        check(wait_for(lambda: tracer_pid(proc.pid) == p.pid, 20, 0.01), "pprofc never attached to sh")
+        check(wait_for(lambda: perf_events_open(p.pid), 20, 0.01), "pprofc never attached to sh")
         proc.stdin.write("go\n")
         proc.stdin.flush()
         _, err = p.communicate(timeout=30)
@@ -421,6 +441,27 @@ def test_run_mode():
           % (r.returncode, r.stderr))
     r = subprocess.run([PPROFC, "run", "-o", out], capture_output=True, text=True, timeout=60)
     check(r.returncode == 2 and "missing COMMAND" in r.stderr, "run without a command: %d" % r.returncode)
+    # An output that cannot be created: refused before the command starts.
+    mark = tempfile.mktemp(prefix="pprofc-started-")
+    r = subprocess.run([PPROFC, "run", "-o", "/nonexistent/dir/x.pb.gz", "--", "touch", mark],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "/nonexistent/dir" in r.stderr,
+          "run with a bad output: %d %r" % (r.returncode, r.stderr))
+    check(not os.path.exists(mark), "run started the command although its output could not be created")
+    # SIGTERM to pprofc run: the profile is written, the command gets the
+    # signal, and pprofc exits with the command's status (as perf record).
+    for engine in ("perf", "ptrace"):
+        if os.path.exists(truth):
+            os.unlink(truth)        # written again once the command runs
+        p = subprocess.Popen([PPROFC, "run", "--engine", engine, "-o", out, "--",
+                              fixture_path("cpu_split"), truth], stderr=subprocess.PIPE, text=True)
+        check(wait_for(lambda: read_truth(truth) is not None, 20), "%s: run never started" % engine)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        check(p.returncode == 128 + signal.SIGTERM, "%s: run after SIGTERM exited %d (want 143): %r"
+              % (engine, p.returncode, err))
+        top, e = gopprof("-top", out)
+        check(e == "" and "share_" in top, "%s: profile after SIGTERM: %r" % (engine, e))
     for f in (out, truth):
         if os.path.exists(f):
             os.unlink(f)
@@ -431,7 +472,8 @@ if __name__ == "__main__":
     if not GO:
         print("skipped: go (go tool pprof) is not installed")
         sys.exit(77)
-    test_shares_and_reader()
+    test_shares_and_reader("perf")
+    test_shares_and_reader("ptrace")
     test_naming_stdout_tid()
     test_sigint_mid_collection()
     test_target_exits()

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, functions, pprofc, require_ptrace, wait_for)
+                     dump_json, fixture_path, functions, pprofc, require_ptrace, sampling, wait_for)
 
 GO = shutil.which("go")
 ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
@@ -190,29 +190,13 @@ def test_no_cfi():
     os.unlink(path)
 
 
-def sampling(pprofc_pid, pid):
-    """Whether pprofc has started sampling pid (it keeps each thread's
-    /proc stat file open from then on)."""
-    d = "/proc/%d/fd" % pprofc_pid
-    try:
-        for fd in os.listdir(d):
-            try:
-                if re.match(r"^/proc/%d/task/\d+/stat$" % pid, os.readlink(os.path.join(d, fd))):
-                    return True
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return False
-
-
 def test_dlopen_after_attach():
     lib = fixture_path("plugin")
     with Fixture("dlopener", args=["wait", lib]) as fx:
         out = tempfile.mktemp(prefix="pprofc-dlopen-", suffix=".pb.gz")
         p = subprocess.Popen([PPROFC, "attach", str(fx.pid), "--profile", "cpu", "--seconds", "3",
                               "-o", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        check(wait_for(lambda: sampling(p.pid, fx.pid) or p.poll() is not None, 30),
+        check(wait_for(lambda: sampling(p.pid) or p.poll() is not None, 30),
               "dlopen: pprofc never started sampling")
         maps_before = open("/proc/%d/maps" % fx.pid).read()
         check("libplugin" not in maps_before, "dlopen: the library was loaded before the signal")

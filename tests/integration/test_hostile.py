@@ -42,7 +42,7 @@ def comms(pid):
 
 
 def c_unescape(s):
-    """Bytes of a C string literal's body, as FORMATS.md §2 escapes names."""
+    """Bytes of a C string literal's body, as docs/FORMATS.md §2.2 escapes names."""
     out, i, raw = bytearray(), 0, s.encode("utf-8")
     simple = {ord("n"): 10, ord("t"): 9, ord('"'): 34, ord("\\"): 92}
     while i < len(raw):

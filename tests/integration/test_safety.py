@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import (PPROFC, Fixture, by_name, check, check_progress, check_untouched,  # noqa: E402
+from fixture import (PPROFC, Fixture, engine_args, sampling, by_name, check, check_progress, check_untouched,  # noqa: E402
                      count_line, done, dump_json, pprofc, profile_problem, read_progress,
                      require_ptrace, thread_states, tids, tracer_of, wait_for)
 
@@ -133,7 +133,7 @@ def calibrate(fx, args, until_attached):
     t0 = time.monotonic()
     p = subprocess.Popen([PPROFC] + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if until_attached:
-        wait_for(lambda: tracer_of(fx.pid, fx.pid) == p.pid, 60, 0.001)
+        wait_for(lambda: sampling(p.pid), 60, 0.001)
         p.send_signal(signal.SIGINT)
     else:
         p.wait()
@@ -146,7 +146,7 @@ def calibrate(fx, args, until_attached):
 def kill_args(kind, pid):
     if kind == "dump":
         return ["dump-threads", str(pid)]
-    return ["attach", str(pid), "--hz", "1000", "--seconds", "30", "-o", "-"]
+    return ["attach", str(pid), "--hz", "1000", "--seconds", "30", "-o", "-"] + engine_args()
 
 
 def test_sigkill_random(kind, rng, rounds=200):
@@ -185,7 +185,7 @@ def stop_signal_round(fx, kind, sig, delay, d):
     if kind == "dump":
         args = ["dump-threads", "--format=json", "-o", out, "--pprof", pb, str(fx.pid)]
     else:
-        args = ["attach", str(fx.pid), "--hz", "1000", "--seconds", "30", "-o", pb]
+        args = ["attach", str(fx.pid), "--hz", "1000", "--seconds", "30", "-o", pb] + engine_args()
     p = subprocess.Popen([PPROFC] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: catches(p.pid, sig) or p.poll() is not None, timeout=30, step=0.001)
     time.sleep(delay)
@@ -287,7 +287,8 @@ def churn_profile(fx, progress, mode, out):
     """A 1000 Hz profile of the churning process: (failed, unexpected stderr,
     churn rate meanwhile)."""
     a, t0 = spawned(progress), time.monotonic()
-    r = pprofc("attach", fx.pid, "--profile", mode, "--seconds", "2", "--hz", "1000", "-o", out)
+    r = pprofc("attach", fx.pid, "--profile", mode, "--seconds", "2", "--hz", "1000", "-o", out,
+               *engine_args())
     rate = (spawned(progress) - a) / (time.monotonic() - t0)
     extra = unexpected_lines(r.stderr)
     problem = profile_problem(out) if r.returncode == 0 else "exit %d" % r.returncode
@@ -358,9 +359,10 @@ def test_cpu_profile_signals_and_stop(total=300):
     the stop is seen, so nothing depends on how long anything takes."""
     with Fixture("waits", progress=True) as fx:
         out = fx.progress + ".pb.gz"
-        p = subprocess.Popen([PPROFC, "attach", str(fx.pid), "--seconds", "600", "--hz", "1000", "-o", out],
+        p = subprocess.Popen([PPROFC, "attach", str(fx.pid), "--seconds", "600", "--hz", "1000", "-o", out]
+                             + engine_args(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        check(wait_for(lambda: traced_by(fx.pid, p.pid), 60, 0.01), "pprofc never attached")
+        check(wait_for(lambda: sampling(p.pid), 60, 0.01), "pprofc never attached")
         for i in range(total):
             os.kill(fx.pid, signal.SIGRTMIN)
             if i % 10 == 0:
@@ -396,7 +398,7 @@ def test_stopped_before_profile():
         check(wait_for(lambda: all(s == "T" for s in thread_states(fx.pid).values())),
               "fixture did not stop on SIGSTOP")
         out = fx.progress + ".pb.gz"
-        r = pprofc("attach", fx.pid, "--seconds", "1", "--hz", "1000", "-o", out)
+        r = pprofc("attach", fx.pid, "--seconds", "1", "--hz", "1000", "-o", out, *engine_args())
         check(r.returncode == 0, "profile of a stopped target: %d %r" % (r.returncode, r.stderr))
         said = "PID %d is stopped" % fx.pid in r.stderr
         check(said, "pprofc does not say the target is stopped: %r" % r.stderr)

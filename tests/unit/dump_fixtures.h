@@ -1,7 +1,7 @@
 /* dump_fixtures.h — what the pprofout/ unit tests share: capturing a
  * writer's output in memory, decoding a C string literal the way a C
  * compiler does (to check pp_write_cstring's output really is one), and
- * the frames of the FORMATS.md §2 example thread.
+ * the frames of the docs/FORMATS.md §2 example thread.
  */
 #ifndef PPROFC_TESTS_UNIT_DUMP_FIXTURES_H
 #define PPROFC_TESTS_UNIT_DUMP_FIXTURES_H
@@ -11,7 +11,7 @@
 
 #define LIBC "/usr/lib/x86_64-linux-gnu/libc.so.6"
 
-/* FORMATS.md §2: __lll_lock_wait <- ___pthread_mutex_lock <- worker_loop
+/* docs/FORMATS.md §2: __lll_lock_wait <- ___pthread_mutex_lock <- worker_loop
  * (inlined into worker_main) <- worker_main <- start_thread.  The inlined
  * frame carries an offset that must not be printed. */
 static const struct pp_frame example_frames[] __attribute__((unused)) = {

@@ -1,5 +1,5 @@
 /* test_dump_debug1.c — tests pp_write_debug1() (pprofout/dump.h) against
- * FORMATS.md §3: "thread profile: total N", identical stacks grouped and
+ * docs/FORMATS.md §3: "thread profile: total N", identical stacks grouped and
  * counted, the largest group first, the "@" line holding the raw pcs, and
  * one "#" line per frame with the leaf at its exact pc and offset and the
  * callers at return address - 1 and offset - 1.

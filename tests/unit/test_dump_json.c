@@ -1,5 +1,5 @@
 /* test_dump_json.c — tests pp_write_json() and pp_write_json_string()
- * (pprofout/dump.h) against FORMATS.md §4: the output is parsed back with
+ * (pprofout/dump.h) against docs/FORMATS.md §4: the output is parsed back with
  * Python's strict JSON reader and its values compared (pid, exe, cmdline,
  * time, threads with reason, wait_seconds, syscall, wchan, blocked_on of
  * every kind, frames, complete; deadlocks), a few exact substrings are

@@ -27,7 +27,7 @@
  * \x escape takes every hex digit that follows, so "\x01" followed by "F"
  * is written \x01F, which C reads as the one character 0x1F (and
  * "\xff" "ab" as \xffab: out of range, a compile error).  dump.h says
- * "Writes s as the inside of a C string literal" and FORMATS.md §2 "escaped
+ * "Writes s as the inside of a C string literal" and docs/FORMATS.md §2 "escaped
  * like a C string".  (Go's %q has the same spelling but Go's \x takes
  * exactly two digits; C's does not.)  Octal escapes (\001F) or a
  * literal break (\x01""F) would be unambiguous.

@@ -1,6 +1,6 @@
 /* test_dump_text.c — tests the debug=2 thread dump writer and its helpers
  * (pprofout/dump.h: pp_write_debug2, pp_format_duration, pp_write_cstring)
- * against FORMATS.md §2: the header with reason, detail and duration,
+ * against docs/FORMATS.md §2: the header with reason, detail and duration,
  * frames with and without line information or a symbol, inlined frames,
  * "...unwinding stopped" and "...stack not taken" trailers, blank lines
  * between blocks, deadlock lines, and thread names escaped as C strings.

@@ -322,6 +322,31 @@ static void test_status_of_this_process(void)
 	free(buf);
 }
 
+/* Field 52, the wait status a zombie leaves for its parent: how pprofc
+ * learns how a process it does not trace ended.  Absent in short lines. */
+static void test_stat_exit_code(void)
+{
+	struct attach_stat st;
+	char line[1024];
+	CHECK_INT_EQ(parse_stat_str("8874 (cat)" STAT_TAIL, &st), 0);
+	CHECK_INT_EQ(st.exit_code, 0);
+	snprintf(line, sizeof line, "8874 (cat)%s", STAT_TAIL);
+	char *last = strrchr(line, ' ');
+	snprintf(last, sizeof line - (size_t)(last - line), " 768\n");    /* exit(3) */
+	line[11] = 'Z';
+	CHECK_INT_EQ(parse_stat_str(line, &st), 0);
+	CHECK_INT_EQ(st.state, 'Z');
+	CHECK_INT_EQ(st.exit_code, 768);
+	snprintf(last, sizeof line - (size_t)(last - line), " 139\n");    /* SIGSEGV, core */
+	CHECK_INT_EQ(parse_stat_str(line, &st), 0);
+	CHECK_INT_EQ(st.exit_code, 139);
+	/* Cut before field 52: unknown, not 0. */
+	CHECK_INT_EQ(parse_stat_str("8874 (cat) Z 4321 4321 6842 0 -1 4194368 100 0 3 0 17 29 0 0 20 0 1 0 "
+				    "53501 3133440 410 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 1\n", &st), 0);
+	CHECK_INT_EQ(st.exit_code, -1);
+	CHECK_INT_EQ(st.processor, 1);
+}
+
 int main(void)
 {
 	RUN(test_stat_plain);
@@ -334,6 +359,7 @@ int main(void)
 	RUN(test_stat_comm_empty_and_odd_bytes);
 	RUN(test_stat_comm_too_long_is_truncated);
 	RUN(test_stat_truncated);
+	RUN(test_stat_exit_code);
 	RUN(test_stat_empty);
 	RUN(test_stat_not_nul_terminated);
 	RUN(test_stat_of_this_thread);

@@ -1,5 +1,5 @@
 /* test_profile_builder.c — tests the pprof profile builder (pprofout/
- * profile.h) against FORMATS.md §1: strings, functions, locations,
+ * profile.h) against docs/FORMATS.md §1: strings, functions, locations,
  * mappings and samples are deduplicated (the same stack added 1000 times
  * is one sample with the summed values), ids are dense 1..N in order of
  * first use (also after the lookup tables grow), every sample holds exactly

@@ -1,5 +1,5 @@
 /* test_profile_go.c — checks profiles against the real reader, `go tool
- * pprof` (FORMATS.md §1: its complaints are the ones that matter): what
+ * pprof` (docs/FORMATS.md §1: its complaints are the ones that matter): what
  * pp_profile_write writes, and what it writes after a read back, is
  * accepted by `go tool pprof -raw` with status 0 and nothing on stderr, and
  * shows the functions, the inline chain and the labels; a profile that Go

@@ -1,5 +1,5 @@
 /* test_profile_writer.c — tests pp_profile_write (pprofout/profile.h)
- * against FORMATS.md §1 by decoding what it writes with zlib and
+ * against docs/FORMATS.md §1 by decoding what it writes with zlib and
  * protobuf-c: exactly one gzip member; string_table[0] == "" and no string
  * twice; sample types, period type, period, time_nanos, duration_nanos;
  * mappings with build_id and the four has_* flags; locations whose Line

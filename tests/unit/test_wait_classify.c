@@ -1,6 +1,6 @@
 /* test_wait_classify.c — tests attach_classify(), attach_refine(),
  * attach_reason_text() and attach_syscall_name() (attach/wait.h): state
- * letters, /proc syscall kinds, the x86_64 system calls of FORMATS.md §2's
+ * letters, /proc syscall kinds, the x86_64 system calls of docs/FORMATS.md §2's
  * wait-reason table, futex refinement from the innermost function names
  * (only the first 8 frames count) and restart_syscall.
  */

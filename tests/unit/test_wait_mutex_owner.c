@@ -110,7 +110,7 @@ static void check_locked_by_other_thread(pthread_mutex_t *m, int twice, const ch
 
 static void test_glibc_layout(void)
 {
-	/* The offsets attach_mutex_owner() relies on (NOTES.md, DESIGN.md). */
+	/* The offsets attach_mutex_owner() relies on (docs/NOTES.md, "glibc pthread_mutex_t on x86_64"). */
 	CHECK_INT_EQ(offsetof(pthread_mutex_t, __data.__lock), 0);
 	CHECK_INT_EQ(offsetof(pthread_mutex_t, __data.__owner), 8);
 	CHECK_INT_EQ(offsetof(pthread_mutex_t, __data.__kind), 16);

@@ -7,7 +7,7 @@
  * __lll_lock_wait_private: the slow path of glibc's internal locks
  * (malloc arenas, stdio FILE locks, ...), which are a bare int, not a
  * pthread_mutex_t.  Real pthread mutexes go through __lll_lock_wait (not
- * _private) and ___pthread_mutex_lock.  FORMATS.md §2 reserves "mutex wait"
+ * _private) and ___pthread_mutex_lock.  docs/FORMATS.md §2 reserves "mutex wait"
  * for "futex wait on a pthread mutex (owner in the detail)", and cli then
  * calls attach_mutex_owner() on that address (cli/dump_threads.c, the
  * ATTACH_R_MUTEX branch after attach_refine), which reads the int at

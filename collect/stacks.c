@@ -1,8 +1,7 @@
-/* stacks.c — symbolized stacks of one process into a pprof profile, and
- * saving a profile where and as `go tool pprof` saves its own.
+/* stacks.c — symbolized stacks of one process into a pprof profile.
  *
- * Shared by attach/run (CPU samples) and dump-threads --pprof (one sample
- * per thread).  Mappings come from /proc/PID/maps, one per executable
+ * Shared by the profile kinds (kinds.c) and dump-threads --pprof (one
+ * sample per thread).  Mappings come from /proc/PID/maps, one per executable
  * line, the main executable first (go tool pprof names the profile after
  * mapping 1); each pc becomes one Location holding its inline chain.
  */
@@ -12,7 +11,7 @@
 #include <unistd.h>
 
 #include "../attach/proc.h"
-#include "cli.h"
+#include "collect.h"
 
 static void strip_deleted(char *path)
 {
@@ -21,7 +20,7 @@ static void strip_deleted(char *path)
 		*del = 0;
 }
 
-void cli_exe_of(pid_t pid, char *exe, size_t len)
+void collect_exe_of(pid_t pid, char *exe, size_t len)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
@@ -30,7 +29,7 @@ void cli_exe_of(pid_t pid, char *exe, size_t len)
 	strip_deleted(exe);
 }
 
-static int add_mappings(struct cli_stacks *c)
+static int add_mappings(struct collect_stacks *c)
 {
 	free(c->mapping_ids);
 	c->mapping_ids = calloc(c->maps.n ? c->maps.n : 1, sizeof *c->mapping_ids);
@@ -55,7 +54,7 @@ static int add_mappings(struct cli_stacks *c)
 
 /* (Re)reads /proc/PID/maps and adds a mapping for each new executable
  * line (the profile builder merges those it has already). */
-static int read_maps(struct cli_stacks *c)
+static int read_maps(struct collect_stacks *c)
 {
 	char path[64], *buf;
 	size_t len;
@@ -72,13 +71,13 @@ static int read_maps(struct cli_stacks *c)
 	return add_mappings(c);
 }
 
-int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
+int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
 		    const struct pp_profile_spec *spec)
 {
 	memset(c, 0, sizeof *c);
 	c->pid = pid;
 	c->sym = sym;
-	cli_exe_of(pid, c->exe, sizeof c->exe);
+	collect_exe_of(pid, c->exe, sizeof c->exe);
 	if (!(c->prof = pp_profile_new(spec)))
 		return -1;
 	return read_maps(c);
@@ -88,7 +87,7 @@ int cli_stacks_init(struct cli_stacks *c, pid_t pid, struct sym_session *sym,
  * an address no re-read will explain.  Its frames were resolved first, so
  * symbolize/ has already read the modules again if that was due (and
  * rate-limits it): the maps follow, once per re-read of the modules. */
-static const struct attach_map *find_map(struct cli_stacks *c, uint64_t pc)
+static const struct attach_map *find_map(struct collect_stacks *c, uint64_t pc)
 {
 	const struct attach_map *m = attach_maps_find(&c->maps, pc);
 	uint64_t gen = sym_modules_generation(c->sym);
@@ -98,7 +97,7 @@ static const struct attach_map *find_map(struct cli_stacks *c, uint64_t pc)
 	return read_maps(c) ? NULL : attach_maps_find(&c->maps, pc);
 }
 
-void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
+void collect_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
 		 struct attach_wait *w)
 {
 	const char *funcs[8];
@@ -109,7 +108,7 @@ void cli_wait_of(char state, const struct attach_syscall *sc, const struct sym_s
 	attach_refine(w, funcs, nf);
 }
 
-void cli_stacks_free(struct cli_stacks *c)
+void collect_stacks_free(struct collect_stacks *c)
 {
 	attach_maps_free(&c->maps);
 	free(c->mapping_ids);
@@ -117,7 +116,7 @@ void cli_stacks_free(struct cli_stacks *c)
 	memset(c, 0, sizeof *c);
 }
 
-static uint64_t mapping_for(struct cli_stacks *c, uint64_t pc, int symbolized)
+static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolized)
 {
 	const struct attach_map *m = find_map(c, pc);
 	if (!m || !c->mapping_ids)
@@ -134,7 +133,7 @@ static uint64_t mapping_for(struct cli_stacks *c, uint64_t pc, int symbolized)
 }
 
 /* Frames sharing one pc (an inline chain) become one Location. */
-static uint64_t location_for(struct cli_stacks *c, const struct sym_frame *f, size_t n, int leaf)
+static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f, size_t n, int leaf)
 {
 	struct pp_line lines[64];
 	size_t k = n < 64 ? n : 64;
@@ -151,7 +150,19 @@ static uint64_t location_for(struct cli_stacks *c, const struct sym_frame *f, si
 				   symbolized ? k : 0);
 }
 
-size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, uint64_t *locs,
+/* The root-side marker of a stack whose copy ended before the stack did,
+ * so the profile never shows a cut stack as if it were whole. */
+static uint64_t cut_marker(struct collect_stacks *c)
+{
+	if (!c->cut_location) {
+		struct pp_line line = { "[stack cut short: deeper than the copy, see --stack-size]", NULL,
+					NULL, 0, 0 };
+		c->cut_location = pp_profile_location(c->prof, 0, 0, &line, 1);
+	}
+	return c->cut_location;
+}
+
+size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st, uint64_t *locs,
 			    size_t max)
 {
 	size_t nl = 0;
@@ -166,46 +177,15 @@ size_t cli_stacks_locations(struct cli_stacks *c, const struct sym_stack *st, ui
 			locs[nl++] = id;
 		i = j;
 	}
+	if (st->cut_short && nl < max && (locs[nl] = cut_marker(c)))
+		nl++;
 	return nl;
 }
 
-int cli_stacks_add(struct cli_stacks *c, const struct sym_stack *st, const int64_t *values,
+int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,
 		   const struct pp_label *labels, size_t n_labels)
 {
 	uint64_t locs[1024];
-	size_t nl = cli_stacks_locations(c, st, locs, 1024);
+	size_t nl = collect_stacks_locations(c, st, locs, 1024);
 	return pp_profile_add(c->prof, locs, nl, values, labels, n_labels);
-}
-
-/* ---- saving -------------------------------------------------------------- */
-
-static const char *basename_of(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
-		   const char *kind)
-{
-	char path[4700];
-	w->numbered = numbered && !output;
-	if (w->numbered) {
-		cli_profile_dir(w->dir, sizeof w->dir);
-		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.%s.", basename_of(exe), kind);
-		/* The name errors show; the file gets its number when saved. */
-		snprintf(path, sizeof path, "%s/%sNNN.pb.gz", w->dir, w->prefix);
-	}
-	return cli_output_open(&w->out, w->numbered ? path : output);
-}
-
-int cli_saved_commit(struct cli_saved *w)
-{
-	char saved[4700];
-	if (!w->numbered)
-		return cli_output_commit(&w->out);
-	if (cli_output_commit_numbered(&w->out, w->dir, w->prefix, ".pb.gz", saved, sizeof saved))
-		return -1;
-	fprintf(stderr, "Saved profile in %s\n", saved);
-	return 0;
 }

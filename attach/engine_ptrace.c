@@ -1,19 +1,29 @@
-/* sampler.c — the CPU sampler (see sampler.h).
+/* engine_ptrace.c — the ptrace engine (see engine.h).
  *
- * One loop, driven by ppoll() on a timerfd and a signalfd for SIGCHLD:
- *   tick:    pread each thread's stat; PTRACE_INTERRUPT the running ones;
- *            as each reports its stop, copy registers and stack and
- *            PTRACE_CONT it at once; then hand the copies to on_sample().
- *   SIGCHLD: every other ptrace event: a signal for the target (given back
- *            with PTRACE_CONT), a new thread (PTRACE_EVENT_CLONE), a
- *            job-control stop (kept with PTRACE_LISTEN), a thread's exit
- *            (its CPU time read first), exec, the process's exit.
- * The end: every thread is interrupted and detached with any signal it
- * still holds; one that does not stop in time is left to the kernel, which
- * detaches it when pprofc exits.
+ * For where perf_event_open is refused, and for the off-CPU profiles.  One
+ * loop, driven by a timerfd:
+ *   tick:  list /proc/PID/task (threads come and go); read each thread's
+ *          schedstat and stat from kept-open files; a thread that ran
+ *          since its last sample and is running now is seized
+ *          (PTRACE_SEIZE), interrupted, and as soon as it stops its
+ *          registers and stack are copied and it is detached at once.
+ *          Then the copies go to on_sample(), while everything runs.
+ * A thread is traced only between its interrupt and its detach: a thread
+ * blocked in a system call is never stopped, the end of the profile
+ * included, and if pprofc dies the kernel lets go of the few it holds.
+ *
+ * Honest samples: the state is read first and the stop lands 30-150 us
+ * later.  A thread that blocked meanwhile is stopped inside its blocking
+ * call, and charging it the CPU time it used elsewhere would be false (it
+ * made epoll_wait 64% of a redis profile where perf saw 9%).  Such a stop
+ * shows in the registers: a system call interrupted by our stop (rax holds
+ * -EINTR or one of the kernel's -ERESTART codes).  It is dropped and
+ * counted as "landed off-CPU"; the EINTR it may cause is undone
+ * (restart.c).  See docs/ARCHITECTURE.md, "Engines".
+ *
+ * Waits are by tid (waitpid(tid)), never waitpid(-1): other engines and
+ * children of pprofc are none of this engine's business.
  */
-#include "sampler.h"
-
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,20 +32,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <pthread.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "engine_impl.h"
 #include "internal.h"
 #include "proc.h"
 
 #define STOP_DEADLINE_NS 100000000u     /* a running thread stops in ~0.1 ms */
-#define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
+#define DETACH_DEADLINE_NS 500000000u  /* at the end, for stops in flight */
+#define LIST_INTERVAL_NS 10000000u     /* how often to look for new threads */
 
-enum tstate { S_RUNNING, S_LISTENING, S_GONE };
+/* The kernel's codes for "interrupted, restart me" (include/linux/errno.h;
+ * never seen by programs). */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+enum tstate { S_RUNNING, S_GONE };
 
 struct sthread {
 	pid_t tid;
@@ -43,7 +64,9 @@ struct sthread {
 	enum tstate st;
 	int stat_fd;                    /* kept open: pread each tick */
 	int sched_fd;                   /* schedstat, opened when first seen running */
+	int seized;                     /* ours until detached */
 	int want;                       /* interrupted: its stop is on its way */
+	int listed;                     /* seen in this tick's /proc listing */
 	int keep;                       /* ...and that stop makes a sample */
 	char fs_state;                  /* force_stop: state and call when */
 	struct attach_syscall fs_sc;    /* interrupted, for the sample's label */
@@ -63,22 +86,24 @@ struct sthread {
 struct taken {
 	pid_t tid;
 	char comm[64];
-	struct user_regs_struct regs;
+	struct arch_regs regs;
 	uint64_t stack_addr;
 	unsigned char *stack;
 	size_t stack_len, stack_cap;
+	int stack_cut;
 	uint64_t stop_ns;
 	uint64_t weight;
 	char state;
-	int partial, repeat;
+	int repeat;
 	struct attach_syscall sc;
 	double blocked_ms;
 };
 
 struct sampler {
 	pid_t pid;
-	const struct attach_sampler_opts *o;
-	struct attach_sampler_stats *st;
+	const struct attach_engine_opts *o;  /* points at opts */
+	struct attach_engine_opts opts;
+	struct attach_engine_stats *st;
 	struct sthread **t;             /* live threads; each allocated on its own so
 					 * pointers survive the array growing */
 	size_t n, cap;
@@ -97,6 +122,12 @@ struct sampler {
 	double now_ms;                  /* wall: our own sched clock this tick */
 	double now_cpu[64];             /* first tick: each CPU's clock */
 	size_t ncpu;
+	int tfd, sfd;                   /* the tick timer; SIGCHLD */
+	sigset_t chld, old_mask;
+	uint64_t start_ns;
+	uint64_t listed_at;             /* when /proc/PID/task was last listed */
+	dev_t exe_dev;                  /* the program, to notice an exec */
+	ino_t exe_ino;
 };
 
 /* ---- threads ------------------------------------------------------------ */
@@ -317,16 +348,50 @@ static void refresh_maps(struct sampler *s)
 	s->maps_stale = 0;
 }
 
-/* The thread is in its interrupt stop: copy what unwinding needs. */
-static struct taken *take(struct sampler *s, struct sthread *t)
+/* Where the stop found the thread: 0 in user code (a fair sample), 1 at
+ * the end of a system call that ran or returned, 2 in a call our stop
+ * interrupted (the thread was blocked, or entering one).  The stop lands
+ * at the thread's next return to user mode, and a thread making system
+ * calls returns from one of them much sooner than the interrupt's IPI
+ * arrives: stops pile up at system call exits (measured: 47% of a spin
+ * loop's samples on the clock_gettime it calls every few microseconds,
+ * where perf sees 7%).  So neither is a fair CPU sample.  At the stop
+ * the kernel has not yet turned its restart codes into a restart (that
+ * happens after the stop): rax still holds -EINTR or an -ERESTART code
+ * when the call was interrupted. */
+static int landed_in_syscall(pid_t tid, const struct user_regs_struct *u)
 {
+	long long rax = (long long)u->rax;
+	unsigned char insn[2];
+	if ((long long)u->orig_rax < 0 || attach_read_mem(tid, u->rip - 2, insn, 2) != 2 ||
+	    insn[0] != 0x0f || insn[1] != 0x05)
+		return 0;
+	return rax == -EINTR || rax == -ERESTARTSYS || rax == -ERESTARTNOINTR ||
+	       rax == -ERESTARTNOHAND || rax == -ERESTART_RESTARTBLOCK ? 2 : 1;
+}
+
+/* The thread is in its interrupt stop: copy what unwinding needs.  Its
+ * registers as ptrace gives them go to *u (for undoing an EINTR).  NULL
+ * when nothing is to be sampled (*u is still valid if *has_u). */
+static struct taken *take(struct sampler *s, struct sthread *t, struct user_regs_struct *u,
+			  int *has_u)
+{
+	struct iovec iov = { u, sizeof *u };
+	*has_u = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) == 0;
+	if (!*has_u)
+		return NULL;
+	int landed = s->o->force_stop ? 0 : landed_in_syscall(t->tid, u);
+	if (landed && !s->o->wall) {
+		/* Not a fair CPU sample: dropped, and counted. */
+		s->st->landed_off_cpu++;
+		return NULL;
+	}
+	int off_cpu = landed == 2;     /* wall: it is blocked now */
 	struct taken *k = next_taken(s);
 	if (!k)
 		return NULL;
-	struct iovec iov = { &k->regs, sizeof k->regs };
-	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) != 0)
-		return NULL;
-	size_t limit = s->o->stack_limit;
+	attach_regs_from_ptrace(u, &k->regs);
+	size_t limit = s->o->stack_size;
 	if (k->stack_cap < limit) {
 		unsigned char *b = realloc(k->stack, limit);
 		if (!b)
@@ -338,25 +403,34 @@ static struct taken *take(struct sampler *s, struct sthread *t)
 	 * copy up to the limit (the read stops at an unmapped page) and
 	 * re-read the maps after the tick, when no thread is stopped. */
 	uint64_t lo, hi;
-	if (!attach_stack_range(&s->maps, k->regs.rsp, limit, &lo, &hi))
+	if (!attach_stack_range(&s->maps, u->rsp, limit, &lo, &hi))
 		s->maps_stale = 1;
 	ssize_t n = attach_read_mem(t->tid, lo, k->stack, hi - lo);
 	k->tid = t->tid;
 	k->weight = t->weight;
 	k->state = s->o->force_stop ? t->fs_state : 'R';
 	k->sc = t->fs_sc;
-	k->partial = k->repeat = 0;
+	if (off_cpu) {
+		/* Wall mode: it is blocked now, where the stack shows; label it
+		 * with the call it is in, as if read without stopping it. */
+		k->state = 'S';
+		k->sc = (struct attach_syscall){ .kind = ATTACH_SC_IN, .nr = (long)u->orig_rax,
+						 .args = { u->rdi, u->rsi, u->rdx, u->r10, u->r8, u->r9 },
+						 .sp = u->rsp, .pc = u->rip };
+	}
+	k->repeat = 0;
 	k->blocked_ms = -1;
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	k->stack_addr = lo;
 	k->stack_len = n > 0 ? (size_t)n : 0;
+	k->stack_cut = hi - lo >= limit && k->stack_len == hi - lo;
 	s->n_taken++;
 	return k;
 }
 
 static void record_stop(struct sampler *s, uint64_t ns)
 {
-	struct attach_sampler_stats *st = s->st;
+	struct attach_engine_stats *st = s->st;
 	if (st->n_stop_ns == st->cap_stop_ns) {
 		size_t cap = st->cap_stop_ns ? st->cap_stop_ns * 2 : 1024;
 		uint64_t *v = realloc(st->stop_ns, cap * sizeof *v);
@@ -370,125 +444,76 @@ static void record_stop(struct sampler *s, uint64_t ns)
 
 /* ---- ptrace events ------------------------------------------------------ */
 
-static void resume(struct sampler *s, struct sthread *t, int sig)
+/* Lets go of a thread we seized, handing back the signal its stop held
+ * (exactly once); a job-control stop stays in force after the detach. */
+static void release(struct sthread *t, int sig)
 {
-	if (s->detaching) {
-		ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)sig);
-		thread_gone(s, t);      /* for us it is: counts its CPU time */
-	} else if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) != 0 && errno == ESRCH) {
-		thread_gone(s, t);
+	t->want = 0;
+	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)sig) == 0 || errno != ESRCH) {
+		t->seized = 0;
+		return;
 	}
+	/* Not in a stop: it died (SIGKILL, the process exiting).  A dead
+	 * tracee waits for its tracer to collect it, or its process cannot be
+	 * reaped: it stays seized, and the waits by tid collect it. */
+	t->keep = 0;
 }
 
-static void on_event_stop(struct sampler *s, struct sthread *t, int sig)
+/* Our interrupt (or a job-control stop, or a signal) stopped the thread. */
+static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 {
-	if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
-		/* A job-control stop: keep it.  LISTEN leaves the thread stopped
-		 * but lets SIGCONT wake it; detaching keeps the stop too. */
-		t->want = 0;
-		if (s->detaching)
-			resume(s, t, 0);
-		else {
-			ptrace(PTRACE_LISTEN, t->tid, 0, 0);
-			t->st = S_LISTENING;
-		}
+	if (event == 0) {
+		/* A signal on its way to the thread: give it back, exactly
+		 * once.  The detach cancels our interrupt: no sample. */
+		s->st->lost_not_stopped += t->keep;
+		release(t, sig);
 		return;
 	}
-	if (t->st == S_LISTENING)
-		t->st = S_RUNNING;      /* SIGCONT ended the group stop */
-	if (t->want && !s->detaching) {
-		struct taken *k = t->keep ? take(s, t) : NULL;
-		t->want = 0;
-		/* It was running when we looked; if it blocked since, our stop
-		 * may have failed its call with EINTR: make the call again. */
-		if (!s->o->force_stop)
-			attach_undo_eintr(s->pid, t->tid, k ? &k->regs : NULL);
-		resume(s, t, 0);
-		uint64_t ns = attach_now_ns() - t->interrupted_at;
-		record_stop(s, ns);
-		if (k)
-			k->stop_ns = ns;
-		else if (t->keep)
-			s->st->lost_not_stopped++;
+	if (event == PTRACE_EVENT_STOP &&
+	    (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
+		/* A job-control stop: detaching keeps it stopped. */
+		release(t, 0);
 		return;
 	}
+	struct user_regs_struct u;
+	int has_u = 0;
+	struct taken *k = t->keep && !s->detaching ? take(s, t, &u, &has_u) : NULL;
+	/* It was running when we looked; if it blocked since, our stop may
+	 * have failed its call with EINTR: make the call again. */
 	if (!s->o->force_stop)
-		attach_undo_eintr(s->pid, t->tid, NULL);
-	resume(s, t, 0);
+		attach_undo_eintr(s->pid, t->tid, has_u ? &u : NULL);
+	uint64_t ns = attach_now_ns() - t->interrupted_at;
+	int keep = t->keep;
+	release(t, 0);
+	record_stop(s, ns);
+	if (k)
+		k->stop_ns = ns;
+	else if (keep && !has_u)
+		s->st->lost_not_stopped++;
 }
 
-static void on_status(struct sampler *s, pid_t tid, int status)
+static void on_status(struct sampler *s, struct sthread *t, int status)
 {
-	struct sthread *t = find(s, tid);
-	if (!t) {
-		/* A new thread whose first stop arrived before its parent's
-		 * PTRACE_EVENT_CLONE. */
-		if (!WIFSTOPPED(status) || !(t = add_thread(s, tid, 0)))
-			return;
-	}
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		if (t->want)
+			s->st->lost_exited += t->keep;
+		t->seized = t->want = 0;
 		thread_gone(s, t);
-		if (tid == s->pid) {
+		if (t->tid == s->pid) {
+			/* Our own child (run) or a leader reaped through us. */
 			s->ended = 1;
 			s->st->target_exited = 1;
 			s->st->exit_status = status;
 		}
 		return;
 	}
-	if (!WIFSTOPPED(status))
-		return;
-	int event = status >> 16, sig = WSTOPSIG(status);
-	unsigned long msg = 0;
-	switch (event) {
-	case 0:
-		/* signal-delivery-stop: give the signal back, exactly once */
-		resume(s, t, sig);
-		break;
-	case PTRACE_EVENT_CLONE:
-		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &msg) == 0 && !find(s, (pid_t)msg))
-			add_thread(s, (pid_t)msg, 0);
-		resume(s, t, 0);
-		break;
-	case PTRACE_EVENT_EXIT:
-		/* Last chance to read its CPU time. */
-		t->cpu_last = read_schedstat(s->pid, tid);
-		if (t->want) {
-			t->want = 0;
-			s->st->lost_exited += t->keep;
-		}
-		resume(s, t, 0);
-		break;
-	case PTRACE_EVENT_EXEC:
-		/* The program was replaced: what we know of its code is stale. */
-		s->ended = 1;
-		s->st->target_execed = 1;
-		resume(s, t, 0);
-		break;
-	case PTRACE_EVENT_STOP:
-		on_event_stop(s, t, sig);
-		break;
-	default:
-		resume(s, t, 0);
-	}
+	if (WIFSTOPPED(status))
+		on_stop(s, t, status >> 16, WSTOPSIG(status));
 }
 
-/* Handles every ptrace event waiting to be collected. */
-static void drain(struct sampler *s)
+static int is_seized(const struct sthread *t)
 {
-	int status;
-	pid_t tid;
-	while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
-		on_status(s, tid, status);
-}
-
-static int is_wanted(const struct sthread *t)
-{
-	return t->want;
-}
-
-static int is_attached(const struct sthread *t)
-{
-	return t->st != S_GONE;
+	return t->seized;
 }
 
 /* Collects the stops of the threads for which waiting() holds, handling
@@ -505,10 +530,12 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 			if (!waiting(t))
 				continue;
 			pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
-			if (r == t->tid)
-				on_status(s, t->tid, status);
-			else if (r < 0 && errno == ECHILD)
+			if (r == t->tid) {
+				on_status(s, t, status);
+			} else if (r < 0 && errno == ECHILD) {
+				t->seized = t->want = 0;
 				thread_gone(s, t);
+			}
 			left += waiting(t) != 0;
 		}
 		uint64_t now = attach_now_ns();
@@ -523,14 +550,14 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 /* Waits for the wanted threads to stop (each is sampled as it does). */
 static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 {
-	wait_for(s, chld, deadline, is_wanted);
+	wait_for(s, chld, deadline, is_seized);
 	uint64_t now = attach_now_ns();
 	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i]->want && now - s->t[i]->interrupted_at > STOP_DEADLINE_NS) {
+		if (s->t[i]->seized && s->t[i]->keep && now - s->t[i]->interrupted_at > STOP_DEADLINE_NS) {
 			/* Still not stopped long after: give up on this sample; the
-			 * interrupt, when it lands, is just resumed. */
-			s->t[i]->want = 0;
-			s->st->lost_not_stopped += s->t[i]->keep;
+			 * stop, when it comes, is just detached. */
+			s->t[i]->keep = 0;
+			s->st->lost_not_stopped++;
 		}
 }
 
@@ -558,7 +585,6 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 			return 1;
 		k->tid = t->tid;
 		k->repeat = 1;
-		k->partial = 0;
 		k->blocked_ms = -1;
 		k->weight = wall_weight(s, t);
 		memcpy(k->comm, t->comm, sizeof k->comm);
@@ -581,7 +607,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 		close(dir);
 	if (r)
 		return 1;
-	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_limit)) {
+	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_size)) {
 		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
 		return 1;
 	}
@@ -599,7 +625,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->weight = wall_weight(s, t);
 	k->stop_ns = 0;
 	k->state = state;
-	k->partial = 1;
+	k->stack_cut = 0;
 	k->repeat = 0;
 	k->sc = at.sc;
 	k->blocked_ms = -1;
@@ -639,13 +665,67 @@ static int force_stop_look(struct sampler *s, struct sthread *t, uint64_t ran)
 	return 1;
 }
 
-static void tick(struct sampler *s, sigset_t *chld)
+/* Follows /proc/PID/task: new threads join the table, the ones gone
+ * leave it (their CPU time as last read counts).  Returns the number
+ * listed, 0 when the process is gone. */
+static size_t list_threads(struct sampler *s, int at_start)
+{
+	pid_t *tids;
+	size_t n;
+	if (attach_list_tasks(s->pid, &tids, &n))
+		return 0;
+	for (size_t i = 0; i < s->n; i++)
+		s->t[i]->listed = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sthread *t = find(s, tids[i]);
+		if (!t && !(t = add_thread(s, tids[i], at_start)))
+			continue;
+		t->listed = 1;
+	}
+	free(tids);
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->t[i]->listed && !s->t[i]->seized)
+			thread_gone(s, s->t[i]);
+	return n;
+}
+
+/* The process exited (or only its zombie leader is left), or ran a new
+ * program: the profile ends. */
+static void check_end(struct sampler *s, size_t listed)
+{
+	char path[64];
+	struct stat exe;
+	int status = -1;
+	if (!listed || attach_process_ended(s->pid, &status, NULL)) {
+		if (!s->st->target_exited)
+			s->st->exit_status = status;
+		s->ended = 1;
+		s->st->target_exited = 1;
+		return;
+	}
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)s->pid);
+	if (stat(path, &exe) == 0 && (exe.st_dev != s->exe_dev || exe.st_ino != s->exe_ino)) {
+		s->ended = 1;
+		s->st->target_execed = 1;
+	}
+}
+
+static void tick(struct sampler *s)
 {
 	uint64_t t0 = attach_now_ns();
 	s->tick_ns = t0;
 	compact(s);
+	/* New threads are looked for every 10 ms at most: listing a big
+	 * process's tasks costs more than a 1000 Hz tick should. */
+	if (t0 - s->listed_at >= LIST_INTERVAL_NS) {
+		s->listed_at = t0;
+		check_end(s, list_threads(s, 0));
+		if (s->ended)
+			return;
+	}
 	if (s->o->wall) {
-		/* "now" on the scheduler clock, to date the waits (DESIGN.md) */
+		/* "now" on the scheduler clock, to date the waits
+		 * (docs/ARCHITECTURE.md, "Wait durations") */
 		char buf[8192];
 		size_t len;
 		struct attach_sched me;
@@ -657,8 +737,8 @@ static void tick(struct sampler *s, sigset_t *chld)
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
-		if (t->st != S_RUNNING || !wanted(s, t->tid) || t->want)
-			continue;       /* (want: its last interrupt is still on its way) */
+		if (t->st != S_RUNNING || !wanted(s, t->tid) || t->seized)
+			continue;       /* (seized: its last interrupt is still on its way) */
 		/* schedstat first: it is cheap, and a thread whose CPU time did
 		 * not grow has nothing to sample, whatever its state.  A sample
 		 * stands for the CPU time used since the thread's last sample: a
@@ -683,8 +763,19 @@ static void tick(struct sampler *s, sigset_t *chld)
 		t->weight = s->o->wall ? wall_weight(s, t) : ran;
 		if (t->keep)
 			t->cpu_seen = t->cpu_now;  /* this CPU time is now accounted for */
-		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0)
+		/* Seized only now, for this one stop; detached right after it. */
+		if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) {
+			if (errno == ESRCH)
+				thread_gone(s, t);
+			else
+				s->st->lost_not_stopped += t->keep;  /* traced by another */
 			continue;
+		}
+		t->seized = 1;
+		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0) {
+			release(t, 0);
+			continue;
+		}
 		t->want = 1;
 		t->interrupted_at = attach_now_ns();
 	}
@@ -692,15 +783,20 @@ static void tick(struct sampler *s, sigset_t *chld)
 	 * threads than CPUs) stops only when it is scheduled, and the ticks
 	 * must go on meanwhile; its sample is taken whenever it stops. */
 	uint64_t half = s->period_ns / 2;
-	wait_wanted(s, chld, t0 + (half < STOP_DEADLINE_NS ? half : STOP_DEADLINE_NS));
+	wait_wanted(s, &s->chld, t0 + (half < STOP_DEADLINE_NS ? half : STOP_DEADLINE_NS));
 	/* Everyone sampled runs again: now the slow part. */
 	refresh_maps(s);
 	for (size_t i = 0; i < s->n_taken; i++) {
 		struct taken *k = &s->taken[i];
-		struct attach_sample smp = { k->tid, k->comm, &k->regs, k->stack_addr, k->stack,
-					     k->stack_len, k->stop_ns, k->weight, k->state, k->partial,
-					     k->repeat, k->sc, k->blocked_ms };
+		struct attach_raw_sample smp = {
+			.tid = k->tid, .comm = k->comm, .weight_ns = k->weight, .regs = k->regs,
+			.stack_addr = k->stack_addr, .stack = k->stack, .stack_len = k->stack_len,
+			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
+			.repeat = k->repeat, .sc = k->sc, .blocked_ms = k->blocked_ms,
+		};
 		s->st->samples++;
+		if (!k->repeat)
+			s->st->sampled_ns += k->weight;
 		s->o->on_sample(s->o->arg, &smp);
 	}
 	s->n_taken = 0;
@@ -709,172 +805,153 @@ static void tick(struct sampler *s, sigset_t *chld)
 	s->st->ticks++;
 }
 
-/* ---- start and end ------------------------------------------------------ */
+/* ---- the interface ------------------------------------------------------ */
 
-static int seize_all(struct sampler *s, struct attach_error *err)
-{
-	if (s->o->already_seized) {
-		/* run mode: our child, seized and stopped at its exec. */
-		add_thread(s, s->pid, 1);
-		ptrace(PTRACE_CONT, s->pid, 0, 0);
-	}
-	/* Loop until no new thread shows up: threads may be created while we
-	 * seize; once seized with TRACECLONE, their children are ours. */
-	for (int round = 0; round < 64; round++) {
-		pid_t *tids;
-		size_t n, added = 0;
-		if (attach_list_tasks(s->pid, &tids, &n)) {
-			err->code = ATTACH_ERR_NOPROC;
-			snprintf(err->msg, sizeof err->msg, "no such process: PID %d", (int)s->pid);
-			return -1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (find(s, tids[i]))
-				continue;
-			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)SEIZE_OPTIONS) != 0) {
-				if (errno == EPERM && s->n == 0) {
-					free(tids);
-					return attach_fail_perm(err, s->pid);
-				}
-				continue;       /* exited meanwhile */
-			}
-			add_thread(s, tids[i], 1);
-			added++;
-		}
-		free(tids);
-		if (!added)
-			return 0;
-	}
-	return 0;
-}
-
-static void detach_all(struct sampler *s, sigset_t *chld)
+/* The end: only threads stopped (or about to stop) for a sample are held,
+ * and each is detached as its stop comes; nothing else is touched. */
+static void detach_all(struct sampler *s)
 {
 	s->detaching = 1;
-	for (size_t i = 0; i < s->n; i++) {
-		struct sthread *t = s->t[i];
-		if (t->st == S_GONE)
-			continue;
-		t->cpu_last = read_schedstat(s->pid, t->tid);
-		if (t->st == S_LISTENING) {
-			/* Stopped by job control: detach keeps it stopped. */
-			resume(s, t, 0);
-			continue;
-		}
-		ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
-	}
-	wait_for(s, chld, attach_now_ns() + STOP_DEADLINE_NS * 5, is_attached);
+	wait_for(s, &s->chld, attach_now_ns() + DETACH_DEADLINE_NS, is_seized);
 	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i]->st != S_GONE)
+		if (s->t[i]->seized)
 			attach_add_straggler(s->t[i]->tid);
 }
 
 static void sum_cpu(struct sampler *s)
 {
 	s->st->cpu_ns = s->cpu_gone;
-	for (size_t i = 0; i < s->n; i++)
-		if (s->t[i]->st != S_GONE && wanted(s, s->t[i]->tid) &&
-		    s->t[i]->cpu_last > s->t[i]->cpu_start)
-			s->st->cpu_ns += s->t[i]->cpu_last - s->t[i]->cpu_start;
-}
-
-static void loop(struct sampler *s, int tfd, int sfd, sigset_t *chld, uint64_t start, uint64_t end)
-{
-	uint64_t next_progress = attach_now_ns() + 1000000000u;
-	while (!s->ended && !(s->o->cancel && *s->o->cancel)) {
-		uint64_t now = attach_now_ns();
-		if (end && now >= end)
-			break;
-		struct pollfd pf[2] = { { tfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-		uint64_t left = end ? end - now : 1000000000u;
-		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
-		if (ppoll(pf, 2, &ts, NULL) < 0 && errno != EINTR)
-			break;
-		if (pf[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-				;
-		}
-		drain(s);
-		uint64_t expirations;
-		if ((pf[0].revents & POLLIN) && read(tfd, &expirations, sizeof expirations) > 0) {
-			if (expirations > 1)
-				s->st->skipped_ticks += expirations - 1;
-			tick(s, chld);
-		}
-		if (s->o->on_progress && attach_now_ns() >= next_progress) {
-			s->st->duration_ns = attach_now_ns() - start;
-			s->o->on_progress(s->o->arg, s->st);
-			next_progress += 1000000000u;
-		}
+	for (size_t i = 0; i < s->n; i++) {
+		struct sthread *t = s->t[i];
+		if (t->st == S_GONE || !wanted(s, t->tid))
+			continue;
+		uint64_t now = read_schedstat(s->pid, t->tid);
+		if (now > t->cpu_last)
+			t->cpu_last = now;
+		if (t->cpu_last > t->cpu_start)
+			s->st->cpu_ns += t->cpu_last - t->cpu_start;
 	}
 }
 
-int attach_sample_run(pid_t pid, const struct attach_sampler_opts *o,
-		      struct attach_sampler_stats *st, struct attach_error *err)
+static void ptrace_close(void *state);
+
+static void *ptrace_open(pid_t pid, const struct attach_engine_opts *o,
+			 struct attach_engine_stats *st, struct attach_error *err)
 {
-	struct sampler s = { .pid = pid, .o = o, .st = st, .period_ns = 1000000000u / (unsigned)o->hz };
-	memset(st, 0, sizeof *st);
-	err->code = ATTACH_OK;
+	struct sampler *s = calloc(1, sizeof *s);
+	if (!s) {
+		err->code = ATTACH_ERR_OTHER;
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return NULL;
+	}
+	s->pid = pid;
+	s->opts = *o;
+	s->o = &s->opts;
+	s->st = st;
+	s->st->exit_status = -1;
+	s->period_ns = 1000000000u / (unsigned)o->hz;
+	s->tfd = s->sfd = -1;
 	char path[64], *buf;
 	size_t len;
+	struct stat exe;
 	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
 	if (attach_read_file(path, &buf, &len) == 0) {
-		attach_parse_maps(buf, len, &s.maps);
+		attach_parse_maps(buf, len, &s->maps);
 		free(buf);
 	}
-	s.maps_read_at = attach_now_ns();
-
-	sigset_t chld, old;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old);
-	int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	int r = -1;
-	if (sfd < 0 || tfd < 0) {
+	s->maps_read_at = attach_now_ns();
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	if (stat(path, &exe) == 0) {
+		s->exe_dev = exe.st_dev;
+		s->exe_ino = exe.st_ino;
+	}
+	/* SIGCHLD, blocked in this thread, wakes the waits for a stop: with
+	 * it blocked a stop between a check and the wait is not missed. */
+	sigemptyset(&s->chld);
+	sigaddset(&s->chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &s->chld, &s->old_mask);
+	s->sfd = signalfd(-1, &s->chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->sfd < 0 || s->tfd < 0) {
 		err->code = ATTACH_ERR_OTHER;
 		snprintf(err->msg, sizeof err->msg, "cannot create timer: %s", strerror(errno));
-	} else if (seize_all(&s, err) == 0) {
-		long period = 1000000000L / o->hz;
-		struct itimerspec its = { { period / 1000000000L, period % 1000000000L },
-					  { period / 1000000000L, period % 1000000000L } };
-		timerfd_settime(tfd, 0, &its, NULL);
-		uint64_t start = attach_now_ns();
-		loop(&s, tfd, sfd, &chld, start, o->duration_ns ? start + o->duration_ns : 0);
-		st->duration_ns = attach_now_ns() - start;
-		detach_all(&s, &chld);
-		sum_cpu(&s);
-		r = 0;
-	} else {
-		detach_all(&s, &chld);
+		ptrace_close(s);
+		return NULL;
 	}
-	if (sfd >= 0)
-		close(sfd);
-	if (tfd >= 0)
-		close(tfd);
-	attach_install_reaper();
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	for (size_t i = 0; i < s.n; i++) {
-		if (s.t[i]->stat_fd >= 0)
-			close(s.t[i]->stat_fd);
-		if (s.t[i]->sched_fd >= 0)
-			close(s.t[i]->sched_fd);
-		free(s.t[i]);
+	if (!list_threads(s, 1)) {
+		err->code = ATTACH_ERR_NOPROC;
+		snprintf(err->msg, sizeof err->msg, "no such process: PID %d", (int)pid);
+		ptrace_close(s);
+		return NULL;
 	}
-	free(s.ix);
-	free(s.ixpos);
-	for (size_t i = 0; i < s.cap_taken; i++)
-		free(s.taken[i].stack);
-	free(s.taken);
-	free(s.t);
-	attach_maps_free(&s.maps);
-	return r;
+	long period = 1000000000L / o->hz;
+	struct itimerspec its = { { period / 1000000000L, period % 1000000000L },
+				  { period / 1000000000L, period % 1000000000L } };
+	timerfd_settime(s->tfd, 0, &its, NULL);
+	s->start_ns = s->listed_at = attach_now_ns();
+	return s;
 }
 
-void attach_sampler_stats_free(struct attach_sampler_stats *st)
+static int ptrace_poll(void *state, uint64_t deadline)
 {
-	free(st->stop_ns);
-	st->stop_ns = NULL;
-	st->n_stop_ns = st->cap_stop_ns = 0;
+	struct sampler *s = state;
+	uint64_t now = attach_now_ns();
+	if (s->ended || now >= deadline)
+		return s->ended;
+	struct pollfd pf[2] = { { s->tfd, POLLIN, 0 }, { s->sfd, POLLIN, 0 } };
+	uint64_t left = deadline - now;
+	struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+	if (ppoll(pf, 2, &ts, NULL) < 0)
+		return s->ended;
+	if (pf[1].revents & POLLIN) {
+		struct signalfd_siginfo si;
+		while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+			;
+		/* A stop that came after its tick gave up on it. */
+		wait_for(s, &s->chld, 0, is_seized);
+	}
+	uint64_t expirations;
+	if ((pf[0].revents & POLLIN) && read(s->tfd, &expirations, sizeof expirations) > 0) {
+		if (expirations > 1)
+			s->st->skipped_ticks += expirations - 1;
+		tick(s);
+	}
+	return s->ended;
 }
+
+static void ptrace_close(void *state)
+{
+	struct sampler *s = state;
+	s->st->duration_ns = s->start_ns ? attach_now_ns() - s->start_ns : 0;
+	detach_all(s);
+	if (s->start_ns)
+		sum_cpu(s);
+	if (s->sfd >= 0)
+		close(s->sfd);
+	if (s->tfd >= 0)
+		close(s->tfd);
+	attach_install_reaper();
+	pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->t[i]->stat_fd >= 0)
+			close(s->t[i]->stat_fd);
+		if (s->t[i]->sched_fd >= 0)
+			close(s->t[i]->sched_fd);
+		free(s->t[i]);
+	}
+	free(s->ix);
+	free(s->ixpos);
+	for (size_t i = 0; i < s->cap_taken; i++)
+		free(s->taken[i].stack);
+	free(s->taken);
+	free(s->t);
+	attach_maps_free(&s->maps);
+	free(s);
+}
+
+const struct attach_engine_ops attach_engine_ptrace_ops = {
+	.name = "ptrace",
+	.open = ptrace_open,
+	.poll = ptrace_poll,
+	.close = ptrace_close,
+};

@@ -1,0 +1,59 @@
+/* engine.c — the engine interface (engine.h) dispatched to the engine
+ * chosen: engine_perf.c or engine_ptrace.c. */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_impl.h"
+
+struct attach_engine {
+	const struct attach_engine_ops *ops;
+	void *state;
+	struct attach_engine_stats st;
+};
+
+struct attach_engine *attach_engine_open(enum attach_engine_kind kind, pid_t pid,
+					 const struct attach_engine_opts *o,
+					 struct attach_error *err)
+{
+	struct attach_engine *e = calloc(1, sizeof *e);
+	err->code = ATTACH_OK;
+	err->msg[0] = 0;
+	if (!e) {
+		err->code = ATTACH_ERR_OTHER;
+		strcpy(err->msg, "out of memory");
+		return NULL;
+	}
+	e->ops = kind == ATTACH_ENGINE_PERF ? &attach_engine_perf_ops : &attach_engine_ptrace_ops;
+	if (!(e->state = e->ops->open(pid, o, &e->st, err))) {
+		attach_engine_stats_free(&e->st);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+int attach_engine_poll(struct attach_engine *e, uint64_t deadline_ns)
+{
+	return e->ops->poll(e->state, deadline_ns);
+}
+
+const char *attach_engine_name(const struct attach_engine *e)
+{
+	return e->ops->name;
+}
+
+void attach_engine_close(struct attach_engine *e, struct attach_engine_stats *st)
+{
+	e->ops->close(e->state);
+	*st = e->st;
+	free(e);
+}
+
+void attach_engine_stats_free(struct attach_engine_stats *st)
+{
+	free(st->stop_ns);
+	st->stop_ns = NULL;
+	st->n_stop_ns = st->cap_stop_ns = 0;
+}

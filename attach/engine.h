@@ -1,0 +1,118 @@
+/* engine.h — the sampling engines, behind one small interface.
+ *
+ * An engine watches the threads of one live process and hands out raw
+ * samples: registers (DWARF-numbered, arch/regs.h) and a copy of the top
+ * of the stack, with the CPU time each stands for.  What to do with them
+ * (unwinding, accounting, the profile) is the caller's: collect/.  As in
+ * Redis's ae.c over ae_epoll.c and ae_select.c, the caller sees only this
+ * header; each engine is one file:
+ *
+ *   engine_perf.c    perf_event_open task-clock sampling: the kernel takes
+ *                    each sample in its timer interrupt, on the CPU, with
+ *                    nothing stopped.  The default wherever it is allowed.
+ *   engine_ptrace.c  ptrace: at each tick, the threads found running are
+ *                    seized, interrupted, copied and detached.  For where
+ *                    perf_event_open is refused; also the engine of the
+ *                    off-CPU profiles (wall, block, mutex), which read
+ *                    blocked threads without stopping them (peek.c).
+ *
+ * All of an engine's state lives in its struct attach_engine: several can
+ * run in one process.  Nothing is process-wide but the SIGCHLD mask of the
+ * calling thread (the ptrace engine blocks it while open, to wait on it).
+ * See docs/ARCHITECTURE.md, "Engines".
+ */
+#ifndef PPROFC_ATTACH_ENGINE_H
+#define PPROFC_ATTACH_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../arch/regs.h"
+#include "proc.h"
+#include "snapshot.h"
+
+enum attach_engine_kind { ATTACH_ENGINE_PERF, ATTACH_ENGINE_PTRACE };
+
+/* One sample, plain data.  Pointers are valid during on_sample() only. */
+struct attach_raw_sample {
+	pid_t tid;
+	const char *comm;               /* the thread's name when sampled */
+	uint64_t weight_ns;             /* CPU time it stands for (wall mode:
+					 * the time since the thread's last
+					 * sample) */
+	struct arch_regs regs;
+	uint64_t stack_addr;            /* target address of stack[0] */
+	const unsigned char *stack;
+	size_t stack_len;
+	int stack_cut;                  /* the copy ended at its size limit */
+	uint64_t stop_ns;               /* ptrace: how long the thread was
+					 * stopped for it; perf: 0 */
+	/* Wall mode (ptrace engine) only. */
+	char state;                     /* /proc state letter when sampled */
+	int repeat;                     /* blocked and has not run since its last
+					 * sample: same stack, nothing was read */
+	struct attach_syscall sc;       /* the call it is blocked in */
+	double blocked_ms;              /* how long it had not run when read
+					 * (sched exec_start), -1 if unknown */
+};
+
+struct attach_engine_opts {
+	int hz;
+	size_t stack_size;              /* bytes of stack copied per sample */
+	const pid_t *only;              /* sample only these tids (NULL: all) */
+	size_t n_only;
+	int wall;                       /* ptrace: every thread at every tick */
+	int force_stop;                 /* ptrace, for comparison only: stop
+					 * every thread at every tick, blocked or
+					 * not, and leave the EINTRs it causes */
+	void (*on_sample)(void *arg, const struct attach_raw_sample *s);
+	void (*on_tick_end)(void *arg); /* ptrace: after a tick's samples */
+	void *arg;
+};
+
+struct attach_engine_stats {
+	uint64_t ticks;                 /* ptrace: timer ticks handled */
+	uint64_t skipped_ticks;         /* ptrace: ticks missed while busy */
+	uint64_t samples;               /* handed to on_sample() */
+	uint64_t lost_not_stopped;      /* ptrace: did not stop in time */
+	uint64_t lost_exited;           /* exited between look and sample */
+	uint64_t landed_off_cpu;        /* ptrace: the stop found the thread
+					 * in a system call (blocked, or at its
+					 * end, where stops pile up): dropped */
+	uint64_t lost_records;          /* perf: samples the kernel dropped
+					 * (ring full) */
+	uint64_t no_user_regs;          /* perf: samples without user state */
+	uint64_t threads_seen;
+	uint64_t cpu_ns;                /* the kernel's count over the window */
+	uint64_t duration_ns;
+	uint64_t sampled_ns;            /* the samples' weights, summed */
+	int kernel_excluded;            /* perf: time in the kernel not sampled
+					 * (perf_event_paranoid) */
+	int target_exited;              /* the whole process exited */
+	int exit_status;                /* its wait status, or -1 if unknown */
+	int target_execed;
+	uint64_t *stop_ns;              /* ptrace: each sample's stop time */
+	size_t n_stop_ns, cap_stop_ns;
+};
+
+struct attach_engine;
+
+/* Starts sampling pid (a process already checked by attach_check_target).
+ * The perf engine fails with a message naming the cause and the fix
+ * (perf_event_paranoid, a capability, seccomp) that the caller may print
+ * or keep as its reason to fall back to ptrace. */
+struct attach_engine *attach_engine_open(enum attach_engine_kind kind, pid_t pid,
+					 const struct attach_engine_opts *o,
+					 struct attach_error *err);
+/* Collects what comes until deadline (CLOCK_MONOTONIC ns), handing samples
+ * to on_sample.  Returns 1 once the target exited or exec'ed, else 0. */
+int attach_engine_poll(struct attach_engine *e, uint64_t deadline_ns);
+const char *attach_engine_name(const struct attach_engine *e);
+/* Stops sampling and lets go of every thread (ptrace: only threads it
+ * holds for a sample are stopped, never a blocked one); the stats then
+ * cover the whole window.  Frees the engine. */
+void attach_engine_close(struct attach_engine *e, struct attach_engine_stats *st);
+void attach_engine_stats_free(struct attach_engine_stats *st);
+
+#endif

@@ -1,0 +1,758 @@
+/* engine_perf.c — the perf_event engine (see engine.h).
+ *
+ * The kernel samples for us.  One task-clock event per thread and CPU,
+ * sample_period = 1e9/hz ns of the thread's CPU time: the kernel's timer
+ * interrupt takes each sample on the CPU, while the thread runs, with its
+ * user registers (PERF_SAMPLE_REGS_USER) and the top of its user stack
+ * (PERF_SAMPLE_STACK_USER).  Nothing is ever stopped.  A sample taken
+ * while the thread runs in the kernel (a system call) carries the user
+ * registers at the call: kernel time is charged to the user code that
+ * made the call, as perf's user stacks do.
+ *
+ * The events are inherited (inherit + inherit_thread): threads created
+ * later get their own, which write into their parent's buffer.  Each CPU's
+ * events share one ring buffer (PERF_EVENT_IOC_SET_OUTPUT; the kernel
+ * allows sharing between events of one CPU only, and refuses to mmap an
+ * inherited per-task event).
+ *
+ * Threads that exist at the start are found in /proc/PID/task, again and
+ * again until no new one shows up.  A thread found in a later pass may
+ * already carry inherited events (its creator had its own): the
+ * PERF_RECORD_FORK it caused says so, and a thread's own events are then
+ * not counted (PERF_SAMPLE_IDENTIFIER names the event of each sample).
+ *
+ * If pprofc dies, the kernel closes the events with its descriptors and
+ * the target runs on as if nothing happened.  See docs/ARCHITECTURE.md,
+ * "Engines", and docs/NOTES.md, "perf_event".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <asm/perf_regs.h>
+
+#include "engine_impl.h"
+#include "internal.h"
+
+#define MAX_STACK_COPY 65528u           /* the kernel's limit (u16, 8-aligned) */
+#define EXIT_CHECK_NS 100000000u        /* how often to look for the target's end */
+
+/* The user registers asked for, in perf's numbering; the kernel writes
+ * them in increasing bit order, and regs_order[] says where each goes. */
+static const int regs_order[] = {
+	PERF_REG_X86_AX, PERF_REG_X86_BX, PERF_REG_X86_CX, PERF_REG_X86_DX,
+	PERF_REG_X86_SI, PERF_REG_X86_DI, PERF_REG_X86_BP, PERF_REG_X86_SP,
+	PERF_REG_X86_IP, PERF_REG_X86_R8, PERF_REG_X86_R9, PERF_REG_X86_R10,
+	PERF_REG_X86_R11, PERF_REG_X86_R12, PERF_REG_X86_R13, PERF_REG_X86_R14,
+	PERF_REG_X86_R15,
+};
+#define NREGS_USER (sizeof regs_order / sizeof regs_order[0])
+
+static int dwarf_of(int perf_reg)
+{
+	switch (perf_reg) {
+	case PERF_REG_X86_AX: return REGNAME(AX);
+	case PERF_REG_X86_BX: return REGNAME(BX);
+	case PERF_REG_X86_CX: return REGNAME(CX);
+	case PERF_REG_X86_DX: return REGNAME(DX);
+	case PERF_REG_X86_SI: return REGNAME(SI);
+	case PERF_REG_X86_DI: return REGNAME(DI);
+	case PERF_REG_X86_BP: return REGNAME(BP);
+	case PERF_REG_X86_SP: return REGNAME(SP);
+	case PERF_REG_X86_IP: return REGNAME(PC);
+	default: return REGNAME(R8) + (perf_reg - PERF_REG_X86_R8);
+	}
+}
+
+/* One CPU's ring buffer, owned by the first event opened on that CPU. */
+struct ring {
+	int cpu;
+	int fd;                         /* -1: no event on this CPU yet */
+	struct perf_event_mmap_page *meta;
+	unsigned char *data;
+	size_t size;                    /* data bytes, a power of two */
+	size_t map_len;
+	uint64_t head;                  /* this pass: where samples end */
+};
+
+/* A thread the engine knows of. */
+struct pthread_entry {
+	pid_t tid;                      /* 0: free slot; -1: deleted */
+	char comm[16];
+	int inherited;                  /* a PERF_RECORD_FORK showed its creator
+					 * was sampled: its events are inherited */
+	int own_events;                 /* we opened events for it */
+};
+
+struct perf_engine {
+	pid_t pid;
+	struct attach_engine_opts o;
+	struct attach_engine_stats *st;
+	struct perf_event_attr attr;
+	struct ring *rings;
+	size_t nrings;
+	struct pollfd *pfds;
+	int *fds;                       /* every event we opened */
+	uint64_t *fd_ids;               /* ...its id (PERF_EVENT_IOC_ID) */
+	pid_t *fd_tids;                 /* ...and its thread */
+	size_t nfds, capfds;
+	struct pthread_entry *threads;  /* open addressing by tid */
+	size_t cap_threads, n_used;     /* slots used, deleted ones included */
+	unsigned char *scratch;         /* a record that wraps the ring's end */
+	size_t scratch_len;
+	uint64_t start_ns, next_check_ns;
+	uint64_t cpu_start;             /* the kernel's count at the start */
+	uint64_t cpu_last;              /* ...and when last looked at */
+	int ended;
+};
+
+/* ---- the kernel's CPU accounting, for the summary ---------------------- */
+
+static uint64_t schedstat_of(pid_t pid, pid_t tid)
+{
+	char path[64], buf[128];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	return attach_read_small(path, buf, sizeof buf, &len) ? 0 : strtoull(buf, NULL, 10);
+}
+
+/* The CPU time of the whole process (its exited threads included), or of
+ * the threads asked for, in ns. */
+static uint64_t kernel_cpu(const struct perf_engine *e)
+{
+	if (e->o.only) {
+		uint64_t sum = 0;
+		for (size_t i = 0; i < e->o.n_only; i++)
+			sum += schedstat_of(e->pid, e->o.only[i]);
+		return sum;
+	}
+	char path[64], buf[1024];
+	size_t len;
+	struct attach_stat st;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)e->pid);
+	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_stat(buf, len, &st))
+		return 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	return (st.utime + st.stime) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+/* Rebuilds the table at cap slots, dropping deleted entries. */
+static int rehash(struct perf_engine *e, size_t cap)
+{
+	struct pthread_entry *t = calloc(cap, sizeof *t), *old = e->threads;
+	if (!t)
+		return -1;
+	size_t oldcap = e->cap_threads;
+	e->threads = t;
+	e->cap_threads = cap;
+	e->n_used = 0;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (old[i].tid <= 0)
+			continue;
+		size_t j = ((size_t)old[i].tid * 2654435761u) & (cap - 1);
+		while (t[j].tid)
+			j = (j + 1) & (cap - 1);
+		t[j] = old[i];
+		e->n_used++;
+	}
+	free(old);
+	return 0;
+}
+
+/* The entry of tid; with add, created if absent.  Deleted entries keep
+ * their slot (so probing goes on past them) until the next rehash. */
+static struct pthread_entry *thread_slot(struct perf_engine *e, pid_t tid, int add)
+{
+	if (add && (e->n_used + 1) * 2 > e->cap_threads) {
+		size_t live = 0, cap = 256;
+		for (size_t i = 0; i < e->cap_threads; i++)
+			live += e->threads[i].tid > 0;
+		while (cap < (live + 1) * 4)
+			cap *= 2;
+		if (rehash(e, cap))
+			return NULL;
+	}
+	if (!e->cap_threads)
+		return NULL;
+	size_t j = ((size_t)tid * 2654435761u) & (e->cap_threads - 1);
+	for (; e->threads[j].tid; j = (j + 1) & (e->cap_threads - 1))
+		if (e->threads[j].tid == tid)
+			return &e->threads[j];
+	if (!add)
+		return NULL;
+	memset(&e->threads[j], 0, sizeof e->threads[j]);
+	e->threads[j].tid = tid;
+	e->n_used++;
+	e->st->threads_seen++;
+	return &e->threads[j];
+}
+
+static void read_comm(const struct perf_engine *e, struct pthread_entry *t)
+{
+	char path[64], buf[64];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)e->pid, (int)t->tid);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0 && len > 0) {
+		/* The name, then a newline; the name may hold newlines too. */
+		buf[buf[len - 1] == '\n' ? len - 1 : len] = 0;
+		snprintf(t->comm, sizeof t->comm, "%.15s", buf);
+	} else {
+		snprintf(t->comm, sizeof t->comm, "?");
+	}
+}
+
+static struct pthread_entry *thread_of(struct perf_engine *e, pid_t tid)
+{
+	struct pthread_entry *t = thread_slot(e, tid, 0);
+	if (!t && (t = thread_slot(e, tid, 1)))
+		read_comm(e, t);
+	return t;
+}
+
+/* ---- opening events ------------------------------------------------------ */
+
+static int perf_open(struct perf_event_attr *a, pid_t tid, int cpu)
+{
+	return (int)syscall(SYS_perf_event_open, a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static int cap_effective(int cap)
+{
+	char buf[4096];
+	size_t len;
+	const char *p;
+	if (attach_read_small("/proc/self/status", buf, sizeof buf, &len) || !(p = strstr(buf, "\nCapEff:")))
+		return 0;
+	return (strtoull(p + 8, NULL, 16) >> cap) & 1;
+}
+
+static int seccomp_filtered(void)
+{
+	char buf[4096];
+	size_t len;
+	const char *p;
+	return attach_read_small("/proc/self/status", buf, sizeof buf, &len) == 0 &&
+	       (p = strstr(buf, "\nSeccomp:")) && atoi(p + 9) == 2;
+}
+
+/* Why perf_event_open failed, and what to do: one line for the summary
+ * (auto falls back to ptrace) or the error (--engine perf). */
+static void explain(int e, pid_t pid, struct attach_error *err)
+{
+	char paranoid[16] = "?";
+	size_t len;
+	if (attach_read_small("/proc/sys/kernel/perf_event_paranoid", paranoid, sizeof paranoid, &len) == 0)
+		paranoid[strcspn(paranoid, "\n")] = 0;
+	err->code = e == ESRCH ? ATTACH_ERR_NOPROC : e == EACCES || e == EPERM ? ATTACH_ERR_PERM
+									 : ATTACH_ERR_OTHER;
+	const char *name = strerrorname_np(e) ? strerrorname_np(e) : "error";
+	int privileged = cap_effective(38 /* CAP_PERFMON */) || cap_effective(21 /* CAP_SYS_ADMIN */);
+	if ((e == EPERM || e == EACCES) && (seccomp_filtered() || privileged))
+		snprintf(err->msg, sizeof err->msg,
+			 "perf_event_open refused (%s) by a seccomp filter, as in a container's default "
+			 "profile: allow perf_event_open in the filter, or use --engine ptrace", name);
+	else if (e == EPERM || e == EACCES)
+		snprintf(err->msg, sizeof err->msg,
+			 "perf_event_open refused (%s): perf_event_paranoid is %s and pprofc has neither "
+			 "CAP_PERFMON nor CAP_SYS_ADMIN: run as root, or set "
+			 "/proc/sys/kernel/perf_event_paranoid to 1 or less, or use --engine ptrace",
+			 name, paranoid);
+	else if (e == ENOSYS || e == ENOENT || e == EOPNOTSUPP || e == ENODEV)
+		snprintf(err->msg, sizeof err->msg,
+			 "perf_event_open is not available (%s): this kernel has no perf events "
+			 "(CONFIG_PERF_EVENTS) or blocks them; use --engine ptrace", name);
+	else if (e == EMFILE || e == ENFILE)
+		snprintf(err->msg, sizeof err->msg,
+			 "perf_event_open: out of file descriptors (%s) for one event per thread and "
+			 "CPU of PID %d: raise `ulimit -n`, or use --engine ptrace", name, (int)pid);
+	else
+		snprintf(err->msg, sizeof err->msg, "perf_event_open failed for PID %d: %s",
+			 (int)pid, strerror(e));
+}
+
+/* Maps a ring of at least want bytes of data, halving under the locked
+ * memory limit (perf_event_mlock_kb, for users without CAP_IPC_LOCK). */
+static int map_ring(struct ring *r, size_t want)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = page * 8;
+	while (size < want && size < (16u << 20))
+		size *= 2;
+	for (; size >= page * 2; size /= 2) {
+		void *p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+		if (p != MAP_FAILED) {
+			r->meta = p;
+			r->data = (unsigned char *)p + page;
+			r->size = size;
+			r->map_len = size + page;
+			return 0;
+		}
+		if (errno != EPERM && errno != ENOMEM)
+			return -1;
+	}
+	return -1;
+}
+
+static int remember_fd(struct perf_engine *e, int fd, pid_t tid)
+{
+	if (e->nfds == e->capfds) {
+		size_t cap = e->capfds ? e->capfds * 2 : 64;
+		int *f = realloc(e->fds, cap * sizeof *f);
+		if (f)
+			e->fds = f;
+		uint64_t *ids = realloc(e->fd_ids, cap * sizeof *ids);
+		if (ids)
+			e->fd_ids = ids;
+		pid_t *tids = realloc(e->fd_tids, cap * sizeof *tids);
+		if (tids)
+			e->fd_tids = tids;
+		if (!f || !ids || !tids)
+			return -1;
+		e->capfds = cap;
+	}
+	uint64_t id = 0;
+	ioctl(fd, PERF_EVENT_IOC_ID, &id);
+	e->fds[e->nfds] = fd;
+	e->fd_ids[e->nfds] = id;
+	e->fd_tids[e->nfds] = tid;
+	e->nfds++;
+	return 0;
+}
+
+/* The thread an event of ours was opened for, or 0. */
+static pid_t owner_of(const struct perf_engine *e, uint64_t id)
+{
+	for (size_t i = 0; i < e->nfds; i++)
+		if (e->fd_ids[i] == id)
+			return e->fd_tids[i];
+	return 0;
+}
+
+/* Opens tid's events, one per CPU.  Returns 0, or an errno. */
+static int open_thread(struct perf_engine *e, pid_t tid)
+{
+	int opened = 0, first_err = 0;
+	for (size_t c = 0; c < e->nrings; c++) {
+		struct ring *r = &e->rings[c];
+		int fd = perf_open(&e->attr, tid, r->cpu);
+		if (fd < 0 && (errno == EACCES || errno == EPERM) && !e->attr.exclude_kernel &&
+		    e->nfds == 0) {
+			/* perf_event_paranoid 2 allows user-space samples only:
+			 * take those, and say that kernel time is not sampled. */
+			e->attr.exclude_kernel = 1;
+			e->st->kernel_excluded = 1;
+			fd = perf_open(&e->attr, tid, r->cpu);
+		}
+		if (fd < 0 && errno == EINVAL && e->attr.inherit_thread) {
+			e->attr.inherit_thread = 0;     /* kernels before 5.13 */
+			fd = perf_open(&e->attr, tid, r->cpu);
+		}
+		if (fd < 0) {
+			if (errno == ENODEV || errno == ENXIO)
+				continue;               /* an offline CPU */
+			if (!first_err)
+				first_err = errno;
+			if (errno == ESRCH)
+				return ESRCH;
+			continue;
+		}
+		if (r->fd < 0) {
+			r->fd = fd;
+			size_t per = e->o.stack_size + 256;
+			/* A tenth of a second of samples at full rate, at least 16. */
+			size_t want = per * (size_t)(e->o.hz / 10 > 16 ? e->o.hz / 10 : 16);
+			if (map_ring(r, want)) {
+				int er = errno;
+				close(fd);
+				r->fd = -1;
+				return er ? er : ENOMEM;
+			}
+		} else if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) != 0) {
+			int er = errno;
+			close(fd);
+			return er;
+		}
+		if (remember_fd(e, fd, tid)) {
+			close(fd);
+			return ENOMEM;
+		}
+		opened++;
+	}
+	return opened ? 0 : first_err ? first_err : ENODEV;
+}
+
+static int wanted(const struct perf_engine *e, pid_t tid)
+{
+	if (!e->o.only)
+		return 1;
+	for (size_t i = 0; i < e->o.n_only; i++)
+		if (e->o.only[i] == tid)
+			return 1;
+	return 0;
+}
+
+static void scan_records(struct perf_engine *e, int samples);
+
+/* Opens events for every thread in /proc/PID/task not covered yet, again
+ * until a pass finds none (threads are created meanwhile).  Returns 0 or
+ * an errno. */
+static int open_all(struct perf_engine *e)
+{
+	for (int round = 0; round < 64; round++) {
+		pid_t *tids;
+		size_t n, added = 0;
+		int r = attach_list_tasks(e->pid, &tids, &n);
+		if (r)
+			return -r;
+		scan_records(e, 0);     /* learn which new threads inherited */
+		for (size_t i = 0; i < n; i++) {
+			struct pthread_entry *t = thread_slot(e, tids[i], 0);
+			if ((t && (t->own_events || t->inherited)) || !wanted(e, tids[i]))
+				continue;
+			if (!t && !(t = thread_slot(e, tids[i], 1))) {
+				free(tids);
+				return ENOMEM;
+			}
+			read_comm(e, t);
+			int er = open_thread(e, tids[i]);
+			if (er == ESRCH)
+				continue;       /* exited meanwhile */
+			if (er) {
+				free(tids);
+				return er;
+			}
+			t->own_events = 1;
+			added++;
+		}
+		free(tids);
+		if (!added)
+			return 0;
+	}
+	return 0;
+}
+
+/* ---- reading the rings --------------------------------------------------- */
+
+/* A record at offset off of ring r, contiguous (copied if it wraps). */
+static const unsigned char *record_at(struct perf_engine *e, const struct ring *r, uint64_t off,
+				      size_t len)
+{
+	size_t at = (size_t)(off & (r->size - 1));
+	if (at + len <= r->size)
+		return r->data + at;
+	if (e->scratch_len < len) {
+		unsigned char *b = realloc(e->scratch, len);
+		if (!b)
+			return NULL;
+		e->scratch = b;
+		e->scratch_len = len;
+	}
+	size_t first = r->size - at;
+	memcpy(e->scratch, r->data + at, first);
+	memcpy(e->scratch + first, r->data, len - first);
+	return e->scratch;
+}
+
+/* The sample_id trailer of a non-sample record (sample_id_all): with our
+ * sample_type it is { pid, tid, time, identifier }: 24 bytes at the end. */
+struct trailer {
+	uint32_t pid, tid;
+	uint64_t time, id;
+};
+
+static void on_sample_record(struct perf_engine *e, const unsigned char *p, size_t len)
+{
+	const unsigned char *end = p + len;
+	uint64_t id, time, period, abi;
+	uint32_t pid, tid;
+	p += sizeof(struct perf_event_header);
+	if (end - p < 32)
+		return;
+	memcpy(&id, p, 8);
+	memcpy(&pid, p + 8, 4);
+	memcpy(&tid, p + 12, 4);
+	memcpy(&time, p + 16, 8);
+	memcpy(&period, p + 24, 8);
+	p += 32;
+	(void)time;
+	if ((pid_t)pid != e->pid || !wanted(e, (pid_t)tid))
+		return;                 /* a child process (inherit without
+					 * inherit_thread, old kernels) */
+	struct pthread_entry *t = thread_of(e, (pid_t)tid);
+	if (t && t->inherited && t->own_events && owner_of(e, id) == (pid_t)tid)
+		return;                 /* counted by its inherited events */
+	if (end - p < 8)
+		return;
+	memcpy(&abi, p, 8);
+	p += 8;
+	struct attach_raw_sample s;
+	memset(&s, 0, sizeof s);
+	if (abi == PERF_SAMPLE_REGS_ABI_NONE || (size_t)(end - p) < NREGS_USER * 8) {
+		e->st->no_user_regs++;  /* a kernel thread: never ours */
+		return;
+	}
+	for (size_t i = 0; i < NREGS_USER; i++)
+		memcpy(&s.regs.v[dwarf_of(regs_order[i])], p + 8 * i, 8);
+	s.regs.known = ARCH_REGS_ALL;
+	p += NREGS_USER * 8;
+	uint64_t size = 0, dyn = 0;
+	if (end - p >= 8) {
+		memcpy(&size, p, 8);
+		p += 8;
+	}
+	if (size && (uint64_t)(end - p) >= size + 8) {
+		memcpy(&dyn, p + size, 8);
+		s.stack = p;
+		s.stack_len = (size_t)(dyn < size ? dyn : size);
+	}
+	s.tid = (pid_t)tid;
+	s.comm = t ? t->comm : "?";
+	s.weight_ns = period;
+	s.stack_addr = REG(&s.regs, SP);
+	/* The kernel copies up to the size asked for, or less where the
+	 * stack's mapping ends: a full copy may have cut a deeper stack. */
+	s.stack_cut = s.stack_len >= e->o.stack_size;
+	s.state = 'R';
+	s.blocked_ms = -1;
+	e->st->samples++;
+	e->st->sampled_ns += period;
+	e->o.on_sample(e->o.arg, &s);
+}
+
+static void on_task_record(struct perf_engine *e, const struct perf_event_header *h,
+			   const unsigned char *p, size_t len)
+{
+	uint32_t pid, tid;
+	if (len < sizeof *h + 16)
+		return;
+	memcpy(&pid, p + sizeof *h, 4);
+	if ((pid_t)pid != e->pid)
+		return;
+	if (h->type == PERF_RECORD_FORK) {
+		memcpy(&tid, p + sizeof *h + 8, 4);
+		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
+		if (t) {
+			if (!t->comm[0])
+				read_comm(e, t);
+			t->inherited = 1;
+		}
+	} else if (h->type == PERF_RECORD_EXIT) {
+		memcpy(&tid, p + sizeof *h + 8, 4);
+		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 0);
+		if (t && !t->own_events)
+			t->tid = -1;    /* forget it: a process that churns
+					 * through threads keeps a small table */
+	} else if (h->type == PERF_RECORD_COMM) {
+		memcpy(&tid, p + sizeof *h + 4, 4);
+		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
+		if (t)
+			snprintf(t->comm, sizeof t->comm, "%.15s", (const char *)p + sizeof *h + 8);
+		if (h->misc & PERF_RECORD_MISC_COMM_EXEC) {
+			e->ended = 1;
+			e->st->target_execed = 1;
+		}
+	}
+}
+
+/* One pass over every ring.  samples = 0: only the task records (forks,
+ * exits, names), reading as far as the rings go now, consuming nothing.
+ * samples = 1: everything up to the heads taken before the task records
+ * were read, so a thread's fork is always seen before its samples; then
+ * those bytes are given back to the kernel. */
+static void scan_records(struct perf_engine *e, int samples)
+{
+	for (size_t c = 0; c < e->nrings; c++) {
+		struct ring *r = &e->rings[c];
+		if (r->fd < 0)
+			continue;
+		uint64_t head = samples ? r->head : __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
+		uint64_t tail = r->meta->data_tail;
+		while (tail < head) {
+			struct perf_event_header h;
+			const unsigned char *hp = record_at(e, r, tail, sizeof h);
+			if (!hp)
+				break;
+			memcpy(&h, hp, sizeof h);
+			if (h.size < sizeof h || tail + h.size > head)
+				break;
+			const unsigned char *p = record_at(e, r, tail, h.size);
+			if (!p)
+				break;
+			if (!samples) {
+				if (h.type == PERF_RECORD_FORK || h.type == PERF_RECORD_EXIT ||
+				    h.type == PERF_RECORD_COMM)
+					on_task_record(e, &h, p, h.size);
+			} else if (h.type == PERF_RECORD_SAMPLE) {
+				on_sample_record(e, p, h.size);
+			} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof h + 16) {
+				uint64_t lost;
+				memcpy(&lost, p + sizeof h + 8, 8);
+				e->st->lost_records += lost;
+			}
+			tail += h.size;
+		}
+		if (samples)
+			__atomic_store_n(&r->meta->data_tail, tail, __ATOMIC_RELEASE);
+	}
+}
+
+static void drain(struct perf_engine *e)
+{
+	for (size_t c = 0; c < e->nrings; c++)
+		if (e->rings[c].fd >= 0)
+			e->rings[c].head = __atomic_load_n(&e->rings[c].meta->data_head, __ATOMIC_ACQUIRE);
+	scan_records(e, 0);
+	scan_records(e, 1);
+}
+
+/* ---- the interface ------------------------------------------------------- */
+
+static void perf_close(void *state);
+
+static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
+			      struct attach_engine_stats *st, struct attach_error *err)
+{
+	struct perf_engine *e = calloc(1, sizeof *e);
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	if (!e || ncpu < 1 || !(e->rings = calloc((size_t)ncpu, sizeof *e->rings))) {
+		free(e);
+		err->code = ATTACH_ERR_OTHER;
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return NULL;
+	}
+	e->pid = pid;
+	e->o = *o;
+	if (e->o.stack_size > MAX_STACK_COPY)
+		e->o.stack_size = MAX_STACK_COPY;
+	e->o.stack_size &= ~(size_t)7;
+	e->st = st;
+	e->st->exit_status = -1;
+	e->nrings = (size_t)ncpu;
+	for (size_t c = 0; c < e->nrings; c++)
+		e->rings[c] = (struct ring){ .cpu = (int)c, .fd = -1 };
+	struct perf_event_attr *a = &e->attr;
+	a->size = sizeof *a;
+	a->type = PERF_TYPE_SOFTWARE;
+	a->config = PERF_COUNT_SW_TASK_CLOCK;
+	a->sample_period = 1000000000u / (unsigned)o->hz;
+	a->sample_type = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
+			 PERF_SAMPLE_PERIOD | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+	for (size_t i = 0; i < NREGS_USER; i++)
+		a->sample_regs_user |= 1ull << regs_order[i];
+	a->sample_stack_user = (uint32_t)e->o.stack_size;
+	a->inherit = !o->only;
+	a->inherit_thread = !o->only;
+	a->task = 1;
+	a->comm = 1;
+	a->comm_exec = 1;
+	a->sample_id_all = 1;
+	a->exclude_hv = 1;
+	a->use_clockid = 1;
+	a->clockid = CLOCK_MONOTONIC;
+	a->watermark = 1;
+	a->wakeup_watermark = 0;        /* set per ring size below */
+
+	/* One event per thread and CPU: raise the descriptor limit to what
+	 * the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	e->cpu_start = e->cpu_last = kernel_cpu(e);
+	size_t per = e->o.stack_size + 256;
+	size_t want = per * (size_t)(o->hz / 10 > 16 ? o->hz / 10 : 16);
+	a->wakeup_watermark = (uint32_t)(want / 4 > 4096 ? want / 4 : 4096);
+	int er = open_all(e);
+	if (er || e->nfds == 0) {
+		explain(er ? er : ESRCH, pid, err);
+		perf_close(e);
+		return NULL;
+	}
+	if (!(e->pfds = calloc(e->nrings, sizeof *e->pfds))) {
+		explain(ENOMEM, pid, err);
+		perf_close(e);
+		return NULL;
+	}
+	e->start_ns = attach_now_ns();
+	e->next_check_ns = e->start_ns + EXIT_CHECK_NS;
+	return e;
+}
+
+static int perf_poll(void *state, uint64_t deadline)
+{
+	struct perf_engine *e = state;
+	size_t n = 0;
+	for (size_t c = 0; c < e->nrings; c++)
+		if (e->rings[c].fd >= 0)
+			e->pfds[n++] = (struct pollfd){ e->rings[c].fd, POLLIN, 0 };
+	uint64_t now = attach_now_ns();
+	uint64_t wait = deadline > now ? deadline - now : 0;
+	if (wait > EXIT_CHECK_NS)
+		wait = EXIT_CHECK_NS;
+	struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
+	ppoll(e->pfds, n, &ts, NULL);
+	drain(e);
+	now = attach_now_ns();
+	if (!e->ended && now >= e->next_check_ns) {
+		e->next_check_ns = now + EXIT_CHECK_NS;
+		int status = -1;
+		if (attach_process_ended(e->pid, &status, e->o.only ? NULL : &e->cpu_last)) {
+			e->st->exit_status = status;
+			drain(e);
+			e->ended = 1;
+			e->st->target_exited = 1;
+		}
+	}
+	return e->ended;
+}
+
+static void perf_close(void *state)
+{
+	struct perf_engine *e = state;
+	for (size_t i = 0; i < e->nfds; i++)
+		ioctl(e->fds[i], PERF_EVENT_IOC_DISABLE, 0);
+	if (e->pfds)
+		drain(e);
+	if (!e->st->target_exited) {
+		uint64_t now = kernel_cpu(e);
+		e->st->cpu_ns = now > e->cpu_start ? now - e->cpu_start : 0;
+	} else {
+		/* The process is gone, its count with it: the last one read
+		 * (at most 0.1 s old) is the best account left. */
+		e->st->cpu_ns = e->cpu_last > e->cpu_start ? e->cpu_last - e->cpu_start : 0;
+	}
+	e->st->duration_ns = e->start_ns ? attach_now_ns() - e->start_ns : 0;
+	for (size_t c = 0; c < e->nrings; c++)
+		if (e->rings[c].meta)
+			munmap(e->rings[c].meta, e->rings[c].map_len);
+	for (size_t i = 0; i < e->nfds; i++)
+		close(e->fds[i]);
+	free(e->fds);
+	free(e->fd_ids);
+	free(e->fd_tids);
+	free(e->rings);
+	free(e->pfds);
+	free(e->threads);
+	free(e->scratch);
+	free(e);
+}
+
+const struct attach_engine_ops attach_engine_perf_ops = {
+	.name = "perf",
+	.open = perf_open_engine,
+	.poll = perf_poll,
+	.close = perf_close,
+};

@@ -1,0 +1,127 @@
+/* collect.h — collecting a profile of one target: the interface the CLI
+ * (and, later, the HTTP server) uses.
+ *
+ * A collection is a session object: one target (a running PID, or a
+ * command it starts for `run`), one profile kind, one engine.  It chooses
+ * the engine (auto: perf_event where the kernel allows it, else ptrace,
+ * keeping the reason), drives it, unwinds each raw sample with
+ * symbolize/, does the kind's accounting (CPU weights; wall states; block
+ * delays; mutex delays charged to holders) and fills a pprof profile.
+ * Everything lives in the session: several can run in one process.
+ *
+ *     s = collect_open(pid, &opts, &err)      or collect_spawn(argv, ...)
+ *     collect_run(s)                          until seconds, cancel or exit
+ *     collect_profile(s), collect_summary(s)  the profile, the figures
+ *     collect_close(s)
+ *
+ * See docs/ARCHITECTURE.md, "Data flow".
+ */
+#ifndef PPROFC_COLLECT_H
+#define PPROFC_COLLECT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../attach/engine.h"
+#include "../attach/proc.h"
+#include "../attach/wait.h"
+#include "../pprofout/profile.h"
+#include "../symbolize/sym.h"
+
+enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX };
+enum collect_engine { COLLECT_ENGINE_AUTO, COLLECT_ENGINE_PERF, COLLECT_ENGINE_PTRACE };
+
+struct collect_opts {
+	enum collect_kind kind;
+	enum collect_engine engine;
+	int hz;
+	double seconds;                 /* 0: until the target exits */
+	size_t stack_size;
+	const pid_t *tids;              /* only these threads (NULL: all) */
+	size_t n_tids;
+	int force_stop;                 /* ptrace, for comparison only */
+	volatile sig_atomic_t *cancel;  /* set asynchronously: stop early */
+	/* About once a second, for a progress line. */
+	void (*on_progress)(void *arg, double elapsed_s, uint64_t samples);
+	void *arg;
+};
+
+/* What a collection did, for the summary line. */
+struct collect_summary {
+	const char *engine;             /* "perf" or "ptrace" */
+	char fallback[512];             /* auto chose ptrace: why ("" if not) */
+	struct attach_engine_stats st;
+	uint64_t recorded_ns;           /* CPU, wall or delay in the profile */
+	uint64_t unwind_failures;       /* stacks not unwound to their root */
+	uint64_t cut_short;             /* ...of which the copy was too short */
+	int target_exited, exit_status; /* exit_status: wait status, -1 unknown */
+	int target_execed;
+};
+
+struct collect_error {
+	int usage;                      /* the options were wrong (exit 2) */
+	char msg[600];
+};
+
+struct collect_session;
+
+/* Prepares a collection of the running process pid (already checked with
+ * attach_check_target) and starts its engine.  NULL with err set. */
+struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
+				     struct collect_error *err);
+/* `run`: starts argv (with pprofc's environment) and prepares a collection
+ * of it from its first instruction (the exec).  NULL with err set; then
+ * *status is the command's wait status if it ran and exited, else -1. */
+struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
+				      struct collect_error *err, int *status);
+/* Collects until o->seconds pass, *o->cancel is set, or the target exits
+ * or execs. */
+void collect_run(struct collect_session *s);
+/* Stops the engine (every thread is let go) and completes the summary;
+ * collect_run() calls it, and it may be called again. */
+void collect_stop(struct collect_session *s);
+struct pp_profile *collect_profile(struct collect_session *s);
+const struct collect_summary *collect_summary(const struct collect_session *s);
+pid_t collect_pid(const struct collect_session *s);
+/* `run`: passes sig to the command (SIGTERM, SIGINT...). */
+void collect_signal_child(struct collect_session *s, int sig);
+/* `run`: waits for the command to exit; its wait status. */
+int collect_wait_child(struct collect_session *s);
+void collect_close(struct collect_session *s);
+
+/* The pprof sample types and file-name kind of a profile kind
+ * (docs/FORMATS.md §1.4, file names §1.5). */
+void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec);
+const char *collect_file_kind(enum collect_kind kind);
+
+/* ---- stacks into a profile (stacks.c), also for dump-threads --pprof ---- */
+
+struct collect_stacks {
+	pid_t pid;
+	struct sym_session *sym;
+	struct pp_profile *prof;
+	struct attach_maps maps;
+	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
+	uint64_t maps_gen;              /* sym_modules_generation() when maps were read */
+	uint64_t cut_location;          /* the marker of stacks cut short */
+	char exe[4096];
+};
+int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
+			const struct pp_profile_spec *spec);
+int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,
+		       const struct pp_label *labels, size_t n_labels);
+/* The stack's location ids, leaf first (at most max); a stack cut short
+ * by its copy ends with a marker location saying so.  Returns the count. */
+size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st,
+				uint64_t *locs, size_t max);
+void collect_stacks_free(struct collect_stacks *c);
+/* A thread's wait state from its /proc state, its system call and the
+ * functions on its stack (attach_classify, then attach_refine). */
+void collect_wait_of(char state, const struct attach_syscall *sc, const struct sym_stack *st,
+		     struct attach_wait *w);
+/* The target's executable path, " (deleted)" removed. */
+void collect_exe_of(pid_t pid, char *exe, size_t len);
+
+#endif

@@ -1,0 +1,58 @@
+/* internal.h — the collection session, shared by the files of collect/
+ * only.  Callers see collect.h. */
+#ifndef PPROFC_COLLECT_INTERNAL_H
+#define PPROFC_COLLECT_INTERNAL_H
+
+#include "collect.h"
+
+/* Off-CPU kinds: a thread's last sample, repeated while it does not run. */
+struct last_sample {
+	pid_t tid;                      /* 0: free slot */
+	uint64_t *locs;
+	size_t n;
+	char state[48];
+	char comm[64];
+	uint64_t futex;                 /* mutex wait: the mutex */
+	int64_t pending[2];             /* wall, block: values of repeats not yet
+					 * added to the profile (one add per run
+					 * of repeats, not one per tick) */
+};
+
+/* Mutex kind: this tick's waiters, charged to holders at the tick's end. */
+struct waiter {
+	uint64_t futex;
+	int64_t contentions, delay;
+};
+
+struct collect_session {
+	pid_t pid;
+	struct collect_opts o;
+	pid_t child;                    /* run: the command, our child (0: none) */
+	int child_reaped, child_status;
+	struct sym_session *sym;
+	struct collect_stacks stacks;
+	struct attach_engine *engine;
+	struct collect_summary sum;
+	int stopped;
+	uint64_t start_ns;
+	/* kinds.c */
+	struct last_sample *last;       /* open addressing by tid */
+	size_t nlast, caplast;
+	struct waiter *waiters;
+	size_t nwaiters, capwaiters;
+};
+
+/* kinds.c: the engine's callbacks, and the end of the accounting. */
+void collect_on_sample(void *arg, const struct attach_raw_sample *s);
+void collect_on_tick_end(void *arg);
+void collect_kinds_flush(struct collect_session *s);
+void collect_kinds_free(struct collect_session *s);
+
+/* spawn.c: starts argv stopped at its exec (ptrace), so the engine can be
+ * opened before its first instruction; collect_release_child() then lets
+ * it run untraced.  Returns its pid, or -1 with err set (and *status the
+ * command's wait status if it already exited, else -1). */
+pid_t collect_start_child(char **argv, struct collect_error *err, int *status);
+void collect_release_child(pid_t pid);
+
+#endif

@@ -1,0 +1,210 @@
+/* kinds.c — the accounting of each profile kind: what a raw sample adds
+ * to the profile.
+ *
+ *   cpu    every sample: its stack, weighted by the CPU time it stands for.
+ *   wall   every thread at every tick, labelled with its wait state;
+ *          a blocked thread that has not run repeats its last stack.
+ *   block  blocking episodes (contentions) and how long they lasted.
+ *   mutex  a waiter's delay, charged to the stack of the thread holding the
+ *          mutex, sampled in the same tick (Go's mutex profile).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The thread's last sample; the table grows, so no thread is ever left
+ * out (a process creating threads all the time needs many slots). */
+static struct last_sample *last_for(struct collect_session *p, pid_t tid)
+{
+	if ((p->nlast + 1) * 2 > p->caplast) {
+		size_t cap = p->caplast ? p->caplast * 2 : 256;
+		struct last_sample *t = calloc(cap, sizeof *t);
+		if (!t)
+			return NULL;
+		for (size_t i = 0; i < p->caplast; i++) {
+			if (!p->last[i].tid)
+				continue;
+			size_t j = ((size_t)p->last[i].tid * 2654435761u) & (cap - 1);
+			while (t[j].tid)
+				j = (j + 1) & (cap - 1);
+			t[j] = p->last[i];
+		}
+		free(p->last);
+		p->last = t;
+		p->caplast = cap;
+	}
+	size_t j = ((size_t)tid * 2654435761u) & (p->caplast - 1);
+	while (p->last[j].tid && p->last[j].tid != tid)
+		j = (j + 1) & (p->caplast - 1);
+	if (!p->last[j].tid) {
+		p->last[j].tid = tid;
+		p->nlast++;
+	}
+	return &p->last[j];
+}
+
+/* The wait state of a thread sampled without stopping it, for the label. */
+static void state_label(const struct attach_raw_sample *s, const struct sym_stack *st, char *buf,
+			size_t len)
+{
+	struct attach_wait w;
+	if (s->state == 'R') {
+		snprintf(buf, len, "running");
+		return;
+	}
+	collect_wait_of(s->state, &s->sc, st, &w);
+	attach_reason_text(&w, buf, len);
+}
+
+/* Block and mutex: one blocking episode counts once (contentions); its
+ * delay is observed tick by tick (the time since the thread's previous
+ * sample, which counts skipped ticks too).  The first time a thread is
+ * seen blocked, the wait so far counts too (its scheduler clock,
+ * docs/ARCHITECTURE.md, "Wait durations"). */
+static void delay_of(const struct attach_raw_sample *s, int first, int64_t *contentions,
+		     int64_t *delay)
+{
+	*contentions = s->repeat ? 0 : 1;
+	*delay = (int64_t)s->weight_ns;         /* since it was last seen */
+	if (!s->repeat && s->blocked_ms >= 0) {
+		int64_t seen = (int64_t)(s->blocked_ms * 1e6);
+		*delay = first || seen < *delay ? seen : *delay;
+	}
+}
+
+/* Adds a thread's accumulated repeats to the profile. */
+static void flush_pending(struct collect_session *p, struct last_sample *last)
+{
+	if (!last->pending[0] && !last->pending[1])
+		return;
+	struct pp_label labels[3] = { { "thread", last->comm, 0, NULL },
+				      { "tid", NULL, last->tid, NULL },
+				      { "state", last->state, 0, NULL } };
+	pp_profile_add(p->stacks.prof, last->locs, last->n, last->pending, labels, 3);
+	last->pending[0] = last->pending[1] = 0;
+}
+
+void collect_kinds_flush(struct collect_session *p)
+{
+	for (size_t i = 0; i < p->caplast; i++)
+		if (p->last[i].tid && p->last[i].locs)
+			flush_pending(p, &p->last[i]);
+}
+
+void collect_kinds_free(struct collect_session *p)
+{
+	for (size_t i = 0; i < p->caplast; i++)
+		free(p->last[i].locs);
+	free(p->last);
+	free(p->waiters);
+	p->last = NULL;
+	p->waiters = NULL;
+	p->nlast = p->caplast = p->nwaiters = p->capwaiters = 0;
+}
+
+/* Wall and block samples accumulate on the thread's last sample while its
+ * stack stays the same, and reach the profile when it changes (the sum is
+ * the same: the profile merges samples with equal stacks and labels). */
+static void charge(struct collect_session *p, const struct attach_raw_sample *s,
+		   struct last_sample *last, int first)
+{
+	int64_t values[2] = { 1, (int64_t)s->weight_ns };
+	if (p->o.kind != COLLECT_WALL) {
+		if (strcmp(last->state, "running") == 0)
+			return;         /* not blocked: nothing to count */
+		delay_of(s, first, &values[0], &values[1]);
+	}
+	if (p->o.kind == COLLECT_WALL || p->o.kind == COLLECT_BLOCK) {
+		last->pending[0] += values[0];
+		last->pending[1] += values[1];
+		p->sum.recorded_ns += (uint64_t)values[1];
+	} else if (strcmp(last->state, "mutex wait") == 0 && last->futex) {
+		if (p->nwaiters == p->capwaiters) {
+			size_t cap = p->capwaiters ? p->capwaiters * 2 : 16;
+			struct waiter *w = realloc(p->waiters, cap * sizeof *w);
+			if (!w)
+				return;
+			p->waiters = w;
+			p->capwaiters = cap;
+		}
+		p->waiters[p->nwaiters++] = (struct waiter){ last->futex, values[0], values[1] };
+	}
+}
+
+void collect_on_tick_end(void *arg)
+{
+	struct collect_session *p = arg;
+	for (size_t i = 0; i < p->nwaiters; i++) {
+		pid_t owner = attach_mutex_owner(p->pid, p->waiters[i].futex);
+		struct last_sample *h = owner ? last_for(p, owner) : NULL;
+		if (!h || !h->locs)
+			continue;       /* holder unknown or not sampled yet */
+		int64_t values[2] = { p->waiters[i].contentions, p->waiters[i].delay };
+		struct pp_label labels[2] = { { "thread", h->comm, 0, NULL }, { "tid", NULL, owner, NULL } };
+		pp_profile_add(p->stacks.prof, h->locs, h->n, values, labels, 2);
+		p->sum.recorded_ns += (uint64_t)values[1];
+	}
+	p->nwaiters = 0;
+}
+
+/* Unwinds a sample (counting failures and incomplete stacks); 0 with a
+ * stack to free, -1 with nothing. */
+static int unwind(struct collect_session *p, const struct attach_raw_sample *s, struct sym_stack *st)
+{
+	struct sym_snapshot snap = { s->tid, &s->regs, s->stack_addr, s->stack, s->stack_len,
+				     s->stack_cut, attach_read_mem };
+	if (sym_unwind(p->sym, &snap, st) || st->n == 0) {
+		p->sum.unwind_failures++;
+		sym_stack_free(st);
+		return -1;
+	}
+	if (!st->complete)
+		p->sum.unwind_failures++;
+	p->sum.cut_short += st->cut_short != 0;
+	return 0;
+}
+
+void collect_on_sample(void *arg, const struct attach_raw_sample *s)
+{
+	struct collect_session *p = arg;
+	struct sym_stack st;
+	if (p->o.kind == COLLECT_CPU) {
+		if (unwind(p, s, &st))
+			return;
+		int64_t values[2] = { 1, (int64_t)s->weight_ns };
+		struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
+		collect_stacks_add(&p->stacks, &st, values, labels, 2);
+		p->sum.recorded_ns += s->weight_ns;
+		sym_stack_free(&st);
+		return;
+	}
+	struct last_sample *last = last_for(p, s->tid);
+	if (!last)
+		return;
+	int first = last->locs == NULL;
+	if (s->repeat) {
+		if (!first)
+			charge(p, s, last, 0);
+		return;
+	}
+	if (unwind(p, s, &st))
+		return;
+	uint64_t locs[1024];
+	size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (copy) {
+		memcpy(copy, locs, n * sizeof *locs);
+		if (!first)
+			flush_pending(p, last);
+		free(last->locs);
+		last->locs = copy;
+		last->n = n;
+		state_label(s, &st, last->state, sizeof last->state);
+		snprintf(last->comm, sizeof last->comm, "%s", s->comm);
+		last->futex = s->sc.kind == ATTACH_SC_IN && s->state != 'R' ? s->sc.args[0] : 0;
+		charge(p, s, last, first);
+	}
+	sym_stack_free(&st);
+}

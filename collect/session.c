@@ -1,0 +1,282 @@
+/* session.c — one collection: choosing the engine, driving it, the
+ * summary (see collect.h).
+ *
+ * Reads top to bottom as the work happens:
+ *   1. open the target's symbolizer and warm it up (so the first samples
+ *      are not slow), and the profile with its mappings (stacks.c);
+ *   2. open the engine: perf_event where the kernel allows it for a CPU
+ *      profile, else ptrace (keeping why, for the summary);
+ *   3. poll the engine until the time is up, the caller cancels, or the
+ *      target exits: each raw sample goes to kinds.c, which unwinds it and
+ *      adds it to the profile;
+ *   4. close the engine (every thread let go) and keep its figures.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec)
+{
+	/* Go's names where Go has the profile (docs/FORMATS.md §1.4). */
+	int offcpu = kind == COLLECT_BLOCK || kind == COLLECT_MUTEX;
+	const char *k = kind == COLLECT_WALL ? "wall" : "cpu";
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	*spec = (struct pp_profile_spec){
+		.sample_types = { { offcpu ? "contentions" : "samples", "count" },
+				  { offcpu ? "delay" : k, "nanoseconds" } },
+		.n_sample_types = 2,
+		.period_type = { offcpu ? "contentions" : k, offcpu ? "count" : "nanoseconds" },
+		.period = offcpu ? 1 : 1000000000LL / hz,
+		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
+	};
+}
+
+const char *collect_file_kind(enum collect_kind kind)
+{
+	static const char *const names[] = { "samples.cpu", "samples.wall", "contentions.delay",
+					     "contentions.delay" };
+	return names[kind];
+}
+
+/* Bytes of stack copied per sample when not asked: perf_event's copy
+ * travels through the ring buffer with every sample (and is at most
+ * 65528 bytes); a ptrace copy is read once, straight from the target. */
+#define PERF_STACK_DEFAULT (32u * 1024)
+#define PTRACE_STACK_DEFAULT (64u * 1024)
+
+static struct attach_engine *open_engine(struct collect_session *s, struct collect_error *err)
+{
+	struct attach_engine_opts eo = {
+		.hz = s->o.hz, .stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT, .only = s->o.tids, .n_only = s->o.n_tids,
+		.wall = s->o.kind != COLLECT_CPU, .force_stop = s->o.force_stop,
+		.on_sample = collect_on_sample,
+		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL, .arg = s,
+	};
+	struct attach_error ae;
+	struct attach_engine *e;
+	/* perf_event samples CPU time; the off-CPU kinds visit every thread
+	 * at every tick, which is the ptrace engine's loop (it stops running
+	 * threads only, and reads blocked ones without stopping them). */
+	int perf = s->o.kind == COLLECT_CPU && !s->o.force_stop && s->o.engine != COLLECT_ENGINE_PTRACE;
+	if (perf) {
+		if ((e = attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, &ae)))
+			return e;
+		if (s->o.engine == COLLECT_ENGINE_PERF || ae.code == ATTACH_ERR_NOPROC) {
+			snprintf(err->msg, sizeof err->msg, "%s", ae.msg);
+			return NULL;
+		}
+		snprintf(s->sum.fallback, sizeof s->sum.fallback, "%s", ae.msg);
+	} else if (s->o.engine == COLLECT_ENGINE_PERF) {
+		snprintf(s->sum.fallback, sizeof s->sum.fallback, "%s",
+			 s->o.force_stop ? "--force-stop is a ptrace engine's behaviour"
+					 : "the wall, block and mutex profiles read every thread at "
+					   "each tick, which the ptrace engine does (perf_event "
+					   "samples CPU time only)");
+	}
+	if (!s->o.stack_size)
+		eo.stack_size = PTRACE_STACK_DEFAULT;
+	if (!(e = attach_engine_open(ATTACH_ENGINE_PTRACE, s->pid, &eo, &ae)))
+		snprintf(err->msg, sizeof err->msg, "%s", ae.msg);
+	return e;
+}
+
+static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
+				       struct collect_error *err)
+{
+	struct collect_session *s = calloc(1, sizeof *s);
+	char why[256];
+	memset(err, 0, sizeof *err);
+	if (!s) {
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return NULL;
+	}
+	s->pid = pid;
+	s->o = *o;
+	s->sum.exit_status = -1;
+	for (size_t i = 0; i < o->n_tids; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/task/%d", (int)pid, (int)o->tids[i]);
+		if (access(path, F_OK) != 0) {
+			snprintf(err->msg, sizeof err->msg, "--tid %d: no such thread in PID %d (see "
+				 "/proc/%d/task)", (int)o->tids[i], (int)pid, (int)pid);
+			free(s);
+			return NULL;
+		}
+	}
+	struct pp_profile_spec spec;
+	collect_spec(o->kind, o->hz, &spec);
+	if (!(s->sym = sym_open(pid, why, sizeof why)) ||
+	    collect_stacks_init(&s->stacks, pid, s->sym, &spec)) {
+		snprintf(err->msg, sizeof err->msg, "cannot prepare PID %d for profiling: %s", (int)pid,
+			 s->sym ? "out of memory" : why);
+		collect_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int start(struct collect_session *s, struct collect_error *err)
+{
+	sym_prepare(s->sym);
+	if (!(s->engine = open_engine(s, err)))
+		return -1;
+	s->sum.engine = attach_engine_name(s->engine);
+	s->start_ns = now_ns();
+	return 0;
+}
+
+struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
+				     struct collect_error *err)
+{
+	struct collect_session *s = prepare(pid, o, err);
+	if (s && start(s, err)) {
+		collect_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
+				      struct collect_error *err, int *status)
+{
+	memset(err, 0, sizeof *err);
+	pid_t pid = collect_start_child(argv, err, status);
+	if (pid < 0)
+		return NULL;
+	/* The command is stopped at its exec: open everything, then let it
+	 * run.  On failure it is let go too, and runs to its end. */
+	struct collect_session *s = prepare(pid, o, err);
+	if (s) {
+		s->child = pid;
+		if (start(s, err)) {
+			collect_release_child(pid);
+			*status = collect_wait_child(s);
+			collect_close(s);
+			return NULL;
+		}
+	}
+	collect_release_child(pid);
+	if (!s) {
+		while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+			;
+	}
+	return s;
+}
+
+/* run: the command exited (reaped here: it is our child). */
+static int child_exited(struct collect_session *s)
+{
+	int status;
+	if (!s->child || s->child_reaped)
+		return s->child_reaped;
+	if (waitpid(s->child, &status, WNOHANG) == s->child &&
+	    (WIFEXITED(status) || WIFSIGNALED(status))) {
+		s->child_reaped = 1;
+		s->child_status = status;
+	}
+	return s->child_reaped;
+}
+
+void collect_run(struct collect_session *s)
+{
+	uint64_t end = s->o.seconds > 0 ? s->start_ns + (uint64_t)(s->o.seconds * 1e9) : 0;
+	uint64_t next_progress = s->start_ns + 1000000000u;
+	while (!(s->o.cancel && *s->o.cancel)) {
+		uint64_t now = now_ns();
+		if (end && now >= end)
+			break;
+		uint64_t deadline = end && end < next_progress ? end : next_progress;
+		if (attach_engine_poll(s->engine, deadline) || child_exited(s))
+			break;
+		if (s->o.on_progress && now_ns() >= next_progress) {
+			s->o.on_progress(s->o.arg, (double)(now_ns() - s->start_ns) / 1e9,
+					 s->sum.st.samples);
+			next_progress += 1000000000u;
+		}
+	}
+	collect_stop(s);
+}
+
+void collect_stop(struct collect_session *s)
+{
+	if (s->stopped || !s->engine)
+		return;
+	s->stopped = 1;
+	attach_engine_close(s->engine, &s->sum.st);
+	s->engine = NULL;
+	collect_kinds_flush(s);
+	child_exited(s);
+	s->sum.target_execed = s->sum.st.target_execed;
+	s->sum.target_exited = s->sum.st.target_exited || s->child_reaped;
+	s->sum.exit_status = s->child_reaped ? s->child_status : s->sum.st.exit_status;
+}
+
+struct pp_profile *collect_profile(struct collect_session *s)
+{
+	return s->stacks.prof;
+}
+
+const struct collect_summary *collect_summary(const struct collect_session *s)
+{
+	return &s->sum;
+}
+
+pid_t collect_pid(const struct collect_session *s)
+{
+	return s->pid;
+}
+
+void collect_signal_child(struct collect_session *s, int sig)
+{
+	if (s->child && !s->child_reaped)
+		kill(s->child, sig);
+}
+
+int collect_wait_child(struct collect_session *s)
+{
+	int status;
+	if (!s->child)
+		return -1;
+	while (!s->child_reaped) {
+		pid_t r = waitpid(s->child, &status, 0);
+		if (r == s->child && (WIFEXITED(status) || WIFSIGNALED(status))) {
+			s->child_reaped = 1;
+			s->child_status = status;
+		} else if (r < 0 && errno == ECHILD) {
+			/* Reaped by the ptrace engine while it held the thread. */
+			s->child_reaped = 1;
+			s->child_status = s->sum.st.exit_status;
+		}
+	}
+	return s->child_status;
+}
+
+void collect_close(struct collect_session *s)
+{
+	if (!s)
+		return;
+	if (s->engine) {
+		attach_engine_close(s->engine, &s->sum.st);
+		s->engine = NULL;
+	}
+	attach_engine_stats_free(&s->sum.st);
+	collect_kinds_free(s);
+	collect_stacks_free(&s->stacks);
+	sym_close(s->sym);
+	free(s);
+}
