@@ -12,9 +12,11 @@
  *                    nothing stopped.  The default wherever it is allowed.
  *   engine_ptrace.c  ptrace: at each tick, the threads found running are
  *                    seized, interrupted, copied and detached.  For where
- *                    perf_event_open is refused; also the engine of the
- *                    off-CPU profiles (wall, block, mutex), which read
- *                    blocked threads without stopping them (peek.c).
+ *                    perf_event_open is refused; also the tick loop of the
+ *                    off-CPU profiles (wall, block, mutex), which reads
+ *                    blocked threads without stopping them (peek.c) and,
+ *                    with no_stop, leaves running threads to the perf
+ *                    engine's samples.
  *
  * All of an engine's state lives in its struct attach_engine: several can
  * run in one process.  Nothing is process-wide but the SIGCHLD mask of the
@@ -52,6 +54,9 @@ struct attach_raw_sample {
 	char state;                     /* /proc state letter when sampled */
 	int repeat;                     /* blocked and has not run since its last
 					 * sample: same stack, nothing was read */
+	int use_cpu_stack;              /* running, not stopped (no_stop): no
+					 * stack here; it is the thread's latest
+					 * CPU sample from the perf engine */
 	struct attach_syscall sc;       /* the call it is blocked in */
 	double blocked_ms;              /* how long it had not run when read
 					 * (sched exec_start), -1 if unknown */
@@ -63,6 +68,8 @@ struct attach_engine_opts {
 	const pid_t *only;              /* sample only these tids (NULL: all) */
 	size_t n_only;
 	int wall;                       /* ptrace: every thread at every tick */
+	int no_stop;                    /* ptrace, wall: never stop a running
+					 * thread (use_cpu_stack samples) */
 	int force_stop;                 /* ptrace, for comparison only: stop
 					 * every thread at every tick, blocked or
 					 * not, and leave the EINTRs it causes */

@@ -283,6 +283,14 @@ static void explain(int e, pid_t pid, struct attach_error *err)
 			 (int)pid, strerror(e));
 }
 
+/* The data bytes a ring should hold: a tenth of a second of samples at
+ * the full rate of one CPU, and at least 16 samples. */
+static size_t ring_bytes(const struct perf_engine *e)
+{
+	size_t per = e->o.stack_size + 256;     /* the stack, registers, header */
+	return per * (size_t)(e->o.hz / 10 > 16 ? e->o.hz / 10 : 16);
+}
+
 /* Maps a ring of at least want bytes of data, halving under the locked
  * memory limit (perf_event_mlock_kb, for users without CAP_IPC_LOCK). */
 static int map_ring(struct ring *r, size_t want)
@@ -343,7 +351,7 @@ static pid_t owner_of(const struct perf_engine *e, uint64_t id)
 /* Opens tid's events, one per CPU.  Returns 0, or an errno. */
 static int open_thread(struct perf_engine *e, pid_t tid)
 {
-	int opened = 0, first_err = 0;
+	int opened = 0;
 	for (size_t c = 0; c < e->nrings; c++) {
 		struct ring *r = &e->rings[c];
 		int fd = perf_open(&e->attr, tid, r->cpu);
@@ -362,18 +370,11 @@ static int open_thread(struct perf_engine *e, pid_t tid)
 		if (fd < 0) {
 			if (errno == ENODEV || errno == ENXIO)
 				continue;               /* an offline CPU */
-			if (!first_err)
-				first_err = errno;
-			if (errno == ESRCH)
-				return ESRCH;
-			continue;
+			return errno;   /* any other CPU missing would lose its samples */
 		}
 		if (r->fd < 0) {
 			r->fd = fd;
-			size_t per = e->o.stack_size + 256;
-			/* A tenth of a second of samples at full rate, at least 16. */
-			size_t want = per * (size_t)(e->o.hz / 10 > 16 ? e->o.hz / 10 : 16);
-			if (map_ring(r, want)) {
+			if (map_ring(r, ring_bytes(e))) {
 				int er = errno;
 				close(fd);
 				r->fd = -1;
@@ -390,7 +391,7 @@ static int open_thread(struct perf_engine *e, pid_t tid)
 		}
 		opened++;
 	}
-	return opened ? 0 : first_err ? first_err : ENODEV;
+	return opened ? 0 : ENODEV;
 }
 
 static int wanted(const struct perf_engine *e, pid_t tid)
@@ -672,9 +673,8 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	e->cpu_start = e->cpu_last = kernel_cpu(e);
-	size_t per = e->o.stack_size + 256;
-	size_t want = per * (size_t)(o->hz / 10 > 16 ? o->hz / 10 : 16);
-	a->wakeup_watermark = (uint32_t)(want / 4 > 4096 ? want / 4 : 4096);
+	/* Wake pprofc when a quarter of a ring is filled. */
+	a->wakeup_watermark = (uint32_t)(ring_bytes(e) / 4 > 4096 ? ring_bytes(e) / 4 : 4096);
 	int er = open_all(e);
 	if (er || e->nfds == 0) {
 		explain(er ? er : ESRCH, pid, err);

@@ -95,6 +95,7 @@ struct taken {
 	uint64_t weight;
 	char state;
 	int repeat;
+	int use_cpu_stack;
 	struct attach_syscall sc;
 	double blocked_ms;
 };
@@ -419,6 +420,7 @@ static struct taken *take(struct sampler *s, struct sthread *t, struct user_regs
 						 .sp = u->rsp, .pc = u->rip };
 	}
 	k->repeat = 0;
+	k->use_cpu_stack = 0;
 	k->blocked_ms = -1;
 	memcpy(k->comm, t->comm, sizeof k->comm);
 	k->stack_addr = lo;
@@ -585,6 +587,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 			return 1;
 		k->tid = t->tid;
 		k->repeat = 1;
+		k->use_cpu_stack = 0;
 		k->blocked_ms = -1;
 		k->weight = wall_weight(s, t);
 		memcpy(k->comm, t->comm, sizeof k->comm);
@@ -627,6 +630,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->state = state;
 	k->stack_cut = 0;
 	k->repeat = 0;
+	k->use_cpu_stack = 0;
 	k->sc = at.sc;
 	k->blocked_ms = -1;
 	/* Each CPU has its own scheduler clock; on the first tick (when the
@@ -642,6 +646,29 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	s->n_taken++;
 	t->has_sample = 1;
 	return 1;
+}
+
+/* no_stop: a running thread is not stopped for its stack; the caller has
+ * it from another engine's CPU samples (perf_event). */
+static void running_sample(struct sampler *s, struct sthread *t)
+{
+	struct taken *k = next_taken(s);
+	if (!k)
+		return;
+	memset(&k->regs, 0, sizeof k->regs);
+	k->tid = t->tid;
+	k->weight = wall_weight(s, t);
+	k->state = 'R';
+	k->repeat = 0;
+	k->use_cpu_stack = 1;
+	k->stack_len = 0;
+	k->stack_cut = 0;
+	k->stop_ns = 0;
+	k->blocked_ms = -1;
+	memset(&k->sc, 0, sizeof k->sc);
+	memcpy(k->comm, t->comm, sizeof k->comm);
+	s->n_taken++;
+	t->has_sample = 0;      /* its next blocked sample is read afresh */
 }
 
 /* --force-stop, for comparison: every thread is interrupted, blocked or
@@ -750,6 +777,10 @@ static void tick(struct sampler *s)
 		} else if (s->o->wall) {
 			if (wall_sample(s, t, ran))
 				continue;       /* taken without stopping it */
+			if (s->o->no_stop) {
+				running_sample(s, t);
+				continue;       /* its stack: its latest CPU sample */
+			}
 			t->keep = 1;
 		} else if (ran == 0 || thread_state(t) != 'R') {
 			continue;
@@ -792,7 +823,8 @@ static void tick(struct sampler *s)
 			.tid = k->tid, .comm = k->comm, .weight_ns = k->weight, .regs = k->regs,
 			.stack_addr = k->stack_addr, .stack = k->stack, .stack_len = k->stack_len,
 			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
-			.repeat = k->repeat, .sc = k->sc, .blocked_ms = k->blocked_ms,
+			.repeat = k->repeat, .use_cpu_stack = k->use_cpu_stack, .sc = k->sc,
+			.blocked_ms = k->blocked_ms,
 		};
 		s->st->samples++;
 		if (!k->repeat)

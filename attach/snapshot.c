@@ -20,6 +20,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,7 +482,7 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 	sigset_t chld, old;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old);
+	pthread_sigmask(SIG_BLOCK, &chld, &old);
 
 	struct session ss = { .pid = pid, .o = o, .s = s };
 	int r = run_session(&ss, o, err);
@@ -490,7 +491,7 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 	free(ss.tr);
 
 	attach_install_reaper();
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }
 

@@ -267,7 +267,8 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (isatty(2))
 		fputs("\r\033[K", stderr);
 	double recorded = (double)sum->recorded_ns / 1e9, secs = (double)st->duration_ns / 1e9;
-	uint64_t lost = st->lost_not_stopped + st->lost_exited + st->lost_records;
+	uint64_t lost = st->lost_not_stopped + st->lost_exited + st->lost_records +
+			sum->cpu_st.lost_records + sum->no_cpu_stack;
 	if (o->kind == COLLECT_BLOCK || o->kind == COLLECT_MUTEX)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
 			"delay recorded; %" PRIu64 " lost", st->samples, st->threads_seen, secs, recorded, lost);
@@ -279,18 +280,25 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of CPU "
 			"by the samples, %.2f s by the kernel; %" PRIu64 " lost", st->samples,
 			st->threads_seen, secs, recorded, (double)st->cpu_ns / 1e9, lost);
-	if (st->lost_records)
-		fprintf(stderr, " (%" PRIu64 " dropped by the kernel: its buffer was full)", st->lost_records);
+	if (st->lost_records + sum->cpu_st.lost_records)
+		fprintf(stderr, " (%" PRIu64 " dropped by the kernel: its buffer was full)",
+			st->lost_records + sum->cpu_st.lost_records);
+	if (sum->no_cpu_stack)
+		fprintf(stderr, " (%" PRIu64 " of threads running without a CPU sample yet)",
+			sum->no_cpu_stack);
 	if (st->lost_not_stopped + st->lost_exited)
 		fprintf(stderr, " (%" PRIu64 " did not stop in time or ran while read, %" PRIu64 " exited)",
 			st->lost_not_stopped, st->lost_exited);
 	if (st->landed_off_cpu)
 		fprintf(stderr, ", %" PRIu64 " landed off-CPU (the stop found the thread in a system "
 			"call: dropped)", st->landed_off_cpu);
+	if (sum->holder_unknown)
+		fprintf(stderr, ", %" PRIu64 " mutex waits not counted (holder unknown or not "
+			"sampled yet)", sum->holder_unknown);
 	engine_part(sum);
 	if (sum->fallback[0])
 		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
-	if (st->kernel_excluded)
+	if (st->kernel_excluded || sum->cpu_st.kernel_excluded)
 		fprintf(stderr, "pprofc: time in the kernel was not sampled (perf_event_paranoid allows "
 			"user-space samples only): system calls are missing from the profile\n");
 	if (st->skipped_ticks)

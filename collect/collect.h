@@ -53,6 +53,11 @@ struct collect_summary {
 	const char *engine;             /* "perf" or "ptrace" */
 	char fallback[512];             /* auto chose ptrace: why ("" if not) */
 	struct attach_engine_stats st;
+	struct attach_engine_stats cpu_st;  /* off-CPU kinds: the perf engine
+					     * giving running threads' stacks */
+	uint64_t no_cpu_stack;          /* ...a running thread had none yet */
+	uint64_t holder_unknown;        /* mutex: waits whose holder's stack
+					 * was unknown (not counted) */
 	uint64_t recorded_ns;           /* CPU, wall or delay in the profile */
 	uint64_t unwind_failures;       /* stacks not unwound to their root */
 	uint64_t cut_short;             /* ...of which the copy was too short */

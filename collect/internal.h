@@ -13,6 +13,9 @@ struct last_sample {
 	char state[48];
 	char comm[64];
 	uint64_t futex;                 /* mutex wait: the mutex */
+	uint64_t *cpu_locs;             /* off-CPU kinds with perf: its latest
+					 * CPU sample's stack, for when it runs */
+	size_t cpu_n;
 	int64_t pending[2];             /* wall, block: values of repeats not yet
 					 * added to the profile (one add per run
 					 * of repeats, not one per tick) */
@@ -32,6 +35,8 @@ struct collect_session {
 	struct sym_session *sym;
 	struct collect_stacks stacks;
 	struct attach_engine *engine;
+	struct attach_engine *cpu_engine;  /* off-CPU kinds: perf_event samples
+					    * give running threads' stacks */
 	struct collect_summary sum;
 	int stopped;
 	uint64_t start_ns;
@@ -45,6 +50,7 @@ struct collect_session {
 /* kinds.c: the engine's callbacks, and the end of the accounting. */
 void collect_on_sample(void *arg, const struct attach_raw_sample *s);
 void collect_on_tick_end(void *arg);
+void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s);
 void collect_kinds_flush(struct collect_session *s);
 void collect_kinds_free(struct collect_session *s);
 

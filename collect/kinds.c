@@ -95,8 +95,10 @@ void collect_kinds_flush(struct collect_session *p)
 
 void collect_kinds_free(struct collect_session *p)
 {
-	for (size_t i = 0; i < p->caplast; i++)
+	for (size_t i = 0; i < p->caplast; i++) {
 		free(p->last[i].locs);
+		free(p->last[i].cpu_locs);
+	}
 	free(p->last);
 	free(p->waiters);
 	p->last = NULL;
@@ -139,8 +141,10 @@ void collect_on_tick_end(void *arg)
 	for (size_t i = 0; i < p->nwaiters; i++) {
 		pid_t owner = attach_mutex_owner(p->pid, p->waiters[i].futex);
 		struct last_sample *h = owner ? last_for(p, owner) : NULL;
-		if (!h || !h->locs)
-			continue;       /* holder unknown or not sampled yet */
+		if (!h || !h->locs) {
+			p->sum.holder_unknown++;  /* gone, or not sampled yet */
+			continue;
+		}
 		int64_t values[2] = { p->waiters[i].contentions, p->waiters[i].delay };
 		struct pp_label labels[2] = { { "thread", h->comm, 0, NULL }, { "tid", NULL, owner, NULL } };
 		pp_profile_add(p->stacks.prof, h->locs, h->n, values, labels, 2);
@@ -166,10 +170,71 @@ static int unwind(struct collect_session *p, const struct attach_raw_sample *s, 
 	return 0;
 }
 
+/* Replaces a thread's current stack with locs (n of them). */
+static int set_locs(struct collect_session *p, struct last_sample *last, const uint64_t *locs,
+		    size_t n, int first)
+{
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (!copy)
+		return -1;
+	memcpy(copy, locs, n * sizeof *locs);
+	if (!first)
+		flush_pending(p, last);
+	free(last->locs);
+	last->locs = copy;
+	last->n = n;
+	return 0;
+}
+
+/* Off-CPU kinds with the perf engine: a CPU sample is not counted; its
+ * stack becomes the thread's stack for the ticks that find it running. */
+void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
+{
+	struct collect_session *p = arg;
+	struct sym_stack st;
+	struct last_sample *last = last_for(p, s->tid);
+	if (!last || unwind(p, s, &st))
+		return;
+	uint64_t locs[1024];
+	size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (copy) {
+		memcpy(copy, locs, n * sizeof *locs);
+		free(last->cpu_locs);
+		last->cpu_locs = copy;
+		last->cpu_n = n;
+	}
+	sym_stack_free(&st);
+}
+
+/* A tick found the thread running and did not stop it: it is where its
+ * latest CPU sample (at most a period of its CPU time ago) saw it. */
+static void on_running(struct collect_session *p, const struct attach_raw_sample *s)
+{
+	struct last_sample *last = last_for(p, s->tid);
+	if (!last)
+		return;
+	if (!last->cpu_locs) {
+		p->sum.no_cpu_stack++;  /* it has not run a whole period yet */
+		return;
+	}
+	int first = last->locs == NULL;
+	if (set_locs(p, last, last->cpu_locs, last->cpu_n, first))
+		return;
+	snprintf(last->state, sizeof last->state, "running");
+	snprintf(last->comm, sizeof last->comm, "%s", s->comm);
+	last->futex = 0;
+	charge(p, s, last, first);
+}
+
 void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 {
 	struct collect_session *p = arg;
 	struct sym_stack st;
+	if (s->use_cpu_stack) {
+		on_running(p, s);
+		return;
+	}
 	if (p->o.kind == COLLECT_CPU) {
 		if (unwind(p, s, &st))
 			return;
@@ -193,14 +258,7 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 		return;
 	uint64_t locs[1024];
 	size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
-	if (copy) {
-		memcpy(copy, locs, n * sizeof *locs);
-		if (!first)
-			flush_pending(p, last);
-		free(last->locs);
-		last->locs = copy;
-		last->n = n;
+	if (set_locs(p, last, locs, n, first) == 0) {
 		state_label(s, &st, last->state, sizeof last->state);
 		snprintf(last->comm, sizeof last->comm, "%s", s->comm);
 		last->futex = s->sc.kind == ATTACH_SC_IN && s->state != 'R' ? s->sc.args[0] : 0;

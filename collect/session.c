@@ -59,34 +59,50 @@ const char *collect_file_kind(enum collect_kind kind)
 #define PERF_STACK_DEFAULT (32u * 1024)
 #define PTRACE_STACK_DEFAULT (64u * 1024)
 
+/* Off-CPU kinds: a perf engine whose samples only give running threads
+ * their stacks, so the tick loop never has to stop one.  NULL when
+ * perf_event cannot run here (the reason in ae). */
+static struct attach_engine *open_cpu_stacks(struct collect_session *s,
+					     const struct attach_engine_opts *tick,
+					     struct attach_error *ae)
+{
+	struct attach_engine_opts eo = *tick;
+	eo.wall = 0;
+	eo.stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT;
+	eo.on_sample = collect_on_cpu_stack;
+	eo.on_tick_end = NULL;
+	return attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, ae);
+}
+
 static struct attach_engine *open_engine(struct collect_session *s, struct collect_error *err)
 {
 	struct attach_engine_opts eo = {
-		.hz = s->o.hz, .stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT, .only = s->o.tids, .n_only = s->o.n_tids,
+		.hz = s->o.hz, .stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT,
+		.only = s->o.tids, .n_only = s->o.n_tids,
 		.wall = s->o.kind != COLLECT_CPU, .force_stop = s->o.force_stop,
 		.on_sample = collect_on_sample,
 		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL, .arg = s,
 	};
 	struct attach_error ae;
 	struct attach_engine *e;
-	/* perf_event samples CPU time; the off-CPU kinds visit every thread
-	 * at every tick, which is the ptrace engine's loop (it stops running
-	 * threads only, and reads blocked ones without stopping them). */
-	int perf = s->o.kind == COLLECT_CPU && !s->o.force_stop && s->o.engine != COLLECT_ENGINE_PTRACE;
-	if (perf) {
+	int want_perf = !s->o.force_stop && s->o.engine != COLLECT_ENGINE_PTRACE;
+	if (want_perf && s->o.kind == COLLECT_CPU) {
 		if ((e = attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, &ae)))
 			return e;
+	} else if (want_perf) {
+		/* The off-CPU kinds visit every thread at each tick (the ptrace
+		 * engine's loop, which reads blocked threads without stopping
+		 * them); running threads take their stacks from perf samples,
+		 * so nothing is ever stopped. */
+		if ((s->cpu_engine = open_cpu_stacks(s, &eo, &ae)))
+			eo.no_stop = 1;
+	}
+	if (want_perf && (s->o.kind == COLLECT_CPU || !s->cpu_engine)) {
 		if (s->o.engine == COLLECT_ENGINE_PERF || ae.code == ATTACH_ERR_NOPROC) {
 			snprintf(err->msg, sizeof err->msg, "%s", ae.msg);
 			return NULL;
 		}
 		snprintf(s->sum.fallback, sizeof s->sum.fallback, "%s", ae.msg);
-	} else if (s->o.engine == COLLECT_ENGINE_PERF) {
-		snprintf(s->sum.fallback, sizeof s->sum.fallback, "%s",
-			 s->o.force_stop ? "--force-stop is a ptrace engine's behaviour"
-					 : "the wall, block and mutex profiles read every thread at "
-					   "each tick, which the ptrace engine does (perf_event "
-					   "samples CPU time only)");
 	}
 	if (!s->o.stack_size)
 		eo.stack_size = PTRACE_STACK_DEFAULT;
@@ -135,7 +151,7 @@ static int start(struct collect_session *s, struct collect_error *err)
 	sym_prepare(s->sym);
 	if (!(s->engine = open_engine(s, err)))
 		return -1;
-	s->sum.engine = attach_engine_name(s->engine);
+	s->sum.engine = s->cpu_engine ? attach_engine_name(s->cpu_engine) : attach_engine_name(s->engine);
 	s->start_ns = now_ns();
 	return 0;
 }
@@ -201,6 +217,9 @@ void collect_run(struct collect_session *s)
 		if (end && now >= end)
 			break;
 		uint64_t deadline = end && end < next_progress ? end : next_progress;
+		/* Running threads' latest stacks first, then the next tick. */
+		if (s->cpu_engine && attach_engine_poll(s->cpu_engine, 0))
+			break;
 		if (attach_engine_poll(s->engine, deadline) || child_exited(s))
 			break;
 		if (s->o.on_progress && now_ns() >= next_progress) {
@@ -219,6 +238,10 @@ void collect_stop(struct collect_session *s)
 	s->stopped = 1;
 	attach_engine_close(s->engine, &s->sum.st);
 	s->engine = NULL;
+	if (s->cpu_engine) {
+		attach_engine_close(s->cpu_engine, &s->sum.cpu_st);
+		s->cpu_engine = NULL;
+	}
 	collect_kinds_flush(s);
 	child_exited(s);
 	s->sum.target_execed = s->sum.st.target_execed;
@@ -274,7 +297,12 @@ void collect_close(struct collect_session *s)
 		attach_engine_close(s->engine, &s->sum.st);
 		s->engine = NULL;
 	}
+	if (s->cpu_engine) {
+		attach_engine_close(s->cpu_engine, &s->sum.cpu_st);
+		s->cpu_engine = NULL;
+	}
 	attach_engine_stats_free(&s->sum.st);
+	attach_engine_stats_free(&s->sum.cpu_st);
 	collect_kinds_free(s);
 	collect_stacks_free(&s->stacks);
 	sym_close(s->sym);
