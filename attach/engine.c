@@ -56,4 +56,7 @@ void attach_engine_stats_free(struct attach_engine_stats *st)
 	free(st->stop_ns);
 	st->stop_ns = NULL;
 	st->n_stop_ns = st->cap_stop_ns = 0;
+	free(st->thread_cpu);
+	st->thread_cpu = NULL;
+	st->n_thread_cpu = 0;
 }

@@ -78,6 +78,16 @@ struct attach_engine_opts {
 	void *arg;
 };
 
+/* perf engine: one thread's CPU time over the window by the kernel's
+ * accounting (schedstat), which the thread's samples are scaled to
+ * (collect/kinds.c): task-clock leaves out the scheduler's own time around
+ * each switch, a few percent for threads that switch often.  (The ptrace
+ * engine weighs each sample by schedstat already.) */
+struct attach_thread_cpu {
+	pid_t tid;
+	uint64_t cpu_ns;
+};
+
 struct attach_engine_stats {
 	uint64_t ticks;                 /* ptrace: timer ticks handled */
 	uint64_t skipped_ticks;         /* ptrace: ticks missed while busy */
@@ -101,6 +111,8 @@ struct attach_engine_stats {
 	int target_execed;
 	uint64_t *stop_ns;              /* ptrace: each sample's stop time */
 	size_t n_stop_ns, cap_stop_ns;
+	struct attach_thread_cpu *thread_cpu;   /* perf, at close: live threads */
+	size_t n_thread_cpu;
 };
 
 struct attach_engine;

@@ -93,6 +93,11 @@ struct pthread_entry {
 	int inherited;                  /* a PERF_RECORD_FORK showed its creator
 					 * was sampled: its events are inherited */
 	int own_events;                 /* we opened events for it */
+	int exited;                     /* PERF_RECORD_EXIT seen: forgotten
+					 * after this drain */
+	int start_known;                /* cpu_start is its schedstat when the
+					 * window began (0 if born in it) */
+	uint64_t cpu_start;
 };
 
 struct perf_engine {
@@ -427,6 +432,8 @@ static int open_all(struct perf_engine *e)
 				return ENOMEM;
 			}
 			read_comm(e, t);
+			t->cpu_start = schedstat_of(e->pid, tids[i]);
+			t->start_known = 1;
 			int er = open_thread(e, tids[i]);
 			if (er == ESRCH)
 				continue;       /* exited meanwhile */
@@ -548,13 +555,16 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 			if (!t->comm[0])
 				read_comm(e, t);
 			t->inherited = 1;
+			if (!t->start_known) {
+				t->start_known = 1;     /* born in the window */
+				t->cpu_start = 0;
+			}
 		}
 	} else if (h->type == PERF_RECORD_EXIT) {
 		memcpy(&tid, p + sizeof *h + 8, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 0);
-		if (t && !t->own_events)
-			t->tid = -1;    /* forget it: a process that churns
-					 * through threads keeps a small table */
+		if (t)
+			t->exited = 1;
 	} else if (h->type == PERF_RECORD_COMM) {
 		memcpy(&tid, p + sizeof *h + 4, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
@@ -609,6 +619,16 @@ static void scan_records(struct perf_engine *e, int samples)
 	}
 }
 
+/* Threads that exited are forgotten once their last samples (in any
+ * ring) were read: a process that churns through threads keeps a small
+ * table.  Threads with events of their own stay, for their descriptors. */
+static void forget_exited(struct perf_engine *e)
+{
+	for (size_t i = 0; i < e->cap_threads; i++)
+		if (e->threads[i].tid > 0 && e->threads[i].exited && !e->threads[i].own_events)
+			e->threads[i].tid = -1;
+}
+
 static void drain(struct perf_engine *e)
 {
 	for (size_t c = 0; c < e->nrings; c++)
@@ -616,6 +636,29 @@ static void drain(struct perf_engine *e)
 			e->rings[c].head = __atomic_load_n(&e->rings[c].meta->data_head, __ATOMIC_ACQUIRE);
 	scan_records(e, 0);
 	scan_records(e, 1);
+	forget_exited(e);
+}
+
+/* Each live thread's CPU time over the window, by schedstat: collect/
+ * scales the thread's samples to it (task-clock misses the scheduler's own
+ * time around each switch, a few percent for threads that switch often). */
+static void record_thread_cpu(struct perf_engine *e)
+{
+	struct attach_engine_stats *st = e->st;
+	size_t n = 0;
+	for (size_t i = 0; i < e->cap_threads; i++)
+		n += e->threads[i].tid > 0;
+	if (!n || !(st->thread_cpu = calloc(n, sizeof *st->thread_cpu)))
+		return;
+	for (size_t i = 0; i < e->cap_threads; i++) {
+		const struct pthread_entry *t = &e->threads[i];
+		if (t->tid <= 0 || t->exited || !t->start_known || !wanted(e, t->tid))
+			continue;
+		uint64_t now = schedstat_of(e->pid, t->tid);
+		if (now > t->cpu_start)
+			st->thread_cpu[st->n_thread_cpu++] = (struct attach_thread_cpu){
+				.tid = t->tid, .cpu_ns = now - t->cpu_start };
+	}
 }
 
 /* ---- the interface ------------------------------------------------------- */
@@ -726,6 +769,8 @@ static void perf_close(void *state)
 		ioctl(e->fds[i], PERF_EVENT_IOC_DISABLE, 0);
 	if (e->pfds)
 		drain(e);
+	if (!e->st->target_exited)
+		record_thread_cpu(e);
 	if (!e->st->target_exited) {
 		uint64_t now = kernel_cpu(e);
 		e->st->cpu_ns = now > e->cpu_start ? now - e->cpu_start : 0;

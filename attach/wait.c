@@ -126,8 +126,15 @@ void attach_refine(struct attach_wait *w, const char *const *funcs, size_t n)
 	    any_contains(funcs, n, "pthread_mutex_timedlock") ||
 	    any_contains(funcs, n, "pthread_mutex_clocklock"))
 		w->reason = ATTACH_R_MUTEX;
-	else if (any_contains(funcs, n, "pthread_cond_"))
+	else if (any_contains(funcs, n, "pthread_cond_")) {
 		w->reason = ATTACH_R_COND;
+		/* The futex is one of the two __g_signals words of glibc's
+		 * pthread_cond_t (2.25 and later, x86_64: offsets 0x28 and
+		 * 0x2c of an 8-aligned struct): name the condition variable
+		 * itself, as gdb does. */
+		if (w->futex >= 0x2c)
+			w->futex -= (w->futex & 7) == 0 ? 0x28 : 0x2c;
+	}
 }
 
 void attach_reason_text(const struct attach_wait *w, char *buf, size_t len)

@@ -104,8 +104,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->pprof = optarg;
 			break;
 		case 's':
-			if (cli_parse_size(optarg, &o->stack_size))
-				return cli_usage_error(cmd, "--stack-size takes a size like 512K, not '%s'", optarg);
+			if (cli_parse_size(optarg, &o->stack_size) || o->stack_size < 4096)
+				return cli_usage_error(cmd, "--stack-size takes a size of 4K or more, like 512K, not '%s'",
+						       optarg);
 			break;
 		case 't':
 			if (cli_parse_int(optarg, 1, 60000, &o->stop_timeout_ms))
@@ -444,7 +445,7 @@ static int dump(const struct options *o, pid_t tgid)
 	struct cli_saved w;
 	int want_pprof = o->pprof || o->pprof_numbered;
 	char exe[4096];
-	collect_exe_of(tgid, exe, sizeof exe);
+	collect_name_of(tgid, exe, sizeof exe);
 	if (want_pprof && cli_saved_open(&w, o->pprof, o->pprof_numbered && o->pprof_format == FMT_PROTO,
 					 exe, "threads"))
 		return EXIT_FAIL;

@@ -190,6 +190,9 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (o->output && strcmp(o->output, "-") == 0 && o->format == FMT_PROTO && isatty(STDOUT_FILENO))
+		return cli_usage_error(cmd, "-o -: stdout is a terminal and a pprof profile is binary: "
+				       "redirect stdout to a file, or use --format top");
 	if (o->engine == COLLECT_ENGINE_PERF && o->stack_size > 65528)
 		return cli_usage_error(cmd, "--stack-size: the perf engine copies at most 65528 bytes per sample");
 	if (o->force_stop && o->engine == COLLECT_ENGINE_PERF)
@@ -357,7 +360,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 	struct collect_error err;
 	struct cli_saved w;
 	struct cli_progress pr;
-	collect_exe_of(pid, exe, sizeof exe);
+	collect_name_of(pid, exe, sizeof exe);
 	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, collect_file_kind(o->kind)))
 		return EXIT_FAIL;
 	cli_collect_opts(o, &pr, &co);

@@ -62,7 +62,8 @@ int cmd_report(int argc, char **argv)
 	struct pp_profile *p = pp_profile_read(in, err, sizeof err);
 	fclose(in);
 	if (!p) {
-		cli_error("%s is not a pprof profile: %s", path, err);
+		cli_error("%s is not a pprof profile (%s): give a file written by pprofc, Go's "
+			  "runtime/pprof or go tool pprof", path, err);
 		return EXIT_FAIL;
 	}
 	struct cli_output out;

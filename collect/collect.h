@@ -128,5 +128,9 @@ void collect_wait_of(char state, const struct attach_syscall *sc, const struct s
 		     struct attach_wait *w);
 /* The target's executable path, " (deleted)" removed. */
 void collect_exe_of(pid_t pid, char *exe, size_t len);
+/* What the process calls itself, for file names: its name (comm), which
+ * is the name it was started by, not where a symlink leads (redis-server,
+ * not redis-check-rdb); longer from argv[0] when comm was cut at 15. */
+void collect_name_of(pid_t pid, char *name, size_t len);
 
 #endif

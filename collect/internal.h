@@ -5,7 +5,18 @@
 
 #include "collect.h"
 
-/* Off-CPU kinds: a thread's last sample, repeated while it does not run. */
+/* CPU kind: one stack of a thread, its samples kept until the end, when
+ * they are scaled to the kernel's count of the thread's CPU time. */
+struct cpu_entry {
+	uint64_t hash;
+	uint64_t *locs;
+	size_t n;
+	char comm[64];
+	int64_t count, weight;
+};
+
+/* Per thread: off-CPU kinds keep its last sample, repeated while it does
+ * not run; the CPU kind its stacks (cpu_entry). */
 struct last_sample {
 	pid_t tid;                      /* 0: free slot */
 	uint64_t *locs;
@@ -16,6 +27,9 @@ struct last_sample {
 	uint64_t *cpu_locs;             /* off-CPU kinds with perf: its latest
 					 * CPU sample's stack, for when it runs */
 	size_t cpu_n;
+	struct cpu_entry *cpu;          /* CPU kind */
+	size_t ncpu, capcpu;
+	int64_t cpu_w;                  /* weights sampled */
 	int64_t pending[2];             /* wall, block: values of repeats not yet
 					 * added to the profile (one add per run
 					 * of repeats, not one per tick) */

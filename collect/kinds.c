@@ -1,7 +1,9 @@
 /* kinds.c — the accounting of each profile kind: what a raw sample adds
  * to the profile.
  *
- *   cpu    every sample: its stack, weighted by the CPU time it stands for.
+ *   cpu    every sample: its stack, weighted by the CPU time it stands for;
+ *          with the perf engine, each thread's weights are scaled at the
+ *          end to its CPU time by the kernel's account (schedstat).
  *   wall   every thread at every tick, labelled with its wait state;
  *          a blocked thread that has not run repeats its last stack.
  *   block  blocking episodes (contentions) and how long they lasted.
@@ -86,11 +88,91 @@ static void flush_pending(struct collect_session *p, struct last_sample *last)
 	last->pending[0] = last->pending[1] = 0;
 }
 
+/* ---- the CPU kind: samples kept per thread, scaled at the end ---------- */
+
+static uint64_t hash_locs(const uint64_t *locs, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ locs[i]) * 1099511628211ull;
+	return h;
+}
+
+static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_sample *s,
+			    const uint64_t *locs, size_t n)
+{
+	struct last_sample *t = last_for(p, s->tid);
+	if (!t)
+		return;
+	uint64_t h = hash_locs(locs, n);
+	struct cpu_entry *e = NULL;
+	for (size_t i = 0; i < t->ncpu && !e; i++)
+		if (t->cpu[i].hash == h && t->cpu[i].n == n &&
+		    memcmp(t->cpu[i].locs, locs, n * sizeof *locs) == 0 &&
+		    strcmp(t->cpu[i].comm, s->comm) == 0)
+			e = &t->cpu[i];
+	if (!e) {
+		if (t->ncpu == t->capcpu) {
+			size_t cap = t->capcpu ? t->capcpu * 2 : 8;
+			struct cpu_entry *v = realloc(t->cpu, cap * sizeof *v);
+			if (!v)
+				return;
+			t->cpu = v;
+			t->capcpu = cap;
+		}
+		e = &t->cpu[t->ncpu];
+		*e = (struct cpu_entry){ .hash = h, .n = n };
+		if (!(e->locs = malloc((n ? n : 1) * sizeof *locs)))
+			return;
+		memcpy(e->locs, locs, n * sizeof *locs);
+		snprintf(e->comm, sizeof e->comm, "%s", s->comm);
+		t->ncpu++;
+	}
+	e->count++;
+	e->weight += (int64_t)s->weight_ns;
+	t->cpu_w += (int64_t)s->weight_ns;
+}
+
+static const struct attach_thread_cpu *kernel_cpu_of(const struct attach_engine_stats *st, pid_t tid)
+{
+	for (size_t i = 0; i < st->n_thread_cpu; i++)
+		if (st->thread_cpu[i].tid == tid)
+			return &st->thread_cpu[i];
+	return NULL;
+}
+
+/* perf engine: the factor that brings a thread's samples to the CPU time
+ * the kernel counted for it (attach_thread_cpu); 1 where it is unknown
+ * (the thread exited, or the ptrace engine, whose weights are the
+ * kernel's already). */
+static double scale_of(const struct last_sample *t, const struct attach_thread_cpu *k)
+{
+	if (!k || !k->cpu_ns || t->cpu_w <= 0)
+		return 1;
+	return (double)k->cpu_ns / (double)t->cpu_w;
+}
+
+static void flush_cpu(struct collect_session *p, struct last_sample *t)
+{
+	double f = scale_of(t, kernel_cpu_of(&p->sum.st, t->tid));
+	for (size_t i = 0; i < t->ncpu; i++) {
+		struct cpu_entry *e = &t->cpu[i];
+		int64_t values[2] = { e->count, (int64_t)((double)e->weight * f + 0.5) };
+		struct pp_label labels[2] = { { "thread", e->comm, 0, NULL }, { "tid", NULL, t->tid, NULL } };
+		pp_profile_add(p->stacks.prof, e->locs, e->n, values, labels, 2);
+	}
+}
+
 void collect_kinds_flush(struct collect_session *p)
 {
-	for (size_t i = 0; i < p->caplast; i++)
-		if (p->last[i].tid && p->last[i].locs)
+	for (size_t i = 0; i < p->caplast; i++) {
+		if (!p->last[i].tid)
+			continue;
+		if (p->last[i].locs)
 			flush_pending(p, &p->last[i]);
+		if (p->last[i].ncpu)
+			flush_cpu(p, &p->last[i]);
+	}
 }
 
 void collect_kinds_free(struct collect_session *p)
@@ -98,6 +180,9 @@ void collect_kinds_free(struct collect_session *p)
 	for (size_t i = 0; i < p->caplast; i++) {
 		free(p->last[i].locs);
 		free(p->last[i].cpu_locs);
+		for (size_t j = 0; j < p->last[i].ncpu; j++)
+			free(p->last[i].cpu[j].locs);
+		free(p->last[i].cpu);
 	}
 	free(p->last);
 	free(p->waiters);
@@ -238,9 +323,9 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 	if (p->o.kind == COLLECT_CPU) {
 		if (unwind(p, s, &st))
 			return;
-		int64_t values[2] = { 1, (int64_t)s->weight_ns };
-		struct pp_label labels[2] = { { "thread", s->comm, 0, NULL }, { "tid", NULL, s->tid, NULL } };
-		collect_stacks_add(&p->stacks, &st, values, labels, 2);
+		uint64_t locs[1024];
+		size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+		keep_cpu_sample(p, s, locs, n);
 		p->sum.recorded_ns += s->weight_ns;
 		sym_stack_free(&st);
 		return;

@@ -29,6 +29,37 @@ void collect_exe_of(pid_t pid, char *exe, size_t len)
 	strip_deleted(exe);
 }
 
+void collect_name_of(pid_t pid, char *name, size_t len)
+{
+	char path[64], comm[64] = "", cmd[4096];
+	size_t n = 0, clen = 0;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	if (attach_read_small(path, comm, sizeof comm, &n) == 0 && n > 0)
+		comm[comm[n - 1] == '\n' ? n - 1 : n] = 0;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	if (attach_read_small(path, cmd, sizeof cmd, &clen) != 0)
+		clen = 0;
+	/* argv[0]'s file name, up to what a process title appends ("redis-
+	 * server 127.0.0.1:6379", "nginx: worker process"). */
+	cmd[clen < sizeof cmd ? clen : sizeof cmd - 1] = 0;
+	const char *base = strrchr(cmd, '/') ? strrchr(cmd, '/') + 1 : cmd;
+	size_t bl = strcspn(base, " :");
+	if (comm[0] && bl >= strlen(comm) && strncmp(base, comm, strlen(comm)) == 0)
+		snprintf(name, len, "%.*s", (int)bl, base);     /* comm, untruncated */
+	else if (comm[0])
+		snprintf(name, len, "%s", comm);
+	else {
+		char exe[4096];
+		collect_exe_of(pid, exe, sizeof exe);
+		snprintf(name, len, "%s", strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe);
+	}
+	/* A name is anything a thread set with prctl: keep the file name one
+	 * plain path component. */
+	for (char *p = name; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '_';
+}
+
 static int add_mappings(struct collect_stacks *c)
 {
 	free(c->mapping_ids);

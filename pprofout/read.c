@@ -543,7 +543,7 @@ struct pp_profile *pp_profile_read(FILE *in, char *err, size_t errlen)
 	PbProfile *pb = perftools__profiles__profile__unpack(NULL, len, data);
 	free(data);
 	if (!pb) {
-		set_error(err, errlen, "not a pprof profile (protobuf decoding failed)");
+		set_error(err, errlen, "its bytes do not decode as a pprof protobuf");
 		return NULL;
 	}
 	struct pp_profile *p = rebuild(pb, err, errlen);

@@ -42,6 +42,8 @@ void pp_format_duration(double seconds, char *buf, size_t len)
 {
 	if (seconds < 1)
 		snprintf(buf, len, "%s", "");
+	else if (seconds < 2)
+		snprintf(buf, len, "1 second");         /* ours: Go shows none below a minute */
 	else if (seconds < 60)
 		snprintf(buf, len, "%d seconds", (int)seconds);
 	else

@@ -185,7 +185,19 @@ def test_naming_stdout_tid():
         tids = re.findall(r"^\s+[\d.]+\w*\s+\(\s*[\d.]+%\): (\d+)$", tags.split("tid:", 1)[-1], re.M)
         check(r.returncode == 0 and tids == [str(busy)], "--tid %d: tids %r" % (busy, tids))
         check_untouched(fx.pid, label="naming")
+    # Started through a symlink (as /usr/bin/redis-server is one to
+    # redis-check-rdb): the file is named as the process calls itself.
+    link = os.path.join(d, "renamed-split")
+    os.symlink(fixture_path("cpu_split"), link)
+    truth = tempfile.mktemp(prefix="pprofc-truth-")
+    with Fixture("cpu_split", args=[truth], path=link) as fx:
+        r = pprofc("attach", fx.pid, "--seconds", "0.5", env=env)
+        want = os.path.join(d, "pprof.renamed-split.samples.cpu.001.pb.gz")
+        check(r.returncode == 0 and "Saved profile in %s" % want in r.stderr,
+              "name of a process started through a symlink: %r" % r.stderr)
     shutil.rmtree(d, ignore_errors=True)
+    if os.path.exists(truth):
+        os.unlink(truth)
 
 
 def test_sigint_mid_collection():

@@ -72,6 +72,11 @@ def test_waits():
         check(waiter["syscall"] == "futex", "mutex-waiter syscall %r" % waiter["syscall"])
 
         check(th["cond-waiter"]["blocked_on"]["kind"] == "futex", "cond-waiter blocked_on")
+        # The condition variable itself, as gdb's `print &cond` names it,
+        # not the futex word inside it.
+        cond = int(next(l for l in fx.lines if l.startswith("cond ")).split()[1], 16)
+        got = int(th["cond-waiter"]["blocked_on"]["address"], 16)
+        check(got == cond, "cond-waiter waits on 0x%x, the pthread_cond_t is at 0x%x" % (got, cond))
         check(frame(th["cond-waiter"], "wait_for_signal") is not None, "wait_for_signal frame")
 
         pr = th["pipe-reader"]["blocked_on"]
@@ -152,7 +157,7 @@ def check_durations(fx):
     exec_start against pprofc's own); a running one shows none."""
     time.sleep(1.5)  # the sleeper sleeps for an hour: it cannot run meanwhile
     r = pprofc("dump-threads", fx.pid)
-    check(re.search(r'"sleeper" \[sleep, \d+ seconds\]:', r.stdout) is not None, "duration in the text header")
+    check(re.search(r'"sleeper" \[sleep, (1 second|\d+ seconds)\]:', r.stdout) is not None, "duration in the text header")
     d = dump_json(fx.pid)
     upper = time.monotonic() - fx.started + 1.0
     th = by_name(d)

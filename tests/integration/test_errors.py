@@ -9,6 +9,7 @@ directory; a full or read-only file system is a clear error, exit 1, and
 no partial file.  Each case prints a "COUNT name key=value..." line."""
 import ctypes
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,30 @@ def test_usage():
         check(r.returncode == 0 and "usage: pprofc" in r.stdout, "%s: %d" % (args, r.returncode))
     r = pprofc("--version")
     check(r.returncode == 0 and r.stdout.startswith("pprofc "), "--version: %r" % r.stdout)
+    one_line_error(pprofc("dump-threads", "--stack-size=1", "1"), 2, "--stack-size", label="tiny stack")
+    one_line_error(pprofc("attach", "--engine=bpf", "1"), 2, "--engine", label="bad engine")
+    one_line_error(pprofc("attach", "--engine=perf", "--force-stop", "1"), 2, "--force-stop",
+                   label="perf with --force-stop")
+    one_line_error(pprofc("attach", "--engine=perf", "--stack-size=128K", "1"), 2, "65528",
+                   label="perf stack too big")
+    r = pprofc("report", "/etc/passwd")
+    one_line_error(r, 1, "/etc/passwd", label="report of a non-profile")
+    check(r.stderr.count("pprof profile") == 1, "report of a non-profile says it twice: %r" % r.stderr)
+    # A binary profile is not written to a terminal.
+    master, slave = pty.openpty()
+    r = subprocess.run([PPROFC, "attach", "-o", "-", str(os.getpid())], stdout=slave,
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(slave)
+    os.close(master)
+    check(r.returncode == 2 and "terminal" in r.stderr, "-o - to a terminal: %d %r" % (r.returncode, r.stderr))
+    # --tid naming no thread of the process.
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        one_line_error(pprofc("attach", "--seconds", "0.2", "--tid", "999999999", p.pid), 1,
+                       "no such thread", label="--tid of another process")
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_no_such_process():

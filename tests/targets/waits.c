@@ -270,6 +270,7 @@ static void open_listener(void)
 		exit(1);
 	}
 	printf("port %d\n", ntohs(a.sin_port));
+	printf("cond %p\n", (void *)&cond);   /* what gdb's `print &cond` shows */
 }
 
 int main(int argc, char **argv)
