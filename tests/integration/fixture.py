@@ -248,3 +248,32 @@ def profile_problem(path):
 def count_line(name, **counts):
     """The parseable summary line of a repeated test (README Safety table)."""
     print("COUNT %s %s" % (name, " ".join("%s=%d" % kv for kv in counts.items())), flush=True)
+
+
+def pb_fields(b):
+    """(field, value) of one protobuf message; value is int or bytes."""
+    i = 0
+
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7f) << shift
+            shift += 7
+            if c < 0x80:
+                return v
+    while i < len(b):
+        key = varint()
+        kind = key & 7
+        if kind == 0:
+            yield key >> 3, varint()
+        elif kind == 2:
+            n = varint()
+            yield key >> 3, b[i:i + n]
+            i += n
+        elif kind in (1, 5):
+            i += 8 if kind == 1 else 4
+        else:
+            raise ValueError("bad wire type %d" % kind)

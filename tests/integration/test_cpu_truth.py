@@ -90,7 +90,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, SKIP, Fixture, check, check_untouched, done,  # noqa: E402
-                     fixture_path, kill_and_wait, profile_problem, require_ptrace, tids, wait_for)
+                     fixture_path, kill_and_wait, pb_fields, profile_problem, require_ptrace, tids,
+                     wait_for)
 
 GO = shutil.which("go")
 PERF = shutil.which("perf")
@@ -277,35 +278,10 @@ def pprofc_thread_cpu(path):
 
 def profile_window(path):
     """(time_nanos, duration_nanos) of a gzipped pprof profile: fields 9
-    and 10 of the top-level message, read with a minimal protobuf walk
-    (go tool pprof prints the duration to 3 digits only)."""
+    and 10 of the top-level message (go tool pprof prints the duration to
+    3 digits only)."""
     with gzip.open(path, "rb") as f:
-        data = f.read()
-    fields, i = {}, 0
-
-    def varint(i):
-        v = shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            v |= (b & 0x7f) << shift
-            shift += 7
-            if b < 0x80:
-                return v, i
-    while i < len(data):
-        key, i = varint(i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            fields[field], i = varint(i)
-        elif wire == 1:
-            i += 8
-        elif wire == 2:
-            n, i = varint(i)
-            i += n
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError("bad wire type %d in %s" % (wire, path))
+        fields = dict(pb_fields(f.read()))
     return fields.get(9, 0), fields.get(10, 0)
 
 

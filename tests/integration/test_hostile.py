@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     fixture_path, functions, require_ptrace, tids, wait_for)
+                     fixture_path, functions, pb_fields, require_ptrace, tids, wait_for)
 
 GO = shutil.which("go")
 # Kept in sync with tests/targets/hostile.c.
@@ -67,35 +67,6 @@ def json_form(name):
     stray byte as the character of the same value (U+0080..U+00FF)."""
     text = name.decode("utf-8", errors="surrogateescape")
     return "".join(chr(ord(c) - 0xdc00) if 0xdc80 <= ord(c) <= 0xdcff else c for c in text)
-
-
-def pb_fields(b):
-    """(field, value) of one protobuf message; value is int or bytes."""
-    i = 0
-
-    def varint():
-        nonlocal i
-        v = shift = 0
-        while True:
-            c = b[i]
-            i += 1
-            v |= (c & 0x7f) << shift
-            shift += 7
-            if c < 0x80:
-                return v
-    while i < len(b):
-        key = varint()
-        kind = key & 7
-        if kind == 0:
-            yield key >> 3, varint()
-        elif kind == 2:
-            n = varint()
-            yield key >> 3, b[i:i + n]
-            i += n
-        elif kind in (1, 5):
-            i += 8 if kind == 1 else 4
-        else:
-            raise ValueError("bad wire type %d" % kind)
 
 
 def thread_labels(path):
