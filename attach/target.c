@@ -24,6 +24,17 @@ static int fail(struct attach_error *err, enum attach_err code, const char *fmt,
 	return -1;
 }
 
+/* Whether pprofc's effective capabilities hold cap (/proc/self/status). */
+static int has_cap(int cap)
+{
+	char buf[4096];
+	size_t len;
+	const char *p;
+	if (attach_read_small("/proc/self/status", buf, sizeof buf, &len) || !(p = strstr(buf, "\nCapEff:")))
+		return 0;
+	return (strtoull(p + 8, NULL, 16) >> cap) & 1;
+}
+
 int attach_fail_perm(struct attach_error *err, pid_t pid)
 {
 	char scope[16] = "";
@@ -35,10 +46,21 @@ int attach_fail_perm(struct attach_error *err, pid_t pid)
 	} else {
 		snprintf(how, sizeof how, "/proc/sys/kernel/yama/ptrace_scope is absent (Yama off)");
 	}
+	if (geteuid() != 0)
+		return fail(err, ATTACH_ERR_PERM,
+			    "permission denied attaching to PID %d: ptrace needs CAP_SYS_PTRACE "
+			    "(run as root) or the target's user with ptrace_scope 0 (%s)",
+			    (int)pid, how);
+	/* Root already: telling it to run as root would not help. */
+	if (!has_cap(19 /* CAP_SYS_PTRACE */))
+		return fail(err, ATTACH_ERR_PERM,
+			    "permission denied attaching to PID %d: pprofc runs as root but without "
+			    "CAP_SYS_PTRACE (dropped, as containers do by default): grant it, e.g. "
+			    "docker run --cap-add SYS_PTRACE", (int)pid);
 	return fail(err, ATTACH_ERR_PERM,
-		    "permission denied attaching to PID %d: ptrace needs CAP_SYS_PTRACE "
-		    "(run as root) or the target's user with ptrace_scope 0 (%s)",
-		    (int)pid, how);
+		    "permission denied attaching to PID %d although pprofc runs as root with "
+		    "CAP_SYS_PTRACE: the process is protected from outside (another user "
+		    "namespace, or a security module: %s, SELinux, AppArmor)", (int)pid, how);
 }
 
 /* tid 0: the process itself (its main thread) is traced. */

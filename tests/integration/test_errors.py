@@ -261,6 +261,24 @@ def test_permission():
         check_progress(fx, "permission")
 
 
+def test_root_without_ptrace_cap():
+    """Root without CAP_SYS_PTRACE (a container's default), a target of
+    another user: the one line names the capability and does not tell root
+    to run as root."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        print("root-without-cap case needs root and setpriv: skipped")
+        return
+    with Fixture("waits", path=setpriv, args=["--reuid=65534", "--regid=65534", "--clear-groups",
+                                              fixture_path("waits")]) as fx:
+        drop = ["setpriv", "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace"]
+        for args in (["dump-threads", str(fx.pid)], ["attach", "--seconds", "1", str(fx.pid)]):
+            r = subprocess.run(drop + [PPROFC] + args, capture_output=True, text=True, timeout=120)
+            one_line_error(r, 1, "CAP_SYS_PTRACE", "runs as root", label="root without the cap, " + args[0])
+            check("run as root" not in r.stderr, "tells root to run as root: %r" % r.stderr)
+        check_untouched(fx.pid, label="root without the cap")
+
+
 def test_output_file():
     with Fixture("waits") as fx:
         d = tempfile.mkdtemp(prefix="pprofc-out-")
@@ -409,6 +427,7 @@ if __name__ == "__main__":
     test_strace_one_thread()
     test_real_gdb()
     test_permission()
+    test_root_without_ptrace_cap()
     test_output_file()
     test_planted_symlinks()
     test_full_and_readonly()
