@@ -17,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, check, check_progress, check_untouched, count_line, done,  # noqa: E402
-                     pprofc, require_ptrace, tids, traced_by, tracer_of, tracer_pid, wait_for)
+                     fixture_path, pprofc, require_ptrace, tids, traced_by, tracer_of, tracer_pid, wait_for)
 
 
 def one_line_error(r, code, *words, label=""):
