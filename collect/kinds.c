@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -64,9 +65,11 @@ static void state_label(const struct attach_raw_sample *s, const struct sym_stac
  * delay is observed tick by tick (the time since the thread's previous
  * sample, which counts skipped ticks too).  The first time a thread is
  * seen blocked, the wait so far counts too (its scheduler clock,
- * docs/ARCHITECTURE.md, "Wait durations"). */
-static void delay_of(const struct attach_raw_sample *s, int first, int64_t *contentions,
-		     int64_t *delay)
+ * docs/ARCHITECTURE.md, "Wait durations"), but only the part of it inside
+ * the profile's window (in_window ns so far): a profile's delay never
+ * exceeds threads x its duration. */
+static void delay_of(const struct attach_raw_sample *s, int first, int64_t in_window,
+		     int64_t *contentions, int64_t *delay)
 {
 	*contentions = s->repeat ? 0 : 1;
 	*delay = (int64_t)s->weight_ns;         /* since it was last seen */
@@ -74,6 +77,16 @@ static void delay_of(const struct attach_raw_sample *s, int first, int64_t *cont
 		int64_t seen = (int64_t)(s->blocked_ms * 1e6);
 		*delay = first || seen < *delay ? seen : *delay;
 	}
+	if (*delay > in_window)
+		*delay = in_window;
+}
+
+static int64_t in_window_ns(const struct collect_session *p)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return now > p->start_ns ? (int64_t)(now - p->start_ns) : 0;
 }
 
 /* Adds a thread's accumulated repeats to the profile. */
@@ -201,7 +214,7 @@ static void charge(struct collect_session *p, const struct attach_raw_sample *s,
 	if (p->o.kind != COLLECT_WALL) {
 		if (strcmp(last->state, "running") == 0)
 			return;         /* not blocked: nothing to count */
-		delay_of(s, first, &values[0], &values[1]);
+		delay_of(s, first, in_window_ns(p), &values[0], &values[1]);
 	}
 	if (p->o.kind == COLLECT_WALL || p->o.kind == COLLECT_BLOCK) {
 		last->pending[0] += values[0];
