@@ -103,6 +103,10 @@ const char *collect_file_kind(enum collect_kind kind);
 
 /* ---- stacks into a profile (stacks.c), also for dump-threads --pprof ---- */
 
+/* Locations of one stack: every frame a walk can give, and the marker of a
+ * stack cut short. */
+#define COLLECT_MAX_LOCS (SYM_MAX_DEPTH + 1)
+
 struct collect_stacks {
 	pid_t pid;
 	struct sym_session *sym;

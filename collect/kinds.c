@@ -293,8 +293,8 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 	struct last_sample *last = last_for(p, s->tid);
 	if (!last || unwind(p, s, &st))
 		return;
-	uint64_t locs[1024];
-	size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+	uint64_t locs[COLLECT_MAX_LOCS];
+	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
 	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
 	if (copy) {
 		memcpy(copy, locs, n * sizeof *locs);
@@ -336,8 +336,8 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 	if (p->o.kind == COLLECT_CPU) {
 		if (unwind(p, s, &st))
 			return;
-		uint64_t locs[1024];
-		size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+		uint64_t locs[COLLECT_MAX_LOCS];
+		size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
 		keep_cpu_sample(p, s, locs, n);
 		p->sum.recorded_ns += s->weight_ns;
 		sym_stack_free(&st);
@@ -354,8 +354,8 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 	}
 	if (unwind(p, s, &st))
 		return;
-	uint64_t locs[1024];
-	size_t n = collect_stacks_locations(&p->stacks, &st, locs, 1024);
+	uint64_t locs[COLLECT_MAX_LOCS];
+	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
 	if (set_locs(p, last, locs, n, first) == 0) {
 		state_label(s, &st, last->state, sizeof last->state);
 		snprintf(last->comm, sizeof last->comm, "%s", s->comm);

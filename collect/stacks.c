@@ -216,7 +216,7 @@ size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack
 int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,
 		   const struct pp_label *labels, size_t n_labels)
 {
-	uint64_t locs[1024];
-	size_t nl = collect_stacks_locations(c, st, locs, 1024);
+	uint64_t locs[COLLECT_MAX_LOCS];
+	size_t nl = collect_stacks_locations(c, st, locs, COLLECT_MAX_LOCS);
 	return pp_profile_add(c->prof, locs, nl, values, labels, n_labels);
 }

@@ -456,7 +456,7 @@ static int add_locations(struct reader *r, struct pp_profile *p)
 }
 
 /* The builder keeps this many labels per sample (profile.c). */
-#define MAX_LABELS 8
+#define MAX_LABELS PP_MAX_LABELS
 
 static int add_sample(struct reader *r, struct pp_profile *p, const PbSample *s, uint64_t *locs)
 {

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DEPTH 2048
+#define MAX_DEPTH SYM_MAX_DEPTH
 
 /* libdwfl's find_elf callback has no user argument; the session that is
  * reporting modules is found here.  Per thread: a Dwfl is driven by one

@@ -35,6 +35,9 @@ struct sym_frame {
 	const char *build_id;   /* lowercase hex, or NULL */
 };
 
+/* The deepest stack a walk follows; deeper ones end with a reason. */
+#define SYM_MAX_DEPTH 2048
+
 struct sym_stack {
 	struct sym_frame *frames;   /* innermost first, inline frames expanded */
 	size_t n;

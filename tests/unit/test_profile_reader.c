@@ -166,6 +166,37 @@ static void test_round_trip_reports_identical(void)
 	pp_profile_free(p);
 }
 
+/* The reader keeps as many labels per sample as the builder does (it
+ * kept 8 while the builder kept 16, dropping the rest without a word). */
+static void test_labels_kept(void)
+{
+	struct pp_profile_spec spec = cpu_spec();
+	struct pp_profile *p = pp_profile_new(&spec);
+	struct pp_line line = { "f", NULL, NULL, 0, 0 };
+	uint64_t loc = pp_profile_location(p, 0, 0x1000, &line, 1);
+	struct pp_label labels[PP_MAX_LABELS];
+	char keys[PP_MAX_LABELS][8];
+	for (int i = 0; i < PP_MAX_LABELS; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+		labels[i] = (struct pp_label){ keys[i], NULL, i + 1, NULL };
+	}
+	int64_t values[2] = { 1, 10 };
+	CHECK_INT_EQ(pp_profile_add(p, &loc, 1, values, labels, PP_MAX_LABELS), 0);
+	size_t len;
+	uint8_t *gz = write_bytes(p, EX_DURATION, &len);
+	struct pp_profile *q = read_ok(gz, len);
+	if (q) {
+		PbProfile *m = write_and_decode(q, EX_DURATION);
+		CHECK(m && m->n_sample == 1);
+		if (m && m->n_sample == 1)
+			CHECK_INT_EQ(m->sample[0]->n_label, PP_MAX_LABELS);
+		perftools__profiles__profile__free_unpacked(m, NULL);
+	}
+	free(gz);
+	pp_profile_free(q);
+	pp_profile_free(p);
+}
+
 /* After one round trip the profile is in the reader's order: a second one
  * gives the very same bytes. */
 static void test_second_round_trip_same_bytes(void)
@@ -774,6 +805,7 @@ int main(void)
 {
 	RUN(test_round_trip_field_by_field);
 	RUN(test_round_trip_reports_identical);
+	RUN(test_labels_kept);
 	RUN(test_second_round_trip_same_bytes);
 	RUN(test_uncompressed_and_multi_member);
 	RUN(test_hand_made_arbitrary_ids);
