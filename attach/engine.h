@@ -19,8 +19,11 @@
  *                    engine's samples.
  *
  * All of an engine's state lives in its struct attach_engine: several can
- * run in one process.  Nothing is process-wide but the SIGCHLD mask of the
- * calling thread (the ptrace engine blocks it while open, to wait on it).
+ * run in one process.  Two things are not the engine's own: the SIGCHLD
+ * mask of the calling thread (the ptrace engine blocks it while open, to
+ * wait on it), and, for a thread seized for a sample that never stopped
+ * by the end, the process-wide straggler list and SIGCHLD handler of
+ * snapshot.c that detach it when it does.
  * See docs/ARCHITECTURE.md, "Engines".
  */
 #ifndef PPROFC_ATTACH_ENGINE_H

@@ -93,8 +93,9 @@ struct pthread_entry {
 	int inherited;                  /* a PERF_RECORD_FORK showed its creator
 					 * was sampled: its events are inherited */
 	int own_events;                 /* we opened events for it */
-	int exited;                     /* PERF_RECORD_EXIT seen: forgotten
-					 * after this drain */
+	uint64_t exited;                /* the drain that saw its
+					 * PERF_RECORD_EXIT (0: none); it is
+					 * forgotten a drain later */
 	int start_known;                /* cpu_start is its schedstat when the
 					 * window began (0 if born in it) */
 	uint64_t cpu_start;
@@ -117,6 +118,8 @@ struct perf_engine {
 	unsigned char *scratch;         /* a record that wraps the ring's end */
 	size_t scratch_len;
 	uint64_t start_ns, next_check_ns;
+	uint64_t drains;                /* how many times the rings were read */
+	int any_doubled;                /* some thread has events twice */
 	uint64_t cpu_start;             /* the kernel's count at the start */
 	uint64_t cpu_last;              /* ...and when last looked at */
 	int ended;
@@ -353,6 +356,32 @@ static pid_t owner_of(const struct perf_engine *e, uint64_t id)
 	return 0;
 }
 
+static struct pthread_entry *thread_slot(struct perf_engine *e, pid_t tid, int add);
+
+/* A thread found in /proc after its creator's events already covered it:
+ * its own events (and their copies in the threads it creates) count the
+ * same time again.  Samples of an event opened for such a thread are not
+ * counted (PERF_SAMPLE_IDENTIFIER names the event each comes from, the
+ * opened one for inherited copies too). */
+static int doubled(struct perf_engine *e, uint64_t id)
+{
+	if (!e->any_doubled)
+		return 0;       /* the usual case: no search per sample */
+	pid_t owner = owner_of(e, id);
+	struct pthread_entry *o = owner ? thread_slot(e, owner, 0) : NULL;
+	return o && o->inherited && o->own_events;
+}
+
+/* ...and its own events are switched off at once; the switch reaches the
+ * copies its threads inherited. */
+static void disable_own_events(struct perf_engine *e, pid_t tid)
+{
+	e->any_doubled = 1;
+	for (size_t i = 0; i < e->nfds; i++)
+		if (e->fd_tids[i] == tid)
+			ioctl(e->fds[i], PERF_EVENT_IOC_DISABLE, 0);
+}
+
 /* Opens tid's events, one per CPU.  Returns 0, or an errno. */
 static int open_thread(struct perf_engine *e, pid_t tid)
 {
@@ -473,13 +502,6 @@ static const unsigned char *record_at(struct perf_engine *e, const struct ring *
 	return e->scratch;
 }
 
-/* The sample_id trailer of a non-sample record (sample_id_all): with our
- * sample_type it is { pid, tid, time, identifier }: 24 bytes at the end. */
-struct trailer {
-	uint32_t pid, tid;
-	uint64_t time, id;
-};
-
 static void on_sample_record(struct perf_engine *e, const unsigned char *p, size_t len)
 {
 	const unsigned char *end = p + len;
@@ -499,8 +521,8 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 		return;                 /* a child process (inherit without
 					 * inherit_thread, old kernels) */
 	struct pthread_entry *t = thread_of(e, (pid_t)tid);
-	if (t && t->inherited && t->own_events && owner_of(e, id) == (pid_t)tid)
-		return;                 /* counted by its inherited events */
+	if (t && doubled(e, id))
+		return;                 /* counted by inherited events */
 	if (end - p < 8)
 		return;
 	memcpy(&abi, p, 8);
@@ -529,9 +551,11 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 	s.comm = t ? t->comm : "?";
 	s.weight_ns = period;
 	s.stack_addr = REG(&s.regs, SP);
-	/* The kernel copies up to the size asked for, or less where the
-	 * stack's mapping ends: a full copy may have cut a deeper stack. */
-	s.stack_cut = s.stack_len >= e->o.stack_size;
+	/* The kernel copies up to the size asked for (less if the record
+	 * would pass 64 KiB: then size is what it kept), and dyn_size less
+	 * where the stack's mapping ends: a full copy may have cut a deeper
+	 * stack. */
+	s.stack_cut = size && dyn >= size;
 	s.state = 'R';
 	s.blocked_ms = -1;
 	e->st->samples++;
@@ -554,6 +578,8 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 		if (t) {
 			if (!t->comm[0])
 				read_comm(e, t);
+			if (t->own_events && !t->inherited)
+				disable_own_events(e, t->tid);
 			t->inherited = 1;
 			if (!t->start_known) {
 				t->start_known = 1;     /* born in the window */
@@ -563,8 +589,8 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 	} else if (h->type == PERF_RECORD_EXIT) {
 		memcpy(&tid, p + sizeof *h + 8, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 0);
-		if (t)
-			t->exited = 1;
+		if (t && !t->exited)
+			t->exited = e->drains;
 	} else if (h->type == PERF_RECORD_COMM) {
 		memcpy(&tid, p + sizeof *h + 4, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
@@ -625,7 +651,8 @@ static void scan_records(struct perf_engine *e, int samples)
 static void forget_exited(struct perf_engine *e)
 {
 	for (size_t i = 0; i < e->cap_threads; i++)
-		if (e->threads[i].tid > 0 && e->threads[i].exited && !e->threads[i].own_events)
+		if (e->threads[i].tid > 0 && e->threads[i].exited && e->threads[i].exited < e->drains &&
+		    !e->threads[i].own_events)
 			e->threads[i].tid = -1;
 }
 
@@ -634,6 +661,7 @@ static void drain(struct perf_engine *e)
 	for (size_t c = 0; c < e->nrings; c++)
 		if (e->rings[c].fd >= 0)
 			e->rings[c].head = __atomic_load_n(&e->rings[c].meta->data_head, __ATOMIC_ACQUIRE);
+	e->drains++;
 	scan_records(e, 0);
 	scan_records(e, 1);
 	forget_exited(e);

@@ -614,10 +614,18 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
 		return 1;
 	}
-	if (!(k = next_taken(s)) || (k->stack_cap < at.stack_len &&
-				     !(k->stack = realloc(k->stack, k->stack_cap = at.stack_len)))) {
+	if (!(k = next_taken(s))) {
 		free(at.stack);
 		return 1;
+	}
+	if (k->stack_cap < at.stack_len) {
+		unsigned char *b = realloc(k->stack, at.stack_len);
+		if (!b) {
+			free(at.stack);
+			return 1;
+		}
+		k->stack = b;
+		k->stack_cap = at.stack_len;
 	}
 	if (at.stack_len)       /* 0 with a bogus sp (peek.c) */
 		memcpy(k->stack, at.stack, at.stack_len);

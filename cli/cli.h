@@ -32,7 +32,8 @@ int cli_parse_int(const char *s, long min, long max, long *v);
 
 /* SIGINT, SIGTERM and SIGHUP set cli_stop instead of killing pprofc, so
  * it can let go of the target first. */
-extern volatile sig_atomic_t cli_stop;
+extern volatile sig_atomic_t cli_stop;          /* the signal, 0: none */
+extern volatile sig_atomic_t cli_stop_from_terminal;  /* sent by the tty */
 void cli_catch_stop_signals(void);
 
 /* Output that never leaves a half-written file: to a temporary name next

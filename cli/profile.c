@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../attach/proc.h"
 #include "../collect/collect.h"
 #include "../pprofout/profile.h"
 #include "../pprofout/report.h"
@@ -271,7 +270,7 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 		fputs("\r\033[K", stderr);
 	double recorded = (double)sum->recorded_ns / 1e9, secs = (double)st->duration_ns / 1e9;
 	uint64_t lost = st->lost_not_stopped + st->lost_exited + st->lost_records +
-			sum->cpu_st.lost_records + sum->no_cpu_stack;
+			sum->cpu_st.lost_records + sum->no_cpu_stack + st->no_user_regs;
 	if (o->kind == COLLECT_BLOCK || o->kind == COLLECT_MUTEX)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
 			"delay recorded; %" PRIu64 " lost", st->samples, st->threads_seen, secs, recorded, lost);
@@ -286,6 +285,8 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (st->lost_records + sum->cpu_st.lost_records)
 		fprintf(stderr, " (%" PRIu64 " dropped by the kernel: its buffer was full)",
 			st->lost_records + sum->cpu_st.lost_records);
+	if (st->no_user_regs)
+		fprintf(stderr, " (%" PRIu64 " without user registers)", st->no_user_regs);
 	if (sum->no_cpu_stack)
 		fprintf(stderr, " (%" PRIu64 " of threads running without a CPU sample yet)",
 			sum->no_cpu_stack);

@@ -29,14 +29,6 @@ static int exit_code(int status)
 	return EXIT_FAIL;
 }
 
-/* Whether the terminal sent sig to the whole foreground group (Ctrl-C,
- * Ctrl-\): then the command has it already. */
-static int from_terminal(int sig)
-{
-	return (sig == SIGINT || sig == SIGQUIT) && isatty(STDIN_FILENO) &&
-	       tcgetpgrp(STDIN_FILENO) == getpgrp();
-}
-
 int cmd_run(int argc, char **argv)
 {
 	struct cli_profile_options o;
@@ -63,10 +55,12 @@ int cmd_run(int argc, char **argv)
 	}
 	r = cli_profile_finish(&o, s, &w, 1);
 	int sig = cli_stop;
-	if (sig && !from_terminal(sig))
+	if (sig && !cli_stop_from_terminal)
 		collect_signal_child(s, sig);
-	/* --seconds passed first: the command runs on, untraced, to its end. */
-	status = collect_wait_child(s);
+	cli_stop = 0;
+	/* --seconds passed first: the command runs on, untraced, to its end;
+	 * a signal for pprofc meanwhile is passed on. */
+	status = collect_wait_child(s, &cli_stop);
 	collect_close(s);
 	return r != EXIT_OK ? r : exit_code(status);
 }

@@ -73,16 +73,23 @@ int cli_parse_size(const char *s, size_t *bytes)
 	return 0;
 }
 
-static void on_stop_signal(int sig)
+volatile sig_atomic_t cli_stop_from_terminal;
+
+static void on_stop_signal(int sig, siginfo_t *si, void *uc)
 {
+	(void)uc;
 	cli_stop = sig;         /* which one: `run` passes it to its command */
+	/* The terminal's Ctrl-C reaches the whole foreground group (the
+	 * kernel sends it); kill(1) reaches pprofc alone. */
+	cli_stop_from_terminal = si && si->si_code == SI_KERNEL;
 }
 
 void cli_catch_stop_signals(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop_signal;
+	sa.sa_sigaction = on_stop_signal;
+	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a wait in progress should return and look at the flag. */
 	sigaction(SIGINT, &sa, NULL);

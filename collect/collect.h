@@ -78,7 +78,9 @@ struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
 				     struct collect_error *err);
 /* `run`: starts argv (with pprofc's environment) and prepares a collection
  * of it from its first instruction (the exec).  NULL with err set; then
- * *status is the command's wait status if it ran and exited, else -1. */
+ * *status is the command's wait status if it could not run (exec failed:
+ * the child said why), else -1.  If the collection cannot start, the
+ * command is killed at its exec, before it ran anything. */
 struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
 				      struct collect_error *err, int *status);
 /* Collects until o->seconds pass, *o->cancel is set, or the target exits
@@ -92,8 +94,10 @@ const struct collect_summary *collect_summary(const struct collect_session *s);
 pid_t collect_pid(const struct collect_session *s);
 /* `run`: passes sig to the command (SIGTERM, SIGINT...). */
 void collect_signal_child(struct collect_session *s, int sig);
-/* `run`: waits for the command to exit; its wait status. */
-int collect_wait_child(struct collect_session *s);
+/* `run`: waits for the command to exit; its wait status.  A signal number
+ * set in *pass meanwhile (by a handler) is passed on to it.  pass may be
+ * NULL. */
+int collect_wait_child(struct collect_session *s, volatile sig_atomic_t *pass);
 void collect_close(struct collect_session *s);
 
 /* The pprof sample types and file-name kind of a profile kind

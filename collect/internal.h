@@ -74,5 +74,7 @@ void collect_kinds_free(struct collect_session *s);
  * command's wait status if it already exited, else -1). */
 pid_t collect_start_child(char **argv, struct collect_error *err, int *status);
 void collect_release_child(pid_t pid);
+/* Kills the child at its exec stop, before it ran anything, and reaps it. */
+void collect_kill_child(pid_t pid);
 
 #endif

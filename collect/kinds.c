@@ -48,6 +48,18 @@ static struct last_sample *last_for(struct collect_session *p, pid_t tid)
 	return &p->last[j];
 }
 
+/* The thread's entry if it has one (a tid read from the target's memory
+ * may be anything: it must not make entries). */
+static struct last_sample *find_last(struct collect_session *p, pid_t tid)
+{
+	if (!p->caplast)
+		return NULL;
+	size_t j = ((size_t)tid * 2654435761u) & (p->caplast - 1);
+	while (p->last[j].tid && p->last[j].tid != tid)
+		j = (j + 1) & (p->caplast - 1);
+	return p->last[j].tid ? &p->last[j] : NULL;
+}
+
 /* The wait state of a thread sampled without stopping it, for the label. */
 static void state_label(const struct attach_raw_sample *s, const struct sym_stack *st, char *buf,
 			size_t len)
@@ -158,16 +170,22 @@ static const struct attach_thread_cpu *kernel_cpu_of(const struct attach_engine_
  * the kernel counted for it (attach_thread_cpu); 1 where it is unknown
  * (the thread exited, or the ptrace engine, whose weights are the
  * kernel's already). */
-static double scale_of(const struct last_sample *t, const struct attach_thread_cpu *k)
+static double scale_of(const struct collect_session *p, const struct last_sample *t,
+		       const struct attach_thread_cpu *k)
 {
-	if (!k || !k->cpu_ns || t->cpu_w <= 0)
+	/* Kernel time not sampled (perf_event_paranoid): the kernel's count
+	 * holds time no sample stands for; scaling would spread it over user
+	 * stacks. */
+	if (!k || !k->cpu_ns || t->cpu_w <= 0 || p->sum.st.kernel_excluded)
 		return 1;
-	return (double)k->cpu_ns / (double)t->cpu_w;
+	double f = (double)k->cpu_ns / (double)t->cpu_w;
+	/* A correction, not a rewrite: far from 1, something else is off. */
+	return f > 0.5 && f < 2 ? f : 1;
 }
 
 static void flush_cpu(struct collect_session *p, struct last_sample *t)
 {
-	double f = scale_of(t, kernel_cpu_of(&p->sum.st, t->tid));
+	double f = scale_of(p, t, kernel_cpu_of(&p->sum.st, t->tid));
 	for (size_t i = 0; i < t->ncpu; i++) {
 		struct cpu_entry *e = &t->cpu[i];
 		int64_t values[2] = { e->count, (int64_t)((double)e->weight * f + 0.5) };
@@ -238,7 +256,7 @@ void collect_on_tick_end(void *arg)
 	struct collect_session *p = arg;
 	for (size_t i = 0; i < p->nwaiters; i++) {
 		pid_t owner = attach_mutex_owner(p->pid, p->waiters[i].futex);
-		struct last_sample *h = owner ? last_for(p, owner) : NULL;
+		struct last_sample *h = owner ? find_last(p, owner) : NULL;
 		if (!h || !h->locs) {
 			p->sum.holder_unknown++;  /* gone, or not sampled yet */
 			continue;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,33 +176,35 @@ struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
 	if (pid < 0)
 		return NULL;
 	/* The command is stopped at its exec: open everything, then let it
-	 * run.  On failure it is let go too, and runs to its end. */
+	 * run.  If that fails, it has run nothing of its own yet: it is
+	 * killed there, and run fails at once rather than after it ends. */
 	struct collect_session *s = prepare(pid, o, err);
 	if (s) {
 		s->child = pid;
-		if (start(s, err)) {
+		if (start(s, err) == 0) {
 			collect_release_child(pid);
-			*status = collect_wait_child(s);
-			collect_close(s);
-			return NULL;
+			return s;
 		}
+		collect_close(s);
 	}
-	collect_release_child(pid);
-	if (!s) {
-		while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-			;
-	}
-	return s;
+	collect_kill_child(pid);
+	return NULL;
 }
 
-/* run: the command exited (reaped here: it is our child). */
+/* run: the command exited (reaped here: it is our child).  It is also a
+ * tracee of the ptrace engine for a moment at each sample: the stops that
+ * engine waits for must not be taken here, so look first (WNOWAIT), and
+ * reap only an exit. */
 static int child_exited(struct collect_session *s)
 {
+	siginfo_t si;
 	int status;
 	if (!s->child || s->child_reaped)
 		return s->child_reaped;
-	if (waitpid(s->child, &status, WNOHANG) == s->child &&
-	    (WIFEXITED(status) || WIFSIGNALED(status))) {
+	memset(&si, 0, sizeof si);
+	if (waitid(P_PID, (id_t)s->child, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == s->child &&
+	    (si.si_code == CLD_EXITED || si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) &&
+	    waitpid(s->child, &status, 0) == s->child) {
 		s->child_reaped = 1;
 		s->child_status = status;
 	}
@@ -270,20 +273,28 @@ void collect_signal_child(struct collect_session *s, int sig)
 		kill(s->child, sig);
 }
 
-int collect_wait_child(struct collect_session *s)
+int collect_wait_child(struct collect_session *s, volatile sig_atomic_t *pass)
 {
 	int status;
 	if (!s->child)
 		return -1;
 	while (!s->child_reaped) {
-		pid_t r = waitpid(s->child, &status, 0);
+		pid_t r = waitpid(s->child, &status, __WALL);
 		if (r == s->child && (WIFEXITED(status) || WIFSIGNALED(status))) {
 			s->child_reaped = 1;
 			s->child_status = status;
+		} else if (r == s->child && WIFSTOPPED(status)) {
+			/* A sample's stop that came after the engine let go:
+			 * detach, handing back a signal it held. */
+			int sig = (status >> 16) == 0 ? WSTOPSIG(status) : 0;
+			ptrace(PTRACE_DETACH, s->child, 0, (void *)(long)sig);
 		} else if (r < 0 && errno == ECHILD) {
 			/* Reaped by the ptrace engine while it held the thread. */
 			s->child_reaped = 1;
 			s->child_status = s->sum.st.exit_status;
+		} else if (r < 0 && errno == EINTR && pass && *pass) {
+			kill(s->child, *pass);  /* SIGTERM... for pprofc: pass it on */
+			*pass = 0;
 		}
 	}
 	return s->child_status;

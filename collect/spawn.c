@@ -33,10 +33,17 @@ static int wait_exec(pid_t pid, int *status)
 		}
 		if (!WIFSTOPPED(*status))
 			return -1;
-		if ((*status >> 16) == PTRACE_EVENT_EXEC)
+		int event = *status >> 16, sig = WSTOPSIG(*status);
+		if (event == PTRACE_EVENT_EXEC)
 			return 0;
-		int sig = (*status >> 16) == 0 ? WSTOPSIG(*status) : 0;
-		ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig);
+		if (event == PTRACE_EVENT_STOP &&
+		    (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)) {
+			/* A job-control stop before the exec: kept (it runs on
+			 * to its exec when continued). */
+			ptrace(PTRACE_LISTEN, pid, 0, 0);
+			continue;
+		}
+		ptrace(PTRACE_CONT, pid, 0, (void *)(long)(event == 0 ? sig : 0));
 	}
 }
 
@@ -88,4 +95,12 @@ pid_t collect_start_child(char **argv, struct collect_error *err, int *status)
 void collect_release_child(pid_t pid)
 {
 	ptrace(PTRACE_DETACH, pid, 0, 0);
+}
+
+void collect_kill_child(pid_t pid)
+{
+	int st;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, __WALL) == pid && !WIFEXITED(st) && !WIFSIGNALED(st))
+		;
 }

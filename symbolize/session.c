@@ -115,7 +115,8 @@ static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *a
 	const struct sym_snapshot *c = s->cur;
 	/* Only the copied stack is served: the live process has moved on
 	 * since, so anything else would be a guess. */
-	if (!c || addr < c->stack_addr || addr - c->stack_addr + sizeof *result > c->stack_len)
+	if (!c || addr < c->stack_addr || c->stack_len < sizeof *result ||
+	    addr - c->stack_addr > c->stack_len - sizeof *result)
 		return false;
 	memcpy(result, c->stack + (addr - c->stack_addr), sizeof *result);
 	return true;

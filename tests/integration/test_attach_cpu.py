@@ -299,6 +299,24 @@ def test_cxx_rust_names():
         os.unlink(out)
 
 
+def test_stack_cut_short():
+    """A stack deeper than its copy ends with a marker frame and the summary
+    counts it, at every copy size (the kernel shrinks a copy near 64 KiB to
+    fit its record: that one must be seen as cut too)."""
+    with Fixture("deep") as fx:
+        for size in ("8K", "32K", "65528"):
+            out = tempfile.mktemp(suffix=".pb.gz")
+            r = pprofc("attach", fx.pid, "--seconds", "1", "--stack-size", size, "-o", out)
+            check(r.returncode == 0 and "deeper than the stack copied" in r.stderr,
+                  "stack-size %s: no cut-short count: %r" % (size, r.stderr))
+            traces, e = gopprof("-traces", out)
+            blocks = [b for b in traces.split("-----------+")[1:] if "spin_at_bottom" in b]
+            check(blocks and all("[stack cut short" in b for b in blocks),
+                  "stack-size %s: a deep stack without the marker: %r" % (size, blocks[:1]))
+            os.unlink(out)
+        check_untouched(fx.pid, label="deep")
+
+
 def test_threads_profile():
     """--profile threads (and dump-threads --pprof): thread counts by stack
     equal the fixture's layout: 30 threads, a third in each park function."""
@@ -456,6 +474,18 @@ def test_run_mode():
           % (r.returncode, r.stderr))
     r = subprocess.run([PPROFC, "run", "-o", out], capture_output=True, text=True, timeout=60)
     check(r.returncode == 2 and "missing COMMAND" in r.stderr, "run without a command: %d" % r.returncode)
+    # The command is pprofc's child and, for a moment at each ptrace
+    # sample, its tracee: waiting for its exit must not take the stops the
+    # engine waits for (it hung 2 runs in 8, with the command stopped).
+    loop = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 4"
+    for engine in ("ptrace", "perf"):
+        for k in range(4):
+            try:
+                r = subprocess.run([PPROFC, "run", "--engine", engine, "--hz", "1000", "-o", out, "--",
+                                    "sh", "-c", loop], capture_output=True, text=True, timeout=60)
+                check(r.returncode == 4, "run %s %d: exit %d: %r" % (engine, k, r.returncode, r.stderr))
+            except subprocess.TimeoutExpired:
+                check(False, "run %s %d hung" % (engine, k))
     # An output that cannot be created: refused before the command starts.
     mark = tempfile.mktemp(prefix="pprofc-started-")
     r = subprocess.run([PPROFC, "run", "-o", "/nonexistent/dir/x.pb.gz", "--", "touch", mark],
@@ -497,6 +527,7 @@ if __name__ == "__main__":
     test_cxx_rust_names()
     test_run_mode()
     test_threads_profile()
+    test_stack_cut_short()
     test_wall_profile()
     test_block_and_mutex_profiles()
     done()
