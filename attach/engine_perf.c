@@ -127,14 +127,6 @@ struct perf_engine {
 
 /* ---- the kernel's CPU accounting, for the summary ---------------------- */
 
-static uint64_t schedstat_of(pid_t pid, pid_t tid)
-{
-	char path[64], buf[128];
-	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-	return attach_read_small(path, buf, sizeof buf, &len) ? 0 : strtoull(buf, NULL, 10);
-}
-
 /* The CPU time of the whole process (its exited threads included), or of
  * the threads asked for, in ns. */
 static uint64_t kernel_cpu(const struct perf_engine *e)
@@ -142,7 +134,7 @@ static uint64_t kernel_cpu(const struct perf_engine *e)
 	if (e->o.only) {
 		uint64_t sum = 0;
 		for (size_t i = 0; i < e->o.n_only; i++)
-			sum += schedstat_of(e->pid, e->o.only[i]);
+			sum += attach_read_schedstat(e->pid, e->o.only[i]);
 		return sum;
 	}
 	char path[64], buf[1024];
@@ -461,7 +453,7 @@ static int open_all(struct perf_engine *e)
 				return ENOMEM;
 			}
 			read_comm(e, t);
-			t->cpu_start = schedstat_of(e->pid, tids[i]);
+			t->cpu_start = attach_read_schedstat(e->pid, tids[i]);
 			t->start_known = 1;
 			int er = open_thread(e, tids[i]);
 			if (er == ESRCH)
@@ -682,7 +674,7 @@ static void record_thread_cpu(struct perf_engine *e)
 		const struct pthread_entry *t = &e->threads[i];
 		if (t->tid <= 0 || t->exited || !t->start_known || !wanted(e, t->tid))
 			continue;
-		uint64_t now = schedstat_of(e->pid, t->tid);
+		uint64_t now = attach_read_schedstat(e->pid, t->tid);
 		if (now > t->cpu_start)
 			st->thread_cpu[st->n_thread_cpu++] = (struct attach_thread_cpu){
 				.tid = t->tid, .cpu_ns = now - t->cpu_start };

@@ -131,18 +131,6 @@ struct sampler {
 	ino_t exe_ino;
 };
 
-/* ---- threads ------------------------------------------------------------ */
-
-static uint64_t read_schedstat(pid_t pid, pid_t tid)
-{
-	char path[64], buf[128];
-	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-	if (attach_read_small(path, buf, sizeof buf, &len))
-		return 0;
-	return strtoull(buf, NULL, 10);
-}
-
 /* ---- the thread table: pointers, a tid index, compaction ---------------- */
 
 static size_t ix_slot(const struct sampler *s, pid_t tid)
@@ -210,7 +198,7 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	t->sched_fd = -1;
 	t->cpu = -1;
 	/* A thread born during the collection has all its CPU time in it. */
-	t->cpu_start = at_start ? read_schedstat(s->pid, tid) : 0;
+	t->cpu_start = at_start ? attach_read_schedstat(s->pid, tid) : 0;
 	t->cpu_last = t->cpu_seen = t->cpu_start;
 	s->t[s->n] = t;
 	size_t j = ix_slot(s, tid);
@@ -865,7 +853,7 @@ static void sum_cpu(struct sampler *s)
 		struct sthread *t = s->t[i];
 		if (t->st == S_GONE || !wanted(s, t->tid))
 			continue;
-		uint64_t now = read_schedstat(s->pid, t->tid);
+		uint64_t now = attach_read_schedstat(s->pid, t->tid);
 		if (now > t->cpu_last)
 			t->cpu_last = now;
 		if (t->cpu_last > t->cpu_start)

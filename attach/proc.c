@@ -636,3 +636,11 @@ int attach_process_ended(pid_t pid, int *exit_status, uint64_t *cpu_ns)
 	*exit_status = st.exit_code;    /* until the parent reaps it */
 	return 1;
 }
+
+uint64_t attach_read_schedstat(pid_t pid, pid_t tid)
+{
+	char path[64], buf[128];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	return attach_read_small(path, buf, sizeof buf, &len) ? 0 : strtoull(buf, NULL, 10);
+}

@@ -89,6 +89,9 @@ size_t attach_sched_clocks(double *now_ms, size_t max);
 int attach_read_file(const char *path, char **buf, size_t *len);
 int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
 int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
+/* A thread's time on a CPU (ns), the first field of its schedstat; 0 if
+ * unreadable (it exited). */
+uint64_t attach_read_schedstat(pid_t pid, pid_t tid);
 /* Whether process pid is over: gone, or every thread a zombie.  Then
  * *exit_status is its wait status while its parent has not reaped it, else
  * -1.  cpu_ns (may be NULL) gets its CPU time so far, exited threads

@@ -3,7 +3,17 @@
 #ifndef PPROFC_COLLECT_INTERNAL_H
 #define PPROFC_COLLECT_INTERNAL_H
 
+#include <time.h>
+
 #include "collect.h"
+
+/* CLOCK_MONOTONIC in ns: the window, deadlines, progress. */
+static inline uint64_t collect_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* CPU kind: one stack of a thread, its samples kept until the end, when
  * they are scaled to the kernel's count of the thread's CPU time. */

@@ -95,9 +95,7 @@ static void delay_of(const struct attach_raw_sample *s, int first, int64_t in_wi
 
 static int64_t in_window_ns(const struct collect_session *p)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	uint64_t now = collect_now_ns();
 	return now > p->start_ns ? (int64_t)(now - p->start_ns) : 0;
 }
 

@@ -23,13 +23,6 @@
 
 #include "internal.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec)
 {
 	/* Go's names where Go has the profile (docs/FORMATS.md §1.4). */
@@ -153,7 +146,7 @@ static int start(struct collect_session *s, struct collect_error *err)
 	if (!(s->engine = open_engine(s, err)))
 		return -1;
 	s->sum.engine = s->cpu_engine ? attach_engine_name(s->cpu_engine) : attach_engine_name(s->engine);
-	s->start_ns = now_ns();
+	s->start_ns = collect_now_ns();
 	return 0;
 }
 
@@ -216,7 +209,7 @@ void collect_run(struct collect_session *s)
 	uint64_t end = s->o.seconds > 0 ? s->start_ns + (uint64_t)(s->o.seconds * 1e9) : 0;
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	while (!(s->o.cancel && *s->o.cancel)) {
-		uint64_t now = now_ns();
+		uint64_t now = collect_now_ns();
 		if (end && now >= end)
 			break;
 		uint64_t deadline = end && end < next_progress ? end : next_progress;
@@ -225,8 +218,8 @@ void collect_run(struct collect_session *s)
 			break;
 		if (attach_engine_poll(s->engine, deadline) || child_exited(s))
 			break;
-		if (s->o.on_progress && now_ns() >= next_progress) {
-			s->o.on_progress(s->o.arg, (double)(now_ns() - s->start_ns) / 1e9,
+		if (s->o.on_progress && collect_now_ns() >= next_progress) {
+			s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
 					 s->sum.st.samples);
 			next_progress += 1000000000u;
 		}
