@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """What a wall profile of a mostly idle process costs: pprofc's default
-(blocked threads read without stopping them) against --force-stop (every
-thread stopped at every tick, as plain ptrace samplers do).
+(blocked threads read without stopping them, running ones charged to their
+latest perf_event CPU sample: nothing stopped), --engine ptrace (running
+threads stopped for their stacks) and --force-stop (every thread stopped at
+every tick, as plain ptrace samplers do).
 
 The target is tests/targets/throughput with one busy thread (counting its
 work units; a reporter writes "UNITS NS" every 100 ms) and --idle idle
@@ -11,13 +13,15 @@ three modes whose order rotates every round:
 
   unprofiled  nothing attached
   pprofc      pprofc attach PID --profile wall --hz H --seconds P -o FILE
+  ptrace      the same with --engine ptrace
   force-stop  the same with --force-stop
 
 and records the target's throughput (work units per second) and CPU use,
 pprofc's own CPU time (user+sys, from os.wait4), and from pprofc's summary
 the samples handled per second, the ticks skipped and the stop times.  The
-window starts once every thread of the target is traced by pprofc and ends
-before pprofc stops.  Between runs the target must be alive, untraced and
+window starts once pprofc's engine runs (its perf_event or timerfd
+descriptors are open: cpu_profile.EngineWatch) and ends before pprofc
+stops.  Between runs the target must be alive, untraced and
 not stopped, or the script stops.
 
 Shares its fixture, CPU meter and machine checks with cpu_profile.py, and
@@ -42,20 +46,21 @@ from benchlib import BenchError, cpu_model, git_revision, loud
 
 START_MARK = "<!-- wall:start -->"
 END_MARK = "<!-- wall:end -->"
-MODES = ("unprofiled", "pprofc", "force-stop")
+MODES = ("unprofiled", "pprofc", "ptrace", "force-stop")
 
 #   pprofc: 974 samples of 5 threads in 2.00 s: 9.74 s of thread time by the
-#   samples, of which CPU 0.09 s by the kernel; 0 lost; stopped per sample:
-#   median 102 us, p99 1778 us
+#   samples, of which CPU 0.09 s by the kernel; 0 lost; engine: ptrace,
+#   stopped per sample: median 102 us, p99 1778 us
+# or, with the perf engine, "...; engine: perf, nothing stopped".
 SUMMARY = re.compile(
     r"pprofc: (\d+) samples of (\d+) threads in ([0-9.]+) s: .*?; (\d+) lost.*?"
-    r"stopped per sample: median (\d+) us, p99 (\d+) us")
+    r"engine: (?:perf, nothing stopped|ptrace, stopped per sample: median (\d+) us, p99 (\d+) us)")
 
 
 def profiler_argv(mode, args, pid, seconds, out):
     argv = [args.pprofc, "attach", str(pid), "--profile", "wall", "--seconds", str(seconds),
             "--hz", str(args.hz), "-o", out]
-    return argv + (["--force-stop"] if mode == "force-stop" else [])
+    return argv + {"force-stop": ["--force-stop"], "ptrace": ["--engine", "ptrace"]}.get(mode, [])
 
 
 def parse_summary(err):
@@ -65,12 +70,13 @@ def parse_summary(err):
     b = cp.BEHIND.search(err)
     return {"samples": int(m.group(1)), "threads_seen": int(m.group(2)),
             "duration_s": float(m.group(3)), "lost": int(m.group(4)),
-            "stop_median_us": int(m.group(5)), "stop_p99_us": int(m.group(6)),
+            "stop_median_us": int(m.group(5)) if m.group(5) else None,
+            "stop_p99_us": int(m.group(6)) if m.group(6) else None,
             "skipped": int(b.group(1)) if b else 0}
 
 
 def start_profiler(mode, fx, args, tmpdir, live, out):
-    """Launches pprofc and waits until it traces every thread."""
+    """Launches pprofc and waits until its engine runs."""
     seconds = math.ceil(args.window + args.margin)
     argv = profiler_argv(mode, args, fx.pid, seconds, out)
     errf = open(os.path.join(tmpdir, f"{mode}.stderr"), "w+")
@@ -80,7 +86,8 @@ def start_profiler(mode, fx, args, tmpdir, live, out):
     live.append(prof)
     timer = threading.Timer(seconds + args.timeout, prof.send_signal, (signal.SIGINT,))
     timer.start()
-    while not fx.traced_by(prof.pid):
+    watch = cp.EngineWatch(prof.pid, "perf" if mode == "pprofc" else "ptrace")
+    while not watch.active():
         if prof.poll() is not None:
             errf.seek(0)
             raise BenchError(f"{mode} exited ({prof.returncode}) before it was active: "
@@ -173,7 +180,7 @@ def fmt(x, spec):
 
 
 def build_section(args, s, info):
-    p, f, u = s["pprofc"], s["force-stop"], s["unprofiled"]
+    p, t, f, u = s["pprofc"], s["ptrace"], s["force-stop"], s["unprofiled"]
     lines = [
         "## Wall profile of a mostly idle process (issue 4)",
         "",
@@ -185,26 +192,30 @@ def build_section(args, s, info):
         f"a {args.window:g} s window, {args.rounds} rounds, the order rotated each round; "
         "medians.",
         "",
-        "| | unprofiled | pprofc (default) | pprofc --force-stop |",
-        "|---|---|---|---|",
+        "| | unprofiled | pprofc (default: perf) | pprofc --engine ptrace | pprofc --force-stop |",
+        "|---|---|---|---|---|",
         f"| target throughput, units/s | {fmt(u['units_per_s'], ',.0f')} | "
-        f"{fmt(p['units_per_s'], ',.0f')} | {fmt(f['units_per_s'], ',.0f')} |",
+        f"{fmt(p['units_per_s'], ',.0f')} | {fmt(t['units_per_s'], ',.0f')} | "
+        f"{fmt(f['units_per_s'], ',.0f')} |",
         f"| target throughput / unprofiled | 100% | {fmt(100 * p['ratio'], '.1f')}% | "
-        f"{fmt(100 * f['ratio'], '.1f')}% |",
+        f"{fmt(100 * t['ratio'], '.1f')}% | {fmt(100 * f['ratio'], '.1f')}% |",
         f"| target CPU use, cores | {fmt(u['fixture_cores'], '.3f')} | "
-        f"{fmt(p['fixture_cores'], '.3f')} | {fmt(f['fixture_cores'], '.3f')} |",
+        f"{fmt(p['fixture_cores'], '.3f')} | {fmt(t['fixture_cores'], '.3f')} | "
+        f"{fmt(f['fixture_cores'], '.3f')} |",
         f"| pprofc CPU, s per profiled s | - | {fmt(p['cpu_per_s'], '.3f')} | "
-        f"{fmt(f['cpu_per_s'], '.3f')} |",
+        f"{fmt(t['cpu_per_s'], '.3f')} | {fmt(f['cpu_per_s'], '.3f')} |",
         f"| samples handled per s | - | {fmt(p['samples_per_s'], ',.0f')} | "
-        f"{fmt(f['samples_per_s'], ',.0f')} |",
+        f"{fmt(t['samples_per_s'], ',.0f')} | {fmt(f['samples_per_s'], ',.0f')} |",
         f"| ticks skipped (of {int(args.hz * math.ceil(args.window + args.margin))}) | - | "
-        f"{fmt(p['skipped'], '.0f')} | {fmt(f['skipped'], '.0f')} |",
-        f"| samples lost | - | {fmt(p['lost'], '.0f')} | {fmt(f['lost'], '.0f')} |",
-        f"| stop per stopped sample, median (p99) µs | - | {fmt(p['stop_median_us'], '.0f')} "
-        f"({fmt(p['stop_p99_us'], '.0f')}) | {fmt(f['stop_median_us'], '.0f')} "
-        f"({fmt(f['stop_p99_us'], '.0f')}) |",
+        f"{fmt(p['skipped'], '.0f')} | {fmt(t['skipped'], '.0f')} | {fmt(f['skipped'], '.0f')} |",
+        f"| samples lost | - | {fmt(p['lost'], '.0f')} | {fmt(t['lost'], '.0f')} | "
+        f"{fmt(f['lost'], '.0f')} |",
+        f"| stop per stopped sample, median (p99) µs | - | none stopped | "
+        f"{fmt(t['stop_median_us'], '.0f')} ({fmt(t['stop_p99_us'], '.0f')}) | "
+        f"{fmt(f['stop_median_us'], '.0f')} ({fmt(f['stop_p99_us'], '.0f')}) |",
         f"| other processes, cores | {fmt(u['others_cores'], '.2f')} | "
-        f"{fmt(p['others_cores'], '.2f')} | {fmt(f['others_cores'], '.2f')} |",
+        f"{fmt(p['others_cores'], '.2f')} | {fmt(t['others_cores'], '.2f')} | "
+        f"{fmt(f['others_cores'], '.2f')} |",
         "",
         "Samples handled counts every thread at every tick, repeated samples of threads "
         "that did not run included; with --force-stop each of them is a ptrace stop.",

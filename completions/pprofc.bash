@@ -182,6 +182,7 @@ _pprofc_value()
         esac
         ;;
     debug) _pprofc_add "$2" "$3" 1 2 ;;
+    engine) _pprofc_add "$2" "$3" auto perf ptrace ;;
     output) _pprofc_files "$2" "$3" ;;
     tid) _pprofc_tids "$2" "$3" ;;
     esac
@@ -212,9 +213,9 @@ _pprofc_command()
     dump-threads)
         longv="debug format output pprof stack-size stop-timeout" longf="stop-all verbose help" ;;
     attach)
-        longv="profile seconds hz tid output format stack-size" longf="force-stop verbose help" ;;
+        longv="profile seconds hz tid output format stack-size engine" longf="force-stop verbose help" ;;
     run)
-        longv="profile seconds hz output format stack-size" longf="force-stop verbose help" ;;
+        longv="profile seconds hz output format stack-size engine" longf="force-stop verbose help" ;;
     report)
         longv="format output" longf="help" shortf=h ;;
     esac

@@ -192,14 +192,14 @@ def test_options():
     expect("pprofc report -", ["-o", "-h", "--format=", "--output=", "--help"])
     got = complete("pprofc attach --")
     for o in ["--profile=", "--seconds=", "--hz=", "--tid=", "--output=", "--format=",
-              "--stack-size=", "--verbose", "--help"]:
+              "--stack-size=", "--engine=", "--verbose", "--help"]:
         check(o in got, "'pprofc attach --': %r missing from %r" % (o, got))
     check(all(g.startswith("--") for g in got), "'pprofc attach --': %r" % got)
     expect("pprofc run --h", ["--hz=", "--help"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
-                               "--output=", "--format=", "--stack-size=", "--force-stop", "--verbose",
-                               "--help"])
+                               "--output=", "--format=", "--stack-size=", "--engine=", "--force-stop",
+                               "--verbose", "--help"])
 
 
 def test_values():
@@ -213,6 +213,8 @@ def test_values():
     expect("pprofc dump-threads --format ", ["text", "json"])
     expect("pprofc dump-threads --debug=", ["1", "2"])
     expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex"])
+    expect("pprofc attach --engine ", ["auto", "perf", "ptrace"])
+    expect("pprofc run --engine=p", ["perf", "ptrace"])
     expect("pprofc run --format=", ["proto", "top", "folded"])
     expect("pprofc report --format ", ["top", "folded"])
     expect("pprofc attach --seconds ", [])
