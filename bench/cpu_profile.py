@@ -16,11 +16,12 @@ each position and follows every other mode once):
   perf-record    perf record -F H -g --call-graph dwarf -p PID -o DIR/x.data -- sleep P
 
 P is the window plus a margin: the window starts once the profiler is
-active (pprofc: its engine's descriptor is open, a link
-`anon_inode:[perf_event]` (perf engine) or `anon_inode:[timerfd]` (the
-ptrace engine's tick timer) in /proc/PPROFC/fd, and their number has
-stopped growing; perf record: its `sleep` child exec'd, which perf starts
-once its events are enabled) and must end before the profiler stops, so
+active (pprofc: its engine's descriptors are open, links
+`anon_inode:[perf_event]` (perf engine: one per fixture thread and CPU) or
+`anon_inode:[timerfd]` (the ptrace engine's tick timer) in
+/proc/PPROFC/fd; if that count is never reached, once their number has not
+changed for 0.5 s; perf record: its `sleep` child exec'd, which perf
+starts once its events are enabled) and must end before the profiler stops, so
 the whole window is profiled.
 
 Per pprofc run it parses the stderr summary (samples, engine, lost and why,
@@ -212,16 +213,41 @@ class Fixture:
                 time.sleep(0.01)
         raise BenchError(f"cannot read the counter file {self.counter}")
 
+    STALL_S = 30    # the reporter writes every 100 ms: this long without a write is an error
+
     def counter_after(self, ns):
-        """The first counter snapshot taken at or after monotonic time ns."""
-        deadline = time.monotonic() + 5 + max(0, (ns - time.monotonic_ns()) / 1e9)
+        """The first counter snapshot taken at or after monotonic time ns.
+        An error if the reporter writes nothing new for STALL_S seconds while
+        this script is polling (a gap in the polling itself, this script not
+        running, does not count)."""
+        last_at, last_change = None, time.monotonic()
+        prev_poll = last_change
         while True:
             units, at = self.read_counter()
             if at >= ns:
                 return units, at
-            if time.monotonic() > deadline:
-                raise BenchError("the fixture's reporter stopped updating the counter")
+            now = time.monotonic()
+            if now - prev_poll > 1.0 or at != last_at:
+                last_at, last_change = at, now
+            elif now - last_change > self.STALL_S:
+                raise BenchError(
+                    f"the fixture's reporter wrote nothing new for {self.STALL_S} s (last "
+                    f"snapshot {(time.monotonic_ns() - at) / 1e9:.1f} s old); fixture "
+                    f"threads: {self.thread_states()}")
+            prev_poll = now
             time.sleep(min(0.02, max(0.001, (ns - at) / 1e9)))
+
+    def thread_states(self):
+        """'TID:STATE(comm)' for each thread, for error messages."""
+        out = []
+        for tid in self.task_ids():
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    head, rest = f.read().rsplit(")", 1)
+                out.append(f"{tid}:{rest.split()[0]}({head.split('(', 1)[1]})")
+            except (OSError, IndexError):
+                out.append(f"{tid}:?")
+        return " ".join(out) or "none (exited?)"
 
     def check(self, where):
         """Alive, not traced, no thread stopped, all threads present."""
@@ -380,21 +406,38 @@ def engine_fds(pid, engine):
 
 
 class EngineWatch:
-    """pprofc's engine counts as running once its descriptors are open and
-    their number has not changed for `settle` seconds (the perf engine opens
-    one event per thread and CPU, one after the other)."""
+    """pprofc's engine counts as running once its descriptors are open:
+    `expected` of them if given (the perf engine opens one event per thread
+    and CPU, one thread after the other, and mapping a CPU's ring buffer can
+    take tens of ms between two threads), else (or if that count is never
+    reached) once their number has not changed for `settle` seconds."""
 
-    def __init__(self, pid, engine, settle=0.01):
-        self.pid, self.engine, self.settle = pid, engine, settle
+    def __init__(self, pid, engine, settle=0.1, expected=None):
+        self.pid, self.engine, self.settle, self.expected = pid, engine, settle, expected
         self.last, self.since = 0, time.monotonic()
+        self.by = None          # "count" or "settle": what made it active
 
     def active(self):
         n = engine_fds(self.pid, self.engine)
         now = time.monotonic()
         if n != self.last:
             self.last, self.since = n, now
-            return False
-        return n > 0 and now - self.since >= self.settle
+        if self.expected and n >= self.expected:
+            self.by = "count"
+            return True
+        if n > 0 and now - self.since >= self.settle:
+            self.by = "settle"
+            return True
+        return False
+
+
+def expected_engine_fds(engine, fx):
+    """What pprofc's engine opens for the fixture: the perf engine one event
+    per thread and online CPU (offline CPUs are skipped), the ptrace engine
+    one timerfd."""
+    if engine == "perf":
+        return fx.tasks * (os.sysconf("SC_NPROCESSORS_ONLN") or 1)
+    return 1
 
 
 def end_profiler(prof, timer, errf):
@@ -494,7 +537,10 @@ def measure(mode, fx, args, tmpdir, live):
             timer = threading.Timer(seconds + args.timeout, prof.send_signal,
                                     (signal.SIGINT,))
             timer.start()
-            watch = EngineWatch(prof.pid, ENGINE[mode]) if mode in ENGINE else None
+            # The count should come first; the settle time is a fallback.
+            watch = (EngineWatch(prof.pid, ENGINE[mode], settle=0.5,
+                                 expected=expected_engine_fds(ENGINE[mode], fx))
+                     if mode in ENGINE else None)
             while True:
                 active = watch.active() if watch else perf_started(prof.pid)
                 if active:
@@ -509,6 +555,8 @@ def measure(mode, fx, args, tmpdir, live):
             rec["startup_s"] = time.monotonic() - t_launch
             if watch:
                 rec["engine_fds"] = watch.last
+                rec["engine_fds_expected"] = watch.expected
+                rec["active_by"] = watch.by
         u0, n0 = fx.counter_after(time.monotonic_ns())
         meter = CpuMeter(fx.pid, prof.pid if prof else None)
         u1, n1 = fx.counter_after(n0 + window_ns)
@@ -645,6 +693,8 @@ def round_line(recs, modes):
                 line += f", {q['off_cpu']} off-CPU"
             if q["skipped"]:
                 line += f", skipped {q['skipped']} ticks"
+            line += (f", active at {q['engine_fds']}/{q['engine_fds_expected']} fds "
+                     f"({q['active_by']}) after {q['startup_s']:.2f} s")
         else:
             line += f", lost events {q['lost_events']}"
     return line
@@ -666,7 +716,11 @@ def run_config(args, fixture, threads, hz, modes, tmpdir, live):
             order = [modes[i] for i in orders[r % len(orders)]]
             recs = {}
             for mode in order:
-                recs[mode] = measure(mode, fx, args, tmpdir, live)
+                try:
+                    recs[mode] = measure(mode, fx, args, tmpdir, live)
+                except BenchError as e:
+                    raise BenchError(f"{threads} threads, {hz} Hz, round {r + 1}, "
+                                     f"{mode}: {e}") from None
                 fx.check(f"after the {mode} run of round {r + 1}")
                 time.sleep(args.pause)
             busy = max(recs[m]["others_cores"] for m in modes)
@@ -735,6 +789,8 @@ def summarize(threads, hz, modes, rounds):
             q["ticks"] = med([x["ticks"] for x in recs if x["ticks"]])
             q["kernel_excluded"] = any(x["kernel_excluded"] for x in recs)
             q["engine_fds"] = med([x["engine_fds"] for x in recs])
+            q["engine_fds_expected"] = med([x["engine_fds_expected"] for x in recs])
+            q["settled_runs"] = sum(1 for x in recs if x["active_by"] == "settle")
             if ENGINE[m] == "ptrace":
                 q["stop_median_us"] = med([x["stop_median_us"] for x in recs])
                 q["stop_p99_us"] = med([x["stop_p99_us"] for x in recs])
@@ -888,8 +944,11 @@ def build_section(args, results, info):
     add("Window start: once the profiler is active, at the fixture's next counter snapshot. "
         "pprofc: its engine's descriptors are open (`anon_inode:[perf_event]` links in "
         "`/proc/PPROFC/fd` for the perf engine, the tick timer's `anon_inode:[timerfd]` for "
-        "the ptrace engine) and their number has not changed for 10 ms; perf record: it has "
-        "exec'd its `sleep`, which it does once its events are on.  ")
+        "the ptrace engine): as many as the engine opens (perf: one event per fixture thread "
+        "and online CPU, opened one thread after the other; ptrace: one), or, if that count "
+        "is never reached, once their number has not changed for 0.5 s "
+        f"({info['settled_runs']} runs of {info['pprofc_runs']} started that way); perf "
+        "record: it has exec'd its `sleep`, which it does once its events are on.  ")
     n_disc = sum(len(s["discarded"]) for s in results)
     n_noisy = sum(1 for s in results for r in s["rounds"] if r["noisy"])
     where = [f"{s['threads']} threads {s['hz']} Hz: {len(s['discarded'])}"
@@ -1036,11 +1095,12 @@ def build_section(args, results, info):
             "own summary: the CPU time its samples stand for and the CPU time the kernel "
             "counted for the sampled threads (the truth); samples / kernel is the median of "
             "each run's ratio (lowest in parentheses). Startup: launch until the engine's "
-            "descriptors were all open (their number in the last column).")
+            "descriptors were all open; perf_event fds: how many (median) of the expected "
+            "(fixture threads x online CPUs).")
         add("")
         add("| threads | Hz | samples | lost (max) | dropped by the kernel (max) | CPU by the "
             "samples s | CPU by the kernel s | samples / kernel (min) | pprofc CPU ms per s | "
-            "startup s | perf_event fds |")
+            "startup s | perf_event fds (expected) |")
         add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in results:
             p = s["pprofc-perf"]
@@ -1048,7 +1108,8 @@ def build_section(args, results, info):
                 f"({p['lost_max']}) | {p['lost_kernel']:g} ({p['lost_kernel_max']}) | "
                 f"{p['cpu_by_samples_s']:.2f} | {p['cpu_by_kernel_s']:.2f} | "
                 f"{pct(p['samples_vs_kernel'])} ({pct(p['samples_vs_kernel_min'])}) | "
-                f"{p['cpu_per_s'] * 1000:.1f} | {p['startup_s']:.2f} | {p['engine_fds']:g} |")
+                f"{p['cpu_per_s'] * 1000:.1f} | {p['startup_s']:.2f} | {p['engine_fds']:g} "
+                f"({fmt(p['engine_fds_expected'], 'g')}) |")
         notes = []
         for s in results:
             p = s["pprofc-perf"]
@@ -1289,6 +1350,10 @@ def main():
                 results.append(run_config(args, fixture, threads, hz, modes, tmpdir, live))
         check_unchanged(prints, "during the run")
         info["elapsed"] = time.monotonic() - t0
+        info["pprofc_runs"] = sum(len(s["rounds"]) for s in results
+                                  for m in modes if m in ENGINE)
+        info["settled_runs"] = sum(s[m]["settled_runs"] for s in results
+                                   for m in modes if m in ENGINE)
         section = build_section(args, results, info)
         print()
         print(section)
