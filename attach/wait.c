@@ -216,23 +216,33 @@ static void describe_socket(struct attach_fdcache *c, uint64_t ino, char *buf, s
 	snprintf(buf, len, "socket");
 }
 
-static void describe_epoll(pid_t pid, int fd, char *buf, size_t len)
+static void describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len, int nested);
+
+/* "epoll on fd 5 (TCP 127.0.0.1:6379 listen), fd 7 (pipe)": each watched
+ * fd described as the fd itself would be (an epoll inside one: "epoll"). */
+static void describe_epoll(struct attach_fdcache *c, int fd, char *buf, size_t len, int nested)
 {
-	char path[64], *info;
+	char path[64], *info, what[160];
 	size_t il, n = 0;
-	snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)pid, fd);
+	snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)c->pid, fd);
 	n = (size_t)snprintf(buf, len, "epoll");
-	if (attach_read_file(path, &info, &il))
+	if (nested || attach_read_file(path, &info, &il))
 		return;
 	int count = 0;
 	for (char *p = info; (p = strstr(p, "tfd:")) && n < len; p += 4) {
 		int tfd = atoi(p + 4);
-		n += (size_t)snprintf(buf + n, len - n, "%s%d", count++ ? ", " : " on fd ", tfd);
+		describe_fd(c, tfd, what, sizeof what, 1);
+		n += (size_t)snprintf(buf + n, len - n, "%sfd %d (%s)", count++ ? ", " : " on ", tfd, what);
 	}
 	free(info);
 }
 
 void attach_describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len)
+{
+	describe_fd(c, fd, buf, len, 0);
+}
+
+static void describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len, int nested)
 {
 	char path[64], link[512];
 	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)c->pid, fd);
@@ -248,7 +258,7 @@ void attach_describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len)
 	else if (strncmp(link, "pipe:", 5) == 0)
 		snprintf(buf, len, "pipe");
 	else if (strcmp(link, "anon_inode:[eventpoll]") == 0)
-		describe_epoll(c->pid, fd, buf, len);
+		describe_epoll(c, fd, buf, len, nested);
 	else if (strncmp(link, "anon_inode:", 11) == 0)
 		snprintf(buf, len, "%s", link + 11);
 	else

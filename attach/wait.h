@@ -61,7 +61,7 @@ const char *attach_syscall_name(long nr);
 pid_t attach_mutex_owner(pid_t pid, uint64_t addr);
 
 /* Describes what fd is in the target ("TCP 127.0.0.1:8080 listen", "pipe",
- * "/var/log/x.log", "epoll on fds 4, 6").  Socket tables are read once per
+ * "/var/log/x.log", "epoll on fd 4 (pipe), fd 6 (TCP ...)").  Socket tables are read once per
  * cache; free it with attach_fdcache_free(). */
 struct attach_fdcache {
 	pid_t pid;
