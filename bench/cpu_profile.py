@@ -817,7 +817,9 @@ def pct(x, spec=".1f"):
 
 
 def goal_lines(args, results, modes, info):
-    """The verdicts, as markdown lines, and a short list for the console."""
+    """The verdicts, as markdown lines, and a short list for the console.
+    Ratios here have two decimals: 96.97% against a 97% goal must not read
+    as 97.0%."""
     L = []
     add = L.append
     short = []
@@ -838,8 +840,8 @@ def goal_lines(args, results, modes, info):
             for s in results:
                 a, b = s[pe], s[rec]
                 add(f"  - {s['threads']} threads, {s['hz']} Hz: pprofc perf {a['median']:,.0f} "
-                    f"units/s ({pct(a['ratio'])}) vs perf record {b['median']:,.0f} "
-                    f"({pct(b['ratio'])}): {(a['median'] / b['median'] - 1) * 100:+.1f}% -> "
+                    f"units/s ({pct(a['ratio'], '.2f')}) vs perf record {b['median']:,.0f} "
+                    f"({pct(b['ratio'], '.2f')}): {(a['median'] / b['median'] - 1) * 100:+.2f}% -> "
                     f"{verdict(a['median'] >= b['median'])}")
             short.append(f"perf engine throughput >= perf record's: {v} ({len(ok)}/{len(results)})")
         else:
@@ -857,12 +859,12 @@ def goal_lines(args, results, modes, info):
             r = s[pe]["ratio"]
             if s["hz"] in GOAL_PERF_RATIO:
                 g = GOAL_PERF_RATIO[s["hz"]]
-                add(f"  - {s['threads']} threads, {s['hz']} Hz: {pct(r)} (goal {g * 100:.0f}%; "
+                add(f"  - {s['threads']} threads, {s['hz']} Hz: {pct(r, '.2f')} (goal {g * 100:.0f}%; "
                     f"unprofiled noise {s['unprofiled']['min'] / s['unprofiled']['median'] * 100:.1f}"
                     f"-{s['unprofiled']['max'] / s['unprofiled']['median'] * 100:.1f}%) -> "
                     f"{verdict(r >= g)}")
             else:
-                add(f"  - {s['threads']} threads, {s['hz']} Hz: {pct(r)} (no goal at this rate)")
+                add(f"  - {s['threads']} threads, {s['hz']} Hz: {pct(r, '.2f')} (no goal at this rate)")
         short.append(f"perf engine throughput vs unprofiled ({goals}): {v} "
                      f"({len(ok)}/{len(judged)})")
         # 3. CPU per sample, against perf record's.
@@ -899,7 +901,7 @@ def goal_lines(args, results, modes, info):
         if one:
             r = one[pt]["ratio"]
             add(f"- Throughput at 100 Hz with one busy thread >= {GOAL_PTRACE_RATIO * 100:.0f}% "
-                f"of unprofiled: {pct(r)} -> **{verdict(r >= GOAL_PTRACE_RATIO)}**")
+                f"of unprofiled: {pct(r, '.2f')} -> **{verdict(r >= GOAL_PTRACE_RATIO)}**")
         else:
             add("- Throughput at 100 Hz with one busy thread: configuration not run")
         met = [s for s in results if s[pt]["stop_median_us"] <= GOAL_STOP_US]
