@@ -229,16 +229,6 @@ static int perf_open(struct perf_event_attr *a, pid_t tid, int cpu)
 	return (int)syscall(SYS_perf_event_open, a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
-static int cap_effective(int cap)
-{
-	char buf[4096];
-	size_t len;
-	const char *p;
-	if (attach_read_small("/proc/self/status", buf, sizeof buf, &len) || !(p = strstr(buf, "\nCapEff:")))
-		return 0;
-	return (strtoull(p + 8, NULL, 16) >> cap) & 1;
-}
-
 static int seccomp_filtered(void)
 {
 	char buf[4096];
@@ -259,7 +249,7 @@ static void explain(int e, pid_t pid, struct attach_error *err)
 	err->code = e == ESRCH ? ATTACH_ERR_NOPROC : e == EACCES || e == EPERM ? ATTACH_ERR_PERM
 									 : ATTACH_ERR_OTHER;
 	const char *name = strerrorname_np(e) ? strerrorname_np(e) : "error";
-	int privileged = cap_effective(38 /* CAP_PERFMON */) || cap_effective(21 /* CAP_SYS_ADMIN */);
+	int privileged = attach_has_cap(38 /* CAP_PERFMON */) || attach_has_cap(21 /* CAP_SYS_ADMIN */);
 	if ((e == EPERM || e == EACCES) && (seccomp_filtered() || privileged))
 		snprintf(err->msg, sizeof err->msg,
 			 "perf_event_open refused (%s) by a seccomp filter, as in a container's default "

@@ -12,6 +12,8 @@
 #include "snapshot.h"
 
 int attach_fail_perm(struct attach_error *err, pid_t pid);
+/* Whether pprofc's effective capabilities hold cap (/proc/self/status). */
+int attach_has_cap(int cap);
 int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
 
 /* Threads seized but not stopped when pprofc let go of the others: a

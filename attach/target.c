@@ -24,8 +24,7 @@ static int fail(struct attach_error *err, enum attach_err code, const char *fmt,
 	return -1;
 }
 
-/* Whether pprofc's effective capabilities hold cap (/proc/self/status). */
-static int has_cap(int cap)
+int attach_has_cap(int cap)
 {
 	char buf[4096];
 	size_t len;
@@ -52,7 +51,7 @@ int attach_fail_perm(struct attach_error *err, pid_t pid)
 			    "(run as root) or the target's user with ptrace_scope 0 (%s)",
 			    (int)pid, how);
 	/* Root already: telling it to run as root would not help. */
-	if (!has_cap(19 /* CAP_SYS_PTRACE */))
+	if (!attach_has_cap(19 /* CAP_SYS_PTRACE */))
 		return fail(err, ATTACH_ERR_PERM,
 			    "permission denied attaching to PID %d: pprofc runs as root but without "
 			    "CAP_SYS_PTRACE (dropped, as containers do by default): grant it, e.g. "
