@@ -113,6 +113,15 @@ static void flush_pending(struct collect_session *p, struct last_sample *last)
 
 /* ---- the CPU kind: samples kept per thread, scaled at the end ---------- */
 
+/* A malloc'ed copy of a stack's n location ids (n may be 0), or NULL. */
+static uint64_t *copy_locs(const uint64_t *locs, size_t n)
+{
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (copy)
+		memcpy(copy, locs, n * sizeof *locs);
+	return copy;
+}
+
 static uint64_t hash_locs(const uint64_t *locs, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
@@ -145,9 +154,8 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 		}
 		e = &t->cpu[t->ncpu];
 		*e = (struct cpu_entry){ .hash = h, .n = n };
-		if (!(e->locs = malloc((n ? n : 1) * sizeof *locs)))
+		if (!(e->locs = copy_locs(locs, n)))
 			return;
-		memcpy(e->locs, locs, n * sizeof *locs);
 		snprintf(e->comm, sizeof e->comm, "%s", s->comm);
 		t->ncpu++;
 	}
@@ -288,10 +296,9 @@ static int unwind(struct collect_session *p, const struct attach_raw_sample *s, 
 static int set_locs(struct collect_session *p, struct last_sample *last, const uint64_t *locs,
 		    size_t n, int first)
 {
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	uint64_t *copy = copy_locs(locs, n);
 	if (!copy)
 		return -1;
-	memcpy(copy, locs, n * sizeof *locs);
 	if (!first)
 		flush_pending(p, last);
 	free(last->locs);
@@ -311,9 +318,8 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
 	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	uint64_t *copy = copy_locs(locs, n);
 	if (copy) {
-		memcpy(copy, locs, n * sizeof *locs);
 		free(last->cpu_locs);
 		last->cpu_locs = copy;
 		last->cpu_n = n;
