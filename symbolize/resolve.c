@@ -32,6 +32,11 @@ struct modinfo {
 	uint64_t low;
 	struct symbol *syms;
 	size_t nsyms;
+	/* .eh_frame_hdr's sorted table of function starts (load_fde_starts
+	 * below): nfde entries of 8 bytes, offsets from hdr_vaddr. */
+	const unsigned char *fdes;
+	size_t nfde;
+	uint64_t hdr_vaddr, bias;
 };
 
 static int cmp_symbol(const void *a, const void *b)
@@ -79,6 +84,96 @@ static void load_symbols(struct sym_session *s, Dwfl_Module *mod, struct modinfo
 	qsort(mi->syms, mi->nsyms, sizeof *mi->syms, cmp_symbol);
 }
 
+/* ---- functions without a symbol: named by module and start ------------ */
+
+/* A stripped library (libc.so.6 without libc6-dbg) has no symbol for its
+ * internal functions (start_thread, clone3), but it has .eh_frame for
+ * unwinding, and .eh_frame_hdr indexes it: a table of every FDE's start
+ * address, sorted.  The start of the function holding pc is the greatest
+ * start not above it.  libdw searches this table for its own use without
+ * exposing what it found, so it is read here; only the encoding every
+ * linker writes is accepted (pairs of signed 4-byte offsets from the
+ * section, DW_EH_PE_datarel|DW_EH_PE_sdata4), anything else is ignored.
+ * Format: the LSB's "Linux Standard Base Core Specification", .eh_frame_hdr.
+ * Little-endian reads: x86_64 only, like arch/regs.h. */
+static int32_t le32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return (int32_t)v;
+}
+
+static void load_fde_starts(Dwfl_Module *mod, struct modinfo *mi)
+{
+	Dwarf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	size_t nph;
+	if (!elf || elf_getphdrnum(elf, &nph) != 0)
+		return;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_GNU_EH_FRAME)
+			continue;
+		Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset, ph.p_filesz, ELF_T_BYTE);
+		const unsigned char *b = d ? d->d_buf : NULL;
+		/* version 1; eh_frame_ptr 4 bytes (u/sdata4, any base);
+		 * fde_count udata4; the table datarel|sdata4 */
+		if (!b || d->d_size < 12 || b[0] != 1 || (b[1] & 0x07) != 0x03 || b[2] != 0x03 ||
+		    b[3] != 0x3b)
+			return;
+		uint32_t n = (uint32_t)le32(b + 8);
+		if (n > (d->d_size - 12) / 8)
+			return;
+		mi->fdes = b + 12;
+		mi->nfde = n;
+		mi->hdr_vaddr = ph.p_vaddr;
+		mi->bias = bias;
+		return;
+	}
+}
+
+/* The start (absolute address) of the function holding pc by the FDE
+ * that covers it, or 0.  Only a pc that some FDE covers is answered: FDEs
+ * do not overlap, so that one has the greatest start not above pc. */
+static uint64_t fde_start(Dwfl_Module *mod, const struct modinfo *mi, uint64_t pc)
+{
+	Dwarf_Addr bias;
+	Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
+	Dwarf_Frame *frame;
+	if (!mi->nfde || !cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame) != 0)
+		return 0;
+	free(frame);
+	int64_t rel = (int64_t)(pc - mi->bias - mi->hdr_vaddr);
+	size_t lo = 0, hi = mi->nfde;
+	while (lo < hi) {                   /* first entry starting above pc */
+		size_t mid = lo + (hi - lo) / 2;
+		if (le32(mi->fdes + 8 * mid) <= rel)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return 0;
+	return mi->bias + mi->hdr_vaddr + (uint64_t)(int64_t)le32(mi->fdes + 8 * (lo - 1));
+}
+
+/* "libc.so.6+0x891d0": the module's file name and the function's start
+ * as an address in that file, what addr2line and objdump take.  Every pc
+ * of one function gets the same name, so its frames merge in a profile. */
+static void name_by_fde(struct sym_session *s, Dwfl_Module *mod, const struct modinfo *mi,
+			uint64_t pc, struct sym_frame *f)
+{
+	uint64_t start = mi && mi->path ? fde_start(mod, mi, pc) : 0;
+	if (!start)
+		return;
+	const char *base = strrchr(mi->path, '/');
+	char name[512];
+	snprintf(name, sizeof name, "%s+0x%" PRIx64, base ? base + 1 : mi->path, start - mi->bias);
+	f->function = sym_intern(&s->strings, name);
+	f->has_offset = 1;
+	f->func_offset = pc - start;
+}
+
 static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
 {
 	void **ud;
@@ -124,6 +219,7 @@ static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
 		mi->build_id = sym_intern(&s->strings, hex);
 	}
 	load_symbols(s, mod, mi);
+	load_fde_starts(mod, mi);
 	*ud = mi;
 	return mi;
 }
@@ -308,6 +404,8 @@ static size_t expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi
 		frames[n++] = outer;
 	}
 	free(scopes);
+	if (!frames[n - 1].function && mod)
+		name_by_fde(s, mod, mi, pc, &frames[n - 1]);
 	return n;
 }
 

@@ -329,16 +329,15 @@ static int walk(struct sym_session *s, const struct sym_snapshot *snap, struct w
 	return r;
 }
 
-/* Where a thread's stack ends: its entry point (_start for the main
- * thread, the clone wrapper or start_thread for the others).  Go: a
- * goroutine's stack ends at runtime.goexit, a thread's own (g0) stack at
- * runtime.clone or, for the first thread, runtime.rt0_go; a scheduler
- * switching stacks (mcall, morestack) ends it too, as Go's own tracebacks
- * end there.  Since Go 1.17 assembly functions carry an ".abi0" suffix. */
-static int is_root(const char *name)
+/* Go code has no CFI (its binaries carry no .eh_frame for it) and Go's
+ * runtime ends its stacks in known places: a goroutine's at
+ * runtime.goexit, a thread's own (g0) stack at runtime.clone or, for the
+ * first thread, runtime.rt0_go, and a scheduler switching stacks (mcall,
+ * morestack) ends one too, as Go's own tracebacks end there.  Since Go
+ * 1.17 assembly functions carry an ".abi0" suffix. */
+static int is_go_root(const char *name)
 {
 	static const char *const roots[] = {
-		"_start", "__clone3", "clone3", "__clone", "clone", "start_thread",
 		"runtime.goexit", "runtime.goexit.abi0", "runtime.clone", "runtime.clone.abi0",
 		"runtime.rt0_go", "runtime.rt0_go.abi0", "runtime.mcall", "runtime.morestack",
 		"runtime.morestack.abi0",
@@ -347,6 +346,40 @@ static int is_root(const char *name)
 		if (strcmp(name, roots[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* The CFI row (.eh_frame, else .debug_frame) that describes pc; the
+ * caller frees it.  0 if none does. */
+static Dwarf_Frame *cfi_at(struct sym_session *s, uint64_t pc)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
+	for (int i = 0; mod && i < 2; i++) {
+		Dwarf_Addr bias;
+		Dwarf_CFI *cfi = i == 0 ? dwfl_module_eh_cfi(mod, &bias) : dwfl_module_dwarf_cfi(mod, &bias);
+		Dwarf_Frame *frame;
+		if (cfi && dwarf_cfi_addrframe(cfi, pc - bias, &frame) == 0)
+			return frame;
+	}
+	return NULL;
+}
+
+/* Whether the CFI at pc says the caller's return address is undefined:
+ * the way a thread's first frame declares that nothing called it (glibc's
+ * _start and clone3 do, and so does any crt1 or runtime that follows the
+ * psABI).  This is a fact of the code, not of its name, so it holds in a
+ * stripped libc and a stripped binary as well. */
+static int cfi_outermost(struct sym_session *s, uint64_t pc)
+{
+	Dwarf_Frame *frame = cfi_at(s, pc);
+	if (!frame)
+		return 0;
+	Dwarf_Op mem[3], *ops = NULL;
+	size_t nops = 1;
+	int ra = dwarf_frame_info(frame, NULL, NULL, NULL);
+	int undefined = ra >= 0 && dwarf_frame_register(frame, ra, mem, &ops, &nops) == 0 &&
+			nops == 0 && ops == mem;
+	free(frame);
+	return undefined;
 }
 
 /* Go's scheduler switches stacks in runtime.mcall and runtime.morestack:
@@ -367,63 +400,137 @@ static void cut_at_stack_switch(struct sym_session *s, struct walk *w)
 	}
 }
 
-/* With only sp and pc known, libdwfl may end a walk early and call it a
- * success (a return address held in an unknown register looks like the
- * end of the stack): believe it only if the walk ends at a thread's root. */
+/* libdwfl ends a walk as a success whenever it cannot compute a return
+ * address: at the real root, where the CFI leaves it undefined, but also
+ * when it depends on a register not known (a blocked thread read without
+ * stopping it) or on memory outside the stack copy.  So a walk reached the
+ * thread's root only if its last frame is one by the CFI, or is one of Go's
+ * roots (Go code has no CFI). */
 static int ends_at_root(struct sym_session *s, const struct walk *w)
 {
 	if (!w->n)
 		return 0;
 	size_t i = w->n - 1;
 	uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+	if (cfi_outermost(s, pc))
+		return 1;
 	const struct sym_resolved *r = sym_resolve(s, pc);
-	return r && r->n && is_root(r->frames[r->n - 1].function);
+	return r && r->n && is_go_root(r->frames[r->n - 1].function);
 }
 
-/* Whether the code just before addr is a call (x86_64): `call rel32`
- * (E8 + 4 bytes) or `call r/m` (FF /2, 2 to 7 bytes).  A return address
- * always follows one; most other code pointers on a stack do not. */
-static int follows_call(const struct sym_snapshot *snap, uint64_t addr)
+static int32_t rel32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return (int32_t)v;
+}
+
+/* A PLT entry jumps through its GOT slot: "jmp *disp32(%rip)" (ff 25),
+ * maybe after endbr64 and a bnd prefix (.plt.sec).  Returns where the slot
+ * points now, or the address itself if it is not such an entry. */
+static uint64_t through_plt(const struct sym_snapshot *snap, uint64_t addr)
+{
+	unsigned char b[11];
+	uint64_t slot;
+	if (snap->read_code(snap->tid, addr, b, sizeof b) != (ssize_t)sizeof b)
+		return addr;
+	size_t i = memcmp(b, "\xf3\x0f\x1e\xfa", 4) == 0 ? 4 : 0;     /* endbr64 */
+	i += b[i] == 0xf2;                                              /* bnd */
+	if (b[i] != 0xff || b[i + 1] != 0x25)
+		return addr;
+	uint64_t next = addr + i + 6;
+	if (snap->read_code(snap->tid, next + (uint64_t)(int64_t)rel32(b + i + 2), &slot, 8) != 8)
+		return addr;
+	return slot;
+}
+
+/* What the code says about one link of a walk: whether the call that
+ * pushed return address ret called the function starting at callee. */
+enum link { LINK_UNKNOWN, LINK_PROVED, LINK_REFUTED };
+
+/* "call rel32" (e8), to the function or to its PLT entry, and "call
+ * *disp32(%rip)" (ff 15: a GOT slot, -fno-plt) name their target, which
+ * proves or refutes the link; a call through a register or memory (virtual
+ * calls, function pointers: ff /2) leaves it unknown; no call at all
+ * refutes it.  The GOT is data, but it holds the same value as when the
+ * call was made: the dynamic linker fills each slot once. */
+static enum link check_link(const struct sym_snapshot *snap, uint64_t ret, uint64_t callee)
 {
 	unsigned char b[7];
-	if (!snap->read_code)
-		return 1;               /* cannot check: rely on the other tests */
-	if (addr < 7 || snap->read_code(snap->tid, addr - 7, b, 7) != 7)
-		return 0;
+	uint64_t target = 0;
+	if (ret < 7 || snap->read_code(snap->tid, ret - 7, b, 7) != 7)
+		return LINK_REFUTED;
 	if (b[2] == 0xe8)
-		return 1;
-	for (int len = 2; len <= 7; len++) {
-		unsigned char op = b[7 - len], modrm = b[7 - len + 1];
-		if (op == 0xff && (modrm & 0x38) == 0x10)
-			return 1;
-	}
-	return 0;
+		target = through_plt(snap, ret + (uint64_t)(int64_t)rel32(b + 3));
+	else if (b[1] == 0xff && b[2] == 0x15 &&
+		 snap->read_code(snap->tid, ret + (uint64_t)(int64_t)rel32(b + 3), &target, 8) != 8)
+		return LINK_UNKNOWN;
+	if (target)
+		return !callee ? LINK_UNKNOWN : target == callee ? LINK_PROVED : LINK_REFUTED;
+	for (int len = 2; len <= 7; len++)
+		if (b[7 - len] == 0xff && (b[7 - len + 1] & 0x38) == 0x10)
+			return LINK_UNKNOWN;
+	return LINK_REFUTED;
+}
+
+/* The start of the function holding frame i of w (by its symbol, or by
+ * the FDE that covers it in a module without symbols), or 0. */
+static uint64_t function_start(struct sym_session *s, const struct walk *w, size_t i)
+{
+	uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+	const struct sym_resolved *r = sym_resolve(s, pc);
+	const struct sym_frame *f = r && r->n ? &r->frames[r->n - 1] : NULL;
+	return f && f->has_offset ? pc - f->func_offset : 0;
+}
+
+/* Whether the code refutes none of the links from frame `from` outwards. */
+static int links_hold(struct sym_session *s, const struct sym_snapshot *snap, const struct walk *w,
+		      size_t from)
+{
+	for (size_t i = from; i + 1 < w->n; i++)
+		if (check_link(snap, w->pcs[i + 1], function_start(s, w, i)) == LINK_REFUTED)
+			return 0;
+	return 1;
 }
 
 /* For a snapshot taken without stopping: rbp is unknown, and code built
  * with frame pointers needs it (its CFA is rbp + 16).  The plain walk went
- * as far as it could; its last frame, whose sp is known, is the one that
+ * as far as it could; its last frame F, whose sp is known, is the one that
  * needs rbp.  In a frame-pointer frame, rbp points just below the slot of
- * the return address, which is the first word above that sp holding an
- * address inside a module's code, right after a call instruction.  So try, nearest first, each such slot
- * minus 8 as rbp.  A guess is accepted only if its walk keeps every frame
- * of the plain walk and goes on to the thread's root (ends_at_root). */
+ * F's return address, somewhere above that sp.  But a stack also holds
+ * stale return addresses, left by calls that have returned, and taking one
+ * of those invents callers (seen on chromium: "__poll, ??, ??, operator
+ * new, ..." where --stop-all had no operator new).  So a slot is taken
+ * only if F's function is known (its start, by symbol or FDE), the code
+ * refutes none of the links from F outwards (a return address after a
+ * direct call, or one through the PLT or GOT, to some other function than
+ * the frame below it), and the walk reaches the thread's root.  A stale
+ * chain fails this: where it rejoins the live stack, the live return
+ * address was pushed by a call to another function (and nearer stale
+ * slots were pushed by calls to F's callees, not to F).  What cannot be
+ * checked is not guessed: the stack ends at F, incomplete, a prefix of
+ * the truth.  Returns 0 with the longer walk in w, else -1. */
 static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *snap,
 			     const struct walk *plain, struct walk *w)
 {
 	const uint64_t lo = snap->stack_addr, hi = snap->stack_addr + snap->stack_len;
-	uint64_t from = plain->n && plain->sps[plain->n - 1] ? plain->sps[plain->n - 1] : REG(snap->regs, SP);
+	if (!plain->n || !snap->read_code)
+		return -1;
+	uint64_t from = plain->sps[plain->n - 1] ? plain->sps[plain->n - 1] : REG(snap->regs, SP);
+	uint64_t start = function_start(s, plain, plain->n - 1);
 	if (from < lo)
 		from = lo;
 	int tried = 0;
-	for (uint64_t slot = (from + 7) & ~7ULL; slot + 8 <= hi && tried < 8; slot += 8) {
+	for (uint64_t slot = (from + 7) & ~7ULL; start && slot + 8 <= hi && tried < 8; slot += 8) {
 		uint64_t v;
 		memcpy(&v, snap->stack + (slot - lo), 8);
-		if (slot < lo + 8 || !dwfl_addrmodule(s->dwfl, v) || !follows_call(snap, v))
+		if (slot < lo + 8 || !dwfl_addrmodule(s->dwfl, v) ||
+		    check_link(snap, v, start) == LINK_REFUTED)
 			continue;
 		tried++;
-		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || !ends_at_root(s, w) ||
-		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0)
+		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || w->pcs[plain->n] != v ||
+		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0 ||
+		    !ends_at_root(s, w) || !links_hold(s, snap, w, plain->n - 1))
 			continue;
 		return 0;
 	}
@@ -433,22 +540,9 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 /* Whether CFI (.eh_frame or .debug_frame) describes pc. */
 static int has_cfi(struct sym_session *s, uint64_t pc)
 {
-	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
-	Dwarf_Addr bias;
-	Dwarf_Frame *frame;
-	Dwarf_CFI *cfi[2] = { NULL, NULL };
-	if (!mod)
-		return 0;
-	cfi[0] = dwfl_module_eh_cfi(mod, &bias);
-	for (int i = 0; i < 2; i++) {
-		if (i == 1)
-			cfi[1] = dwfl_module_dwarf_cfi(mod, &bias);
-		if (cfi[i] && dwarf_cfi_addrframe(cfi[i], pc - bias, &frame) == 0) {
-			free(frame);
-			return 1;
-		}
-	}
-	return 0;
+	Dwarf_Frame *frame = cfi_at(s, pc);
+	free(frame);
+	return frame != NULL;
 }
 
 /* The innermost function has no CFI, so libdwfl unwinds it by its frame
@@ -545,9 +639,10 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 		r = -1;
 		why = bad_sp;
 	}
-	if (r == 0 && partial(snap) && !ends_at_root(s, w)) {
+	if (r == 0 && !ends_at_root(s, w)) {
 		r = -1;
-		why = "the rest depends on registers unknown";
+		why = partial(snap) ? "the rest depends on registers unknown"
+				    : "no return address past here, and no CFI saying the stack ends";
 	}
 	if (r != 0 && partial(snap) && walk_guessing_rbp(s, snap, &w[0], &w[1]) == 0) {
 		w[0] = w[1];
@@ -574,7 +669,7 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 		else
 			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64 "%s",
 				 why ? why : "unknown error", last,
-				 partial(snap) ? " (read without stopping the thread: only sp and pc known)" : "");
+				 partial(snap) ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
 	}
 	size_t cap = 0;
 	for (size_t i = 0; i < w->n; i++) {

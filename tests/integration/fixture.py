@@ -39,8 +39,63 @@ def done():
     sys.exit(1 if _failures else 0)
 
 
+def hide_debug_info():
+    """With PPROFC_HIDE_DEBUG=1, runs this very script again in a mount
+    namespace where /usr/lib/debug is an empty tmpfs, with pprofc's debug
+    cache empty and no debuginfod: a machine without glibc's debug package
+    (libc6-dbg), as most production machines are.  Exits 77 where mount
+    namespaces are not permitted."""
+    if os.environ.get("PPROFC_HIDE_DEBUG") != "1" or os.environ.get("PPROFC_DEBUG_HIDDEN"):
+        return
+    env = dict(os.environ, PPROFC_DEBUG_HIDDEN="1", XDG_CACHE_HOME=tempfile.mkdtemp(prefix="pprofc-nodebug-"))
+    env.pop("DEBUGINFOD_URLS", None)
+    script = ('mount --make-rprivate / && mount -t tmpfs -o ro none /usr/lib/debug && '
+              'exec "$@"')
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        print("skipped: cannot hide /usr/lib/debug in a mount namespace: %s" % probe.stderr.strip())
+        sys.exit(SKIP)
+    print("separate debug info hidden: /usr/lib/debug is empty in this mount namespace")
+    sys.stdout.flush()
+    os.execvpe("unshare", ["unshare", "-m", "sh", "-c", script, "sh", sys.executable] + sys.argv, env)
+
+
+def debug_hidden():
+    return bool(os.environ.get("PPROFC_DEBUG_HIDDEN"))
+
+
+_thread_frames = {}
+
+
+def thread_frames():
+    """{"roots": names, "start_thread": names}: what a thread's outermost
+    frame (clone3, _start) and glibc's start_thread are called.  With
+    glibc's debug info, their names; without it, glibc's internal
+    functions have no name, and pprofc names them by module and FDE start
+    (libc.so.6+0x...): those names are learned from a dump of the waits
+    fixture, whose threads the dump test checks are complete and end
+    where eu-stack's stacks end."""
+    if _thread_frames:
+        return _thread_frames
+    roots = {"__clone3", "clone3", "__clone", "clone", "_start"}
+    starts = {"start_thread"}
+    if debug_hidden():
+        with Fixture("waits") as fx:
+            for t in dump_json(fx.pid)["threads"]:
+                fs = functions(t)
+                if t["complete"] and len(fs) >= 2:
+                    roots.add(fs[-1])
+                    if t["tid"] != fx.pid:
+                        starts.add(fs[-2])
+    _thread_frames.update(roots=roots, start_thread=starts)
+    return _thread_frames
+
+
 def require_ptrace():
-    """Exits 77 unless this process may PTRACE_SEIZE a child of its own."""
+    """Exits 77 unless this process may PTRACE_SEIZE a child of its own.
+    Hides separate debug info first when asked (hide_debug_info)."""
+    hide_debug_info()
     libc = ctypes.CDLL(None, use_errno=True)
     child = subprocess.Popen(["sleep", "60"])
     try:
@@ -210,6 +265,21 @@ def dump_json(pid, *extra):
     if r.returncode != 0:
         raise RuntimeError("pprofc failed (%d): %s" % (r.returncode, r.stderr))
     return json.loads(r.stdout)
+
+
+def eu_stacks(pid):
+    """{tid: [pc, ...]} by eu-stack (elfutils, which stops the threads):
+    the oracle for where each thread's stack ends.  Return addresses are
+    printed as they are on the stack, as pprofc's JSON gives them."""
+    r = subprocess.run(["eu-stack", "-p", str(pid)], capture_output=True, text=True, timeout=60)
+    stacks, tid = {}, None
+    for line in r.stdout.splitlines():
+        if line.startswith("TID "):
+            tid = int(line[4:].rstrip(":"))
+            stacks[tid] = []
+        elif line.startswith("#") and tid is not None:
+            stacks[tid].append(int(line.split()[1], 16))
+    return stacks
 
 
 def by_name(dump):

@@ -14,10 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, pprofc, require_ptrace, tracer_pid, wait_for)
+                     dump_json, fixture_path, pprofc, require_ptrace, thread_frames, tracer_pid,
+                     wait_for)
 
 GO = shutil.which("go")
-ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
 
 
 def gopprof(*args):
@@ -112,7 +112,7 @@ def test_shares_and_reader(engine):
         frames = [l.split()[-1] for l in block.splitlines() if l.strip() and ":" not in l.split()[0]
                   and not l.strip().startswith("----")]
         if frames:
-            check(frames[-1] in ROOTS, "trace does not end at a root: %r" % frames[-4:])
+            check(frames[-1] in thread_frames()["roots"], "trace does not end at a root: %r" % frames[-4:])
 
     check_reports_agree(out)
 

@@ -16,10 +16,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, functions, pprofc, require_ptrace, sampling, wait_for)
+                     dump_json, fixture_path, functions, pprofc, require_ptrace, sampling,
+                     thread_frames, wait_for)
 
 GO = shutil.which("go")
-ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
 SPIN = ["fx_leaf", "fx_middle", "fx_outer"]
 
 
@@ -103,7 +103,7 @@ def spin_dump(pid):
     def attempt():
         th = by_name(dump_json(pid))
         t = th.get("fx-spin")
-        if not t or not t["complete"] or functions(t)[-1] not in ROOTS:
+        if not t or not t["complete"] or functions(t)[-1] not in thread_frames()["roots"]:
             return None
         found = [f for f in functions(t) if f in SPIN]
         return th if found == SPIN else None
@@ -169,7 +169,8 @@ def test_no_cfi():
         check(th is not None, "nocfi: fx-spin never unwound from fx_leaf through fx_middle <- fx_outer to its root")
         if th:
             fs = functions(th["fx-spin"])
-            check("spin_main" in fs and "start_thread" in fs, "nocfi: fx-spin stack %s" % fs)
+            check("spin_main" in fs and set(fs) & thread_frames()["start_thread"],
+                  "nocfi: fx-spin stack %s" % fs)
 
         # fx-park is read without stopping it (only sp and pc known): the
         # frame-pointer frames above read() need rbp guessed from the stack.
@@ -183,8 +184,10 @@ def test_no_cfi():
     if not path:
         return
     stacks = [s for s in traces(path) if "fx_leaf" in s]
+    starts = thread_frames()["start_thread"]
     chain = ["fx_leaf", "fx_middle", "fx_outer", "spin_main", "start_thread"]
-    full = [s for s in stacks if [f for f in s if f in chain] == chain]
+    full = [s for s in stacks
+            if [("start_thread" if f in starts else f) for f in s if f in chain or f in starts] == chain]
     check(stacks and full, "nocfi: no CPU sample unwound from fx_leaf to start_thread: %r" % stacks[:3])
     print("nocfi: %d of %d distinct CPU stacks in fx_leaf unwound to start_thread" % (len(full), len(stacks)))
     os.unlink(path)
@@ -210,7 +213,7 @@ def test_dlopen_after_attach():
     top = top_functions(out)
     check("plugin_work" in top, "dlopen: plugin_work not in the profile: %s" % sorted(top))
     stacks = [s for s in traces(out) if "plugin_work" in s]
-    check(any("plugin_spin" in s and "start_thread" in s for s in stacks),
+    check(any("plugin_spin" in s and set(s) & thread_frames()["start_thread"] for s in stacks),
           "dlopen: no sample unwound from plugin_work to start_thread: %r" % stacks[:3])
     maps, locs = raw_profile(out)
     lm = [i + 1 for i, m in enumerate(maps) if m[3].endswith("/libplugin.so")]

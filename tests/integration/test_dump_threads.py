@@ -12,8 +12,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import (Fixture, by_name, check, check_progress, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, functions, pprofc, require_ptrace, wait_for)
+from fixture import (Fixture, by_name, check, check_progress, check_untouched, debug_hidden,  # noqa: E402
+                     done, dump_json, eu_stacks, fixture_path, functions, pprofc, require_ptrace,
+                     wait_for)
 
 ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
 EXPECTED = {
@@ -37,10 +38,18 @@ def settled(pid):
     return d or dump_json(pid)
 
 
-def check_complete(t):
+def check_complete(t, eu):
+    """The stack is complete, and ends where eu-stack's does (its outermost
+    frame does not move while the thread runs).  With glibc's debug info
+    the last frame is also named as a root; without it, it has no name
+    (libc.so.6+0x... from its FDE), and completeness comes from the CFI."""
     fs = functions(t)
     check(t["complete"], "thread %s: stack incomplete: %s" % (t["name"], t.get("stack_error")))
-    check(fs and fs[-1] in ROOTS, "thread %s: stack does not end at a root: %s" % (t["name"], fs[-3:]))
+    theirs = eu.get(t["tid"]) or [None]
+    check(t["frames"] and int(t["frames"][-1]["pc"], 16) == theirs[-1],
+          "thread %s: stack ends at %s, eu-stack's at %s" % (t["name"], fs[-3:], theirs[-1:]))
+    if not debug_hidden() or t["frames"][-1]["module"].find("/libc.so") < 0:
+        check(fs and fs[-1] in ROOTS, "thread %s: stack does not end at a root: %s" % (t["name"], fs[-3:]))
 
 
 def frame(t, name):
@@ -59,8 +68,6 @@ def test_waits():
         check(d["threads"][0]["tid"] == fx.pid, "main thread is not listed first")
         tids = [t["tid"] for t in d["threads"][1:]]
         check(tids == sorted(tids), "threads after the main one are not sorted by tid")
-        for t in d["threads"]:
-            check_complete(t)
 
         holder, waiter = th["holder"], th["mutex-waiter"]
         check(waiter["blocked_on"]["kind"] == "mutex", "mutex-waiter blocked_on: %r" % waiter["blocked_on"])
@@ -128,6 +135,10 @@ def test_waits():
         check_text(fx.pid, port)
         check_untouched(fx.pid, label="waits")
         check_progress(fx, "waits")
+        # Last: eu-stack stops every thread (EINTR, wait clocks reset).
+        eu = eu_stacks(fx.pid)
+        for t in d["threads"]:
+            check_complete(t, eu)
 
 
 THREAD_KEYS = {"tid": int, "name": str, "state": str, "reason": str, "detail": (str, type(None)),
@@ -207,7 +218,7 @@ def test_cxx():
             check("fixture::Worker<int>::run" in fs, "C++ run frame: %s" % fs)
             check("fixture::detail::sleep_forever" in functions(th["cxx-sleeper"]),
                   "C++ sleep_forever: %s" % functions(th["cxx-sleeper"]))
-            check_complete(th["cxx-worker"])
+            check_complete(th["cxx-worker"], eu_stacks(fx.pid))
         check_untouched(fx.pid, label="cxx")
 
 
@@ -230,21 +241,28 @@ def test_rust():
 
 
 def test_go():
-    """A Go program: every thread's stack reaches one of Go's roots, read
-    without stopping the blocked ones, and equals the stack taken by
-    stopping them (--stop-all)."""
-    if not fixture_path("go_threads"):
-        print("go fixture not built: go missing")
-        return
-    with Fixture("go_threads") as fx:
+    """Go programs, without and with cgo: every thread's stack read without
+    stopping it equals the stack taken by stopping it (--stop-all), or is a
+    prefix of it marked incomplete.  Without cgo, every stack reaches one of
+    Go's roots."""
+    for name in ("go_threads", "go_cgo"):
+        if not fixture_path(name):
+            print("%s fixture not built: go missing" % name)
+            continue
+        check_go(name)
+
+
+def check_go(name):
+    with Fixture(name) as fx:
         d = dump_json(fx.pid)
         spinning = [t for t in d["threads"] if "main.spin" in functions(t)]
-        check(len(spinning) == 1, "Go: %d threads in main.spin, want 1" % len(spinning))
+        check(len(spinning) == 1, "%s: %d threads in main.spin, want 1" % (name, len(spinning)))
         if spinning:
             check(functions(spinning[0])[-1] == "runtime.goexit.abi0",
-                  "Go: the spinner's stack ends at %s" % functions(spinning[0])[-1])
+                  "%s: the spinner's stack ends at %s" % (name, functions(spinning[0])[-1]))
         for t in d["threads"]:
-            check(t["complete"], "Go thread %d: stack incomplete: %s" % (t["tid"], functions(t)))
+            if name == "go_threads":
+                check(t["complete"], "Go thread %d: stack incomplete: %s" % (t["tid"], functions(t)))
         # Go's idle threads wake now and then: compare only the threads
         # that had not run since before the first dump, by the second
         # dump's own account (its wait_seconds are read before it stops
@@ -259,11 +277,13 @@ def test_go():
             s2 = stopped.get(t["tid"])
             if t["state"] == "S" and s2 and (s2["wait_seconds"] or 0) > elapsed:
                 compared += 1
-                check(functions(t) == functions(s2),
-                      "Go thread %d: %s read without stopping, %s stopped"
-                      % (t["tid"], functions(t), functions(s2)))
-        check(compared > 0, "Go: no idle thread to compare with --stop-all")
-        check_untouched(fx.pid, label="go")
+                a, b = functions(t), functions(s2)
+                check((a == b and t["complete"] == s2["complete"]) or
+                      (not t["complete"] and b[:len(a)] == a),
+                      "%s thread %d: %s (complete %s) read without stopping, %s (complete %s) stopped"
+                      % (name, t["tid"], a, t["complete"], b, s2["complete"]))
+        check(compared > 0, "%s: no idle thread to compare with --stop-all" % name)
+        check_untouched(fx.pid, label=name)
 
 
 def test_deleted_binary():
@@ -443,6 +463,24 @@ def interrupt_once(pid, tid):
     subprocess.run([sys.executable, "-c", code], check=False, timeout=30)
 
 
+def test_stale_frames():
+    """A frame-pointer frame blocked in poll() over a buffer full of stale
+    return addresses (tests/targets/stale_frames.c): read without stopping
+    the thread, its stack is the one --stop-all gives, with none of the
+    functions that left those addresses (a guessed rbp used to add
+    "outer" between blocker and stale_main, and call the stack complete)."""
+    with Fixture("stale_frames") as fx:
+        quiet = by_name(dump_json(fx.pid))["stale"]
+        stopped = by_name(dump_json(fx.pid, "--stop-all"))["stale"]
+        fs = functions(quiet)
+        check("blocker" in fs and "outer" not in fs and "middle" not in fs,
+              "stale frames invented: %s" % fs)
+        check(fs == functions(stopped) and quiet["complete"] and stopped["complete"],
+              "stale_frames: read without stopping %s (complete %s), stopped %s"
+              % (fs, quiet["complete"], functions(stopped)))
+        check_untouched(fx.pid, label="stale_frames")
+
+
 def test_uninterruptible_thread():
     """A thread in state D (here: the parent of a vfork) is listed with its
     state; it is not stopped (a stop would only land when it wakes), but
@@ -476,4 +514,5 @@ if __name__ == "__main__":
     test_other_mount_namespace()
     test_uninterruptible_thread()
     test_blocked_threads_not_stopped()
+    test_stale_frames()
     done()

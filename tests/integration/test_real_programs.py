@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Stacks of real programs from Debian, checked against oracles nobody here
+wrote: redis-server (with its I/O threads), nginx (master and workers),
+python3 (threads blocked on a queue and in sleep) and a Go program built
+with cgo (our fixture, compiled by Debian's Go).
+
+For every thread blocked in a system call:
+  - the stack read without stopping it equals the stack read by stopping
+    every thread (--stop-all), or is a prefix of it marked incomplete: no
+    frame is ever invented;
+  - read again with glibc's separate debug info hidden (a mount namespace
+    with an empty /usr/lib/debug), it has the same frames (pcs) and the
+    same completeness: completeness comes from the unwind, not from names;
+  - a complete stack ends at the frame where eu-stack's ends (but for Go's
+    roots, where Go's own tracebacks end and eu-stack does not).
+
+Prints one line per program, the figures of the README's truth table.
+Skips a program whose package is not installed (dev.sh installs them).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fixture import (PPROFC, check, check_untouched, done, dump_json, eu_stacks,  # noqa: E402
+                     fixture_path, functions, require_ptrace, wait_for)
+
+HIDE = ('mount --make-rprivate / && mount -t tmpfs -o ro none /usr/lib/debug && '
+        'XDG_CACHE_HOME=$(mktemp -d) exec "$@"')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dump_without_debug(pid):
+    """pprofc's dump from a mount namespace without /usr/lib/debug."""
+    import json
+    r = subprocess.run(["unshare", "-m", "sh", "-c", HIDE, "sh", PPROFC, "dump-threads",
+                        "--format=json", str(pid)], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "dump without debug info failed: %s" % r.stderr.strip())
+    return json.loads(r.stdout) if r.returncode == 0 else {"threads": []}
+
+
+def pcs(t):
+    """The physical frames' pcs (debug info adds inline frames that share
+    their physical frame's pc)."""
+    out = []
+    for f in t["frames"]:
+        if not out or out[-1] != f["pc"]:
+            out.append(f["pc"])
+    return out
+
+
+def compare(label, pid):
+    """Checks one process; returns (blocked threads, equal to stopped,
+    prefixes marked incomplete, complete with debug, complete without)."""
+    quiet = {t["tid"]: t for t in dump_json(pid)["threads"]}
+    bare = {t["tid"]: t for t in dump_without_debug(pid)["threads"]}
+    stopped = {t["tid"]: t for t in dump_json(pid, "--stop-all")["threads"]}
+    eu = eu_stacks(pid)
+    n = equal = prefix = full = full_bare = 0
+    for tid, t in quiet.items():
+        s, b = stopped.get(tid), bare.get(tid)
+        if t["state"] not in ("S", "D") or not s or not b or not t["syscall"]:
+            continue
+        n += 1
+        a, z = functions(t), functions(s)
+        same = a == z and t["complete"] == s["complete"]
+        pre = not t["complete"] and z[:len(a)] == a
+        equal += same
+        prefix += pre and not same
+        check(same or pre, "%s thread %d (%s): read without stopping %s (complete %s), stopped %s (complete %s)"
+              % (label, tid, t["name"], a, t["complete"], z, s["complete"]))
+        full += t["complete"]
+        full_bare += b["complete"]
+        check(pcs(b) == pcs(t) and b["complete"] == t["complete"],
+              "%s thread %d (%s): without debug info %d frames (complete %s), with %d (complete %s): %s"
+              % (label, tid, t["name"], len(pcs(b)), b["complete"], len(pcs(t)), t["complete"],
+                 b.get("stack_error")))
+        # Go's stacks end at Go's roots (runtime.mcall...), where eu-stack
+        # goes on into the other stack's leftovers.
+        if t["complete"] and eu.get(tid) and not a[-1].startswith("runtime."):
+            check(int(t["frames"][-1]["pc"], 16) == eu[tid][-1],
+                  "%s thread %d: stack ends at %s, eu-stack's at 0x%x"
+                  % (label, tid, t["frames"][-1]["pc"], eu[tid][-1]))
+    print("%-22s blocked %2d  equal to --stop-all %2d  incomplete prefix %2d  complete: %2d with debug info, %2d without"
+          % (label, n, equal, prefix, full, full_bare))
+    check(n > 0, "%s: no blocked thread to compare" % label)
+    return n
+
+
+def quiet_after(proc, secs=1.5):
+    """Lets a program finish starting up (threads created, blocked)."""
+    wait_for(lambda: proc.poll() is not None, timeout=secs, step=0.1)
+    check(proc.poll() is None, "program exited during start-up")
+
+
+def run(label, argv, pids=lambda p: [p.pid], **kw):
+    if not shutil.which(argv[0]):
+        print("%s not installed: skipped" % argv[0])
+        return
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **kw)
+    try:
+        quiet_after(proc)
+        for i, pid in enumerate(pids(proc)):
+            compare(label if i == 0 else "%s %d" % (label, i), pid)
+            check_untouched(pid, label=label)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def children(proc):
+    def found():
+        r = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        kids = [int(x) for x in r.stdout.split()]
+        return kids if len(kids) >= 2 else None
+    return [proc.pid] + (wait_for(found, timeout=10) or [])
+
+
+def main():
+    require_ptrace()
+    if subprocess.run(["unshare", "-m", "sh", "-c", HIDE, "sh", "true"]).returncode != 0:
+        print("skipped: cannot hide /usr/lib/debug in a mount namespace")
+        sys.exit(77)
+    tmp = tempfile.mkdtemp(prefix="pprofc-real-")
+    try:
+        run("redis-server", ["redis-server", "--port", str(free_port()), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--io-threads", "2", "--dir", tmp])
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("daemon off; master_process on; worker_processes 2; pid %s/nginx.pid;\n"
+                    "error_log stderr; events {}\n"
+                    "http { access_log off; server { listen 127.0.0.1:%d; } }\n" % (tmp, free_port()))
+        run("nginx", ["nginx", "-c", conf, "-p", tmp], pids=children, stderr=subprocess.DEVNULL)
+        code = ("import queue, threading, time\n"
+                "q = queue.Queue()\n"
+                "for i in range(3): threading.Thread(target=q.get, daemon=True).start()\n"
+                "threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\n"
+                "time.sleep(1000)\n")
+        run("python3", ["/usr/bin/python3", "-c", code])
+        go = fixture_path("go_cgo")
+        if go:
+            run("Go (cgo)", [go])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
