@@ -181,16 +181,20 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 				   symbolized ? k : 0);
 }
 
-/* The root-side marker of a stack whose copy ended before the stack did,
- * so the profile never shows a cut stack as if it were whole. */
-static uint64_t cut_marker(struct collect_stacks *c)
+uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 {
-	if (!c->cut_location) {
-		struct pp_line line = { "[stack cut short: deeper than the copy, see --stack-size]", NULL,
-					NULL, 0, 0 };
-		c->cut_location = pp_profile_location(c->prof, 0, 0, &line, 1);
+	static const char *const text[COLLECT_MARKERS] = {
+		[COLLECT_MARK_CUT] = "[stack cut short: deeper than the copy, see --stack-size]",
+		[COLLECT_MARK_NO_CPU_STACK] = "[on CPU: no stack sampled yet]",
+		[COLLECT_MARK_NO_WAIT_STACK] = "[off CPU: wait not sampled]",
+	};
+	if (!c->markers[m]) {
+		/* No mapping; the builder keys locations by (mapping, address),
+		 * so each marker has its own address: its number. */
+		struct pp_line line = { text[m], NULL, NULL, 0, 0 };
+		c->markers[m] = pp_profile_location(c->prof, 0, (uint64_t)m, &line, 1);
 	}
-	return c->cut_location;
+	return c->markers[m];
 }
 
 size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st, uint64_t *locs,
@@ -208,7 +212,7 @@ size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack
 			locs[nl++] = id;
 		i = j;
 	}
-	if (st->cut_short && nl < max && (locs[nl] = cut_marker(c)))
+	if (st->cut_short && nl < max && (locs[nl] = collect_stacks_marker(c, COLLECT_MARK_CUT)))
 		nl++;
 	return nl;
 }
