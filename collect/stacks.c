@@ -163,13 +163,15 @@ static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolize
 	return id;
 }
 
-/* Frames sharing one pc (an inline chain) become one Location. */
+/* Frames sharing one pc (an inline chain) become one Location, however
+ * long the chain. */
 static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f, size_t n, int leaf)
 {
-	struct pp_line lines[64];
-	size_t k = n < 64 ? n : 64;
+	struct pp_line few[64], *lines = few;
 	int symbolized = 0;
-	for (size_t i = 0; i < k; i++) {
+	if (n > sizeof few / sizeof few[0] && !(lines = malloc(n * sizeof *lines)))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
 		lines[i] = (struct pp_line){ f[i].function, f[i].mangled, f[i].file, f[i].line, 0 };
 		symbolized |= f[i].function != NULL;
 	}
@@ -177,8 +179,11 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 	 * inside the call instruction (pprof readers do not adjust). */
 	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
 	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
-	return pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
-				   symbolized ? k : 0);
+	uint64_t id = pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
+					  symbolized ? n : 0);
+	if (lines != few)
+		free(lines);
+	return id;
 }
 
 uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
