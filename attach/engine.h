@@ -83,6 +83,9 @@ struct attach_engine_opts {
 					 * not, and leave the EINTRs it causes */
 	void (*on_sample)(void *arg, const struct attach_raw_sample *s);
 	void (*on_tick_end)(void *arg); /* ptrace: after a tick's samples */
+	/* ptrace: a thread exited (or left /proc/PID/task); it gets no more
+	 * samples from this engine, so what the caller keeps for it can go. */
+	void (*on_thread_gone)(void *arg, pid_t tid);
 	void *arg;
 };
 

@@ -130,8 +130,9 @@ struct sampler {
 	uint64_t rng;                   /* xorshift state: the ticks' jitter */
 	uint64_t tick_ns;               /* when the current tick began */
 	double now_ms;                  /* wall: our own sched clock this tick */
-	double now_cpu[64];             /* first tick: each CPU's clock */
-	size_t ncpu;
+	double *now_cpu;                /* first tick: each CPU's clock, for
+					 * every CPU the kernel can have */
+	size_t ncpu;                    /* entries of now_cpu */
 	int tfd, sfd;                   /* the tick timer; SIGCHLD */
 	sigset_t chld, old_mask;
 	uint64_t start_ns;
@@ -247,15 +248,20 @@ static void thread_gone(struct sampler *s, struct sthread *t)
 }
 
 /* Drops gone threads, so a process that churns through threads does not
- * make every tick slower.  Only between ticks: no pointer is held then. */
+ * make every tick slower, and tells the caller, whose tables then need not
+ * grow either.  Only between ticks: no pointer is held then, and every
+ * sample of the thread was handed out. */
 static void compact(struct sampler *s)
 {
 	size_t w = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->t[i]->st == S_GONE)
+		if (s->t[i]->st == S_GONE) {
+			if (s->o->on_thread_gone)
+				s->o->on_thread_gone(s->o->arg, s->t[i]->tid);
 			free(s->t[i]);
-		else
+		} else {
 			s->t[w++] = s->t[i];
+		}
 	}
 	if (w != s->n) {
 		s->n = w;
@@ -820,8 +826,8 @@ static void tick(struct sampler *s)
 		if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
 		    attach_parse_sched(buf, len, &me) == 0)
 			s->now_ms = me.exec_start_ms;
-		if (s->st->ticks == 0)
-			s->ncpu = attach_sched_clocks(s->now_cpu, sizeof s->now_cpu / sizeof s->now_cpu[0]);
+		if (s->st->ticks == 0 && !s->now_cpu)
+			s->now_cpu = attach_sched_clocks(&s->ncpu);
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
@@ -1063,6 +1069,7 @@ static void ptrace_close(void *state)
 		free(s->taken[i].stack);
 	free(s->taken);
 	free(s->t);
+	free(s->now_cpu);
 	attach_maps_free(&s->maps);
 	free(s);
 }

@@ -300,8 +300,8 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 		fprintf(stderr, ", %" PRIu64 " landed off-CPU (the stop found the thread in a system "
 			"call: dropped)", st->landed_off_cpu);
 	if (o->kind == COLLECT_WALL && sum->no_cpu_stack)
-		fprintf(stderr, ", %" PRIu64 " with CPU time before a stack of the thread running was "
-			"sampled (under [on CPU: no stack sampled yet])", sum->no_cpu_stack);
+		fprintf(stderr, ", %" PRIu64 " samples' CPU time under [on CPU: no stack sampled yet] "
+			"(no stack of the thread running taken before)", sum->no_cpu_stack);
 	if (sum->holder_unknown)
 		fprintf(stderr, ", %" PRIu64 " mutex waits not counted (holder unknown or not "
 			"sampled yet)", sum->holder_unknown);
@@ -318,6 +318,9 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (sum->cut_short)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
 			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (o->verbose && sum->threads_evicted)
+		fprintf(stderr, "pprofc: %" PRIu64 " threads exited during the profile (their samples "
+			"added, their state freed)\n", sum->threads_evicted);
 	if (o->verbose && sum->unwind_failures)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks could not be unwound to their root\n",
 			sum->unwind_failures);

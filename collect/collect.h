@@ -58,6 +58,8 @@ struct collect_summary {
 	uint64_t no_cpu_stack;          /* ...a running thread had none yet:
 					 * block, mutex: the tick is lost; wall:
 					 * its CPU time goes to a marker stack */
+	uint64_t threads_evicted;       /* exited threads whose state was
+					 * flushed to the profile and freed */
 	uint64_t holder_unknown;        /* mutex: waits whose holder's stack
 					 * was unknown (not counted) */
 	uint64_t recorded_ns;           /* CPU, wall or delay in the profile */

@@ -214,15 +214,19 @@ void collect_kinds_flush(struct collect_session *p)
 	}
 }
 
+static void free_last(struct last_sample *t)
+{
+	free(t->locs);
+	free(t->cpu_locs);
+	for (size_t j = 0; j < t->ncpu; j++)
+		free(t->cpu[j].locs);
+	free(t->cpu);
+}
+
 void collect_kinds_free(struct collect_session *p)
 {
-	for (size_t i = 0; i < p->caplast; i++) {
-		free(p->last[i].locs);
-		free(p->last[i].cpu_locs);
-		for (size_t j = 0; j < p->last[i].ncpu; j++)
-			free(p->last[i].cpu[j].locs);
-		free(p->last[i].cpu);
-	}
+	for (size_t i = 0; i < p->caplast; i++)
+		free_last(&p->last[i]);
 	free(p->last);
 	free(p->waiters);
 	p->last = NULL;
@@ -314,7 +318,11 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 {
 	struct collect_session *p = arg;
 	struct sym_stack st;
-	struct last_sample *last = last_for(p, s->tid);
+	/* A sample read from the ring after its thread exited (and was
+	 * evicted) must not make it a new entry that nothing would evict. */
+	struct last_sample *last = find_last(p, s->tid);
+	if (!last && attach_task_exists(p->pid, s->tid))
+		last = last_for(p, s->tid);
 	if (!last || unwind(p, s, &st))
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
@@ -346,6 +354,43 @@ static void on_running(struct collect_session *p, const struct attach_raw_sample
 	snprintf(last->comm, sizeof last->comm, "%s", s->comm);
 	last->futex = 0;
 	charge(p, s, last, first);
+}
+
+/* Empties slot i of the open-addressing table: the entries after it in
+ * its probe run move back where their lookups will find them. */
+static void delete_slot(struct collect_session *p, size_t i)
+{
+	size_t mask = p->caplast - 1;
+	memset(&p->last[i], 0, sizeof p->last[i]);
+	p->nlast--;
+	for (size_t j = (i + 1) & mask; p->last[j].tid; j = (j + 1) & mask) {
+		size_t home = ((size_t)p->last[j].tid * 2654435761u) & mask;
+		/* Movable to i if home is not cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			p->last[i] = p->last[j];
+			memset(&p->last[j], 0, sizeof p->last[j]);
+			i = j;
+		}
+	}
+}
+
+/* The engine says the thread exited: what it has pending goes to the
+ * profile (its CPU samples unscaled, as for any thread that exited before
+ * the end), and its slot is freed, so a process creating threads all the
+ * time does not grow this table without bound. */
+void collect_on_thread_gone(void *arg, pid_t tid)
+{
+	struct collect_session *p = arg;
+	struct last_sample *t = find_last(p, tid);
+	if (!t)
+		return;
+	if (t->locs)
+		flush_pending(p, t);
+	if (t->ncpu)
+		flush_cpu(p, t);
+	free_last(t);
+	delete_slot(p, (size_t)(t - p->last));
+	p->sum.threads_evicted++;
 }
 
 /* ---- the wall kind: each interval split by the kernel's account ------- */
