@@ -63,6 +63,11 @@ struct attach_raw_sample {
 	struct attach_syscall sc;       /* the call it is blocked in */
 	double blocked_ms;              /* how long it had not run when read
 					 * (sched exec_start), -1 if unknown */
+	uint64_t cpu_ns;                /* of weight_ns, the kernel's count of
+					 * the thread's time on a CPU (schedstat
+					 * sum_exec_runtime) and waiting for one */
+	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
+					 * cpu_ns + runq_ns <= weight_ns */
 };
 
 struct attach_engine_opts {
@@ -78,6 +83,9 @@ struct attach_engine_opts {
 					 * not, and leave the EINTRs it causes */
 	void (*on_sample)(void *arg, const struct attach_raw_sample *s);
 	void (*on_tick_end)(void *arg); /* ptrace: after a tick's samples */
+	/* ptrace: a thread exited (or left /proc/PID/task); it gets no more
+	 * samples from this engine, so what the caller keeps for it can go. */
+	void (*on_thread_gone)(void *arg, pid_t tid);
 	void *arg;
 };
 

@@ -74,6 +74,12 @@ struct sthread {
 	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
 					 * the CPU used since the last sample */
 	uint64_t cpu_now;               /* read this tick */
+	uint64_t runq_now;              /* schedstat's run_delay, read this tick */
+	int sched_ok;                   /* schedstat was read this tick */
+	int acct_ok;                    /* wall: cpu_acct and runq_acct are known */
+	uint64_t cpu_acct, runq_acct;   /* wall: schedstat time charged so far */
+	uint64_t w_cpu, w_runq;         /* wall: of the current interval, on a
+					 * CPU and waiting for one */
 	uint64_t weight;                /* CPU ns this sample stands for */
 	int has_sample;                 /* wall: a sample exists to repeat */
 	uint64_t wall_at;               /* wall: when its last sample was taken */
@@ -93,6 +99,7 @@ struct taken {
 	int stack_cut;
 	uint64_t stop_ns;
 	uint64_t weight;
+	uint64_t cpu_ns, runq_ns;       /* wall: the split of weight */
 	char state;
 	int repeat;
 	int use_cpu_stack;
@@ -118,11 +125,14 @@ struct sampler {
 	size_t n_taken, cap_taken;
 	int detaching;
 	int ended;                      /* the target exited or exec'ed */
-	uint64_t period_ns;
+	uint64_t period_ns;             /* nominal: 1e9 / hz */
+	uint64_t next_tick_ns;          /* when the timer fires next */
+	uint64_t rng;                   /* xorshift state: the ticks' jitter */
 	uint64_t tick_ns;               /* when the current tick began */
 	double now_ms;                  /* wall: our own sched clock this tick */
-	double now_cpu[64];             /* first tick: each CPU's clock */
-	size_t ncpu;
+	double *now_cpu;                /* first tick: each CPU's clock, for
+					 * every CPU the kernel can have */
+	size_t ncpu;                    /* entries of now_cpu */
 	int tfd, sfd;                   /* the tick timer; SIGCHLD */
 	sigset_t chld, old_mask;
 	uint64_t start_ns;
@@ -183,6 +193,9 @@ static int grow_table(struct sampler *s)
 	return 0;
 }
 
+static int wanted(const struct sampler *s, pid_t tid);
+static int read_schedstat(struct sampler *s, struct sthread *t);
+
 static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 {
 	if (s->n == s->cap && grow_table(s))
@@ -197,9 +210,17 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	t->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 	t->sched_fd = -1;
 	t->cpu = -1;
-	/* A thread born during the collection has all its CPU time in it. */
-	t->cpu_start = at_start ? attach_read_schedstat(s->pid, tid) : 0;
-	t->cpu_last = t->cpu_seen = t->cpu_start;
+	/* A thread born during the collection has all its CPU time (and its
+	 * time waiting for a CPU) in it. */
+	t->acct_ok = 1;
+	if (at_start && wanted(s, tid) && read_schedstat(s, t) == 0) {
+		t->cpu_start = t->cpu_now;
+		t->runq_acct = t->runq_now;
+	} else if (at_start) {
+		t->cpu_start = attach_read_schedstat(s->pid, tid);
+		t->acct_ok = 0;         /* run_delay unknown: no split */
+	}
+	t->cpu_last = t->cpu_seen = t->cpu_acct = t->cpu_start;
 	s->t[s->n] = t;
 	size_t j = ix_slot(s, tid);
 	s->ix[j] = tid;
@@ -207,8 +228,6 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	s->st->threads_seen++;
 	return t;
 }
-
-static int wanted(const struct sampler *s, pid_t tid);
 
 static void thread_gone(struct sampler *s, struct sthread *t)
 {
@@ -229,15 +248,20 @@ static void thread_gone(struct sampler *s, struct sthread *t)
 }
 
 /* Drops gone threads, so a process that churns through threads does not
- * make every tick slower.  Only between ticks: no pointer is held then. */
+ * make every tick slower, and tells the caller, whose tables then need not
+ * grow either.  Only between ticks: no pointer is held then, and every
+ * sample of the thread was handed out. */
 static void compact(struct sampler *s)
 {
 	size_t w = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->t[i]->st == S_GONE)
+		if (s->t[i]->st == S_GONE) {
+			if (s->o->on_thread_gone)
+				s->o->on_thread_gone(s->o->arg, s->t[i]->tid);
 			free(s->t[i]);
-		else
+		} else {
 			s->t[w++] = s->t[i];
+		}
 	}
 	if (w != s->n) {
 		s->n = w;
@@ -270,29 +294,40 @@ static char thread_state(struct sthread *t)
 	return st.state;
 }
 
-/* How long the thread ran on a CPU since we last looked (ns): state R also
- * means "runnable, waiting for a CPU", and a thread that only waited has
- * used nothing.  Reads its on-CPU time from a kept-open schedstat.  Returns
- * UINT64_MAX when it cannot tell. */
-static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
+/* The thread's schedstat from a kept-open file: its time on a CPU
+ * (sum_exec_runtime) into cpu_now, and its time waiting for one on a run
+ * queue (run_delay) into runq_now, both ns.  -1 when unreadable. */
+static int read_schedstat(struct sampler *s, struct sthread *t)
 {
-	char buf[128];
+	char buf[128], *end;
+	t->sched_ok = 0;
 	if (t->sched_fd < 0) {
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)s->pid, (int)t->tid);
 		t->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (t->sched_fd < 0)
-			return UINT64_MAX;      /* cannot tell: trust the state */
+			return -1;
 	}
 	ssize_t r = pread(t->sched_fd, buf, sizeof buf - 1, 0);
 	if (r <= 0)
-		return UINT64_MAX;
+		return -1;
 	buf[r] = 0;
-	uint64_t cpu = strtoull(buf, NULL, 10);
-	uint64_t ran = cpu > t->cpu_seen ? cpu - t->cpu_seen : 0;
-	t->cpu_now = cpu;
-	t->cpu_last = cpu;              /* for the kernel's total (truth check) */
-	return ran;
+	t->cpu_now = strtoull(buf, &end, 10);
+	t->runq_now = strtoull(end, NULL, 10);
+	t->sched_ok = 1;
+	return 0;
+}
+
+/* How long the thread ran on a CPU since we last looked (ns): state R also
+ * means "runnable, waiting for a CPU", and a thread that only waited has
+ * used nothing.  Returns UINT64_MAX when it cannot tell (then the state
+ * is trusted). */
+static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
+{
+	if (read_schedstat(s, t))
+		return UINT64_MAX;
+	t->cpu_last = t->cpu_now;       /* for the kernel's total (truth check) */
+	return t->cpu_now > t->cpu_seen ? t->cpu_now - t->cpu_seen : 0;
 }
 
 static int wanted(const struct sampler *s, pid_t tid)
@@ -335,6 +370,49 @@ static void refresh_maps(struct sampler *s)
 	}
 	s->maps_read_at = attach_now_ns();
 	s->maps_stale = 0;
+}
+
+/* Wall mode: a sample stands for the time since the thread's previous
+ * one, a period when all goes well, more when ticks were skipped (pprofc
+ * busy or descheduled) or its last sample was lost: so the weights add up
+ * to the time observed, and block delays to how long threads blocked.
+ *
+ * What the thread did in that interval is the kernel's account, not the
+ * state seen at the tick: a thread computing 3 ms of every 10 is found
+ * running at 0% to 100% of the ticks depending on how the two periods
+ * beat.  So the interval is split by the schedstat read this tick: its
+ * CPU time (w_cpu), its time waiting for a CPU (w_runq), and the rest,
+ * blocked.  schedstat lags a running thread by up to a scheduler tick, so
+ * one interval may read more than its length: what is clipped is carried
+ * to the next (cpu_acct counts what was charged), and the parts add up to
+ * the kernel's count. */
+static uint64_t wall_weight(struct sampler *s, struct sthread *t)
+{
+	uint64_t w = t->wall_at && s->tick_ns > t->wall_at ? s->tick_ns - t->wall_at : s->period_ns;
+	t->wall_at = s->tick_ns;
+	t->w_cpu = t->w_runq = UINT64_MAX;      /* unknown */
+	if (!t->sched_ok || !t->acct_ok)
+		return w;
+	uint64_t c = t->cpu_now > t->cpu_acct ? t->cpu_now - t->cpu_acct : 0;
+	uint64_t q = t->runq_now > t->runq_acct ? t->runq_now - t->runq_acct : 0;
+	t->w_cpu = c < w ? c : w;
+	t->w_runq = q < w - t->w_cpu ? q : w - t->w_cpu;
+	t->cpu_acct += t->w_cpu;
+	t->runq_acct += t->w_runq;
+	return w;
+}
+
+/* The split of a wall sample of weight w into k; where schedstat could not
+ * be read, the state seen decides (all on a CPU, or all blocked). */
+static void wall_split(const struct sthread *t, int running, struct taken *k)
+{
+	if (t->w_cpu == UINT64_MAX) {
+		k->cpu_ns = running ? k->weight : 0;
+		k->runq_ns = 0;
+		return;
+	}
+	k->cpu_ns = t->w_cpu;
+	k->runq_ns = t->w_runq;
 }
 
 /* Where the stop found the thread: 0 in user code (a fair sample), 1 at
@@ -399,6 +477,7 @@ static struct taken *take(struct sampler *s, struct sthread *t, struct user_regs
 	k->weight = t->weight;
 	k->state = s->o->force_stop ? t->fs_state : 'R';
 	k->sc = t->fs_sc;
+	wall_split(t, k->state == 'R' && !off_cpu, k);
 	if (off_cpu) {
 		/* Wall mode: it is blocked now, where the stack shows; label it
 		 * with the call it is in, as if read without stopping it. */
@@ -551,17 +630,6 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 		}
 }
 
-/* Wall mode: a sample stands for the time since the thread's previous
- * one, a period when all goes well, more when ticks were skipped (pprofc
- * busy or descheduled) or its last sample was lost: so the weights add up
- * to the time observed, and block delays to how long threads blocked. */
-static uint64_t wall_weight(struct sampler *s, struct sthread *t)
-{
-	uint64_t w = t->wall_at && s->tick_ns > t->wall_at ? s->tick_ns - t->wall_at : s->period_ns;
-	t->wall_at = s->tick_ns;
-	return w;
-}
-
 /* Wall mode, a thread that is not running: sampled without stopping it.
  * If it has not run since its last sample (its CPU time did not grow), the
  * stack cannot have changed: repeat that sample, reading nothing more.
@@ -578,6 +646,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 		k->use_cpu_stack = 0;
 		k->blocked_ms = -1;
 		k->weight = wall_weight(s, t);
+		wall_split(t, 0, k);
 		memcpy(k->comm, t->comm, sizeof k->comm);
 		s->n_taken++;
 		return 1;
@@ -622,6 +691,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->regs = at.regs;
 	k->tid = t->tid;
 	k->weight = wall_weight(s, t);
+	wall_split(t, 0, k);
 	k->stop_ns = 0;
 	k->state = state;
 	k->stack_cut = 0;
@@ -654,6 +724,7 @@ static void running_sample(struct sampler *s, struct sthread *t)
 	memset(&k->regs, 0, sizeof k->regs);
 	k->tid = t->tid;
 	k->weight = wall_weight(s, t);
+	wall_split(t, 1, k);
 	k->state = 'R';
 	k->repeat = 0;
 	k->use_cpu_stack = 1;
@@ -755,8 +826,8 @@ static void tick(struct sampler *s)
 		if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
 		    attach_parse_sched(buf, len, &me) == 0)
 			s->now_ms = me.exec_start_ms;
-		if (s->st->ticks == 0)
-			s->ncpu = attach_sched_clocks(s->now_cpu, sizeof s->now_cpu / sizeof s->now_cpu[0]);
+		if (s->st->ticks == 0 && !s->now_cpu)
+			s->now_cpu = attach_sched_clocks(&s->ncpu);
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sthread *t = s->t[i];
@@ -808,7 +879,9 @@ static void tick(struct sampler *s)
 	}
 	/* Wait at most half a period: a thread waiting for a CPU (more busy
 	 * threads than CPUs) stops only when it is scheduled, and the ticks
-	 * must go on meanwhile; its sample is taken whenever it stops. */
+	 * must go on meanwhile; its sample is taken whenever it stops.  (A
+	 * jittered period may be shorter: the next tick is then a little late,
+	 * and its samples weigh the time that really passed.) */
 	uint64_t half = s->period_ns / 2;
 	wait_wanted(s, &s->chld, t0 + (half < STOP_DEADLINE_NS ? half : STOP_DEADLINE_NS));
 	/* Everyone sampled runs again: now the slow part. */
@@ -820,7 +893,7 @@ static void tick(struct sampler *s)
 			.stack_addr = k->stack_addr, .stack = k->stack, .stack_len = k->stack_len,
 			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
 			.repeat = k->repeat, .use_cpu_stack = k->use_cpu_stack, .sc = k->sc,
-			.blocked_ms = k->blocked_ms,
+			.blocked_ms = k->blocked_ms, .cpu_ns = k->cpu_ns, .runq_ns = k->runq_ns,
 		};
 		s->st->samples++;
 		if (!k->repeat)
@@ -859,6 +932,32 @@ static void sum_cpu(struct sampler *s)
 		if (t->cpu_last > t->cpu_start)
 			s->st->cpu_ns += t->cpu_last - t->cpu_start;
 	}
+}
+
+/* A period drawn uniformly from [0.5, 1.5] x the nominal one, so that the
+ * ticks cannot lock to a program's own period (xorshift64; the state is
+ * the session's, seeded from the clock). */
+static uint64_t jittered_period(struct sampler *s)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->period_ns / 2 + s->rng % (s->period_ns + 1);
+}
+
+/* Sets the timer for the tick after the one now due.  A tick later than
+ * a whole period counts the periods missed as skipped ticks, and the next
+ * one is due at once. */
+static void arm_next_tick(struct sampler *s, uint64_t now)
+{
+	s->next_tick_ns += jittered_period(s);
+	if (now > s->next_tick_ns + s->period_ns) {
+		s->st->skipped_ticks += (now - s->next_tick_ns) / s->period_ns;
+		s->next_tick_ns = now;
+	}
+	struct itimerspec its = { { 0, 0 }, { (time_t)(s->next_tick_ns / 1000000000u),
+					      (long)(s->next_tick_ns % 1000000000u) } };
+	timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 static void ptrace_close(void *state);
@@ -912,11 +1011,9 @@ static void *ptrace_open(pid_t pid, const struct attach_engine_opts *o,
 		ptrace_close(s);
 		return NULL;
 	}
-	long period = 1000000000L / o->hz;
-	struct itimerspec its = { { period / 1000000000L, period % 1000000000L },
-				  { period / 1000000000L, period % 1000000000L } };
-	timerfd_settime(s->tfd, 0, &its, NULL);
-	s->start_ns = s->listed_at = attach_now_ns();
+	s->start_ns = s->listed_at = s->next_tick_ns = attach_now_ns();
+	s->rng = (s->start_ns ^ ((uint64_t)pid << 32) ^ (uint64_t)(uintptr_t)s) | 1;
+	arm_next_tick(s, s->start_ns);
 	return s;
 }
 
@@ -940,8 +1037,7 @@ static int ptrace_poll(void *state, uint64_t deadline)
 	}
 	uint64_t expirations;
 	if ((pf[0].revents & POLLIN) && read(s->tfd, &expirations, sizeof expirations) > 0) {
-		if (expirations > 1)
-			s->st->skipped_ticks += expirations - 1;
+		arm_next_tick(s, attach_now_ns());
 		tick(s);
 	}
 	return s->ended;
@@ -973,6 +1069,7 @@ static void ptrace_close(void *state)
 		free(s->taken[i].stack);
 	free(s->taken);
 	free(s->t);
+	free(s->now_cpu);
 	attach_maps_free(&s->maps);
 	free(s);
 }

@@ -530,31 +530,75 @@ int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
 	return 0;
 }
 
-size_t attach_sched_clocks(double *now_ms, size_t max)
+int attach_task_exists(pid_t pid, pid_t tid)
 {
-	cpu_set_t old, one;
-	size_t n = 0;
-	if (sched_getaffinity(0, sizeof old, &old))
-		return 0;
-	for (size_t cpu = 0; cpu < max && cpu < CPU_SETSIZE; cpu++) {
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)pid, (int)tid);
+	return access(path, F_OK) == 0;
+}
+
+/* How many CPUs this kernel can have (the highest possible one + 1), from
+ * /sys/devices/system/cpu/possible ("0-63", "0-3,8-11"), else the CPUs
+ * configured; at least 1. */
+size_t attach_possible_cpus(void)
+{
+	char buf[4096];
+	size_t len, n = 0;
+	if (attach_read_small("/sys/devices/system/cpu/possible", buf, sizeof buf, &len) == 0) {
+		for (char *p = buf; *p;) {
+			char *end;
+			unsigned long v = strtoul(p, &end, 10);
+			if (end == p) {
+				p++;
+				continue;
+			}
+			if (v + 1 > n)
+				n = v + 1;
+			p = end;
+		}
+	}
+	if (!n) {
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+		n = c > 0 ? (size_t)c : 1;
+	}
+	return n;
+}
+
+double *attach_sched_clocks(size_t *n_out)
+{
+	size_t max = attach_possible_cpus(), n = 0;
+	size_t size = CPU_ALLOC_SIZE(max);
+	double *now_ms = malloc(max * sizeof *now_ms);
+	cpu_set_t *old = CPU_ALLOC(max), *one = CPU_ALLOC(max);
+	*n_out = 0;
+	if (!now_ms || !old || !one || sched_getaffinity(0, size, old)) {
+		free(now_ms);
+		CPU_FREE(old);
+		CPU_FREE(one);
+		return NULL;
+	}
+	for (size_t cpu = 0; cpu < max; cpu++) {
 		char buf[8192];
 		size_t len;
 		struct attach_sched me;
 		now_ms[cpu] = -1;
-		if (!CPU_ISSET(cpu, &old))
+		if (!CPU_ISSET_S(cpu, size, old))
 			continue;
-		CPU_ZERO(&one);
-		CPU_SET(cpu, &one);
+		CPU_ZERO_S(size, one);
+		CPU_SET_S(cpu, size, one);
 		/* Moving there makes us run there: our exec_start is then
 		 * that CPU's clock, a moment ago. */
-		if (sched_setaffinity(0, sizeof one, &one) == 0 && sched_yield() == 0 &&
+		if (sched_setaffinity(0, size, one) == 0 && sched_yield() == 0 &&
 		    attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
 		    attach_parse_sched(buf, len, &me) == 0)
 			now_ms[cpu] = me.exec_start_ms;
 		n = cpu + 1;
 	}
-	sched_setaffinity(0, sizeof old, &old);
-	return n;
+	sched_setaffinity(0, size, old);
+	CPU_FREE(old);
+	CPU_FREE(one);
+	*n_out = n;
+	return now_ms;
 }
 
 static int cmp_pid(const void *a, const void *b)

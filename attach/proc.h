@@ -80,9 +80,15 @@ const char *attach_tcp_state_name(int state);
 /* The scheduler clock of each CPU now (ms), as /proc/PID/task/TID/sched's
  * se.exec_start counts it: each CPU keeps its own, and they drift apart
  * (steal and IRQ time are left out per CPU).  pprofc visits each CPU and
- * reads its own exec_start there.  Returns how many CPUs were read; a CPU
- * that could not be visited gets -1. */
-size_t attach_sched_clocks(double *now_ms, size_t max);
+ * reads its own exec_start there.  Returns a malloc'ed array indexed by CPU
+ * number, sized for every CPU the kernel can have, and in *n how many
+ * entries count; a CPU that could not be visited gets -1.  NULL (*n 0) if
+ * it cannot tell. */
+double *attach_sched_clocks(size_t *n);
+/* Whether tid is a live thread of pid (its /proc/PID/task entry). */
+int attach_task_exists(pid_t pid, pid_t tid);
+/* How many CPUs the kernel can have: the highest possible CPU number + 1. */
+size_t attach_possible_cpus(void);
 
 /* Readers.  attach_read_file reads a whole (small or huge) /proc file into a
  * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */

@@ -172,7 +172,7 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 		s->now_ms = me.exec_start_ms;
 		s->has_now = 1;
 	}
-	s->ncpu = attach_sched_clocks(s->now_cpu, sizeof s->now_cpu / sizeof s->now_cpu[0]);
+	s->now_cpu = attach_sched_clocks(&s->ncpu);
 	return 0;
 }
 
@@ -501,6 +501,7 @@ void attach_snapshot_free(struct attach_snapshot *s)
 		free(s->threads[i].stack);
 	free(s->threads);
 	free(s->cmdline);
+	free(s->now_cpu);
 	attach_maps_free(&s->maps);
 	memset(s, 0, sizeof *s);
 }

@@ -59,8 +59,8 @@ struct attach_snapshot {
 	size_t n;
 	double now_ms;              /* scheduler clock when the snapshot began */
 	int has_now;
-	double now_cpu[64];         /* ...per CPU, as each keeps its own (-1: unknown) */
-	size_t ncpu;
+	double *now_cpu;            /* ...per CPU, as each keeps its own (-1: unknown) */
+	size_t ncpu;                /* entries of now_cpu */
 	uint64_t prepare_ns;        /* reading /proc and seizing, before the stop */
 	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
 	size_t stragglers;          /* seized threads that never stopped */

@@ -269,8 +269,11 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (isatty(2))
 		fputs("\r\033[K", stderr);
 	double recorded = (double)sum->recorded_ns / 1e9, secs = (double)st->duration_ns / 1e9;
+	/* wall: a running thread without a stack yet is charged to a marker
+	 * stack, not lost */
+	uint64_t no_stack_lost = o->kind == COLLECT_WALL ? 0 : sum->no_cpu_stack;
 	uint64_t lost = st->lost_not_stopped + st->lost_exited + st->lost_records +
-			sum->cpu_st.lost_records + sum->no_cpu_stack + st->no_user_regs;
+			sum->cpu_st.lost_records + no_stack_lost + st->no_user_regs;
 	if (o->kind == COLLECT_BLOCK || o->kind == COLLECT_MUTEX)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples of %" PRIu64 " threads in %.2f s: %.2f s of "
 			"delay recorded; %" PRIu64 " lost", st->samples, st->threads_seen, secs, recorded, lost);
@@ -287,15 +290,18 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 			st->lost_records + sum->cpu_st.lost_records);
 	if (st->no_user_regs)
 		fprintf(stderr, " (%" PRIu64 " without user registers)", st->no_user_regs);
-	if (sum->no_cpu_stack)
+	if (no_stack_lost)
 		fprintf(stderr, " (%" PRIu64 " of threads running without a CPU sample yet)",
-			sum->no_cpu_stack);
+			no_stack_lost);
 	if (st->lost_not_stopped + st->lost_exited)
 		fprintf(stderr, " (%" PRIu64 " did not stop in time or ran while read, %" PRIu64 " exited)",
 			st->lost_not_stopped, st->lost_exited);
 	if (st->landed_off_cpu)
 		fprintf(stderr, ", %" PRIu64 " landed off-CPU (the stop found the thread in a system "
 			"call: dropped)", st->landed_off_cpu);
+	if (o->kind == COLLECT_WALL && sum->no_cpu_stack)
+		fprintf(stderr, ", %" PRIu64 " samples' CPU time under [on CPU: no stack sampled yet] "
+			"(no stack of the thread running taken before)", sum->no_cpu_stack);
 	if (sum->holder_unknown)
 		fprintf(stderr, ", %" PRIu64 " mutex waits not counted (holder unknown or not "
 			"sampled yet)", sum->holder_unknown);
@@ -312,6 +318,9 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (sum->cut_short)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
 			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (o->verbose && sum->threads_evicted)
+		fprintf(stderr, "pprofc: %" PRIu64 " threads exited during the profile (their samples "
+			"added, their state freed)\n", sum->threads_evicted);
 	if (o->verbose && sum->unwind_failures)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks could not be unwound to their root\n",
 			sum->unwind_failures);

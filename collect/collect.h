@@ -55,7 +55,11 @@ struct collect_summary {
 	struct attach_engine_stats st;
 	struct attach_engine_stats cpu_st;  /* off-CPU kinds: the perf engine
 					     * giving running threads' stacks */
-	uint64_t no_cpu_stack;          /* ...a running thread had none yet */
+	uint64_t no_cpu_stack;          /* ...a running thread had none yet:
+					 * block, mutex: the tick is lost; wall:
+					 * its CPU time goes to a marker stack */
+	uint64_t threads_evicted;       /* exited threads whose state was
+					 * flushed to the profile and freed */
 	uint64_t holder_unknown;        /* mutex: waits whose holder's stack
 					 * was unknown (not counted) */
 	uint64_t recorded_ns;           /* CPU, wall or delay in the profile */
@@ -111,6 +115,13 @@ const char *collect_file_kind(enum collect_kind kind);
  * stack cut short. */
 #define COLLECT_MAX_LOCS (SYM_MAX_DEPTH + 1)
 
+/* One-location stacks that say what is missing, for the profile never to
+ * pass a guess for a stack: the root-side end of a stack cut short by its
+ * copy; in a wall profile, a thread's time on a CPU before any stack of it
+ * running was sampled, and time off CPU whose wait was not read. */
+enum collect_marker { COLLECT_MARK_CUT, COLLECT_MARK_NO_CPU_STACK, COLLECT_MARK_NO_WAIT_STACK,
+		      COLLECT_MARKERS };
+
 struct collect_stacks {
 	pid_t pid;
 	struct sym_session *sym;
@@ -118,9 +129,11 @@ struct collect_stacks {
 	struct attach_maps maps;
 	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
 	uint64_t maps_gen;              /* sym_modules_generation() when maps were read */
-	uint64_t cut_location;          /* the marker of stacks cut short */
+	uint64_t markers[COLLECT_MARKERS];  /* their location ids, 0: none yet */
 	char exe[4096];
 };
+/* A marker's location id (0 if out of memory). */
+uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m);
 int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
 			const struct pp_profile_spec *spec);
 int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,

@@ -75,6 +75,7 @@ struct collect_session {
 void collect_on_sample(void *arg, const struct attach_raw_sample *s);
 void collect_on_tick_end(void *arg);
 void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s);
+void collect_on_thread_gone(void *arg, pid_t tid);
 void collect_kinds_flush(struct collect_session *s);
 void collect_kinds_free(struct collect_session *s);
 

@@ -4,7 +4,9 @@
  *   cpu    every sample: its stack, weighted by the CPU time it stands for;
  *          with the perf engine, each thread's weights are scaled at the
  *          end to its CPU time by the kernel's account (schedstat).
- *   wall   every thread at every tick, labelled with its wait state;
+ *   wall   every thread at every tick: the time since its last sample,
+ *          split as the kernel accounted it (on a CPU, waiting for one,
+ *          blocked), each part on its stack and labelled with its state;
  *          a blocked thread that has not run repeats its last stack.
  *   block  blocking episodes (contentions) and how long they lasted.
  *   mutex  a waiter's delay, charged to the stack of the thread holding the
@@ -212,15 +214,19 @@ void collect_kinds_flush(struct collect_session *p)
 	}
 }
 
+static void free_last(struct last_sample *t)
+{
+	free(t->locs);
+	free(t->cpu_locs);
+	for (size_t j = 0; j < t->ncpu; j++)
+		free(t->cpu[j].locs);
+	free(t->cpu);
+}
+
 void collect_kinds_free(struct collect_session *p)
 {
-	for (size_t i = 0; i < p->caplast; i++) {
-		free(p->last[i].locs);
-		free(p->last[i].cpu_locs);
-		for (size_t j = 0; j < p->last[i].ncpu; j++)
-			free(p->last[i].cpu[j].locs);
-		free(p->last[i].cpu);
-	}
+	for (size_t i = 0; i < p->caplast; i++)
+		free_last(&p->last[i]);
 	free(p->last);
 	free(p->waiters);
 	p->last = NULL;
@@ -228,19 +234,18 @@ void collect_kinds_free(struct collect_session *p)
 	p->nlast = p->caplast = p->nwaiters = p->capwaiters = 0;
 }
 
-/* Wall and block samples accumulate on the thread's last sample while its
- * stack stays the same, and reach the profile when it changes (the sum is
- * the same: the profile merges samples with equal stacks and labels). */
+/* Block and mutex.  Block samples accumulate on the thread's last sample
+ * while its stack stays the same, and reach the profile when it changes
+ * (the sum is the same: the profile merges samples with equal stacks and
+ * labels). */
 static void charge(struct collect_session *p, const struct attach_raw_sample *s,
 		   struct last_sample *last, int first)
 {
-	int64_t values[2] = { 1, (int64_t)s->weight_ns };
-	if (p->o.kind != COLLECT_WALL) {
-		if (strcmp(last->state, "running") == 0)
-			return;         /* not blocked: nothing to count */
-		delay_of(s, first, in_window_ns(p), &values[0], &values[1]);
-	}
-	if (p->o.kind == COLLECT_WALL || p->o.kind == COLLECT_BLOCK) {
+	int64_t values[2];
+	if (strcmp(last->state, "running") == 0)
+		return;         /* not blocked: nothing to count */
+	delay_of(s, first, in_window_ns(p), &values[0], &values[1]);
+	if (p->o.kind == COLLECT_BLOCK) {
 		last->pending[0] += values[0];
 		last->pending[1] += values[1];
 		p->sum.recorded_ns += (uint64_t)values[1];
@@ -313,7 +318,11 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 {
 	struct collect_session *p = arg;
 	struct sym_stack st;
-	struct last_sample *last = last_for(p, s->tid);
+	/* A sample read from the ring after its thread exited (and was
+	 * evicted) must not make it a new entry that nothing would evict. */
+	struct last_sample *last = find_last(p, s->tid);
+	if (!last && attach_task_exists(p->pid, s->tid))
+		last = last_for(p, s->tid);
 	if (!last || unwind(p, s, &st))
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
@@ -347,10 +356,143 @@ static void on_running(struct collect_session *p, const struct attach_raw_sample
 	charge(p, s, last, first);
 }
 
+/* Empties slot i of the open-addressing table: the entries after it in
+ * its probe run move back where their lookups will find them. */
+static void delete_slot(struct collect_session *p, size_t i)
+{
+	size_t mask = p->caplast - 1;
+	memset(&p->last[i], 0, sizeof p->last[i]);
+	p->nlast--;
+	for (size_t j = (i + 1) & mask; p->last[j].tid; j = (j + 1) & mask) {
+		size_t home = ((size_t)p->last[j].tid * 2654435761u) & mask;
+		/* Movable to i if home is not cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			p->last[i] = p->last[j];
+			memset(&p->last[j], 0, sizeof p->last[j]);
+			i = j;
+		}
+	}
+}
+
+/* The engine says the thread exited: what it has pending goes to the
+ * profile (its CPU samples unscaled, as for any thread that exited before
+ * the end), and its slot is freed, so a process creating threads all the
+ * time does not grow this table without bound. */
+void collect_on_thread_gone(void *arg, pid_t tid)
+{
+	struct collect_session *p = arg;
+	struct last_sample *t = find_last(p, tid);
+	if (!t)
+		return;
+	if (t->locs)
+		flush_pending(p, t);
+	if (t->ncpu)
+		flush_cpu(p, t);
+	free_last(t);
+	delete_slot(p, (size_t)(t - p->last));
+	p->sum.threads_evicted++;
+}
+
+/* ---- the wall kind: each interval split by the kernel's account ------- */
+
+/* One part of a wall sample, added to the profile at once. */
+static void wall_add(struct collect_session *p, const struct last_sample *last, const uint64_t *locs,
+		     size_t n, const char *state, int64_t count, int64_t ns)
+{
+	if (!count && !ns)
+		return;
+	int64_t values[2] = { count, ns };
+	struct pp_label labels[3] = { { "thread", last->comm, 0, NULL },
+				      { "tid", NULL, last->tid, NULL },
+				      { "state", state, 0, NULL } };
+	pp_profile_add(p->stacks.prof, locs, n, values, labels, 3);
+	p->sum.recorded_ns += (uint64_t)ns;
+}
+
+/* The time a wall sample stands for, split as the kernel accounted it
+ * (cpu_ns, runq_ns: docs/FORMATS.md §1.4).  On a CPU: the thread's latest
+ * running stack, labelled running; waiting for a CPU: the same stack,
+ * labelled runnable; the rest: its current wait (last->locs and state).
+ * The state seen at the tick only says which part the sample's count of 1
+ * goes to: a thread working 3 ms of every 10 is seen running at anything
+ * from 0 to 100% of the ticks, as the two periods beat.  A stack that was
+ * not sampled is a marker, never a guess. */
+static void wall_charge(struct collect_session *p, const struct attach_raw_sample *s,
+			struct last_sample *last, int running)
+{
+	uint64_t cpu = s->cpu_ns < s->weight_ns ? s->cpu_ns : s->weight_ns;
+	uint64_t runq = s->runq_ns < s->weight_ns - cpu ? s->runq_ns : s->weight_ns - cpu;
+	int64_t off = (int64_t)(s->weight_ns - cpu - runq);
+	const uint64_t *locs = last->cpu_locs;
+	size_t n = last->cpu_n;
+	uint64_t mark;
+	if (!locs && (running || cpu || runq)) {
+		p->sum.no_cpu_stack++;
+		mark = collect_stacks_marker(&p->stacks, COLLECT_MARK_NO_CPU_STACK);
+		locs = &mark;
+		n = mark != 0;
+	}
+	wall_add(p, last, locs, n, "running", running, (int64_t)cpu);
+	wall_add(p, last, locs, n, "runnable", 0, (int64_t)runq);
+	if (last->locs) {
+		/* Accumulated while the wait goes on (flush_pending). */
+		last->pending[0] += !running;
+		last->pending[1] += off;
+		p->sum.recorded_ns += (uint64_t)off;
+		return;
+	}
+	mark = collect_stacks_marker(&p->stacks, COLLECT_MARK_NO_WAIT_STACK);
+	wall_add(p, last, &mark, mark != 0, last->state[0] ? last->state : "waiting", !running, off);
+}
+
+/* A fresh stack of the thread (NULL: it could not be unwound): on a CPU,
+ * its running stack from now on; blocked, its current wait, labelled. */
+static void wall_new_stack(struct collect_session *p, const struct attach_raw_sample *s,
+			   struct last_sample *last, const struct sym_stack *st, int running)
+{
+	uint64_t locs[COLLECT_MAX_LOCS], *copy = NULL;
+	size_t n = st ? collect_stacks_locations(&p->stacks, st, locs, COLLECT_MAX_LOCS) : 0;
+	if (st && !(copy = copy_locs(locs, n)))
+		return;
+	if (running) {
+		free(last->cpu_locs);
+		last->cpu_locs = copy;
+		last->cpu_n = n;
+		return;
+	}
+	struct sym_stack none = { 0 };
+	flush_pending(p, last);
+	free(last->locs);
+	last->locs = copy;
+	last->n = n;
+	state_label(s, st ? st : &none, last->state, sizeof last->state);
+}
+
+static void on_wall(struct collect_session *p, const struct attach_raw_sample *s)
+{
+	struct last_sample *last = last_for(p, s->tid);
+	struct sym_stack st;
+	if (!last)
+		return;
+	int running = s->use_cpu_stack || (!s->repeat && s->state == 'R');
+	if (!s->repeat && !s->use_cpu_stack) {
+		int ok = unwind(p, s, &st) == 0;
+		wall_new_stack(p, s, last, ok ? &st : NULL, running);
+		if (ok)
+			sym_stack_free(&st);
+	}
+	snprintf(last->comm, sizeof last->comm, "%s", s->comm);
+	wall_charge(p, s, last, running);
+}
+
 void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 {
 	struct collect_session *p = arg;
 	struct sym_stack st;
+	if (p->o.kind == COLLECT_WALL) {
+		on_wall(p, s);
+		return;
+	}
 	if (s->use_cpu_stack) {
 		on_running(p, s);
 		return;

@@ -65,6 +65,7 @@ static struct attach_engine *open_cpu_stacks(struct collect_session *s,
 	eo.stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT;
 	eo.on_sample = collect_on_cpu_stack;
 	eo.on_tick_end = NULL;
+	eo.on_thread_gone = NULL;       /* the tick loop says when threads go */
 	return attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, ae);
 }
 
@@ -75,7 +76,8 @@ static struct attach_engine *open_engine(struct collect_session *s, struct colle
 		.only = s->o.tids, .n_only = s->o.n_tids,
 		.wall = s->o.kind != COLLECT_CPU, .force_stop = s->o.force_stop,
 		.on_sample = collect_on_sample,
-		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL, .arg = s,
+		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL,
+		.on_thread_gone = collect_on_thread_gone, .arg = s,
 	};
 	struct attach_error ae;
 	struct attach_engine *e;

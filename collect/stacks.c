@@ -163,13 +163,15 @@ static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolize
 	return id;
 }
 
-/* Frames sharing one pc (an inline chain) become one Location. */
+/* Frames sharing one pc (an inline chain) become one Location, however
+ * long the chain. */
 static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f, size_t n, int leaf)
 {
-	struct pp_line lines[64];
-	size_t k = n < 64 ? n : 64;
+	struct pp_line few[64], *lines = few;
 	int symbolized = 0;
-	for (size_t i = 0; i < k; i++) {
+	if (n > sizeof few / sizeof few[0] && !(lines = malloc(n * sizeof *lines)))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
 		lines[i] = (struct pp_line){ f[i].function, f[i].mangled, f[i].file, f[i].line, 0 };
 		symbolized |= f[i].function != NULL;
 	}
@@ -177,20 +179,27 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 	 * inside the call instruction (pprof readers do not adjust). */
 	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
 	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
-	return pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
-				   symbolized ? k : 0);
+	uint64_t id = pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
+					  symbolized ? n : 0);
+	if (lines != few)
+		free(lines);
+	return id;
 }
 
-/* The root-side marker of a stack whose copy ended before the stack did,
- * so the profile never shows a cut stack as if it were whole. */
-static uint64_t cut_marker(struct collect_stacks *c)
+uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 {
-	if (!c->cut_location) {
-		struct pp_line line = { "[stack cut short: deeper than the copy, see --stack-size]", NULL,
-					NULL, 0, 0 };
-		c->cut_location = pp_profile_location(c->prof, 0, 0, &line, 1);
+	static const char *const text[COLLECT_MARKERS] = {
+		[COLLECT_MARK_CUT] = "[stack cut short: deeper than the copy, see --stack-size]",
+		[COLLECT_MARK_NO_CPU_STACK] = "[on CPU: no stack sampled yet]",
+		[COLLECT_MARK_NO_WAIT_STACK] = "[off CPU: wait not sampled]",
+	};
+	if (!c->markers[m]) {
+		/* No mapping; the builder keys locations by (mapping, address),
+		 * so each marker has its own address: its number. */
+		struct pp_line line = { text[m], NULL, NULL, 0, 0 };
+		c->markers[m] = pp_profile_location(c->prof, 0, (uint64_t)m, &line, 1);
 	}
-	return c->cut_location;
+	return c->markers[m];
 }
 
 size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st, uint64_t *locs,
@@ -208,7 +217,7 @@ size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack
 			locs[nl++] = id;
 		i = j;
 	}
-	if (st->cut_short && nl < max && (locs[nl] = cut_marker(c)))
+	if (st->cut_short && nl < max && (locs[nl] = collect_stacks_marker(c, COLLECT_MARK_CUT)))
 		nl++;
 	return nl;
 }

@@ -346,10 +346,12 @@ static void call_site(struct sym_session *s, Dwarf_Die *cu, Dwarf_Die *inl,
 	}
 }
 
-/* Fills frames[0..] with the inline chain at pc, innermost first, ending
- * with the physical function.  Returns the count (at least 1). */
-static size_t expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi,
-		     uint64_t pc, struct sym_frame *frames, size_t max)
+/* The inline chain at pc, innermost first, ending with the physical
+ * function: a malloc'ed array of *n frames (at least 1), or NULL.  Each
+ * scope adds at most one frame, so the array is sized from the scopes and
+ * no chain is ever cut short. */
+static struct sym_frame *expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi,
+				uint64_t pc, size_t *n_out)
 {
 	struct sym_frame base = { .lookup_pc = pc };
 	if (mi) {
@@ -375,14 +377,18 @@ static size_t expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi
 			base.line = line;
 		}
 	}
-	frames[0] = base;
-	size_t n = 1;
-
 	Dwarf_Addr bias;
 	Dwarf_Die *cu = mod ? dwfl_module_addrdie(mod, pc, &bias) : NULL;
 	Dwarf_Die *scopes = NULL;
 	int ns = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
-	for (int i = 0; i < ns && n < max; i++) {
+	struct sym_frame *frames = malloc(((size_t)(ns > 0 ? ns : 0) + 1) * sizeof *frames);
+	if (!frames) {
+		free(scopes);
+		return NULL;
+	}
+	frames[0] = base;
+	size_t n = 1;
+	for (int i = 0; i < ns; i++) {
 		int tag = dwarf_tag(&scopes[i]);
 		if (tag == DW_TAG_subprogram) {
 			/* The physical function: keep the ELF symbol's name when we
@@ -406,7 +412,8 @@ static size_t expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi
 	free(scopes);
 	if (!frames[n - 1].function && mod)
 		name_by_fde(s, mod, mi, pc, &frames[n - 1]);
-	return n;
+	*n_out = n;
+	return frames;
 }
 
 /* ---- the per-address cache --------------------------------------------- */
@@ -458,12 +465,10 @@ const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t pc)
 		return e;
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
 	struct modinfo *mi = mod ? module_info(s, mod) : NULL;
-	struct sym_frame tmp[64];
-	size_t n = expand(s, mod, mi, pc, tmp, sizeof tmp / sizeof tmp[0]);
-	struct sym_frame *frames = malloc(n * sizeof *frames);
+	size_t n;
+	struct sym_frame *frames = expand(s, mod, mi, pc, &n);
 	if (!frames)
 		return NULL;
-	memcpy(frames, tmp, n * sizeof *frames);
 	if (e->frames)
 		free(e->frames);
 	else

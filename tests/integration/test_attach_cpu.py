@@ -397,6 +397,68 @@ def test_wall_profile():
             os.unlink(f)
 
 
+def raw_samples(path):
+    """[(count, nanoseconds, {label: value})] of a profile, by go tool pprof -raw."""
+    text, e = gopprof("-raw", path)
+    check(e == "", "-raw warned: %r" % e)
+    samples = []
+    body = text.split("Samples:", 1)[-1].split("\nLocations", 1)[0]
+    for line in body.splitlines()[2:]:
+        m = re.match(r"^\s+(-?\d+)\s+(-?\d+):", line)
+        if m:
+            samples.append((int(m.group(1)), int(m.group(2)), {}))
+        elif samples:
+            for k, v in re.findall(r"(\w+):\[([^\]]*)\]", line):
+                samples[-1][2][k] = v
+    return samples
+
+
+def schedstat_ns(pid, tid):
+    """The kernel's count of the thread's time on a CPU (ns)."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        return int(f.read().split()[0])
+
+
+def test_wall_running_share():
+    """Issue 10, item 4: in a wall profile, each thread's `running` share is
+    its time on a CPU by the kernel's own count (schedstat), within 2
+    points, at any rate and with either engine.  The duty thread computes
+    3 ms of every 10 (about 30%); 97, 100 and 331 Hz beat with that period
+    differently (the state seen at each tick said 5-38% running).  The
+    kernel's count is read just before and after each run: that window is
+    longer than the profile's by pprofc's start and exit, and the thread's
+    duty is the same all along."""
+    truth = tempfile.mktemp(prefix="pprofc-duty-")
+    out = tempfile.mktemp(suffix=".pb.gz")
+    with Fixture("duty", args=[truth]) as fx:
+        duty_tid = by_name(dump_json(fx.pid))["duty"]["tid"]
+        tids = (fx.pid, duty_tid)
+        for engine in ("perf", "ptrace"):
+            for hz in ("97", "100", "331"):
+                cpu0, t0 = {t: schedstat_ns(fx.pid, t) for t in tids}, time.monotonic_ns()
+                r = pprofc("attach", fx.pid, "--profile", "wall", "--seconds", "6", "--hz", hz,
+                           "--engine", engine, "-o", out)
+                cpu1, t1 = {t: schedstat_ns(fx.pid, t) for t in tids}, time.monotonic_ns()
+                if not check(r.returncode == 0, "wall %s %s Hz: %r" % (engine, hz, r.stderr)):
+                    continue
+                samples = raw_samples(out)
+                for tid in tids:
+                    mine = [(ns, lb.get("state")) for _, ns, lb in samples if lb.get("tid") == str(tid)]
+                    total = sum(ns for ns, _ in mine)
+                    running = sum(ns for ns, state in mine if state == "running")
+                    share = 100.0 * running / total if total else -1
+                    kernel = 100.0 * (cpu1[tid] - cpu0[tid]) / (t1 - t0)
+                    print("wall %s %s Hz, thread %d: running %.1f%%, kernel %.1f%%"
+                          % (engine, hz, tid, share, kernel))
+                    check(abs(share - kernel) <= 2,
+                          "wall %s %s Hz, thread %d: running %.1f%% of its time in the profile, "
+                          "%.1f%% by its schedstat" % (engine, hz, tid, share, kernel))
+        check_untouched(fx.pid, label="duty")
+    for f in (truth, out):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
 def read_pair(path):
     def get():
         try:
@@ -529,5 +591,6 @@ if __name__ == "__main__":
     test_threads_profile()
     test_stack_cut_short()
     test_wall_profile()
+    test_wall_running_share()
     test_block_and_mutex_profiles()
     done()
