@@ -537,26 +537,32 @@ int attach_task_exists(pid_t pid, pid_t tid)
 	return access(path, F_OK) == 0;
 }
 
-/* How many CPUs this kernel can have (the highest possible one + 1), from
- * /sys/devices/system/cpu/possible ("0-63", "0-3,8-11"), else the CPUs
- * configured; at least 1. */
+size_t attach_parse_cpu_list(const char *list)
+{
+	size_t n = 0;
+	for (const char *p = list; *p;) {
+		char *end;
+		/* Digits only: strtoul would read the "-1" of "0-1" as -1. */
+		if (*p < '0' || *p > '9') {
+			p++;
+			continue;
+		}
+		unsigned long v = strtoul(p, &end, 10);
+		if (v + 1 > n)
+			n = v + 1;
+		p = end;
+	}
+	return n;
+}
+
+/* How many CPUs this kernel can have, from /sys/devices/system/cpu/possible,
+ * else the CPUs configured; at least 1. */
 size_t attach_possible_cpus(void)
 {
 	char buf[4096];
 	size_t len, n = 0;
-	if (attach_read_small("/sys/devices/system/cpu/possible", buf, sizeof buf, &len) == 0) {
-		for (char *p = buf; *p;) {
-			char *end;
-			unsigned long v = strtoul(p, &end, 10);
-			if (end == p) {
-				p++;
-				continue;
-			}
-			if (v + 1 > n)
-				n = v + 1;
-			p = end;
-		}
-	}
+	if (attach_read_small("/sys/devices/system/cpu/possible", buf, sizeof buf, &len) == 0)
+		n = attach_parse_cpu_list(buf);
 	if (!n) {
 		long c = sysconf(_SC_NPROCESSORS_CONF);
 		n = c > 0 ? (size_t)c : 1;

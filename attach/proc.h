@@ -89,6 +89,9 @@ double *attach_sched_clocks(size_t *n);
 int attach_task_exists(pid_t pid, pid_t tid);
 /* How many CPUs the kernel can have: the highest possible CPU number + 1. */
 size_t attach_possible_cpus(void);
+/* The highest CPU number + 1 in a kernel CPU list ("0-63", "0-3,8-11",
+ * "0"), 0 if it names none. */
+size_t attach_parse_cpu_list(const char *list);
 
 /* Readers.  attach_read_file reads a whole (small or huge) /proc file into a
  * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */

@@ -22,6 +22,12 @@
  * copy length as path_len - 1, a huge size_t, and copied that much (found
  * reading proc.c after fuzzing, which always passed a size of at least 1).
  * It now fails with -1 and writes nothing.
+ *
+ * BUG 4: attach_possible_cpus() read /sys/devices/system/cpu/possible's
+ * "0-1" as the numbers 0 and -1 (strtoul takes the '-' as a sign), so it
+ * said 1 CPU on a 2-CPU machine: dump-threads then had no scheduler clock
+ * for CPU 1 and showed threads that last ran there waiting 26 s too long
+ * (the CPUs' clocks differ).  Found by test_dump_threads.py under load.
  */
 #include "attach/proc.h"
 #include "check.h"
@@ -85,10 +91,21 @@ static void regression_unix_path_size_zero(void)
 	CHECK_MSG(out[0] == 'x', "regression (proc.c attach_net_find_unix): size 0 wrote the buffer");
 }
 
+static void regression_cpu_list_ranges(void)
+{
+	CHECK_MSG(attach_parse_cpu_list("0-1\n") == 2, "\"0-1\" gave %zu CPUs, want 2",
+		  attach_parse_cpu_list("0-1\n"));
+	CHECK_MSG(attach_parse_cpu_list("0-3,8-11\n") == 12, "\"0-3,8-11\" gave %zu, want 12",
+		  attach_parse_cpu_list("0-3,8-11\n"));
+	CHECK_MSG(attach_parse_cpu_list("0\n") == 1, "\"0\" gave %zu, want 1", attach_parse_cpu_list("0\n"));
+	CHECK_MSG(attach_parse_cpu_list("") == 0, "\"\" gave %zu, want 0", attach_parse_cpu_list(""));
+}
+
 int main(void)
 {
 	RUN(regression_syscall_field_cut_after_0x);
 	RUN(regression_signed_field_most_negative);
 	RUN(regression_unix_path_size_zero);
+	RUN(regression_cpu_list_ranges);
 	return check_summary("test_proc_bugs");
 }
