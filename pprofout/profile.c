@@ -428,6 +428,14 @@ size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **
 	return p->samples.v[i].n;
 }
 
+size_t pp_profile_location_depth(const struct pp_profile *p, uint64_t id)
+{
+	if (id == 0 || id > p->locations.n)
+		return 0;
+	const struct location *l = &p->locations.v[id - 1];
+	return l->n_lines ? l->n_lines : 1;
+}
+
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t id, const char **names,
 				 size_t max)
 {

@@ -78,6 +78,8 @@ size_t pp_profile_count(const struct pp_profile *p, char what);   /* 's' 'l' 'f'
  * innermost first.  Returns the number of entries. */
 size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **locations,
 			 const int64_t **values);
+/* How many names pp_profile_location_names gives for location id. */
+size_t pp_profile_location_depth(const struct pp_profile *p, uint64_t id);
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
 				 const char **names, size_t max);
 size_t pp_profile_n_values(const struct pp_profile *p);

@@ -10,8 +10,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
-#define MAX_FRAMES 4096
 
 struct node {
 	const char *name;
@@ -72,23 +72,53 @@ static struct node *node_for(struct nodes *t, const char *name)
 	return &t->v[t->n - 1];
 }
 
-/* The stack of sample i as function names, innermost first; inlined[k]
- * (if not NULL) says whether names[k] is an inlined frame. */
-static size_t sample_names(const struct pp_profile *p, size_t i, const char **names, char *inlined,
-			   int64_t *value)
+/* A sample's frames as names, grown to the deepest sample: a profile
+ * read from elsewhere may hold stacks of any depth. */
+struct names {
+	const char **v;
+	char *inlined;          /* v[k] is an inlined frame */
+	size_t cap;
+};
+
+static int names_fit(struct names *b, size_t n)
+{
+	if (n <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < n)
+		cap *= 2;
+	const char **v = realloc(b->v, cap * sizeof *v);
+	if (v)
+		b->v = v;
+	char *in = realloc(b->inlined, cap);
+	if (in)
+		b->inlined = in;
+	if (!v || !in)
+		return -1;
+	b->cap = cap;
+	return 0;
+}
+
+/* The stack of sample i as function names in b, innermost first; -1 if
+ * out of memory. */
+static ssize_t sample_names(const struct pp_profile *p, size_t i, struct names *b, int64_t *value)
 {
 	const uint64_t *locs;
 	const int64_t *values;
-	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0;
+	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0, depth = 0;
 	size_t nv = pp_profile_n_values(p);
 	*value = values && nv ? values[nv - 1] : 0;
-	for (size_t k = 0; k < nl && n < MAX_FRAMES; k++) {
-		size_t m = pp_profile_location_names(p, locs[k], names + n, MAX_FRAMES - n);
-		for (size_t j = 0; inlined && j < m; j++)
-			inlined[n + j] = j + 1 < m;     /* all but a location's last line */
+	for (size_t k = 0; k < nl; k++)
+		depth += pp_profile_location_depth(p, locs[k]);
+	if (names_fit(b, depth))
+		return -1;
+	for (size_t k = 0; k < nl; k++) {
+		size_t m = pp_profile_location_names(p, locs[k], b->v + n, depth - n);
+		for (size_t j = 0; j < m; j++)
+			b->inlined[n + j] = j + 1 < m;  /* all but a location's last line */
 		n += m;
 	}
-	return n;
+	return (ssize_t)n;
 }
 
 static int cmp_node(const void *a, const void *b)
@@ -142,24 +172,20 @@ static void percent(int64_t v, double total, char *buf, size_t len)
 int pp_report_top(const struct pp_profile *p, FILE *out)
 {
 	struct nodes t = { 0 };
-	const char **names = malloc(MAX_FRAMES * sizeof *names);
-	char *inlined = malloc(MAX_FRAMES);
+	struct names nb = { 0 };
 	int64_t total = 0;
 	size_t ns = pp_profile_count(p, 's');
-	if (!names || !inlined) {
-		free(names);
-		free(inlined);
-		return -1;
-	}
-	for (size_t i = 0; i < ns; i++) {
+	int r = 0;
+	for (size_t i = 0; i < ns && !r; i++) {
 		int64_t v;
-		size_t n = sample_names(p, i, names, inlined, &v);
+		ssize_t n = sample_names(p, i, &nb, &v);
+		r = n < 0 ? -1 : 0;
 		total += v;
-		for (size_t k = 0; k < n; k++) {
-			struct node *e = node_for(&t, names[k]);
+		for (ssize_t k = 0; k < n; k++) {
+			struct node *e = node_for(&t, nb.v[k]);
 			if (!e)
 				continue;
-			e->inline_only &= inlined[k];
+			e->inline_only &= nb.inlined[k];
 			if (k == 0)
 				e->flat += v;
 			if (e->seen != i + 1) {
@@ -167,6 +193,13 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 				e->seen = i + 1;
 			}
 		}
+	}
+	free(nb.v);
+	free(nb.inlined);
+	if (r) {
+		free(t.v);
+		free(t.slots);
+		return -1;
 	}
 	if (t.n)
 		qsort(t.v, t.n, sizeof *t.v, cmp_node);
@@ -191,8 +224,6 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 	}
 	free(t.v);
 	free(t.slots);
-	free(names);
-	free(inlined);
 	return ferror(out) ? -1 : 0;
 }
 
@@ -208,16 +239,19 @@ static int cmp_folded(const void *a, const void *b)
 
 /* "root;...;leaf" for sample i; ';' and ' ' separate fields, so they are
  * replaced in names. */
-static char *folded_line(const struct pp_profile *p, size_t i, const char **names, int64_t *v)
+static char *folded_line(const struct pp_profile *p, size_t i, struct names *b, int64_t *v)
 {
-	size_t n = sample_names(p, i, names, NULL, v), len = 1;
+	ssize_t got = sample_names(p, i, b, v);
+	if (got < 0)
+		return NULL;
+	size_t n = (size_t)got, len = 1;
 	for (size_t k = 0; k < n; k++)
-		len += strlen(names[k]) + 1;
+		len += strlen(b->v[k]) + 1;
 	char *line = malloc(len), *w = line;
 	if (!line)
 		return NULL;
 	for (size_t k = n; k-- > 0;) {
-		for (const char *c = names[k]; *c; c++)
+		for (const char *c = b->v[k]; *c; c++)
 			*w++ = *c == ';' || *c == ' ' || *c == '\n' ? '_' : *c;
 		if (k)
 			*w++ = ';';
@@ -228,14 +262,14 @@ static char *folded_line(const struct pp_profile *p, size_t i, const char **name
 
 int pp_report_folded(const struct pp_profile *p, FILE *out)
 {
-	const char **names = malloc(MAX_FRAMES * sizeof *names);
+	struct names b = { 0 };
 	size_t ns = pp_profile_count(p, 's'), n = 0;
 	struct folded *f = calloc(ns ? ns : 1, sizeof *f);
 	int r = -1;
-	if (!names || !f)
+	if (!f)
 		goto out;
 	for (size_t i = 0; i < ns; i++, n++)
-		if (!(f[n].stack = folded_line(p, i, names, &f[n].value)))
+		if (!(f[n].stack = folded_line(p, i, &b, &f[n].value)))
 			goto out;
 	/* Samples that differ only in labels or exact pcs fold into one line. */
 	qsort(f, n, sizeof *f, cmp_folded);
@@ -252,6 +286,7 @@ out:
 	for (size_t i = 0; f && i < n; i++)
 		free(f[i].stack);
 	free(f);
-	free(names);
+	free(b.v);
+	free(b.inlined);
 	return r;
 }

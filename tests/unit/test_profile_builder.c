@@ -293,6 +293,31 @@ static void test_empty_stack(void)
 	pp_profile_free(NULL);
 }
 
+/* A profile read from elsewhere may hold stacks deeper than pprofc's own
+ * (2048 frames): the reports once stopped at 4096 names without a word. */
+static void test_reports_keep_deep_stacks(void)
+{
+	struct pp_profile *p = cpu_profile();
+	enum { DEPTH = 5000 };
+	static uint64_t stack[DEPTH];
+	for (int i = 0; i < DEPTH; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "f%d", i);
+		struct pp_line l = { name, NULL, NULL, 0, 0 };
+		stack[i] = pp_profile_location(p, 0, 0x1000 + (uint64_t)i, &l, 1);
+	}
+	int64_t v[] = { 1, 10 };
+	CHECK_INT_EQ(pp_profile_add(p, stack, DEPTH, v, NULL, 0), 0);
+	char *folded = report_of(p, 'f');
+	CHECK(strncmp(folded, "f4999;", 6) == 0);
+	CHECK(strstr(folded, ";f0 10\n") != NULL);
+	char *top = report_of(p, 't');
+	CHECK(strstr(top, " f4999\n") != NULL && strstr(top, " f0\n") != NULL);
+	free(folded);
+	free(top);
+	pp_profile_free(p);
+}
+
 int main(void)
 {
 	RUN(test_same_stack_1000_times_is_one_sample);
@@ -306,5 +331,6 @@ int main(void)
 	RUN(test_null_names);
 	RUN(test_many_entries);
 	RUN(test_empty_stack);
+	RUN(test_reports_keep_deep_stacks);
 	return check_summary("test_profile_builder");
 }
