@@ -292,6 +292,38 @@ def eu_stacks(pid):
     return stacks
 
 
+def gopprof(*args):
+    """Runs go tool pprof (the oracle for reading profiles); returns
+    (stdout, stderr)."""
+    r = subprocess.run([shutil.which("go") or "go", "tool", "pprof"] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "go tool pprof %s failed: %s" % (" ".join(args), r.stderr))
+    return r.stdout, r.stderr
+
+
+def raw_samples(path):
+    """[(count, nanoseconds, {label: value})] of a profile, by go tool pprof -raw."""
+    import re
+    text, e = gopprof("-raw", path)
+    check(e == "", "-raw warned: %r" % e)
+    samples = []
+    body = text.split("Samples:", 1)[-1].split("\nLocations", 1)[0]
+    for line in body.splitlines()[2:]:
+        m = re.match(r"^\s+(-?\d+)\s+(-?\d+):", line)
+        if m:
+            samples.append((int(m.group(1)), int(m.group(2)), {}))
+        elif samples:
+            for k, v in re.findall(r"(\w+):\[([^\]]*)\]", line):
+                samples[-1][2][k] = v
+    return samples
+
+
+def schedstat_ns(pid, tid):
+    """The kernel's count of the thread's time on a CPU (ns)."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        return int(f.read().split()[0])
+
+
 def by_name(dump):
     return {t["name"]: t for t in dump["threads"]}
 

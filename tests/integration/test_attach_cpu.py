@@ -14,17 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, by_name, check, check_untouched, done,  # noqa: E402
-                     dump_json, fixture_path, pprofc, require_ptrace, thread_frames, tracer_pid,
-                     wait_for)
+                     dump_json, fixture_path, gopprof, pprofc, raw_samples, require_ptrace,
+                     schedstat_ns, thread_frames, tracer_pid, wait_for)
 
 GO = shutil.which("go")
-
-
-def gopprof(*args):
-    """Runs go tool pprof; returns (stdout, stderr)."""
-    r = subprocess.run([GO, "tool", "pprof"] + list(args), capture_output=True, text=True, timeout=120)
-    check(r.returncode == 0, "go tool pprof %s failed: %s" % (" ".join(args), r.stderr))
-    return r.stdout, r.stderr
 
 
 def seconds(text):
@@ -395,28 +388,6 @@ def test_wall_profile():
     for f in (truth, out):
         if os.path.exists(f):
             os.unlink(f)
-
-
-def raw_samples(path):
-    """[(count, nanoseconds, {label: value})] of a profile, by go tool pprof -raw."""
-    text, e = gopprof("-raw", path)
-    check(e == "", "-raw warned: %r" % e)
-    samples = []
-    body = text.split("Samples:", 1)[-1].split("\nLocations", 1)[0]
-    for line in body.splitlines()[2:]:
-        m = re.match(r"^\s+(-?\d+)\s+(-?\d+):", line)
-        if m:
-            samples.append((int(m.group(1)), int(m.group(2)), {}))
-        elif samples:
-            for k, v in re.findall(r"(\w+):\[([^\]]*)\]", line):
-                samples[-1][2][k] = v
-    return samples
-
-
-def schedstat_ns(pid, tid):
-    """The kernel's count of the thread's time on a CPU (ns)."""
-    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
-        return int(f.read().split()[0])
 
 
 def test_wall_running_share():
