@@ -305,6 +305,8 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 	if (sum->holder_unknown)
 		fprintf(stderr, ", %" PRIu64 " mutex waits not counted (holder unknown or not "
 			"sampled yet)", sum->holder_unknown);
+	if (sum->dropped_nomem)
+		fprintf(stderr, ", %" PRIu64 " dropped (out of memory)", sum->dropped_nomem);
 	engine_part(sum);
 	if (sum->fallback[0])
 		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);

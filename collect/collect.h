@@ -62,6 +62,7 @@ struct collect_summary {
 					 * flushed to the profile and freed */
 	uint64_t holder_unknown;        /* mutex: waits whose holder's stack
 					 * was unknown (not counted) */
+	uint64_t dropped_nomem;         /* samples dropped: out of memory */
 	uint64_t recorded_ns;           /* CPU, wall or delay in the profile */
 	uint64_t unwind_failures;       /* stacks not unwound to their root */
 	uint64_t cut_short;             /* ...of which the copy was too short */

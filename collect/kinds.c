@@ -136,8 +136,10 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 			    const uint64_t *locs, size_t n)
 {
 	struct last_sample *t = last_for(p, s->tid);
-	if (!t)
+	if (!t) {
+		p->sum.dropped_nomem++;
 		return;
+	}
 	uint64_t h = hash_locs(locs, n);
 	struct cpu_entry *e = NULL;
 	for (size_t i = 0; i < t->ncpu && !e; i++)
@@ -149,15 +151,19 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 		if (t->ncpu == t->capcpu) {
 			size_t cap = t->capcpu ? t->capcpu * 2 : 8;
 			struct cpu_entry *v = realloc(t->cpu, cap * sizeof *v);
-			if (!v)
+			if (!v) {
+				p->sum.dropped_nomem++;
 				return;
+			}
 			t->cpu = v;
 			t->capcpu = cap;
 		}
 		e = &t->cpu[t->ncpu];
 		*e = (struct cpu_entry){ .hash = h, .n = n };
-		if (!(e->locs = copy_locs(locs, n)))
+		if (!(e->locs = copy_locs(locs, n))) {
+			p->sum.dropped_nomem++;
 			return;
+		}
 		snprintf(e->comm, sizeof e->comm, "%s", s->comm);
 		t->ncpu++;
 	}
@@ -253,8 +259,10 @@ static void charge(struct collect_session *p, const struct attach_raw_sample *s,
 		if (p->nwaiters == p->capwaiters) {
 			size_t cap = p->capwaiters ? p->capwaiters * 2 : 16;
 			struct waiter *w = realloc(p->waiters, cap * sizeof *w);
-			if (!w)
+			if (!w) {
+				p->sum.dropped_nomem++;
 				return;
+			}
 			p->waiters = w;
 			p->capwaiters = cap;
 		}
@@ -302,8 +310,10 @@ static int set_locs(struct collect_session *p, struct last_sample *last, const u
 		    size_t n, int first)
 {
 	uint64_t *copy = copy_locs(locs, n);
-	if (!copy)
+	if (!copy) {
+		p->sum.dropped_nomem++;
 		return -1;
+	}
 	if (!first)
 		flush_pending(p, last);
 	free(last->locs);
@@ -341,8 +351,10 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 static void on_running(struct collect_session *p, const struct attach_raw_sample *s)
 {
 	struct last_sample *last = last_for(p, s->tid);
-	if (!last)
+	if (!last) {
+		p->sum.dropped_nomem++;
 		return;
+	}
 	if (!last->cpu_locs) {
 		p->sum.no_cpu_stack++;  /* it has not run a whole period yet */
 		return;
@@ -452,8 +464,10 @@ static void wall_new_stack(struct collect_session *p, const struct attach_raw_sa
 {
 	uint64_t locs[COLLECT_MAX_LOCS], *copy = NULL;
 	size_t n = st ? collect_stacks_locations(&p->stacks, st, locs, COLLECT_MAX_LOCS) : 0;
-	if (st && !(copy = copy_locs(locs, n)))
+	if (st && !(copy = copy_locs(locs, n))) {
+		p->sum.dropped_nomem++;
 		return;
+	}
 	if (running) {
 		free(last->cpu_locs);
 		last->cpu_locs = copy;
@@ -472,8 +486,10 @@ static void on_wall(struct collect_session *p, const struct attach_raw_sample *s
 {
 	struct last_sample *last = last_for(p, s->tid);
 	struct sym_stack st;
-	if (!last)
+	if (!last) {
+		p->sum.dropped_nomem++;
 		return;
+	}
 	int running = s->use_cpu_stack || (!s->repeat && s->state == 'R');
 	if (!s->repeat && !s->use_cpu_stack) {
 		int ok = unwind(p, s, &st) == 0;
@@ -508,8 +524,10 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 		return;
 	}
 	struct last_sample *last = last_for(p, s->tid);
-	if (!last)
+	if (!last) {
+		p->sum.dropped_nomem++;
 		return;
+	}
 	int first = last->locs == NULL;
 	if (s->repeat) {
 		if (!first)
