@@ -64,38 +64,58 @@ def pcs(t):
     return out
 
 
-def compare(label, pid):
-    """Checks one process; returns (blocked threads, equal to stopped,
-    prefixes marked incomplete, complete with debug, complete without)."""
+def judge(t, s, b, eu):
+    """What is wrong with one thread's three reads (quiet, stopped, without
+    debug info), or None."""
+    a, z = functions(t), functions(s)
+    if not ((a == z and t["complete"] == s["complete"]) or (not t["complete"] and z[:len(a)] == a)):
+        return "read without stopping %s (complete %s), stopped %s (complete %s)" % (
+            a, t["complete"], z, s["complete"])
+    if pcs(b) != pcs(t) or b["complete"] != t["complete"]:
+        return "without debug info %d frames (complete %s), with %d (complete %s): %s" % (
+            len(pcs(b)), b["complete"], len(pcs(t)), t["complete"], b.get("stack_error"))
+    # Go's stacks end at Go's roots (runtime.mcall...), where eu-stack goes
+    # on into the other stack's leftovers.
+    if t["complete"] and eu and not a[-1].startswith("runtime.") and int(t["frames"][-1]["pc"], 16) != eu[-1]:
+        return "stack ends at %s, eu-stack's at 0x%x" % (t["frames"][-1]["pc"], eu[-1])
+    return None
+
+
+def reads(pid):
     quiet = {t["tid"]: t for t in dump_json(pid)["threads"]}
     bare = {t["tid"]: t for t in dump_without_debug(pid)["threads"]}
     stopped = {t["tid"]: t for t in dump_json(pid, "--stop-all")["threads"]}
-    eu = eu_stacks(pid)
+    return quiet, bare, stopped, eu_stacks(pid)
+
+
+def compare(label, pid):
+    """Checks one process; prints (blocked threads, equal to stopped,
+    prefixes marked incomplete, complete with debug, complete without).
+    A thread may run between the four reads (Go's scheduler moves work
+    between its threads, redis's main thread wakes ten times a second): a
+    thread whose reads disagree is read again, up to three times, and only
+    a disagreement that persists fails."""
+    quiet, bare, stopped, eu = reads(pid)
     n = equal = prefix = full = full_bare = 0
     for tid, t in quiet.items():
         s, b = stopped.get(tid), bare.get(tid)
         if t["state"] not in ("S", "D") or not s or not b or not t["syscall"]:
             continue
+        why = judge(t, s, b, eu.get(tid))
+        for _ in range(2):
+            if not why:
+                break
+            q2, b2, s2, eu2 = reads(pid)
+            if tid in q2 and tid in b2 and tid in s2:
+                t, b, s = q2[tid], b2[tid], s2[tid]
+                why = judge(t, s, b, eu2.get(tid))
+        check(why is None, "%s thread %d (%s): %s" % (label, tid, t["name"], why))
         n += 1
-        a, z = functions(t), functions(s)
-        same = a == z and t["complete"] == s["complete"]
-        pre = not t["complete"] and z[:len(a)] == a
+        same = functions(t) == functions(s) and t["complete"] == s["complete"]
         equal += same
-        prefix += pre and not same
-        check(same or pre, "%s thread %d (%s): read without stopping %s (complete %s), stopped %s (complete %s)"
-              % (label, tid, t["name"], a, t["complete"], z, s["complete"]))
+        prefix += not same and not t["complete"]
         full += t["complete"]
         full_bare += b["complete"]
-        check(pcs(b) == pcs(t) and b["complete"] == t["complete"],
-              "%s thread %d (%s): without debug info %d frames (complete %s), with %d (complete %s): %s"
-              % (label, tid, t["name"], len(pcs(b)), b["complete"], len(pcs(t)), t["complete"],
-                 b.get("stack_error")))
-        # Go's stacks end at Go's roots (runtime.mcall...), where eu-stack
-        # goes on into the other stack's leftovers.
-        if t["complete"] and eu.get(tid) and not a[-1].startswith("runtime."):
-            check(int(t["frames"][-1]["pc"], 16) == eu[tid][-1],
-                  "%s thread %d: stack ends at %s, eu-stack's at 0x%x"
-                  % (label, tid, t["frames"][-1]["pc"], eu[tid][-1]))
     print("%-22s blocked %2d  equal to --stop-all %2d  incomplete prefix %2d  complete: %2d with debug info, %2d without"
           % (label, n, equal, prefix, full, full_bare))
     check(n > 0, "%s: no blocked thread to compare" % label)
