@@ -60,3 +60,13 @@ void attach_engine_stats_free(struct attach_engine_stats *st)
 	st->thread_cpu = NULL;
 	st->n_thread_cpu = 0;
 }
+
+int attach_engine_wants(const struct attach_engine_opts *o, pid_t tid)
+{
+	if (!o->only)
+		return 1;
+	for (size_t i = 0; i < o->n_only; i++)
+		if (o->only[i] == tid)
+			return 1;
+	return 0;
+}

@@ -16,6 +16,9 @@ struct attach_engine_ops {
 	void (*close)(void *state);
 };
 
+/* Whether o asks for thread tid (o->only, NULL: every thread). */
+int attach_engine_wants(const struct attach_engine_opts *o, pid_t tid);
+
 extern const struct attach_engine_ops attach_engine_perf_ops;
 extern const struct attach_engine_ops attach_engine_ptrace_ops;
 

@@ -412,12 +412,7 @@ static int open_thread(struct perf_engine *e, pid_t tid)
 
 static int wanted(const struct perf_engine *e, pid_t tid)
 {
-	if (!e->o.only)
-		return 1;
-	for (size_t i = 0; i < e->o.n_only; i++)
-		if (e->o.only[i] == tid)
-			return 1;
-	return 0;
+	return attach_engine_wants(&e->o, tid);
 }
 
 static void scan_records(struct perf_engine *e, int samples);

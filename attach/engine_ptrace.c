@@ -332,12 +332,7 @@ static uint64_t ran_since_last_look(struct sampler *s, struct sthread *t)
 
 static int wanted(const struct sampler *s, pid_t tid)
 {
-	if (!s->o->only)
-		return 1;
-	for (size_t i = 0; i < s->o->n_only; i++)
-		if (s->o->only[i] == tid)
-			return 1;
-	return 0;
+	return attach_engine_wants(s->o, tid);
 }
 
 /* ---- taking a sample ---------------------------------------------------- */
