@@ -662,12 +662,13 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	at.stat.state = state;
 	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)s->pid, (int)t->tid);
 	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int r = dir < 0 ? -1 : attach_read_wait_files(dir, &at);
+	int unread = dir < 0 || attach_read_wait_files(dir, &at) != 0;
+	int moved = !unread && attach_peek_blocked(dir, &at, &s->maps, s->o->stack_size);
 	if (dir >= 0)
 		close(dir);
-	if (r)
+	if (unread)
 		return 1;
-	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_size)) {
+	if (moved) {
 		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
 		return 1;
 	}

@@ -56,12 +56,23 @@ int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known
 int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
 		       uint64_t *hi);
 /* Reads what attach_peek_blocked() needs, the thread's syscall and sched
- * files, into t->sc and t->sched (snapshot.c).  dir: an O_PATH descriptor
+ * files, into t->sc and t->sched (snapread.c).  dir: an O_PATH descriptor
  * of /proc/PID/task/TID.  0 when the syscall line was read. */
 int attach_read_wait_files(int dir, struct attach_thread *t);
 /* Takes a blocked thread's pc, sp and stack without stopping it; 0 when the
- * copy is known valid (the thread did not run meanwhile). */
-int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,
-			size_t limit);
+ * copy is known valid (the thread did not run meanwhile).  dir: as above. */
+int attach_peek_blocked(int dir, struct attach_thread *t,
+			const struct attach_maps *maps, size_t limit);
+/* The snapshot's first pass (snapread.c), over threads[0..n): each
+ * thread's /proc state, and, unless o->stop_all, the stacks of those
+ * blocked in a system call, read without stopping them; done[i] is set for
+ * each thread that needs no stop (taken, or left alone on purpose, with
+ * its not_taken).  Spread over worker threads; uses no ptrace, so the
+ * caller's thread stays the only tracer.  Returns how many were peeked. */
+size_t attach_read_threads(pid_t pid, struct attach_thread *threads, unsigned char *done,
+			   size_t n, const struct attach_maps *maps, const struct attach_opts *o);
+/* A thread of pid traced by another tool: the refusal, naming the tracer
+ * (tid == pid: the process itself is traced). */
+int attach_fail_traced_tid(struct attach_error *err, pid_t pid, pid_t tid, pid_t tracer);
 
 #endif

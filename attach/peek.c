@@ -35,24 +35,22 @@ int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit
 }
 
 /* The syscall line and switch count, read again. */
-static int same_wait(pid_t pid, const struct attach_thread *t)
+static int same_wait(int dir, const struct attach_thread *t)
 {
-	char path[96], buf[4096];
+	char buf[4096];
 	size_t len;
 	struct attach_syscall sc;
 	struct attach_sched sched;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_syscall(buf, len, &sc) ||
-	    sc.kind != ATTACH_SC_IN || sc.nr != t->sc.nr || sc.sp != t->sc.sp || sc.pc != t->sc.pc ||
-	    memcmp(sc.args, t->sc.args, sizeof sc.args) != 0)
+	if (attach_read_at(dir, "syscall", buf, sizeof buf, &len) ||
+	    attach_parse_syscall(buf, len, &sc) || sc.kind != ATTACH_SC_IN || sc.nr != t->sc.nr ||
+	    sc.sp != t->sc.sp || sc.pc != t->sc.pc || memcmp(sc.args, t->sc.args, sizeof sc.args) != 0)
 		return 0;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)pid, (int)t->tid);
-	return attach_read_small(path, buf, sizeof buf, &len) == 0 &&
+	return attach_read_at(dir, "sched", buf, sizeof buf, &len) == 0 &&
 	       attach_parse_sched(buf, len, &sched) == 0 && sched.nr_switches == t->sched.nr_switches;
 }
 
-int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,
-			size_t limit)
+int attach_peek_blocked(int dir, struct attach_thread *t,
+			const struct attach_maps *maps, size_t limit)
 {
 	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') ||
 	    t->sc.kind != ATTACH_SC_IN || !t->has_sched)
@@ -69,7 +67,7 @@ int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_
 		n = 0;
 	else if (n <= 0)
 		n = -1;
-	if (n < 0 || !same_wait(pid, t)) {
+	if (n < 0 || !same_wait(dir, t)) {
 		free(stack);
 		return -1;
 	}

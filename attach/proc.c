@@ -530,6 +530,24 @@ int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
 	return 0;
 }
 
+int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *lenp)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t r;
+	do
+		r = read(fd, buf, size - 1);
+	while (r < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return -e;
+	buf[r] = '\0';
+	*lenp = (size_t)r;
+	return 0;
+}
+
 int attach_task_exists(pid_t pid, pid_t tid)
 {
 	char path[64];

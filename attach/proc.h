@@ -97,6 +97,9 @@ size_t attach_parse_cpu_list(const char *list);
  * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */
 int attach_read_file(const char *path, char **buf, size_t *len);
 int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
+/* The same for the file name in directory dirfd (a task's /proc directory,
+ * opened once: the path is not walked again for each of its files). */
+int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *len);
 int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* A thread's time on a CPU (ns), the first field of its schedstat; 0 if
  * unreadable (it exited). */
