@@ -55,13 +55,16 @@ int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known
  * known (then at most limit bytes from sp, the read stopping at a hole). */
 int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
 		       uint64_t *hi);
-/* Reads what attach_peek_blocked() needs, the thread's syscall and sched
- * files, into t->sc and t->sched (snapread.c).  dir: an O_PATH descriptor
- * of /proc/PID/task/TID.  0 when the syscall line was read. */
-int attach_read_wait_files(int dir, struct attach_thread *t);
+/* Reads what attach_peek_blocked() needs, the thread's sched file and then
+ * its syscall line, into t->sched and t->sc (peek.c).  dir: an O_PATH
+ * descriptor of /proc/PID/task/TID.  The sched file stays open in
+ * *sched_fd (-1 if it could not be opened; the caller closes it), for the
+ * check after the copy.  0 when the syscall line was read. */
+int attach_read_wait_files(int dir, struct attach_thread *t, int *sched_fd);
 /* Takes a blocked thread's pc, sp and stack without stopping it; 0 when the
- * copy is known valid (the thread did not run meanwhile).  dir: as above. */
-int attach_peek_blocked(int dir, struct attach_thread *t,
+ * copy is known valid (the thread did not run meanwhile).  sched_fd: as
+ * attach_read_wait_files() left it. */
+int attach_peek_blocked(int sched_fd, struct attach_thread *t,
 			const struct attach_maps *maps, size_t limit);
 /* The snapshot's first pass (snapread.c), over threads[0..n): each
  * thread's /proc state, and, unless o->stop_all, the stacks of those

@@ -85,6 +85,9 @@ const char *attach_tcp_state_name(int state);
  * entries count; a CPU that could not be visited gets -1.  NULL (*n 0) if
  * it cannot tell. */
 double *attach_sched_clocks(size_t *n);
+/* How many threads process pid has now (its status' Threads:), 0 if
+ * unknown: one read, where listing /proc/PID/task costs one entry each. */
+size_t attach_count_threads(pid_t pid);
 /* Whether tid is a live thread of pid (its /proc/PID/task entry). */
 int attach_task_exists(pid_t pid, pid_t tid);
 /* How many CPUs the kernel can have: the highest possible CPU number + 1. */

@@ -12,8 +12,9 @@
  * Per thread it reads what the dump prints or needs to decide:
  *   stat     state, comm, the CPU it last ran on (whose clock dates its wait)
  *   status   TracerPid: a thread traced by another tool is refused up front
+ *   sched    se.exec_start (how long it waited) and nr_switches; read
+ *            before syscall and, for a peek, again after the copy (peek.c)
  *   syscall  the call it is blocked in, with its user sp and pc
- *   sched    se.exec_start (how long it waited) and nr_switches (peek.c)
  *   wchan    only where the output shows it (state D, or every thread for
  *            JSON)
  * Each through openat() on the thread's own /proc directory, so the path
@@ -49,19 +50,9 @@ struct pass {
 	atomic_size_t peeked;
 };
 
-int attach_read_wait_files(int dir, struct attach_thread *t)
-{
-	char buf[4096];
-	size_t len;
-	int r = -1;
-	if (attach_read_at(dir, "syscall", buf, sizeof buf, &len) == 0)
-		r = attach_parse_syscall(buf, len, &t->sc);
-	t->has_sched = attach_read_at(dir, "sched", buf, sizeof buf, &len) == 0 &&
-		       attach_parse_sched(buf, len, &t->sched) == 0;
-	return r;
-}
-
-static void read_thread(int dir, struct attach_thread *t, const struct attach_opts *o)
+/* Reads thread t's files; its sched file stays open in *sched_fd (peek.c). */
+static void read_thread(int dir, struct attach_thread *t, const struct attach_opts *o,
+			int *sched_fd)
 {
 	char buf[4096];
 	size_t len;
@@ -75,7 +66,7 @@ static void read_thread(int dir, struct attach_thread *t, const struct attach_op
 	if ((o->all_wchan || (t->has_stat && t->stat.state == 'D')) &&
 	    attach_read_at(dir, "wchan", buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
 		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
-	attach_read_wait_files(dir, t);
+	attach_read_wait_files(dir, t, sched_fd);
 }
 
 /* System calls that fail with EINTR when their thread is stopped: never
@@ -89,16 +80,18 @@ static int eintr_prone(long nr)
 
 /* Reads a blocked thread without stopping it; retries a few times if it
  * ran meanwhile.  1 when done (taken, or deliberately left running). */
-static int peek(struct pass *p, int dir, struct attach_thread *t)
+static int peek(struct pass *p, int dir, struct attach_thread *t, int *sched_fd)
 {
 	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') || t->sc.kind != ATTACH_SC_IN)
 		return 0;
 	for (int tries = 0; tries < 3; tries++) {
-		if (attach_peek_blocked(dir, t, p->maps, p->o->stack_limit) == 0) {
+		if (attach_peek_blocked(*sched_fd, t, p->maps, p->o->stack_limit) == 0) {
 			atomic_fetch_add(&p->peeked, 1);
 			return 1;
 		}
-		read_thread(dir, t, p->o);      /* it moved: look again */
+		if (*sched_fd >= 0)
+			close(*sched_fd);
+		read_thread(dir, t, p->o, sched_fd);    /* it moved: look again */
 		if (!t->has_stat || t->sc.kind != ATTACH_SC_IN)
 			return 0;
 	}
@@ -118,9 +111,12 @@ static void one_thread(struct pass *p, size_t i)
 	int dir = openat(p->taskdir, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return;                 /* gone: seizing it will say so */
-	read_thread(dir, t, p->o);
-	if (!p->o->stop_all && peek(p, dir, t))
+	int sched_fd = -1;
+	read_thread(dir, t, p->o, &sched_fd);
+	if (!p->o->stop_all && peek(p, dir, t, &sched_fd))
 		p->done[i] = 1;
+	if (sched_fd >= 0)
+		close(sched_fd);
 	close(dir);
 }
 
