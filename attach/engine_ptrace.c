@@ -657,12 +657,16 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	at.stat.state = state;
 	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)s->pid, (int)t->tid);
 	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int r = dir < 0 ? -1 : attach_read_wait_files(dir, &at);
+	int sched_fd = -1;
+	int unread = dir < 0 || attach_read_wait_files(dir, &at, &sched_fd) != 0;
+	int moved = !unread && attach_peek_blocked(sched_fd, &at, &s->maps, s->o->stack_size);
+	if (sched_fd >= 0)
+		close(sched_fd);
 	if (dir >= 0)
 		close(dir);
-	if (r)
+	if (unread)
 		return 1;
-	if (attach_peek_blocked(s->pid, &at, &s->maps, s->o->stack_size)) {
+	if (moved) {
 		s->st->lost_not_stopped++;      /* it ran meanwhile: next tick */
 		return 1;
 	}

@@ -55,13 +55,27 @@ int attach_undo_eintr(pid_t pid, pid_t tid, const struct user_regs_struct *known
  * known (then at most limit bytes from sp, the read stopping at a hole). */
 int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit, uint64_t *lo,
 		       uint64_t *hi);
-/* Reads what attach_peek_blocked() needs, the thread's syscall and sched
- * files, into t->sc and t->sched (snapshot.c).  dir: an O_PATH descriptor
- * of /proc/PID/task/TID.  0 when the syscall line was read. */
-int attach_read_wait_files(int dir, struct attach_thread *t);
+/* Reads what attach_peek_blocked() needs, the thread's sched file and then
+ * its syscall line, into t->sched and t->sc (peek.c).  dir: an O_PATH
+ * descriptor of /proc/PID/task/TID.  The sched file stays open in
+ * *sched_fd (-1 if it could not be opened; the caller closes it), for the
+ * check after the copy.  0 when the syscall line was read. */
+int attach_read_wait_files(int dir, struct attach_thread *t, int *sched_fd);
 /* Takes a blocked thread's pc, sp and stack without stopping it; 0 when the
- * copy is known valid (the thread did not run meanwhile). */
-int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,
-			size_t limit);
+ * copy is known valid (the thread did not run meanwhile).  sched_fd: as
+ * attach_read_wait_files() left it. */
+int attach_peek_blocked(int sched_fd, struct attach_thread *t,
+			const struct attach_maps *maps, size_t limit);
+/* The snapshot's first pass (snapread.c), over threads[0..n): each
+ * thread's /proc state, and, unless o->stop_all, the stacks of those
+ * blocked in a system call, read without stopping them; done[i] is set for
+ * each thread that needs no stop (taken, or left alone on purpose, with
+ * its not_taken).  Spread over worker threads; uses no ptrace, so the
+ * caller's thread stays the only tracer.  Returns how many were peeked. */
+size_t attach_read_threads(pid_t pid, struct attach_thread *threads, unsigned char *done,
+			   size_t n, const struct attach_maps *maps, const struct attach_opts *o);
+/* A thread of pid traced by another tool: the refusal, naming the tracer
+ * (tid == pid: the process itself is traced). */
+int attach_fail_traced_tid(struct attach_error *err, pid_t pid, pid_t tid, pid_t tracer);
 
 #endif

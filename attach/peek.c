@@ -6,14 +6,23 @@
  * which resets how long it seems to have waited.  A blocked thread does not
  * need stopping to be read: /proc/PID/task/TID/syscall gives its user pc
  * and sp, and process_vm_readv copies its stack.  The copy is valid only
- * if the thread did not run meanwhile: its context-switch count
- * (/proc/.../sched nr_switches) and its syscall line must be the same
- * before and after.  Only pc and sp are known; symbolize/ recovers what
- * else unwinding needs (see sym_snapshot.partial).
+ * if the thread did not run meanwhile.  The witness is its sched file,
+ * read before the syscall line and again after the copy: nr_switches and
+ * se.exec_start must be the same.  Every scheduling class sets exec_start
+ * when it puts a thread on a CPU, and a thread leaving one counts a
+ * switch; so a thread that was off-CPU at the first read and ran at any
+ * time up to the second shows a new exec_start, and one that was on a CPU
+ * at the first read was off it at the syscall line (which the kernel
+ * collects only from a thread that is not running) and shows one more
+ * switch.  The syscall line need not be read again.  Only pc and sp are
+ * known; symbolize/ recovers what else unwinding needs (see
+ * sym_snapshot.partial).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -34,25 +43,37 @@ int attach_stack_range(const struct attach_maps *maps, uint64_t sp, size_t limit
 	return m != NULL;
 }
 
-/* The syscall line and switch count, read again. */
-static int same_wait(pid_t pid, const struct attach_thread *t)
+/* The sched file, read again through the descriptor the first read
+ * left open (pread at 0 makes the kernel write it anew). */
+static int same_sched(int sched_fd, const struct attach_thread *t)
 {
-	char path[96], buf[4096];
-	size_t len;
-	struct attach_syscall sc;
-	struct attach_sched sched;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)pid, (int)t->tid);
-	if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_syscall(buf, len, &sc) ||
-	    sc.kind != ATTACH_SC_IN || sc.nr != t->sc.nr || sc.sp != t->sc.sp || sc.pc != t->sc.pc ||
-	    memcmp(sc.args, t->sc.args, sizeof sc.args) != 0)
+	char buf[4096];
+	struct attach_sched now;
+	ssize_t r = pread(sched_fd, buf, sizeof buf - 1, 0);
+	if (r <= 0)
 		return 0;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/sched", (int)pid, (int)t->tid);
-	return attach_read_small(path, buf, sizeof buf, &len) == 0 &&
-	       attach_parse_sched(buf, len, &sched) == 0 && sched.nr_switches == t->sched.nr_switches;
+	buf[r] = 0;
+	return attach_parse_sched(buf, (size_t)r, &now) == 0 &&
+	       now.nr_switches == t->sched.nr_switches && now.exec_start_ms == t->sched.exec_start_ms;
 }
 
-int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_maps *maps,
-			size_t limit)
+int attach_read_wait_files(int dir, struct attach_thread *t, int *sched_fd)
+{
+	char buf[4096];
+	size_t len = 0;
+	ssize_t r = -1;
+	/* sched first: see the comment at the top. */
+	*sched_fd = openat(dir, "sched", O_RDONLY | O_CLOEXEC);
+	if (*sched_fd >= 0 && (r = read(*sched_fd, buf, sizeof buf - 1)) > 0)
+		buf[r] = 0;
+	t->has_sched = r > 0 && attach_parse_sched(buf, (size_t)r, &t->sched) == 0;
+	if (attach_read_at(dir, "syscall", buf, sizeof buf, &len))
+		return -1;
+	return attach_parse_syscall(buf, len, &t->sc);
+}
+
+int attach_peek_blocked(int sched_fd, struct attach_thread *t,
+			const struct attach_maps *maps, size_t limit)
 {
 	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') ||
 	    t->sc.kind != ATTACH_SC_IN || !t->has_sched)
@@ -69,7 +90,7 @@ int attach_peek_blocked(pid_t pid, struct attach_thread *t, const struct attach_
 		n = 0;
 	else if (n <= 0)
 		n = -1;
-	if (n < 0 || !same_wait(pid, t)) {
+	if (n < 0 || !same_sched(sched_fd, t)) {
 		free(stack);
 		return -1;
 	}

@@ -530,6 +530,37 @@ int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
 	return 0;
 }
 
+size_t attach_count_threads(pid_t pid)
+{
+	char path[64], buf[4096];
+	size_t len;
+	struct cur c;
+	unsigned long long n;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if (attach_read_small(path, buf, sizeof buf, &len) || find_key(buf, len, "Threads", &c) ||
+	    read_ull(&c, 10, &n))
+		return 0;
+	return (size_t)n;
+}
+
+int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *lenp)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t r;
+	do
+		r = read(fd, buf, size - 1);
+	while (r < 0 && errno == EINTR);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return -e;
+	buf[r] = '\0';
+	*lenp = (size_t)r;
+	return 0;
+}
+
 int attach_task_exists(pid_t pid, pid_t tid)
 {
 	char path[64];

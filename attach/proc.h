@@ -85,6 +85,9 @@ const char *attach_tcp_state_name(int state);
  * entries count; a CPU that could not be visited gets -1.  NULL (*n 0) if
  * it cannot tell. */
 double *attach_sched_clocks(size_t *n);
+/* How many threads process pid has now (its status' Threads:), 0 if
+ * unknown: one read, where listing /proc/PID/task costs one entry each. */
+size_t attach_count_threads(pid_t pid);
 /* Whether tid is a live thread of pid (its /proc/PID/task entry). */
 int attach_task_exists(pid_t pid, pid_t tid);
 /* How many CPUs the kernel can have: the highest possible CPU number + 1. */
@@ -97,6 +100,9 @@ size_t attach_parse_cpu_list(const char *list);
  * malloc'ed, NUL-terminated buffer; returns 0 or -errno. */
 int attach_read_file(const char *path, char **buf, size_t *len);
 int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
+/* The same for the file name in directory dirfd (a task's /proc directory,
+ * opened once: the path is not walked again for each of its files). */
+int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *len);
 int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* A thread's time on a CPU (ns), the first field of its schedstat; 0 if
  * unreadable (it exited). */

@@ -1,10 +1,12 @@
 /* snapshot.c — the ptrace session behind dump-threads (see snapshot.h).
  *
  * Order of work, and why:
- *  1. Read every thread's /proc state (stat, syscall, wchan, sched) while it
- *     runs: stopping a thread changes what those files say (a stopped
+ *  1. Read every thread's /proc state (stat, status, syscall, sched) while
+ *     it runs: stopping a thread changes what those files say (a stopped
  *     thread is no longer "in" its syscall, and waking it to stop it resets
- *     its last-ran time).
+ *     its last-ran time).  Threads blocked in a system call are read here,
+ *     without stopping them.  No ptrace: snapread.c spreads this over
+ *     worker threads.
  *  2. PTRACE_SEIZE every thread.  Seizing does not stop anything.
  *  3. PTRACE_INTERRUPT them all, wait (with a deadline) until each reports
  *     a stop, re-list /proc/PID/task and repeat for threads created
@@ -94,50 +96,7 @@ void attach_install_reaper(void)
 	reap_stragglers(SIGCHLD);       /* any that stopped already */
 }
 
-/* ---- step 1: /proc state, read while the thread runs ------------------ */
-
-/* Reads one small file under a task's /proc directory (opened once). */
-static int read_at(int dirfd, const char *name, char *buf, size_t size, size_t *len)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t r = read(fd, buf, size - 1);
-	close(fd);
-	if (r < 0)
-		return -1;
-	buf[r] = 0;
-	*len = (size_t)r;
-	return 0;
-}
-
-int attach_read_wait_files(int dir, struct attach_thread *t)
-{
-	char buf[4096];
-	size_t len;
-	int r = -1;
-	if (read_at(dir, "syscall", buf, sizeof buf, &len) == 0)
-		r = attach_parse_syscall(buf, len, &t->sc);
-	if (read_at(dir, "sched", buf, sizeof buf, &len) == 0 && attach_parse_sched(buf, len, &t->sched) == 0)
-		t->has_sched = 1;
-	return r;
-}
-
-static void read_thread_proc(pid_t pid, struct attach_thread *t)
-{
-	char path[64], buf[4096];
-	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/task/%d", (int)pid, (int)t->tid);
-	int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return;
-	if (read_at(dir, "stat", buf, sizeof buf, &len) == 0 && attach_parse_stat(buf, len, &t->stat) == 0)
-		t->has_stat = 1;
-	if (read_at(dir, "wchan", buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
-		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
-	attach_read_wait_files(dir, t);
-	close(dir);
-}
+/* ---- step 1: the process's own /proc state ---------------------------- */
 
 static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach_error *err)
 {
@@ -206,29 +165,40 @@ static int grow(struct session *ss, size_t need)
 	return 0;
 }
 
-static long find_thread(struct session *ss, pid_t tid)
+static int cmp_tid(const void *a, const void *b)
 {
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The tids already known, sorted, to look new ones up in O(log n). */
+static pid_t *known_tids(const struct session *ss)
+{
+	pid_t *k = malloc((ss->s->n ? ss->s->n : 1) * sizeof *k);
+	if (!k)
+		return NULL;
 	for (size_t i = 0; i < ss->s->n; i++)
-		if (ss->s->threads[i].tid == tid)
-			return (long)i;
-	return -1;
+		k[i] = ss->s->threads[i].tid;
+	qsort(k, ss->s->n, sizeof *k, cmp_tid);
+	return k;
 }
 
 /* Adds the threads of /proc/PID/task not seen yet; returns how many. */
 static long add_new_threads(struct session *ss)
 {
-	pid_t *tids;
-	size_t n;
+	pid_t *tids, *known;
+	size_t n, nknown = ss->s->n;
 	if (attach_list_tasks(ss->pid, &tids, &n))
 		return -1;
+	if (!(known = known_tids(ss)) || grow(ss, ss->s->n + n)) {
+		free(known);
+		free(tids);
+		return -1;
+	}
 	long added = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (find_thread(ss, tids[i]) >= 0)
+		if (bsearch(&tids[i], known, nknown, sizeof *known, cmp_tid))
 			continue;
-		if (grow(ss, ss->s->n + 1)) {
-			free(tids);
-			return -1;
-		}
 		struct attach_thread *t = &ss->s->threads[ss->s->n];
 		memset(t, 0, sizeof *t);
 		t->tid = tids[i];
@@ -236,45 +206,41 @@ static long add_new_threads(struct session *ss)
 		ss->s->n++;
 		added++;
 	}
+	free(known);
 	free(tids);
 	return added;
+}
+
+/* Step 1 for the threads added since index from: their /proc state, and
+ * the stacks of those blocked in a system call, without stopping them
+ * (snapread.c, over worker threads).  A thread traced by another tool is
+ * refused before anything is seized. */
+static int read_new(struct session *ss, size_t from, struct attach_error *err, int first_round)
+{
+	size_t n = ss->s->n - from;
+	unsigned char *done = calloc(n ? n : 1, 1);
+	if (!done) {
+		err->code = ATTACH_ERR_OTHER;
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return -1;
+	}
+	struct attach_thread *t = ss->s->threads + from;
+	ss->s->peeked += attach_read_threads(ss->pid, t, done, n, &ss->s->maps, ss->o);
+	for (size_t i = 0; i < n; i++) {
+		if (first_round && t[i].tracer && t[i].tracer != getpid()) {
+			free(done);
+			return attach_fail_traced_tid(err, ss->pid, t[i].tid, t[i].tracer);
+		}
+		if (done[i])
+			ss->tr[from + i].st = T_SKIPPED;
+	}
+	free(done);
+	return 0;
 }
 
 /* Seizes and interrupts every T_NEW thread.  A thread in uninterruptible
  * sleep is left alone: it could not stop until its I/O ends, and a stop
  * requested now would land later, while pprofc is busy elsewhere. */
-/* System calls that fail with EINTR when their thread is stopped: never
- * stop a thread blocked in one of them, even when peeking fails. */
-static int eintr_prone(long nr)
-{
-	return nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == SYS_epoll_pwait2 ||
-	       nr == SYS_semop || nr == SYS_semtimedop || nr == SYS_rt_sigtimedwait ||
-	       nr == SYS_io_getevents || nr == SYS_io_pgetevents;
-}
-
-/* Reads a blocked thread without stopping it; retries a few times if it
- * ran meanwhile.  1 when done (taken, or deliberately left running). */
-static int peek(struct session *ss, struct attach_thread *t)
-{
-	if (!t->has_stat || (t->stat.state != 'S' && t->stat.state != 'D') || t->sc.kind != ATTACH_SC_IN)
-		return 0;
-	for (int tries = 0; tries < 3; tries++) {
-		if (attach_peek_blocked(ss->pid, t, &ss->s->maps, ss->o->stack_limit) == 0) {
-			ss->s->peeked++;
-			return 1;
-		}
-		read_thread_proc(ss->pid, t);   /* it moved: look again */
-		if (!t->has_stat || t->sc.kind != ATTACH_SC_IN)
-			return 0;
-	}
-	if (eintr_prone(t->sc.nr) || t->stat.state == 'D') {
-		snprintf(t->not_taken, sizeof t->not_taken,
-			 "woke up too often to be read without stopping it, and stopping it would disturb it");
-		return 1;
-	}
-	return 0;
-}
-
 static int seize_new(struct session *ss, struct attach_error *err, int first_round)
 {
 	for (size_t i = 0; i < ss->s->n; i++) {
@@ -282,11 +248,6 @@ static int seize_new(struct session *ss, struct attach_error *err, int first_rou
 		struct track *tr = &ss->tr[i];
 		if (tr->st != T_NEW)
 			continue;
-		read_thread_proc(ss->pid, t);
-		if (!ss->o->stop_all && peek(ss, t)) {
-			tr->st = T_SKIPPED;     /* taken without stopping it */
-			continue;
-		}
 		if (t->has_stat && t->stat.state == 'D') {
 			tr->st = T_SKIPPED;
 			snprintf(t->not_taken, sizeof t->not_taken,
@@ -443,6 +404,7 @@ static void detach_all(struct session *ss)
 static int run_session(struct session *ss, const struct attach_opts *o, struct attach_error *err)
 {
 	uint64_t start = attach_now_ns(), t0 = 0, deadline = 0;
+	size_t from = 0;
 	long added = add_new_threads(ss);
 	if (added < 0) {
 		err->code = ATTACH_ERR_NOPROC;
@@ -450,8 +412,9 @@ static int run_session(struct session *ss, const struct attach_opts *o, struct a
 		return -1;
 	}
 	for (int round = 0; added > 0 && round < MAX_ROUNDS; round++) {
-		if (seize_new(ss, err, round == 0))
+		if (read_new(ss, from, err, round == 0) || seize_new(ss, err, round == 0))
 			return -1;
+		from = ss->s->n;
 		if (!t0) {
 			t0 = attach_now_ns();
 			ss->s->prepare_ns = t0 - start;

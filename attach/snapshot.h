@@ -23,6 +23,8 @@ struct attach_opts {
 	size_t stack_limit;         /* bytes of stack to copy per thread */
 	int stop_timeout_ms;        /* how long to wait for all threads to stop */
 	int stop_all;               /* also stop threads blocked in system calls */
+	int all_wchan;              /* read every thread's wchan (JSON prints it);
+				     * else only in state D, where text shows it */
 	/* Set asynchronously (SIGINT...): the snapshot finishes its detach and
 	 * returns early.  May be NULL. */
 	volatile sig_atomic_t *cancel;
@@ -33,6 +35,7 @@ struct attach_thread {
 	/* Read before the thread was stopped. */
 	struct attach_stat stat;
 	int has_stat;
+	pid_t tracer;               /* TracerPid: another tool traces it */
 	struct attach_syscall sc;
 	char wchan[64];
 	struct attach_sched sched;
@@ -88,6 +91,10 @@ struct attach_error {
 /* Checks that pid names a process pprofc may and can attach to.  On success
  * returns 0 and stores the thread-group id in *tgid (a TID is accepted). */
 int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err);
+/* The same without looking for a tracer on each thread: for
+ * attach_snapshot_take(), which reads every thread's status anyway and
+ * refuses a traced one before it seizes any. */
+int attach_check_process(pid_t pid, pid_t *tgid, struct attach_error *err);
 
 int attach_snapshot_take(pid_t pid, const struct attach_opts *opts,
 			 struct attach_snapshot *out, struct attach_error *err);

@@ -82,6 +82,11 @@ int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer)
 	return fail_traced(err, pid, 0, tracer);
 }
 
+int attach_fail_traced_tid(struct attach_error *err, pid_t pid, pid_t tid, pid_t tracer)
+{
+	return fail_traced(err, pid, tid == pid ? 0 : tid, tracer);
+}
+
 /* Reads /proc/PID/status; maps errno to the message the user needs. */
 static int read_status(pid_t pid, struct attach_status *st, struct attach_error *err)
 {
@@ -142,7 +147,7 @@ static int may_not_trace(pid_t pid)
 	return errno == EACCES || errno == EPERM;
 }
 
-int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
+int attach_check_process(pid_t pid, pid_t *tgid, struct attach_error *err)
 {
 	struct attach_status st;
 	err->code = ATTACH_OK;
@@ -180,11 +185,18 @@ int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
 	}
 	if (st.tracer_pid)
 		return attach_fail_traced(err, pid, st.tracer_pid);
-	pid_t tid, tracer;
-	if (traced_thread(tg, &tid, &tracer))
-		return fail_traced(err, pid, tid, tracer);
 	if (may_not_trace(tg))
 		return attach_fail_perm(err, pid);
 	*tgid = tg;
+	return 0;
+}
+
+int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err)
+{
+	pid_t tid, tracer;
+	if (attach_check_process(pid, tgid, err))
+		return -1;
+	if (traced_thread(*tgid, &tid, &tracer))
+		return fail_traced(err, pid, tid, tracer);
 	return 0;
 }

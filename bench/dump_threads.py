@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark `pprofc dump-threads` against eu-stack and gdb on many_threads.
 
-For each configuration (--depths, e.g. 40,200) starts the many_threads
-fixture with N threads and that DEPTH (thread i recurses (i % DEPTH) + 1
-levels), waits for "ready", then for each round runs (order rotated every
-round):
+For each configuration (--depths, e.g. 40,200, times --loads, e.g. 0,2)
+starts the many_threads fixture with N threads and that DEPTH (thread i
+recurses (i % DEPTH) + 1 levels), waits for "ready", starts LOAD spinning
+processes (`sh -c 'while :; do :; done'`, killed at the end of the
+configuration) so that the tools share the CPUs, then for each round runs
+(order rotated every round):
 
   pprofc    pprofc dump-threads PID
   eu-stack  eu-stack -p PID -i -s          (inline frames + source lines)
@@ -44,7 +46,10 @@ from benchlib import (BenchError, check_unchanged, command_output, cpu_model, fi
                       git_revision, loud)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ("pprofc", "eu-stack", "gdb")
+ALL_TOOLS = ("pprofc", "eu-stack", "gdb")
+TOOLS = ALL_TOOLS               # --tools narrows it (main())
+SPEED_GOAL = 15                 # issue 10 item 7: >= 15x eu-stack (aim: 30x)
+SPINNER = ["sh", "-c", "while :; do :; done"]
 
 # A pprofc text frame line: "func(...)" or "func(...) (inlined)", not indented.
 PPROFC_FRAME = re.compile(r"\(\.\.\.\)( \(inlined\))?$")
@@ -351,7 +356,8 @@ def measure_fixed_cost(args, fixture, outdir):
               "times": {t: [] for t in TOOLS},
               "frames": {t: [] for t in TOOLS}, "verbose": [], "cold": []}
         for rnd in range(runs):
-            order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
+            k = rnd % len(TOOLS)
+            order = TOOLS[k:] + TOOLS[:k]
             for tool in order:
                 out = os.path.join(outdir, f"sleep-r{rnd + 1}-{tool}.txt")
                 dt = run_timed(tool, tool_cmd(tool, args.pprofc, proc.pid),
@@ -400,22 +406,38 @@ def measure_fixed_cost(args, fixture, outdir):
 
 # ---------------------------------------------------------------- one configuration
 
-def run_config(args, fixture, depth, outdir):
-    proc = None
+def start_load(n):
+    """n spinning processes: with n >= nproc every CPU is busy, and each tool
+    gets the share of the CPUs the scheduler gives it next to them."""
+    return [subprocess.Popen(SPINNER, stdin=subprocess.DEVNULL)
+            for _ in range(n)]
+
+
+def stop_load(spinners):
+    for p in spinners:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def run_config(args, fixture, depth, load, outdir):
+    proc, spinners = None, []
     try:
         proc = start_fixture(fixture, args.threads, depth, timeout=120)
         pid = proc.pid
         print(f"fixture {fixture} pid {pid}: {args.threads} threads, depth "
-              f"{depth}, ready", flush=True)
+              f"{depth}, load {load}, ready", flush=True)
         check_fixture(proc, args.threads, "after start")
-        res = {"depth": depth, "threads": args.threads,
+        spinners = start_load(load)
+        res = {"depth": depth, "threads": args.threads, "load": load,
                "descend_frames": sum(i % depth + 1
                                      for i in range(args.threads)),
                "times": {t: [] for t in TOOLS},
                "frames": {t: [] for t in TOOLS},
                "verbose": [], "orders": []}
         for rnd in range(args.rounds):
-            order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
+            k = rnd % len(TOOLS)
+            order = TOOLS[k:] + TOOLS[:k]
             res["orders"].append(order)
             line = [f"depth {depth} round {rnd + 1}/{args.rounds}:"]
             for tool in order:
@@ -445,6 +467,7 @@ def run_config(args, fixture, depth, outdir):
             doc, os.path.join(outdir, f"r{args.rounds}-eu-stack.txt"))
         return res
     finally:
+        stop_load(spinners)
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -482,7 +505,7 @@ def verdicts(res):
     stopped = [v["stopped"] for v in res["verbose"]]
     ratio = m["eu-stack"] / m["pprofc"]
     pp_fr, eu_fr = min(res["frames"]["pprofc"]), max(res["frames"]["eu-stack"])
-    return {"ratio": ratio, "speed": ratio >= 10,
+    return {"ratio": ratio, "speed": ratio >= SPEED_GOAL,
             "pp_fr": pp_fr, "eu_fr": eu_fr, "frames": pp_fr >= eu_fr,
             "stop_med": med(stopped), "stop_max": max(stopped),
             "stopped": med(stopped) < 20}
@@ -542,7 +565,7 @@ def notes_paragraph(fc, results):
         fa, fb = max(a["frames"]["eu-stack"]), max(b["frames"]["eu-stack"])
         if fb > fa:
             parts = []
-            for t in ("eu-stack", "gdb", "pprofc"):
+            for t in [t for t in ("eu-stack", "gdb", "pprofc") if t in TOOLS]:
                 dt = ms(med(b["times"][t]) - med(a["times"][t]))
                 parts.append(f"{t} {ms(med(a['times'][t])):.0f} -> "
                              f"{ms(med(b['times'][t])):.0f} ms "
@@ -593,6 +616,17 @@ def fixed_cost_table(fc):
     return L
 
 
+def load_str(load):
+    return ("idle (no load added)" if not load else
+            f"loaded: {load} spinning process{'es' if load > 1 else ''} "
+            f"(`{shlex.join(SPINNER)}`)")
+
+
+def config_name(res):
+    return (f"{res['threads']} threads, depth {res['depth']}, "
+            + load_str(res.get("load", 0)))
+
+
 def config_section(args, res):
     times, frames = res["times"], res["frames"]
     m = {t: med(times[t]) for t in TOOLS}
@@ -600,7 +634,7 @@ def config_section(args, res):
     stopped = [x["stopped"] for x in res["verbose"]]
     nstacks = res["threads"] + 1
     L = []
-    L.append(f"## {res['threads']} threads, depth {res['depth']}\n")
+    L.append(f"## {config_name(res)}\n")
     L.append(f"Configuration: `many_threads {res['threads']} {res['depth']}`: "
              f"{res['threads']} threads + main ({nstacks} stacks); thread i "
              f"recurses (i % {res['depth']}) + 1 levels, "
@@ -635,7 +669,7 @@ def config_section(args, res):
                  + " | ".join(f"{times[t][i]:.3f}" for t in TOOLS) + " |")
     L.append("")
     L.append("Against the goals:\n")
-    L.append(f"- speed (pprofc >= 10x faster than eu-stack): eu-stack median "
+    L.append(f"- speed (pprofc >= {SPEED_GOAL}x faster than eu-stack): eu-stack median "
              f"/ pprofc median = {v['ratio']:.1f}x -> {met(v['speed'])}")
     L.append(f"- frames (as many as eu-stack): pprofc {v['pp_fr']} vs eu-stack "
              f"{v['eu_fr']} -> {met(v['frames'])} (pprofc count from text "
@@ -668,23 +702,27 @@ def build_report(args, results, fc, argv, fixture, fixture_note, date,
              + (f" (compiled by the script: `{fixture_note}`)"
                 if fixture_note else "")
              + f"; configurations: "
-             + ", ".join(f"{r['threads']} threads depth {r['depth']}"
-                         for r in results)
-             + f"; {args.rounds} rounds each, tool order rotated each round\n")
+             + ", ".join(f"{r['threads']} threads depth {r['depth']} load "
+                         f"{r['load']}" for r in results)
+             + f"; {args.rounds} rounds each, tool order rotated each round; "
+             f"tools: {', '.join(TOOLS)}\n")
     L.append("## Machine\n")
     for k, val in machine_facts():
         L.append(f"- `{k}`: {val}")
     L.append("")
     L.append("## Summary\n")
-    L.append("| threads | depth | frames (eu-stack) | pprofc s | eu-stack s | "
+    L.append("Load: spinning processes added for the measurement (0: idle; "
+             "with as many as CPUs, every CPU is busy).\n")
+    L.append("| threads | depth | load | frames (eu-stack) | pprofc s | eu-stack s | "
              "gdb s | eu-stack / pprofc | stopped median (max) ms | "
-             "speed >= 10x | frames | stopped < 20 ms |")
-    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+             f"speed >= {SPEED_GOAL}x | frames | stopped < 20 ms |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
     for r in results:
         v = verdicts(r)
         m = {t: med(r["times"][t]) for t in TOOLS}
-        L.append(f"| {r['threads']} | {r['depth']} | {v['eu_fr']} | "
-                 f"{m['pprofc']:.3f} | {m['eu-stack']:.3f} | {m['gdb']:.3f} | "
+        gdb = f"{m['gdb']:.3f}" if "gdb" in m else "not run"
+        L.append(f"| {r['threads']} | {r['depth']} | {r['load']} | {v['eu_fr']} | "
+                 f"{m['pprofc']:.3f} | {m['eu-stack']:.3f} | {gdb} | "
                  f"{v['ratio']:.1f}x | {v['stop_med']:.1f} "
                  f"({v['stop_max']:.1f}) | {met(v['speed'])} | "
                  f"{met(v['frames'])} | {met(v['stopped'])} |")
@@ -706,6 +744,24 @@ def build_report(args, results, fc, argv, fixture, fixture_note, date,
 
 # ---------------------------------------------------------------- main
 
+def parse_tools(s):
+    ts = tuple(t for t in ALL_TOOLS if t in s.split(","))
+    if "pprofc" not in ts or "eu-stack" not in ts or set(s.split(",")) - set(ts):
+        raise argparse.ArgumentTypeError(
+            f"tools among {','.join(ALL_TOOLS)}, with pprofc and eu-stack: {s!r}")
+    return ts
+
+
+def parse_loads(s):
+    try:
+        ls = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {s!r}")
+    if not ls or min(ls) < 0:
+        raise argparse.ArgumentTypeError(f"loads must be >= 0: {s!r}")
+    return ls
+
+
 def parse_depths(s):
     try:
         ds = [int(x) for x in s.split(",") if x.strip()]
@@ -726,6 +782,12 @@ def main():
     g.add_argument("--depths", type=parse_depths, metavar="D1,D2,...",
                    help="run one configuration per depth, e.g. 40,200 "
                    "(overrides --depth)")
+    ap.add_argument("--loads", type=parse_loads, default=[0], metavar="L1,L2,...",
+                    help="one configuration per load: L spinning processes "
+                    "run during its rounds (default 0: idle); e.g. 0,2")
+    ap.add_argument("--tools", type=parse_tools, default=ALL_TOOLS,
+                    metavar="T1,T2,...", help="tools to time (default "
+                    "pprofc,eu-stack,gdb; gdb may be left out)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--fixed-runs", type=int, default=5,
                     help="runs of each tool on `sleep 100` (default 5)")
@@ -740,6 +802,8 @@ def main():
     ap.add_argument("--keep-outputs", metavar="DIR",
                     help="keep every tool output in DIR")
     args = ap.parse_args()
+    global TOOLS
+    TOOLS = args.tools
     depths = args.depths or [args.depth]
     if args.depth < 1:
         ap.error("--depth must be >= 1")
@@ -748,7 +812,7 @@ def main():
                       + sys.argv[1:])
     if not os.access(args.pprofc, os.X_OK):
         sys.exit(f"pprofc not found at {args.pprofc} (run `ninja -C build`)")
-    for t in ("eu-stack", "gdb"):
+    for t in TOOLS[1:]:
         if not shutil.which(t):
             sys.exit(f"{t} not found in PATH")
 
@@ -767,10 +831,11 @@ def main():
                                for t in TOOLS), flush=True)
         results = []
         for depth in depths:
-            d = os.path.join(outdir, f"depth{depth}")
-            os.makedirs(d, exist_ok=True)
-            results.append(run_config(args, fixture, depth, d))
-            check_unchanged(prints, f"during the depth {depth} runs")
+            for load in args.loads:
+                d = os.path.join(outdir, f"depth{depth}-load{load}")
+                os.makedirs(d, exist_ok=True)
+                results.append(run_config(args, fixture, depth, load, d))
+                check_unchanged(prints, f"during the depth {depth} load {load} runs")
         report = build_report(args, results, fc, argv, fixture, fixture_note,
                               date, prints)
         print()

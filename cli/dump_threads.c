@@ -187,6 +187,12 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 	copy_frames(e);
 }
 
+/* collect_unwinders_run()'s job i: entry i, with that thread's session. */
+static void unwind_one(struct sym_session *sym, size_t i, void *entries)
+{
+	unwind(sym, "", &((struct entry *)entries)[i]);
+}
+
 /* poll(2): the descriptors are in the target's memory. */
 static void describe_poll(pid_t pid, struct entry *e)
 {
@@ -343,10 +349,12 @@ static int write_threads_profile(const struct options *o, struct cli_saved *w, s
 	return cli_saved_commit(w);
 }
 
-static int report(const struct options *o, struct attach_snapshot *s, struct cli_saved *w)
+/* Unwinds every stack over u's sessions, then classifies and writes. */
+static int report(const struct options *o, struct attach_snapshot *s, struct cli_saved *w,
+		  struct collect_unwinders *u)
 {
 	char sym_err[256] = "";
-	struct sym_session *sym = sym_open(s->pid, sym_err, sizeof sym_err);
+	struct sym_session *sym = collect_unwinders_sym(u, sym_err, sizeof sym_err);
 	struct entry *e = calloc(s->n ? s->n : 1, sizeof *e);
 	struct pp_thread *pt = calloc(s->n ? s->n : 1, sizeof *pt);
 	pid_t *tids = calloc(s->n ? s->n : 1, sizeof *tids);
@@ -359,9 +367,13 @@ static int report(const struct options *o, struct attach_snapshot *s, struct cli
 		cli_error("out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < s->n && !cli_stop; i++) {
+	for (size_t i = 0; i < s->n; i++)
 		e[i].t = &s->threads[i];
-		unwind(sym, sym_err, &e[i]);
+	if (sym)
+		collect_unwinders_run(u, s->n, unwind_one, e, &cli_stop);
+	for (size_t i = 0; i < s->n && !cli_stop; i++) {
+		if (!sym)
+			unwind(NULL, sym_err, &e[i]);
 		classify(s->pid, &e[i], &fc);
 		fill_thread(s, &e[i], &pt[i]);
 		tids[i] = pt[i].tid;
@@ -413,7 +425,6 @@ out:
 	free(cycles);
 	free(lens);
 	attach_fdcache_free(&fc);
-	sym_close(sym);
 	return rc;
 }
 
@@ -457,9 +468,12 @@ static int dump(const struct options *o, pid_t tgid)
 	}
 	struct attach_opts ao = { .stack_limit = o->stack_size,
 				  .stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop,
-				  .stop_all = o->stop_all };
+				  .stop_all = o->stop_all, .all_wchan = o->json };
 	struct attach_snapshot snap;
 	int r = EXIT_FAIL;
+	/* The symbolizer loads its modules meanwhile: none of that touches
+	 * the target, and it overlaps the snapshot's /proc reads. */
+	struct collect_unwinders *u = collect_unwinders_open(tgid, attach_count_threads(tgid));
 	if (attach_snapshot_take(tgid, &ao, &snap, &err)) {
 		cli_error("%s", err.msg);
 	} else {
@@ -470,7 +484,7 @@ static int dump(const struct options *o, pid_t tgid)
 		} else {
 			struct timespec t0;
 			clock_gettime(CLOCK_MONOTONIC, &t0);
-			r = report(o, &snap, want_pprof ? &w : NULL);
+			r = report(o, &snap, want_pprof ? &w : NULL, u);
 			want_pprof = 0;         /* report() committed or aborted it */
 			if (o->verbose)
 				fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n",
@@ -479,6 +493,7 @@ static int dump(const struct options *o, pid_t tgid)
 	}
 	if (want_pprof)
 		cli_output_abort(&w.out);
+	collect_unwinders_close(u);
 	attach_snapshot_free(&snap);
 	return r;
 }
@@ -499,7 +514,9 @@ int cmd_dump_threads(int argc, char **argv)
 		return r < 0 ? EXIT_OK : r;
 	struct attach_error err;
 	pid_t tgid;
-	if (attach_check_target(o.pid, &tgid, &err)) {
+	/* Each thread's tracer is checked by the snapshot, which reads its
+	 * status anyway. */
+	if (attach_check_process(o.pid, &tgid, &err)) {
 		cli_error("%s", err.msg);
 		return EXIT_FAIL;
 	}
