@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "collect.h"
 
@@ -51,6 +53,10 @@ struct collect_unwinders {
 static void *open_one(void *arg)
 {
 	struct unwinder *w = arg;
+	/* Loading runs while the caller takes the snapshot, which may have
+	 * threads of the target stopped: give way to it (nice applies to this
+	 * thread alone on Linux). */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	w->sym = sym_open(w->u->pid, w->err, sizeof w->err);
 	if (w->sym)
 		sym_prepare(w->sym);

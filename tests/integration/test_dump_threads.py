@@ -254,7 +254,12 @@ def test_go():
 
 def check_go(name):
     with Fixture(name) as fx:
-        d = dump_json(fx.pid)
+        # Go preempts the spinner every 10 ms (runtime.gopreempt_m): a dump
+        # may catch it in the scheduler instead.  Dump until one catches it.
+        def caught():
+            d = dump_json(fx.pid)
+            return d if sum("main.spin" in functions(t) for t in d["threads"]) == 1 else None
+        d = wait_for(caught, timeout=20, step=0.1) or dump_json(fx.pid)
         spinning = [t for t in d["threads"] if "main.spin" in functions(t)]
         check(len(spinning) == 1, "%s: %d threads in main.spin, want 1" % (name, len(spinning)))
         if spinning:
