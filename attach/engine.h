@@ -19,11 +19,11 @@
  *                    engine's samples.
  *
  * All of an engine's state lives in its struct attach_engine: several can
- * run in one process.  Two things are not the engine's own: the SIGCHLD
- * mask of the calling thread (the ptrace engine blocks it while open, to
- * wait on it), and, for a thread seized for a sample that never stopped
- * by the end, the process-wide straggler list and SIGCHLD handler of
- * snapshot.c that detach it when it does.
+ * run in one process, each on its own thread.  One thing is not the
+ * engine's own: the SIGCHLD mask of the calling thread (the ptrace engine
+ * blocks it while open, to wait on it).  A thread seized for a sample whose
+ * stop has not come by the end is detached if it stops while the engine
+ * closes, else by the kernel when the engine's thread exits.
  * See docs/ARCHITECTURE.md, "Engines".
  */
 #ifndef PPROFC_ATTACH_ENGINE_H

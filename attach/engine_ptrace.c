@@ -109,6 +109,7 @@ struct taken {
 
 struct sampler {
 	pid_t pid;
+	struct attach_stragglers stragglers;    /* seized, stop still to come */
 	const struct attach_engine_opts *o;  /* points at opts */
 	struct attach_engine_opts opts;
 	struct attach_engine_stats *st;
@@ -908,14 +909,17 @@ static void tick(struct sampler *s)
 /* ---- the interface ------------------------------------------------------ */
 
 /* The end: only threads stopped (or about to stop) for a sample are held,
- * and each is detached as its stop comes; nothing else is touched. */
+ * and each is detached as its stop comes; nothing else is touched.  One
+ * whose stop has not come by the deadline (its I/O has not ended) is
+ * detached if it stops while the sampler closes; else the kernel detaches
+ * it when this thread exits (stragglers.c). */
 static void detach_all(struct sampler *s)
 {
 	s->detaching = 1;
 	wait_for(s, &s->chld, attach_now_ns() + DETACH_DEADLINE_NS, is_seized);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->t[i]->seized)
-			attach_add_straggler(s->t[i]->tid);
+			attach_stragglers_add(&s->stragglers, s->t[i]->tid);
 }
 
 static void sum_cpu(struct sampler *s)
@@ -1053,7 +1057,7 @@ static void ptrace_close(void *state)
 		close(s->sfd);
 	if (s->tfd >= 0)
 		close(s->tfd);
-	attach_install_reaper();
+	attach_stragglers_free(&s->stragglers);
 	pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->t[i]->stat_fd >= 0)

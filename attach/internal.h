@@ -16,11 +16,14 @@ int attach_fail_perm(struct attach_error *err, pid_t pid);
 int attach_has_cap(int cap);
 int attach_fail_traced(struct attach_error *err, pid_t pid, pid_t tracer);
 
-/* Threads seized but not stopped when pprofc let go of the others: a
- * SIGCHLD handler detaches each as soon as it stops.  Install the handler
- * while SIGCHLD is still blocked. */
-void attach_add_straggler(pid_t tid);
-void attach_install_reaper(void);
+/* Threads seized but not stopped when a session let go of the others
+ * (stragglers.c; struct attach_stragglers is in snapshot.h).  Only the
+ * thread that seized them may reap them.  attach_stragglers_reap detaches
+ * those that stopped, waiting for the rest until deadline_ns (0: not at
+ * all); returns how many are left.  _free reaps once, then frees. */
+int attach_stragglers_add(struct attach_stragglers *s, pid_t tid);
+size_t attach_stragglers_reap(struct attach_stragglers *s, uint64_t deadline_ns);
+void attach_stragglers_free(struct attach_stragglers *s);
 
 /* CLOCK_MONOTONIC in nanoseconds: deadlines and stop times. */
 static inline uint64_t attach_now_ns(void)

@@ -14,8 +14,9 @@
  *  4. Per thread, as soon as it has stopped: registers and a copy of its
  *     stack.  Nothing else.
  *  5. PTRACE_DETACH every thread, giving back any signal that arrived.
- * Threads that never stopped (the deadline passed) are detached by a
- * SIGCHLD handler as soon as they do stop, so pprofc never holds one.
+ * Threads that never stopped (the deadline passed) stay in the snapshot's
+ * straggler list (stragglers.c), detached as they stop: when the snapshot
+ * is released after the output, or by the kernel when pprofc exits.
  */
 #include "snapshot.h"
 
@@ -48,53 +49,6 @@ struct track {
 	struct user_regs_struct uregs;  /* as read, to undo an EINTR */
 	int has_uregs;
 };
-
-/* ---- stragglers: threads seized but not stopped by the deadline ------- */
-
-#define MAX_STRAGGLERS 1024
-static volatile pid_t stragglers[MAX_STRAGGLERS];
-static volatile sig_atomic_t n_stragglers;
-
-/* Runs on SIGCHLD after the session: a straggler that finally stops is
- * detached at once (waitpid and ptrace are plain system calls). */
-static void reap_stragglers(int sig)
-{
-	(void)sig;
-	int saved = errno;
-	for (sig_atomic_t i = 0; i < n_stragglers; i++) {
-		pid_t tid = stragglers[i];
-		int status;
-		if (tid <= 0)
-			continue;
-		pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-		if (r == tid && WIFSTOPPED(status)) {
-			int give = (status >> 16) == 0 ? WSTOPSIG(status) : 0;
-			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)give);
-			stragglers[i] = 0;
-		} else if (r == tid || (r < 0 && errno == ECHILD)) {
-			stragglers[i] = 0;
-		}
-	}
-	errno = saved;
-}
-
-void attach_add_straggler(pid_t tid)
-{
-	if (n_stragglers < MAX_STRAGGLERS)
-		stragglers[n_stragglers++] = tid;
-}
-
-void attach_install_reaper(void)
-{
-	if (!n_stragglers)
-		return;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = reap_stragglers;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGCHLD, &sa, NULL);
-	reap_stragglers(SIGCHLD);       /* any that stopped already */
-}
 
 /* ---- step 1: the process's own /proc state ---------------------------- */
 
@@ -391,8 +345,8 @@ static void detach_all(struct session *ss)
 			ptrace(PTRACE_DETACH, tid, 0, (void *)(long)tr->sig);
 			tr->st = T_SKIPPED;
 		} else if (tr->st == T_SEIZED) {
-			/* Never stopped: the SIGCHLD handler detaches it later. */
-			attach_add_straggler(tid);
+			/* Never stopped: detached when it does (release). */
+			attach_stragglers_add(&ss->s->held, tid);
 			ss->s->stragglers++;
 			snprintf(ss->s->threads[i].not_taken, sizeof ss->s->threads[i].not_taken,
 				 "did not stop within the deadline (state %c)",
@@ -453,9 +407,14 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 		detach_all(&ss);        /* an error after some seizes: let go */
 	free(ss.tr);
 
-	attach_install_reaper();
+	attach_stragglers_reap(&s->held, 0);     /* any that stopped meanwhile */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
+}
+
+size_t attach_snapshot_release(struct attach_snapshot *s, uint64_t wait_ns)
+{
+	return attach_stragglers_reap(&s->held, s->held.n ? attach_now_ns() + wait_ns : 0);
 }
 
 void attach_snapshot_free(struct attach_snapshot *s)
@@ -465,6 +424,7 @@ void attach_snapshot_free(struct attach_snapshot *s)
 	free(s->threads);
 	free(s->cmdline);
 	free(s->now_cpu);
+	attach_stragglers_free(&s->held);
 	attach_maps_free(&s->maps);
 	memset(s, 0, sizeof *s);
 }

@@ -52,6 +52,13 @@ struct attach_thread {
 	size_t stack_len;
 };
 
+/* Threads the snapshot seized that had not stopped when it let go of the
+ * others: they are detached as they stop (attach_snapshot_release). */
+struct attach_stragglers {
+	pid_t *tids;
+	size_t n, cap;
+};
+
 struct attach_snapshot {
 	pid_t pid;
 	char exe[4096];             /* /proc/PID/exe target, " (deleted)" kept */
@@ -67,6 +74,7 @@ struct attach_snapshot {
 	uint64_t prepare_ns;        /* reading /proc and seizing, before the stop */
 	uint64_t stopped_ns;        /* from the first interrupt to the last detach */
 	size_t stragglers;          /* seized threads that never stopped */
+	struct attach_stragglers held;  /* ...those still seized */
 	size_t restarted;           /* system calls made again instead of EINTR */
 	size_t peeked;              /* blocked threads read without stopping */
 	int cancelled;
@@ -98,6 +106,12 @@ int attach_check_process(pid_t pid, pid_t *tgid, struct attach_error *err);
 
 int attach_snapshot_take(pid_t pid, const struct attach_opts *opts,
 			 struct attach_snapshot *out, struct attach_error *err);
+/* Detaches the snapshot's stragglers that have stopped since, waiting up to
+ * wait_ns for the others; returns how many are left (the kernel detaches
+ * those when this thread exits).  Call it on the thread that took the
+ * snapshot, once the output is written; attach_snapshot_free() calls it
+ * without waiting. */
+size_t attach_snapshot_release(struct attach_snapshot *s, uint64_t wait_ns);
 void attach_snapshot_free(struct attach_snapshot *s);
 
 /* Reads target memory (no stop needed).  Returns bytes read or -1. */

@@ -277,11 +277,11 @@ static void fill_thread(const struct attach_snapshot *s, struct entry *e, struct
 	p->stack_error = e->stack_error[0] ? e->stack_error : NULL;
 }
 
-static pid_t main_tid;
-
-static int cmp_thread(const void *a, const void *b)
+/* The main thread (arg: its tid) first, then by tid. */
+static int cmp_thread(const void *a, const void *b, void *arg)
 {
 	const struct pp_thread *x = a, *y = b;
+	pid_t main_tid = *(const pid_t *)arg;
 	if ((x->tid == main_tid) != (y->tid == main_tid))
 		return x->tid == main_tid ? -1 : 1;
 	return (x->tid > y->tid) - (x->tid < y->tid);
@@ -384,8 +384,8 @@ static int report(const struct options *o, struct attach_snapshot *s, struct cli
 		goto out;
 	}
 	size_t ncycles = attach_find_deadlocks(tids, waits, s->n, cycles, lens, s->n);
-	main_tid = s->pid;
-	qsort(pt, s->n, sizeof *pt, cmp_thread);
+	pid_t main_tid = s->pid;
+	qsort_r(pt, s->n, sizeof *pt, cmp_thread, &main_tid);
 	size_t argc;
 	const char **argv = split_cmdline(s, &argc);
 	struct pp_dump d = {
@@ -494,6 +494,13 @@ static int dump(const struct options *o, pid_t tgid)
 	if (want_pprof)
 		cli_output_abort(&w.out);
 	collect_unwinders_close(u);
+	/* Threads that had not stopped by the deadline are detached as they
+	 * stop, for up to another deadline; the kernel lets go of any left
+	 * when pprofc exits. */
+	size_t left = attach_snapshot_release(&snap, (uint64_t)o->stop_timeout_ms * 1000000u);
+	if (left && o->verbose)
+		fprintf(stderr, "pprofc: %zu threads had still not stopped; they are let go as pprofc exits\n",
+			left);
 	attach_snapshot_free(&snap);
 	return r;
 }

@@ -409,8 +409,56 @@ def test_stopped_before_profile():
                    no_resume=int(not resumed), bad_profile=int(problem != ""))
 
 
+STRAGGLER = r"""
+import ctypes, mmap, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+MAP_POPULATE = 0x8000
+count = [0]
+def populate():
+    # Faulting in 1 GiB inside one mmap call: only a fatal signal ends it
+    # early, so a stop request waits for the call's end (~0.2 s).
+    while True:
+        p = libc.mmap(None, 1 << 30, mmap.PROT_READ | mmap.PROT_WRITE,
+                      mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        libc.munmap(p, 1 << 30)
+        count[0] += 1
+threading.Thread(target=populate, daemon=True).start()
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+    print(count[0], flush=True)
+"""
+
+
+def test_straggler_let_go():
+    """A thread that cannot stop within --stop-timeout (inside a 1 GiB
+    mmap with MAP_POPULATE) is a straggler: the session that seized it
+    detaches it when it stops, or the kernel when pprofc exits.  After
+    each dump no thread is traced or stopped, and the thread goes on."""
+    proc = subprocess.Popen([sys.executable, "-c", STRAGGLER], stdout=subprocess.PIPE, text=True)
+    try:
+        check(proc.stdout.readline().strip() == "ready", "straggler fixture did not start")
+        stragglers = 0
+        for _ in range(5):
+            r = pprofc("dump-threads", "--stop-all", "--stop-timeout=20", "-v", proc.pid)
+            check(r.returncode == 0, "straggler dump failed: %s" % r.stderr)
+            stragglers += "did not stop within the deadline" in r.stdout
+            check_untouched(proc.pid, label="after a dump with a straggler")
+        check(stragglers > 0, "no dump had a thread that did not stop within 20 ms: the case is not tested")
+        before = int(proc.stdout.readline())
+        check(wait_for(lambda: int(proc.stdout.readline()) > before, 30),
+              "the straggler thread made no progress after the dumps")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 if __name__ == "__main__":
     require_ptrace()
+    test_straggler_let_go()
     test_sigstop_kept()
     test_signals_reinjected()
     seed = int(os.environ.get("PPROFC_TEST_SEED") or time.time_ns() % 1000000007)
