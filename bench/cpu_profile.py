@@ -365,8 +365,9 @@ def check_profilers(args, binary, tmpdir, live):
 def profiler_argv(mode, args, pid, seconds, out):
     if mode in ENGINE:
         return [args.pprofc, "attach", str(pid), "--engine", ENGINE[mode], "--seconds",
-                str(seconds), "--hz", str(args.cur_hz), "-o", out]
-    return ["perf", "record", "-F", str(args.cur_hz), "-g", "--call-graph", "dwarf",
+                str(seconds), "--hz", str(args.cur_hz), "-o", out] + args.pprofc_arg
+    dwarf = "dwarf" + (",%d" % args.perf_stack if args.perf_stack else "")
+    return ["perf", "record", "-F", str(args.cur_hz), "-g", "--call-graph", dwarf,
             "-p", str(pid), "-o", out, "--", "sleep", str(seconds)]
 
 
@@ -1296,6 +1297,11 @@ def main():
                     help="seconds a profiler may overrun before it is stopped")
     ap.add_argument("--write-results", action="store_true",
                     help="write the cpu section of bench/RESULTS.md")
+    ap.add_argument("--pprofc-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for pprofc attach (repeat: --pprofc-arg=--stack-size "
+                         "--pprofc-arg=8192); to compare settings")
+    ap.add_argument("--perf-stack", type=int, default=0, metavar="BYTES",
+                    help="perf record's dwarf stack size (default: perf's own, 8192)")
     args = ap.parse_args()
     if args.rounds < 1 or args.window <= 0 or args.margin < 0.5:
         ap.error("need --rounds >= 1, --window > 0, --margin >= 0.5")
