@@ -82,33 +82,42 @@ def judge(t, s, b, eu):
 
 
 def reads(pid):
+    """The four reads, and how long they took (a thread whose last run is
+    older than that, by the stopped read, did not run between them)."""
+    t0 = time.monotonic()
     quiet = {t["tid"]: t for t in dump_json(pid)["threads"]}
     bare = {t["tid"]: t for t in dump_without_debug(pid)["threads"]}
     stopped = {t["tid"]: t for t in dump_json(pid, "--stop-all")["threads"]}
-    return quiet, bare, stopped, eu_stacks(pid)
+    return quiet, bare, stopped, eu_stacks(pid), time.monotonic() - t0 + 0.1
+
+
+def still(s, elapsed):
+    return (s.get("wait_seconds") or 0) > elapsed
 
 
 def compare(label, pid):
     """Checks one process; prints (blocked threads, equal to stopped,
     prefixes marked incomplete, complete with debug, complete without).
-    A thread may run between the four reads (Go's scheduler moves work
-    between its threads, redis's main thread wakes ten times a second): a
-    thread whose reads disagree is read again, up to three times, and only
-    a disagreement that persists fails."""
-    quiet, bare, stopped, eu = reads(pid)
-    n = equal = prefix = full = full_bare = 0
+    A thread that ran between the reads (by the stopped read's own wait
+    time) cannot be compared: it is read again, up to three times, and
+    skipped if it never sits still that long (Go's sysmon wakes every few
+    milliseconds); a thread that sat still must agree."""
+    quiet, bare, stopped, eu, elapsed = reads(pid)
+    n = equal = prefix = full = full_bare = skipped = 0
     for tid, t in quiet.items():
         s, b = stopped.get(tid), bare.get(tid)
         if t["state"] not in ("S", "D") or not s or not b or not t["syscall"]:
             continue
-        why = judge(t, s, b, eu.get(tid))
-        for _ in range(2):
-            if not why:
+        for _ in range(3):
+            if still(s, elapsed):
                 break
-            q2, b2, s2, eu2 = reads(pid)
+            q2, b2, s2, eu2, elapsed2 = reads(pid)
             if tid in q2 and tid in b2 and tid in s2:
-                t, b, s = q2[tid], b2[tid], s2[tid]
-                why = judge(t, s, b, eu2.get(tid))
+                t, b, s, eu, elapsed = q2[tid], b2[tid], s2[tid], eu2, elapsed2
+        if not still(s, elapsed):
+            skipped += 1
+            continue
+        why = judge(t, s, b, eu.get(tid))
         check(why is None, "%s thread %d (%s): %s" % (label, tid, t["name"], why))
         n += 1
         same = functions(t) == functions(s) and t["complete"] == s["complete"]
@@ -116,8 +125,9 @@ def compare(label, pid):
         prefix += not same and not t["complete"]
         full += t["complete"]
         full_bare += b["complete"]
-    print("%-22s blocked %2d  equal to --stop-all %2d  incomplete prefix %2d  complete: %2d with debug info, %2d without"
-          % (label, n, equal, prefix, full, full_bare))
+    print("%-22s blocked %2d  equal to --stop-all %2d  incomplete prefix %2d  complete: %2d with debug info, %2d without%s"
+          % (label, n, equal, prefix, full, full_bare,
+             "  (%d never still long enough to compare)" % skipped if skipped else ""))
     check(n > 0, "%s: no blocked thread to compare" % label)
     return n
 
