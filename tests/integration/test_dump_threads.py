@@ -433,10 +433,18 @@ def test_blocked_threads_not_stopped():
             m = re.search(r"\((\d+) of blocked threads, without stopping them\)", r.stderr)
             check(blocked >= 12 and m is not None and int(m.group(1)) == blocked,
                   "%s: %d blocked threads, not all read without stopping: %r" % (name, blocked, r.stderr))
-            w1 = quiet["sleeper"]["wait_seconds"]
+            # A dump that woke the sleeper would restart its clock: after
+            # 1.2 s it would say about 1.2 s, whatever it said before.  So
+            # the first reading must be long enough to tell (dumps are
+            # fast: it may be 0.1 s right after start-up); dumps while
+            # waiting for that are dumps too.
+            def slept_a_second():
+                w = by_name(dump_json(fx.pid))["sleeper"]["wait_seconds"]
+                return w if w is not None and w >= 1.0 else None
+            w1 = wait_for(slept_a_second, timeout=10, step=0.2)
             time.sleep(1.2)
             w2 = by_name(dump_json(fx.pid))["sleeper"]["wait_seconds"]
-            check(w1 is not None and w2 is not None and w2 >= w1 + 1.1,
+            check(w1 is not None and w2 is not None and w2 >= w1 + 1.0,
                   "%s: the sleeper's wait clock was reset by a dump: %r then %r" % (name, w1, w2))
             stopped = by_name(dump_json(fx.pid, "--stop-all"))
             for tname, t in quiet.items():
