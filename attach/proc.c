@@ -514,20 +514,7 @@ int attach_read_file(const char *path, char **bufp, size_t *lenp)
 
 int attach_read_small(const char *path, char *buf, size_t size, size_t *lenp)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t r;
-	do
-		r = read(fd, buf, size - 1);
-	while (r < 0 && errno == EINTR);
-	int e = errno;
-	close(fd);
-	if (r < 0)
-		return -e;
-	buf[r] = '\0';
-	*lenp = (size_t)r;
-	return 0;
+	return attach_read_at(AT_FDCWD, path, buf, size, lenp);
 }
 
 size_t attach_count_threads(pid_t pid)
@@ -559,6 +546,12 @@ int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *
 	buf[r] = '\0';
 	*lenp = (size_t)r;
 	return 0;
+}
+
+size_t attach_usable_cpus(void)
+{
+	cpu_set_t set;
+	return sched_getaffinity(0, sizeof set, &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
 }
 
 int attach_task_exists(pid_t pid, pid_t tid)

@@ -90,6 +90,9 @@ double *attach_sched_clocks(size_t *n);
 size_t attach_count_threads(pid_t pid);
 /* Whether tid is a live thread of pid (its /proc/PID/task entry). */
 int attach_task_exists(pid_t pid, pid_t tid);
+/* How many CPUs pprofc may run on (its affinity), at least 1: how many
+ * worker threads are worth starting. */
+size_t attach_usable_cpus(void);
 /* How many CPUs the kernel can have: the highest possible CPU number + 1. */
 size_t attach_possible_cpus(void);
 /* The highest CPU number + 1 in a kernel CPU list ("0-63", "0-3,8-11",

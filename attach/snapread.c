@@ -137,8 +137,7 @@ static void *worker(void *arg)
 /* One worker per CPU pprofc may run on, as far as there is work for it. */
 static size_t workers_for(size_t n)
 {
-	cpu_set_t set;
-	size_t cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+	size_t cpus = attach_usable_cpus();
 	size_t w = n / MIN_PER_WORKER;
 	w = w < cpus ? w : cpus;
 	w = w < MAX_WORKERS ? w : MAX_WORKERS;

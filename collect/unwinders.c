@@ -65,8 +65,7 @@ static void *open_one(void *arg)
 
 static size_t sessions_for(size_t nthreads)
 {
-	cpu_set_t set;
-	size_t cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+	size_t cpus = attach_usable_cpus();
 	size_t n = nthreads / MIN_PER_SESSION;
 	n = n < cpus ? n : cpus;
 	n = n < MAX_SESSIONS ? n : MAX_SESSIONS;
