@@ -593,6 +593,23 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
 	return 0;
 }
 
+/* A thread made by clone or clone3 starts life at the instruction after
+ * the syscall, in code glibc leaves without CFI on purpose (the FDE ends
+ * just before the syscall, as the parent's frame rules would be wrong on
+ * the child's fresh stack), with rax 0 and nothing on its stack yet.
+ * Caught there (by a group stop, or a sample as it is born), it has one
+ * frame, which is its root; a walk would take the parent's rbp and invent
+ * the parent's callers.  Told by the code, not by a name, so it holds in
+ * a stripped libc; and not in Go, whose code has no CFI at all. */
+static int newborn_thread(struct sym_session *s, const struct sym_snapshot *snap)
+{
+	const uint64_t pc = REG(snap->regs, PC);
+	unsigned char insn[2];
+	return !partial(snap) && REG(snap->regs, AX) == 0 && snap->read_code && pc > 3 &&
+	       snap->read_code(snap->tid, pc - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05 &&
+	       !has_cfi(s, pc - 2) && has_cfi(s, pc - 3);
+}
+
 /* libdwfl ends a walk quietly, as if at the root, when it cannot read the
  * memory a frame needs: so does a thread whose sp is bogus (no stack was
  * copied there). */
@@ -616,6 +633,24 @@ static int ran_out_of_copy(struct sym_session *s, const struct sym_snapshot *sna
 	return sp + 1024 >= end;
 }
 
+/* Names the walk's frames into out, and frees the walk. */
+static int push_resolved(struct sym_session *s, struct sym_stack *out, struct walk *w)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		/* A caller's pc is a return address: the call is just before it. */
+		uint64_t lookup = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+		const struct sym_resolved *res = sym_resolve(s, lookup);
+		if (!res || push_frames(out, &cap, res, w->pcs[i])) {
+			free(w);
+			sym_stack_free(out);
+			return -1;
+		}
+	}
+	free(w);
+	return 0;
+}
+
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out)
 {
 	memset(out, 0, sizeof *out);
@@ -623,6 +658,14 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 	if (!w)
 		return -1;
 	sym_refresh_for(s, REG(snap->regs, PC));
+	if (newborn_thread(s, snap)) {
+		w->pcs[0] = REG(snap->regs, PC);
+		w->sps[0] = REG(snap->regs, SP);
+		w->activation[0] = 1;
+		w->n = 1;
+		out->complete = 1;
+		return push_resolved(s, out, w);
+	}
 	int r = walk(s, snap, w, 0);
 	/* Unwinding stopped at a pc in no known module: read them again. */
 	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
@@ -671,19 +714,7 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 				 why ? why : "unknown error", last,
 				 partial(snap) ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
 	}
-	size_t cap = 0;
-	for (size_t i = 0; i < w->n; i++) {
-		/* A caller's pc is a return address: the call is just before it. */
-		uint64_t lookup = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
-		const struct sym_resolved *res = sym_resolve(s, lookup);
-		if (!res || push_frames(out, &cap, res, w->pcs[i])) {
-			free(w);
-			sym_stack_free(out);
-			return -1;
-		}
-	}
-	free(w);
-	return 0;
+	return push_resolved(s, out, w);
 }
 
 void sym_stack_free(struct sym_stack *st)

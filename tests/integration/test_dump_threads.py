@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (Fixture, by_name, check, check_progress, check_untouched, debug_hidden,  # noqa: E402
                      done, dump_json, eu_stacks, fixture_path, functions, pprofc, require_ptrace,
-                     wait_for)
+                     thread_states, wait_for)
 
 ROOTS = ("__clone3", "clone3", "__clone", "clone", "_start")
 EXPECTED = {
@@ -494,6 +495,87 @@ def test_stale_frames():
         check_untouched(fx.pid, label="stale_frames")
 
 
+# Stops a thread of PID at its birth: traces PID's main thread with
+# PTRACE_O_TRACECLONE, so the thread its next clone makes starts in a ptrace
+# stop before its first instruction; then stops the process (SIGSTOP
+# injected on the main thread's detach) and lets both threads go into that
+# group stop.  Prints the new thread's tid and the kernel's pc, rax and sp.
+STOP_AT_BIRTH = """
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+pid = int(sys.argv[1])
+assert libc.ptrace(0x4206, pid, None, 8) == 0          # SEIZE, O_TRACECLONE
+print("seized", flush=True)
+_, st = os.waitpid(pid, 0x40000000)                    # the clone event
+assert st >> 8 == signal.SIGTRAP | 3 << 8, hex(st)
+msg = ctypes.c_ulong()
+libc.ptrace(0x4201, pid, None, ctypes.byref(msg))      # GETEVENTMSG: new tid
+tid = msg.value
+os.waitpid(tid, 0x40000000)                            # its first stop
+regs = (ctypes.c_ulonglong * 27)()
+assert libc.ptrace(12, tid, None, ctypes.byref(regs)) == 0
+os.kill(pid, signal.SIGSTOP)
+libc.ptrace(7, pid, None, None)                        # CONT: takes the SIGSTOP
+_, st = os.waitpid(pid, 0x40000000)
+assert os.WIFSTOPPED(st) and os.WSTOPSIG(st) == signal.SIGSTOP, hex(st)
+libc.ptrace(17, pid, None, signal.SIGSTOP)             # DETACH, into the stop
+libc.ptrace(17, tid, None, None)
+print(tid, regs[16], regs[10], regs[19], flush=True)
+"""
+
+NEWBORN_TARGET = """
+import sys, threading
+print("ready", flush=True)
+sys.stdin.readline()
+threading.Thread(target=lambda: print("born", flush=True)).start()
+sys.stdin.readline()
+"""
+
+
+def test_newborn_thread():
+    """A thread caught before its first instruction (a group stop landing
+    as it is born; seen on the waits fixture under the sanitizers) has one
+    frame, the instruction after clone3's syscall, and that frame is its
+    root: the dump used to walk on with the parent's rbp, add a frame
+    nobody called and call the stack incomplete.  The thread is python3's
+    (Debian's binary, glibc's pthread_create), stopped at birth with raw
+    ptrace; its pc is the kernel's, read by that ptrace."""
+    target = subprocess.Popen([sys.executable, "-c", NEWBORN_TARGET], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    helper = None
+    try:
+        check(target.stdout.readline().strip() == "ready", "newborn: python3 did not start")
+        helper = subprocess.Popen([sys.executable, "-c", STOP_AT_BIRTH, str(target.pid)],
+                                  stdout=subprocess.PIPE, text=True)
+        check(helper.stdout.readline().strip() == "seized", "newborn: could not trace python3")
+        target.stdin.write("\n")
+        target.stdin.flush()
+        out, _ = helper.communicate(timeout=30)
+        if not check(helper.returncode == 0 and out.strip(), "newborn: could not stop a thread at birth"):
+            return
+        tid, pc, rax, sp = (int(v) for v in out.split())
+        check(rax == 0 and wait_for(lambda: set(thread_states(target.pid).values()) == {"T"}),
+              "newborn: the thread was not stopped at birth (rax %d, states %s)"
+              % (rax, thread_states(target.pid)))
+        for how in ((), ("--stop-all",)):
+            t = [t for t in dump_json(target.pid, *how)["threads"] if t["tid"] == tid]
+            if not check(t, "newborn %s: thread %d not in the dump" % (how, tid)):
+                continue
+            t = t[0]
+            check(t["stack_taken"] and t["complete"] and [int(f["pc"], 16) for f in t["frames"]] == [pc],
+                  "newborn %s: stack %s (pcs %s, kernel's pc 0x%x, complete %s, %s)"
+                  % (how, functions(t), [f["pc"] for f in t["frames"]], pc, t["complete"], t["stack_error"]))
+        os.kill(target.pid, signal.SIGCONT)
+        check(target.stdout.readline().strip() == "born", "newborn: the thread did not run on")
+        check_untouched(target.pid, label="newborn")
+    finally:
+        if helper and helper.poll() is None:
+            helper.kill()
+        target.kill()
+        target.wait()
+
+
 def test_uninterruptible_thread():
     """A thread in state D (here: the parent of a vfork) is listed with its
     state; it is not stopped (a stop would only land when it wakes), but
@@ -526,6 +608,7 @@ if __name__ == "__main__":
     test_deleted_binary()
     test_other_mount_namespace()
     test_uninterruptible_thread()
+    test_newborn_thread()
     test_blocked_threads_not_stopped()
     test_stale_frames()
     done()
