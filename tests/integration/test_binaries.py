@@ -258,6 +258,69 @@ def test_other_user():
         os.unlink(path)
 
 
+def loaded_libraries(args, env):
+    """The libraries the dynamic loader opened while pprofc ran args, from
+    its own LD_DEBUG=files trace."""
+    r = subprocess.run([PPROFC] + args, env=dict(env, LD_DEBUG="files"), capture_output=True,
+                       text=True, timeout=120)
+    return r.returncode, set(re.findall(r"file=(\S+) \[0\];", r.stderr))
+
+
+def test_no_debuginfod_unasked():
+    """libdw loads libdebuginfod (and libcurl, with some twenty libraries)
+    the first time a debug file is not found here, even when no server is
+    configured: a fifth of a small dump's time.  Without DEBUGINFOD_URLS
+    pprofc never takes that path; with it, it does (so the check can
+    fail).  The target is Debian's /usr/bin/sleep, whose debug file
+    (coreutils-dbgsym) is not installed."""
+    target = subprocess.Popen(["sleep", "600"])
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "DEBUGINFOD_URLS"}
+        rc, libs = loaded_libraries(["dump-threads", str(target.pid)], env)
+        check(rc == 0 and not any("debuginfod" in l for l in libs),
+              "no DEBUGINFOD_URLS: exit %d, libdebuginfod loaded anyway (%s)"
+              % (rc, sorted(l for l in libs if "debuginfod" in l or "curl" in l)))
+        cache = tempfile.mkdtemp(prefix="pprofc-debuginfod-")
+        env.update(DEBUGINFOD_URLS="http://127.0.0.1:9/", DEBUGINFOD_CACHE_PATH=cache,
+                   DEBUGINFOD_TIMEOUT="2")
+        rc, libs = loaded_libraries(["dump-threads", str(target.pid)], env)
+        check(rc == 0 and any("libdebuginfod" in l for l in libs),
+              "DEBUGINFOD_URLS set: exit %d, libdebuginfod not consulted" % rc)
+        shutil.rmtree(cache, ignore_errors=True)
+        check_untouched(target.pid, label="debuginfod")
+    finally:
+        target.kill()
+        target.wait()
+
+
+def test_debuglink():
+    """A binary whose DWARF is in a separate file named by its
+    .gnu_debuglink, next to it (objcopy --only-keep-debug, then
+    --strip-debug --add-gnu-debuglink): its frames get source lines, as
+    with the DWARF inside.  The lookup that skips debuginfod must still
+    find such files."""
+    if not shutil.which("objcopy"):
+        print("objcopy not installed: case skipped")
+        return
+    d = tempfile.mkdtemp(prefix="pprofc-debuglink-")
+    exe = os.path.join(d, "waits")
+    shutil.copy(fixture_path("waits"), exe)
+    subprocess.run(["objcopy", "--only-keep-debug", exe, exe + ".debug"], check=True)
+    subprocess.run(["objcopy", "--strip-debug", "--add-gnu-debuglink=" + exe + ".debug", exe],
+                   check=True)
+    check(".debug_line" not in sections(exe), "debuglink: the copy still has its DWARF")
+    try:
+        with Fixture("waits", path=exe) as fx:
+            t = by_name(dump_json(fx.pid)).get("sleeper")
+            lines = [f for f in (t or {}).get("frames", []) if f["module"] == exe and f["file"]]
+            check(t and lines and all(f["file"].endswith("waits.c") for f in lines),
+                  "debuglink: no source lines for the binary's frames: %r"
+                  % [(f["function"], f["file"]) for f in (t or {}).get("frames", [])])
+            check_untouched(fx.pid, label="debuglink")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     require_ptrace()
     if not GO:
@@ -269,5 +332,7 @@ if __name__ == "__main__":
     test_dlopen_after_attach()
     test_deleted_binary_cpu()
     test_other_user()
+    test_no_debuginfod_unasked()
+    test_debuglink()
     print("took %.1f s" % (time.monotonic() - t0))
     done()
