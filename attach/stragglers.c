@@ -11,7 +11,9 @@
  * may run in one process, each on its own thread.
  *
  * A straggler still seized when its thread exits (pprofc's end) is
- * detached and restarted by the kernel.
+ * detached and restarted by the kernel; if it sits in a signal-delivery
+ * stop at that moment, the kernel drops that signal (docs/NOTES.md), which
+ * is why every exit path reaps once more, just before it returns.
  */
 #include <errno.h>
 #include <stdlib.h>
