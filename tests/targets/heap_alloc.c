@@ -46,6 +46,7 @@
 #define RAISE_SIZE 777
 #define STORM_SIGNALS 200
 #define STORM_HANDLER_SIZE 666
+#define STORM_LOOP 100
 #define STORM_LOOP_SIZE 555
 #define FORK_PARENT_SIZE 3335
 #define FORK_CHILD_SIZE 3331
@@ -153,13 +154,21 @@ static void on_storm(int sig)
 	storm_handled++;
 }
 
-/* Allocates without pause, so that the storm's signals land inside
- * malloc and free (and inside the sampler, when it runs). */
+/* Allocates while the storm's next signal is on its way, so that it
+ * lands inside malloc and free (and inside the sampler, when it runs);
+ * STORM_LOOP blocks a signal at most, so the count stays bounded however
+ * the threads are scheduled. */
 static void *storm_target(void *arg)
 {
 	(void)arg;
-	while (!storm_done)
-		free(touch(malloc(STORM_LOOP_SIZE)));
+	while (!storm_done) {
+		int seen = storm_handled;
+
+		for (int i = 0; i < STORM_LOOP && storm_handled == seen; i++)
+			free(touch(malloc(STORM_LOOP_SIZE)));
+		while (storm_handled == seen && !storm_done)
+			sched_yield();
+	}
 	return NULL;
 }
 
