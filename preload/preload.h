@@ -33,10 +33,20 @@ struct preload_real {
 extern struct preload_real preload_real;
 extern atomic_int preload_resolved;     /* 2: preload_real is filled in */
 
+#define PRELOAD_POOL_SIZE 65536
+
+extern unsigned char preload_pool[PRELOAD_POOL_SIZE];
+
 bool preload_real_resolve(void);
 void *preload_pool_alloc(size_t size, size_t align);
-bool preload_pool_owns(const void *p);
 size_t preload_pool_size(const void *p);
+
+/* Inline: every free asks. */
+static inline bool preload_pool_owns(const void *p)
+{
+	return (const unsigned char *)p >= preload_pool &&
+	       (const unsigned char *)p < preload_pool + PRELOAD_POOL_SIZE;
+}
 
 /* Whether preload_real can be called; false while dlsym runs (the caller
  * serves the allocation from the static pool instead). */

@@ -16,13 +16,12 @@
 
 #include "preload.h"
 
-#define POOL_SIZE 65536
 #define POOL_HEADER 16          /* the block's size, just before it */
 
 struct preload_real preload_real;
 atomic_int preload_resolved;    /* 0: not looked up, 1: looking up, 2: done */
 
-static _Alignas(4096) unsigned char pool[POOL_SIZE];
+_Alignas(4096) unsigned char preload_pool[PRELOAD_POOL_SIZE];
 static atomic_size_t pool_used;
 
 /* Looks the originals up once; false when another lookup is under way
@@ -51,7 +50,7 @@ bool preload_real_resolve(void)
 void *preload_pool_alloc(size_t size, size_t align)
 {
 	size_t start = atomic_load_explicit(&pool_used, memory_order_relaxed);
-	uintptr_t base = (uintptr_t)pool;
+	uintptr_t base = (uintptr_t)preload_pool;
 	uintptr_t p, end;
 
 	if (align & (align - 1))
@@ -60,17 +59,12 @@ void *preload_pool_alloc(size_t size, size_t align)
 		align = POOL_HEADER;
 	do {
 		p = (base + start + POOL_HEADER + align - 1) & ~(uintptr_t)(align - 1);
-		if (size > POOL_SIZE || p + size > base + POOL_SIZE)
+		if (size > PRELOAD_POOL_SIZE || p + size > base + PRELOAD_POOL_SIZE)
 			return NULL;
 		end = p + size - base;
 	} while (!atomic_compare_exchange_weak(&pool_used, &start, end));
 	memcpy((void *)(p - POOL_HEADER), &size, sizeof size);
 	return (void *)p;
-}
-
-bool preload_pool_owns(const void *p)
-{
-	return (const unsigned char *)p >= pool && (const unsigned char *)p < pool + POOL_SIZE;
 }
 
 /* The size a pool block was asked with (for realloc, which must copy it). */
