@@ -11,8 +11,10 @@
  * write (each reserves space with a compare-and-swap on head), one reader
  * consumes (it advances tail).  A record is published by storing its
  * size word last, with release order; until then the reader sees 0 there
- * and waits.  A writer that finds too little room drops its record and
- * counts it: the target never blocks on pprofc.
+ * and waits.  So the reader zeroes every byte it consumed before it moves
+ * tail (release), not only the size words: a later record may start
+ * anywhere in them.  A writer that finds too little room drops its record
+ * and counts it: the target never blocks on pprofc.
  *
  * Positions are byte counts that only grow; a record starts at
  * (position % data_size) and never wraps: when the space left before the

@@ -1,0 +1,94 @@
+/* preload.h — what the files of the allocation sampler (libpprofc_heap.so,
+ * loaded into a command by `pprofc run --profile heap|allocs`) share with
+ * each other: the allocator found behind us, the process-wide state, the
+ * ring writer and the set of sampled addresses.  Every name here is hidden
+ * (-fvisibility=hidden); the library exports only the allocation
+ * functions it interposes (sampler.c).
+ */
+#ifndef PPROFC_PRELOAD_H
+#define PPROFC_PRELOAD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "heapring.h"
+
+/* real.c: the allocator that the target would use without us, found with
+ * dlsym(RTLD_NEXT) (jemalloc or tcmalloc when the target links one). */
+struct preload_real {
+	void *(*malloc)(size_t);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void (*free)(void *);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+};
+
+extern struct preload_real preload_real;
+extern atomic_int preload_resolved;     /* 2: preload_real is filled in */
+
+#define PRELOAD_POOL_SIZE 65536
+
+extern unsigned char preload_pool[PRELOAD_POOL_SIZE];
+
+bool preload_real_resolve(void);
+void *preload_pool_alloc(size_t size, size_t align);
+size_t preload_pool_size(const void *p);
+
+/* Inline: every free asks. */
+static inline bool preload_pool_owns(const void *p)
+{
+	return (const unsigned char *)p >= preload_pool &&
+	       (const unsigned char *)p < preload_pool + PRELOAD_POOL_SIZE;
+}
+
+/* Whether preload_real can be called; false while dlsym runs (the caller
+ * serves the allocation from the static pool instead). */
+static inline bool preload_real_ready(void)
+{
+	if (__builtin_expect(atomic_load_explicit(&preload_resolved, memory_order_acquire) == 2, 1))
+		return true;
+	return preload_real_resolve();
+}
+
+/* setup.c: whether this process records, and the ring it records into. */
+enum preload_state {
+	PRELOAD_UNSET = 0,      /* the constructor has not run yet */
+	PRELOAD_RECORDING = 1,
+	PRELOAD_OFF = 2,        /* for good: no ring, stopped, or a forked child */
+};
+
+extern atomic_int preload_state;
+extern struct heapring_header *preload_ring;
+extern unsigned char *preload_ring_data;
+extern uint64_t preload_rate;
+extern uint32_t preload_stack_size;
+extern size_t preload_page_size;
+
+bool preload_still_recording(uint64_t now_ns);
+uint64_t preload_now_ns(void);
+
+/* ring.c: the writer's half of heapring.h. */
+void *preload_ring_reserve(uint32_t size);
+void preload_ring_publish(void *rec, uint32_t size, uint32_t type);
+void preload_ring_count(uint64_t *counter);
+
+/* record.c: what a sampled allocation, and the free of a sampled block,
+ * write into the ring.  tid is the caller's thread id. */
+void preload_record_alloc(void *addr, size_t size, int32_t tid);
+void preload_record_free(void *addr);
+
+/* addrset.c: the sampled blocks still live, so that their free is seen. */
+extern atomic_uint_fast64_t preload_set_count;
+
+bool preload_set_init(void);
+bool preload_set_add(uintptr_t addr);
+bool preload_set_remove(uintptr_t addr);
+
+#endif

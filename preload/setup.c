@@ -1,0 +1,185 @@
+/* setup.c — the sampler's start in the target and its stop: the
+ * constructor maps the ring pprofc passed (HEAPRING_ENV_FD), hides the
+ * sampler from the processes the target starts, and decides once whether
+ * this process records.  Recording stops for good when pprofc says so
+ * (stopped), when its heartbeat goes stale (pprofc died), or in a forked
+ * child: the ring belongs to the process pprofc started.
+ *
+ * Without a valid ring the library passes every call through and records
+ * nothing: a stray LD_PRELOAD must never break a program.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+#define PRELOAD_LIB_NAME "libpprofc_heap.so"
+#define STACK_SIZE_MAX 65536
+#define DATA_SIZE_MIN (1u << 20)
+
+atomic_int preload_state;
+struct heapring_header *preload_ring;
+unsigned char *preload_ring_data;
+uint64_t preload_rate;
+uint32_t preload_stack_size;
+size_t preload_page_size;
+static pid_t owner_pid;
+
+/* CLOCK_MONOTONIC through the vDSO: no lock, no system call. */
+uint64_t preload_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The descriptor number in HEAPRING_ENV_FD, or -1 if absent or not a
+ * plain decimal number. */
+static int ring_fd_from_env(void)
+{
+	const char *s = getenv(HEAPRING_ENV_FD);
+	long fd = 0;
+
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || fd > 1000000)
+			return -1;
+		fd = fd * 10 + (*s - '0');
+	}
+	return (int)fd;
+}
+
+/* Whether the header read from fd is a ring pprofc made for this process
+ * and the file is large enough to map all of it (a shorter file would
+ * turn the writer's stores into SIGBUS). */
+static bool ring_header_valid(int fd, const struct heapring_header *h)
+{
+	struct stat st;
+
+	if (h->magic != HEAPRING_MAGIC || h->version != HEAPRING_VERSION)
+		return false;
+	if (h->data_size < DATA_SIZE_MIN || (h->data_size & (h->data_size - 1)))
+		return false;
+	if (h->stack_size > STACK_SIZE_MAX || h->rate == 0 || h->owner_pid != getpid())
+		return false;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_size >= HEAPRING_SIZE(h->data_size);
+}
+
+/* Maps the ring and closes its descriptor; leaves a descriptor that is
+ * not a ring alone (it may be the program's own). */
+static bool map_ring(int fd)
+{
+	struct heapring_header h;
+	void *m;
+
+	if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || !ring_header_valid(fd, &h))
+		return false;
+	m = mmap(NULL, HEAPRING_SIZE(h.data_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return false;
+	preload_ring = m;
+	preload_ring_data = (unsigned char *)m + HEAPRING_HEADER_SIZE;
+	preload_rate = h.rate;
+	preload_stack_size = h.stack_size;
+	return true;
+}
+
+static bool is_this_library(const char *entry, size_t len)
+{
+	size_t n = sizeof PRELOAD_LIB_NAME - 1;
+
+	return len >= n && memcmp(entry + len - n, PRELOAD_LIB_NAME, n) == 0 &&
+	       (len == n || entry[len - n - 1] == '/');
+}
+
+/* Removes our entry from LD_PRELOAD, in place (the string shrinks, so no
+ * allocation), keeping the others; unsets it when none is left. */
+static void drop_from_ld_preload(void)
+{
+	char *value = getenv("LD_PRELOAD");
+	char *out = value, *in = value;
+
+	if (!value)
+		return;
+	while (*in) {
+		size_t len = strcspn(in, ": ");
+
+		if (len && !is_this_library(in, len)) {
+			if (out != value)
+				*out++ = ':';
+			memmove(out, in, len);
+			out += len;
+		}
+		in += len;
+		in += *in != '\0';
+	}
+	*out = '\0';
+	if (out == value)
+		unsetenv("LD_PRELOAD");
+}
+
+/* A forked child must not write into its parent's ring. */
+static void stop_in_child(void)
+{
+	atomic_store(&preload_state, PRELOAD_OFF);
+}
+
+static bool start_recording(void)
+{
+	int fd = ring_fd_from_env();
+
+	preload_page_size = (size_t)sysconf(_SC_PAGESIZE);
+	owner_pid = getpid();
+	return fd >= 0 && map_ring(fd) && preload_set_init() &&
+	       pthread_atfork(NULL, NULL, stop_in_child) == 0;
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	int saved_errno = errno;
+	bool recording;
+
+	preload_real_ready();   /* now, before the target starts threads */
+	recording = start_recording();
+	unsetenv(HEAPRING_ENV_FD);
+	drop_from_ld_preload();
+	atomic_store(&preload_state, recording ? PRELOAD_RECORDING : PRELOAD_OFF);
+	errno = saved_errno;
+}
+
+/* Stops recording for good; and tells every writer through the header,
+ * unless this is a forked child (the parent's ring is not ours). */
+static bool stop(bool tell_others)
+{
+	if (tell_others)
+		__atomic_store_n(&preload_ring->stopped, 1, __ATOMIC_RELAXED);
+	atomic_store(&preload_state, PRELOAD_OFF);
+	return false;
+}
+
+/* Whether a sampled event may still be written: checked on the sampled
+ * path only (getpid() is a system call: it catches a child forked with a
+ * raw clone, which runs no atfork handler). */
+bool preload_still_recording(uint64_t now_ns)
+{
+	uint64_t alive;
+
+	if (atomic_load_explicit(&preload_state, memory_order_relaxed) != PRELOAD_RECORDING)
+		return false;
+	if (getpid() != owner_pid)
+		return stop(false);
+	alive = __atomic_load_n(&preload_ring->reader_alive_ns, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&preload_ring->stopped, __ATOMIC_RELAXED) ||
+	    (now_ns > alive && now_ns - alive > HEAPRING_ALIVE_NS))
+		return stop(true);
+	return true;
+}
