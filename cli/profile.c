@@ -75,7 +75,21 @@ static const char run_help[] =
 	"options: --profile=cpu|wall|block|mutex, --seconds=N (default: until\n"
 	"COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
 	"--format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
-	"as for `pprofc attach`.\n";
+	"as for `pprofc attach`.\n"
+	"\n"
+	"heap and allocs profiles (Go's: inuse and alloc objects and space):\n"
+	"      --profile=heap    live allocations (go tool pprof shows inuse_space)\n"
+	"      --profile=allocs  the same data, shown as alloc_space\n"
+	"      --heap-rate=BYTES mean bytes between sampled allocations (default\n"
+	"                        512K, as Go; 1: every allocation)\n"
+	"      --interval=SECS   also a numbered snapshot every SECS\n"
+	"      --stack-size=SIZE stack bytes copied per sampled allocation\n"
+	"                        (default 32K, at most 64K)\n"
+	"  kill -USR1 <pprofc pid>  a snapshot now (numbered, or replacing -o FILE)\n"
+	"COMMAND gets the sampler libpprofc_heap.so in LD_PRELOAD (found through\n"
+	"$PPROFC_HEAP_LIB, next to pprofc in a build tree, or where installed);\n"
+	"statically linked commands are refused.  The profile is written when\n"
+	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded).\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
