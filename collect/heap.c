@@ -375,29 +375,32 @@ static int on_record(struct collect_session *s, uint64_t head, const unsigned ch
 /* Consumes every record published so far.  Each is zeroed before tail
  * moves past it: a writer's reservation must find 0 in its size word until
  * it publishes.  A malformed record ends the reading for good (and tells
- * the sampler to stop): nothing after it can be trusted to be aligned. */
-static void drain(struct collect_session *s)
+ * the sampler to stop): nothing after it can be trusted to be aligned.
+ * Returns whether anything was read. */
+static int drain(struct collect_session *s)
 {
 	struct collect_heap *h = s->heap;
 	struct collect_ring *r = &h->ring;
+	uint64_t from = r->tail;
 	while (!h->broken) {
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		size_t pos = (size_t)(r->tail & (r->data_size - 1));
 		unsigned char *rec = r->data + pos;
 		uint32_t size = r->tail == head ? 0 : __atomic_load_n((uint32_t *)rec, __ATOMIC_ACQUIRE);
 		if (!size)
-			return;         /* none, or reserved and not published yet */
+			break;          /* none, or reserved and not published yet */
 		if (on_record(s, head, rec, size, pos)) {
 			h->broken = 1;
 			s->sum.heap.bad_records++;
 			__atomic_store_n(&r->hdr->stopped, 1, __ATOMIC_RELEASE);
-			return;
+			break;
 		}
 		memset(rec, 0, size);
 		r->tail += size;
 		__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
 		beat(r);
 	}
+	return r->tail != from;
 }
 
 /* The sampler's own counts, into the summary. */
@@ -433,7 +436,7 @@ void collect_heap_run(struct collect_session *s)
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	for (;;) {
 		beat(&s->heap->ring);
-		drain(s);
+		int busy = drain(s);   /* records came: more may be waiting */
 		if (collect_child_exited(s)) {
 			drain(s);       /* what it published before it exited */
 			break;
@@ -448,7 +451,8 @@ void collect_heap_run(struct collect_session *s)
 			next_progress += 1000000000u;
 		}
 		struct timespec ts = { 0, POLL_NS };
-		nanosleep(&ts, NULL);   /* a signal cuts it short: fine */
+		if (!busy)
+			nanosleep(&ts, NULL);   /* a signal cuts it short: fine */
 	}
 	collect_heap_stop(s);
 }

@@ -32,8 +32,9 @@
 #include "internal.h"
 
 /* Ring data: room for a burst of records (each the registers and up to
- * --stack-size bytes of stack) while pprofc unwinds. */
-#define RING_DATA_SIZE (8u << 20)
+ * --stack-size bytes of stack: 2000 of 32 KiB) while pprofc unwinds.  Pages
+ * are used only as far as the ring fills. */
+#define RING_DATA_SIZE (64u << 20)
 
 /* Where the sampler library is: $PPROFC_HEAP_LIB, else next to this pprofc
  * in its build tree (build/cli/pprofc and build/preload/), else where it
