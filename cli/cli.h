@@ -88,6 +88,8 @@ struct cli_profile_options {
 	size_t stack_size;
 	int verbose;
 	int force_stop;                 /* --force-stop: for comparison */
+	size_t heap_rate;               /* heap, allocs: --heap-rate */
+	double interval;                /* heap, allocs: --interval, 0: none */
 };
 /* Parses attach's (run = 0) or run's options; -1 after --help, 2 on a
  * usage error (already reported), 0 otherwise. */
@@ -97,6 +99,7 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 struct cli_progress {
 	double seconds;
 	int tty;
+	const struct cli_profile_options *o;    /* heap snapshots: where to */
 };
 void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
 		      struct collect_opts *co);
@@ -104,8 +107,19 @@ void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *
  * profile into w (opened before the collection started).  Returns EXIT_*. */
 int cli_profile_finish(const struct cli_profile_options *o, struct collect_session *s,
 		       struct cli_saved *w, int run);
+/* Writes prof into w as o->format asks and commits it.  Returns EXIT_*. */
+int cli_profile_write(const struct cli_profile_options *o, struct pp_profile *prof,
+		      int64_t duration_ns, struct cli_saved *w);
 /* attach: profiles the running process pid.  Returns EXIT_*. */
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid);
+
+/* run --profile heap|allocs (heap.c): SIGUSR1 asks for a snapshot
+ * (cli_snapshot set); cli_heap_snapshot writes one (collect_opts'
+ * on_snapshot, arg a cli_progress); the summary line. */
+extern volatile sig_atomic_t cli_snapshot;
+void cli_heap_catch_snapshot(void);
+void cli_heap_snapshot(void *arg, struct collect_session *s);
+void cli_heap_summary(const struct collect_summary *sum, const char *command);
 
 /* attach --profile threads: one snapshot as a threads/count profile
  * (dump_threads.c). */

@@ -10,6 +10,7 @@
  *      the kernel's own accounting and says which engine ran, then the
  *      profile (gzip'ed protobuf, `top` or `folded`).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -74,7 +75,21 @@ static const char run_help[] =
 	"options: --profile=cpu|wall|block|mutex, --seconds=N (default: until\n"
 	"COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
 	"--format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
-	"as for `pprofc attach`.\n";
+	"as for `pprofc attach`.\n"
+	"\n"
+	"heap and allocs profiles (Go's: inuse and alloc objects and space):\n"
+	"      --profile=heap    live allocations (go tool pprof shows inuse_space)\n"
+	"      --profile=allocs  the same data, shown as alloc_space\n"
+	"      --heap-rate=BYTES mean bytes between sampled allocations (default\n"
+	"                        512K, as Go; 1: every allocation)\n"
+	"      --interval=SECS   also a numbered snapshot every SECS\n"
+	"      --stack-size=SIZE stack bytes copied per sampled allocation\n"
+	"                        (default 32K, at most 64K)\n"
+	"  kill -USR1 <pprofc pid>  a snapshot now (numbered, or replacing -o FILE)\n"
+	"COMMAND gets the sampler libpprofc_heap.so in LD_PRELOAD (found through\n"
+	"$PPROFC_HEAP_LIB, next to pprofc in a build tree, or where installed);\n"
+	"statically linked commands are refused.  The profile is written when\n"
+	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded).\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
@@ -107,14 +122,16 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "stack-size", required_argument, NULL, 'k' },
 		{ "force-stop", no_argument, NULL, 'F' },
 		{ "engine", required_argument, NULL, 'e' },
+		{ "heap-rate", required_argument, NULL, 'r' },
+		{ "interval", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = run ? "run" : "attach";
+	const char *cmd = run ? "run" : "attach", *heap_only = NULL;
 	char *end;
 	int c;
-	*o = (struct cli_profile_options){ .seconds = run ? 0 : 30, .hz = 100 };
+	*o = (struct cli_profile_options){ .seconds = run ? 0 : 30, .hz = 100, .heap_rate = 512 * 1024 };
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
@@ -130,9 +147,16 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->kind = COLLECT_MUTEX;
 			else if (strcmp(optarg, "cpu") == 0)
 				o->kind = COLLECT_CPU;
+			else if (!run && (strcmp(optarg, "heap") == 0 || strcmp(optarg, "allocs") == 0))
+				return cli_usage_error(cmd, "--profile %s: heap profiles of a running process "
+						       "need `pprofc run --profile %s -- CMD` for now", optarg, optarg);
+			else if (strcmp(optarg, "heap") == 0)
+				o->kind = COLLECT_HEAP;
+			else if (strcmp(optarg, "allocs") == 0)
+				o->kind = COLLECT_ALLOCS;
 			else
 				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex%s, not '%s'",
-						       run ? "" : " or threads", optarg);
+						       run ? ", heap or allocs" : " or threads", optarg);
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);
@@ -179,6 +203,18 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 			else
 				return cli_usage_error(cmd, "--engine takes auto, perf or ptrace, not '%s'", optarg);
 			break;
+		case 'r':
+			heap_only = "--heap-rate";
+			if (cli_parse_size(optarg, &o->heap_rate))
+				return cli_usage_error(cmd, "--heap-rate takes a number of bytes (1: every "
+						       "allocation), like 512K, not '%s'", optarg);
+			break;
+		case 'i':
+			heap_only = "--interval";
+			o->interval = strtod(optarg, &end);
+			if (*end || end == optarg || !(o->interval > 0 && o->interval <= 86400))
+				return cli_usage_error(cmd, "--interval takes a duration in seconds, not '%s'", optarg);
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -196,6 +232,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		return cli_usage_error(cmd, "--stack-size: the perf engine copies at most 65528 bytes per sample");
 	if (o->force_stop && o->engine == COLLECT_ENGINE_PERF)
 		return cli_usage_error(cmd, "--force-stop stops threads: it goes with --engine ptrace, not perf");
+	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
+	if (heap_only && !heap)
+		return cli_usage_error(cmd, "%s goes with --profile heap or allocs", heap_only);
+	if (heap && o->stack_size > 65536)
+		return cli_usage_error(cmd, "--stack-size: heap profiles copy at most 65536 bytes per sample");
 	if (run) {
 		/* getopt stops at "--"; what follows is the command. */
 		if (o->n_tids)
@@ -229,12 +270,14 @@ static void on_progress(void *arg, double elapsed, uint64_t samples)
 void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
 		      struct collect_opts *co)
 {
-	*pr = (struct cli_progress){ o->seconds, isatty(2) };
+	*pr = (struct cli_progress){ o->seconds, isatty(2), o };
 	*co = (struct collect_opts){
 		.kind = o->kind, .engine = o->engine, .hz = (int)o->hz, .seconds = o->seconds,
 		.stack_size = o->stack_size, .tids = o->tids, .n_tids = o->n_tids,
 		.force_stop = o->force_stop, .cancel = &cli_stop,
 		.on_progress = on_progress, .arg = pr,
+		.heap_rate = o->heap_rate, .interval = o->interval, .snapshot = &cli_snapshot,
+		.on_snapshot = cli_heap_snapshot,
 	};
 }
 
@@ -353,9 +396,19 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 	const struct collect_summary *sum = collect_summary(s);
 	if (!run)
 		report_end(sum, collect_pid(s));
-	summary(o, sum);
 	struct pp_profile *prof = collect_profile(s);
-	int r = o->format == FMT_PROTO ? pp_profile_write(prof, (int64_t)sum->st.duration_ns, w->out.f)
+	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+		cli_heap_summary(sum, o->command[0]);
+	else
+		summary(o, sum);
+	return cli_profile_write(o, prof, (int64_t)sum->st.duration_ns, w);
+}
+
+int cli_profile_write(const struct cli_profile_options *o, struct pp_profile *prof,
+		      int64_t duration_ns, struct cli_saved *w)
+{
+	int r = !prof ? (errno = ENOMEM, -1)
+	      : o->format == FMT_PROTO ? pp_profile_write(prof, duration_ns, w->out.f)
 	      : o->format == FMT_TOP   ? pp_report_top(prof, w->out.f)
 				       : pp_report_folded(prof, w->out.f);
 	if (r) {

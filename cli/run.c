@@ -36,6 +36,8 @@ int cmd_run(int argc, char **argv)
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	cli_catch_stop_signals();
+	if (o.kind == COLLECT_HEAP || o.kind == COLLECT_ALLOCS)
+		cli_heap_catch_snapshot();
 	/* The profile is named after the command as it was called. */
 	struct cli_saved w;
 	if (cli_saved_open(&w, o.output, o.format == FMT_PROTO, o.command[0],

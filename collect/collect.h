@@ -30,8 +30,13 @@
 #include "../pprofout/profile.h"
 #include "../symbolize/sym.h"
 
-enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX };
+/* heap and allocs: the same data (sampled allocations, live or not, of a
+ * command started by `run`); allocs sets default_sample_type alloc_space. */
+enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX, COLLECT_HEAP,
+		    COLLECT_ALLOCS };
 enum collect_engine { COLLECT_ENGINE_AUTO, COLLECT_ENGINE_PERF, COLLECT_ENGINE_PTRACE };
+
+struct collect_session;
 
 struct collect_opts {
 	enum collect_kind kind;
@@ -46,6 +51,25 @@ struct collect_opts {
 	/* About once a second, for a progress line. */
 	void (*on_progress)(void *arg, double elapsed_s, uint64_t samples);
 	void *arg;
+	/* heap, allocs: */
+	uint64_t heap_rate;             /* mean bytes between samples; 1: all */
+	double interval;                /* > 0: a snapshot every interval s */
+	volatile sig_atomic_t *snapshot;  /* set asynchronously: one now */
+	/* Called during collect_run for each snapshot; collect_profile(s)
+	 * holds it until the next one. */
+	void (*on_snapshot)(void *arg, struct collect_session *s);
+};
+
+/* heap, allocs: what the ring brought. */
+struct collect_heap_summary {
+	uint64_t samples;               /* sampled allocations read */
+	uint64_t frees;                 /* ...of which freed since */
+	uint64_t stacks;                /* distinct (stack, size) */
+	uint64_t dropped_full;          /* by the sampler: the ring was full */
+	uint64_t no_stack;              /* recorded without a stack copy */
+	uint64_t untracked_frees;       /* sampled blocks whose free cannot be seen */
+	uint64_t unmatched_frees;       /* frees of blocks whose allocation was not read */
+	uint64_t bad_records;           /* malformed: reading stopped there */
 };
 
 /* What a collection did, for the summary line. */
@@ -68,14 +92,13 @@ struct collect_summary {
 	uint64_t cut_short;             /* ...of which the copy was too short */
 	int target_exited, exit_status; /* exit_status: wait status, -1 unknown */
 	int target_execed;
+	struct collect_heap_summary heap;
 };
 
 struct collect_error {
 	int usage;                      /* the options were wrong (exit 2) */
 	char msg[600];
 };
-
-struct collect_session;
 
 /* Prepares a collection of the running process pid (already checked with
  * attach_check_target) and starts its engine.  NULL with err set. */
@@ -107,7 +130,7 @@ void collect_close(struct collect_session *s);
 
 /* The pprof sample types and file-name kind of a profile kind
  * (docs/FORMATS.md §1.4, file names §1.5). */
-void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec);
+void collect_spec(const struct collect_opts *o, struct pp_profile_spec *spec);
 const char *collect_file_kind(enum collect_kind kind);
 
 /* ---- stacks into a profile (stacks.c), also for dump-threads --pprof ---- */
@@ -119,9 +142,10 @@ const char *collect_file_kind(enum collect_kind kind);
 /* One-location stacks that say what is missing, for the profile never to
  * pass a guess for a stack: the root-side end of a stack cut short by its
  * copy; in a wall profile, a thread's time on a CPU before any stack of it
- * running was sampled, and time off CPU whose wait was not read. */
+ * running was sampled, and time off CPU whose wait was not read; in a
+ * heap profile, an allocation whose stack was not copied or unwound. */
 enum collect_marker { COLLECT_MARK_CUT, COLLECT_MARK_NO_CPU_STACK, COLLECT_MARK_NO_WAIT_STACK,
-		      COLLECT_MARKERS };
+		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARKERS };
 
 struct collect_stacks {
 	pid_t pid;
@@ -143,6 +167,10 @@ int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, con
  * by its copy ends with a marker location saying so.  Returns the count. */
 size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st,
 				uint64_t *locs, size_t max);
+/* The same for st's frames from first on (where a physical frame starts):
+ * when first > 0 its frame is a caller (return address - 1), not a leaf. */
+size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_stack *st,
+				     size_t first, uint64_t *locs, size_t max);
 void collect_stacks_free(struct collect_stacks *c);
 /* A thread's wait state from its /proc state, its system call and the
  * functions on its stack (attach_classify, then attach_refine). */

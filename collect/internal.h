@@ -5,6 +5,7 @@
 
 #include <time.h>
 
+#include "../preload/heapring.h"
 #include "collect.h"
 
 /* CLOCK_MONOTONIC in ns: the window, deadlines, progress. */
@@ -51,6 +52,22 @@ struct waiter {
 	int64_t contentions, delay;
 };
 
+/* heap_start.c: the ring shared with the sampler in the target. */
+struct collect_ring {
+	int fd;                         /* the memfd, -1: none */
+	struct heapring_header *hdr;    /* mapped MAP_SHARED */
+	unsigned char *data;
+	size_t data_size, map_size;
+	uint64_t tail;                  /* our copy of hdr->tail */
+	char lib[4096];                 /* the sampler library's real path */
+};
+
+/* Stack bytes the sampler copies per allocation when not asked, as for
+ * the perf engine's samples. */
+#define COLLECT_HEAP_STACK_DEFAULT (32u * 1024)
+
+struct collect_heap;
+
 struct collect_session {
 	pid_t pid;
 	struct collect_opts o;
@@ -69,7 +86,28 @@ struct collect_session {
 	size_t nlast, caplast;
 	struct waiter *waiters;
 	size_t nwaiters, capwaiters;
+	/* heap.c: heap and allocs (NULL for the other kinds) */
+	struct collect_heap *heap;
 };
+
+/* session.c: whether run's command has exited (reaped, status kept). */
+int collect_child_exited(struct collect_session *s);
+
+/* heap.c: the heap and allocs kinds behind collect_spawn, collect_run,
+ * collect_stop, collect_profile and collect_close. */
+struct collect_session *collect_heap_spawn(char **argv, const struct collect_opts *o,
+					   struct collect_error *err, int *status);
+void collect_heap_run(struct collect_session *s);
+void collect_heap_stop(struct collect_session *s);
+struct pp_profile *collect_heap_profile(struct collect_session *s);
+void collect_heap_free(struct collect_session *s);
+
+/* heap_start.c: starts argv with the sampler preloaded and the ring r
+ * created and shared (no ptrace).  Its pid, or -1 with err set (and
+ * *status the command's wait status if it could not run, else -1). */
+pid_t collect_heap_start(char **argv, const struct collect_opts *o, struct collect_ring *r,
+			 struct collect_error *err, int *status);
+void collect_ring_close(struct collect_ring *r);
 
 /* kinds.c: the engine's callbacks, and the end of the accounting. */
 void collect_on_sample(void *arg, const struct attach_raw_sample *s);

@@ -23,19 +23,38 @@
 
 #include "internal.h"
 
-void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec)
+/* Go's heap profile layout (docs/FORMATS.md §6). */
+static void heap_spec(const struct collect_opts *o, struct pp_profile_spec *spec)
+{
+	*spec = (struct pp_profile_spec){
+		.sample_types = { { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+				  { "inuse_objects", "count" }, { "inuse_space", "bytes" } },
+		.n_sample_types = 4,
+		.period_type = { "space", "bytes" },
+		.period = (int64_t)(o->heap_rate ? o->heap_rate : 1),
+		.default_sample_type = o->kind == COLLECT_ALLOCS ? "alloc_space" : NULL,
+	};
+}
+
+void collect_spec(const struct collect_opts *o, struct pp_profile_spec *spec)
 {
 	/* Go's names where Go has the profile (docs/FORMATS.md §1.4). */
+	enum collect_kind kind = o->kind;
 	int offcpu = kind == COLLECT_BLOCK || kind == COLLECT_MUTEX;
 	const char *k = kind == COLLECT_WALL ? "wall" : "cpu";
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
+	if (kind == COLLECT_HEAP || kind == COLLECT_ALLOCS) {
+		heap_spec(o, spec);
+		spec->time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+		return;
+	}
 	*spec = (struct pp_profile_spec){
 		.sample_types = { { offcpu ? "contentions" : "samples", "count" },
 				  { offcpu ? "delay" : k, "nanoseconds" } },
 		.n_sample_types = 2,
 		.period_type = { offcpu ? "contentions" : k, offcpu ? "count" : "nanoseconds" },
-		.period = offcpu ? 1 : 1000000000LL / hz,
+		.period = offcpu ? 1 : 1000000000LL / o->hz,
 		.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
 	};
 }
@@ -43,7 +62,9 @@ void collect_spec(enum collect_kind kind, int hz, struct pp_profile_spec *spec)
 const char *collect_file_kind(enum collect_kind kind)
 {
 	static const char *const names[] = { "samples.cpu", "samples.wall", "contentions.delay",
-					     "contentions.delay" };
+					     "contentions.delay",
+					     "alloc_objects.alloc_space.inuse_objects.inuse_space",
+					     "alloc_objects.alloc_space.inuse_objects.inuse_space" };
 	return names[kind];
 }
 
@@ -131,7 +152,7 @@ static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
 		}
 	}
 	struct pp_profile_spec spec;
-	collect_spec(o->kind, o->hz, &spec);
+	collect_spec(o, &spec);
 	if (!(s->sym = sym_open(pid, why, sizeof why)) ||
 	    collect_stacks_init(&s->stacks, pid, s->sym, &spec)) {
 		snprintf(err->msg, sizeof err->msg, "cannot prepare PID %d for profiling: %s", (int)pid,
@@ -155,6 +176,13 @@ static int start(struct collect_session *s, struct collect_error *err)
 struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
 				     struct collect_error *err)
 {
+	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS) {
+		memset(err, 0, sizeof *err);
+		err->usage = 1;
+		snprintf(err->msg, sizeof err->msg, "heap profiles of a running process are not "
+			 "supported yet: start it with `pprofc run --profile heap -- CMD`");
+		return NULL;
+	}
 	struct collect_session *s = prepare(pid, o, err);
 	if (s && start(s, err)) {
 		collect_close(s);
@@ -167,6 +195,8 @@ struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
 				      struct collect_error *err, int *status)
 {
 	memset(err, 0, sizeof *err);
+	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+		return collect_heap_spawn(argv, o, err, status);
 	pid_t pid = collect_start_child(argv, err, status);
 	if (pid < 0)
 		return NULL;
@@ -190,7 +220,7 @@ struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
  * tracee of the ptrace engine for a moment at each sample: the stops that
  * engine waits for must not be taken here, so look first (WNOWAIT), and
  * reap only an exit. */
-static int child_exited(struct collect_session *s)
+int collect_child_exited(struct collect_session *s)
 {
 	siginfo_t si;
 	int status;
@@ -208,6 +238,10 @@ static int child_exited(struct collect_session *s)
 
 void collect_run(struct collect_session *s)
 {
+	if (s->heap) {
+		collect_heap_run(s);
+		return;
+	}
 	uint64_t end = s->o.seconds > 0 ? s->start_ns + (uint64_t)(s->o.seconds * 1e9) : 0;
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	while (!(s->o.cancel && *s->o.cancel)) {
@@ -218,7 +252,7 @@ void collect_run(struct collect_session *s)
 		/* Running threads' latest stacks first, then the next tick. */
 		if (s->cpu_engine && attach_engine_poll(s->cpu_engine, 0))
 			break;
-		if (attach_engine_poll(s->engine, deadline) || child_exited(s))
+		if (attach_engine_poll(s->engine, deadline) || collect_child_exited(s))
 			break;
 		if (s->o.on_progress && collect_now_ns() >= next_progress) {
 			s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
@@ -231,6 +265,10 @@ void collect_run(struct collect_session *s)
 
 void collect_stop(struct collect_session *s)
 {
+	if (s->heap) {
+		collect_heap_stop(s);
+		return;
+	}
 	if (s->stopped || !s->engine)
 		return;
 	s->stopped = 1;
@@ -241,7 +279,7 @@ void collect_stop(struct collect_session *s)
 		s->cpu_engine = NULL;
 	}
 	collect_kinds_flush(s);
-	child_exited(s);
+	collect_child_exited(s);
 	s->sum.target_execed = s->sum.st.target_execed;
 	s->sum.target_exited = s->sum.st.target_exited || s->child_reaped;
 	s->sum.exit_status = s->child_reaped ? s->child_status : s->sum.st.exit_status;
@@ -249,6 +287,8 @@ void collect_stop(struct collect_session *s)
 
 struct pp_profile *collect_profile(struct collect_session *s)
 {
+	if (s->heap)
+		return collect_heap_profile(s);
 	return s->stacks.prof;
 }
 
@@ -310,6 +350,7 @@ void collect_close(struct collect_session *s)
 	attach_engine_stats_free(&s->sum.st);
 	attach_engine_stats_free(&s->sum.cpu_st);
 	collect_kinds_free(s);
+	collect_heap_free(s);
 	collect_stacks_free(&s->stacks);
 	sym_close(s->sym);
 	free(s);

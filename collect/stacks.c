@@ -192,6 +192,7 @@ uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 		[COLLECT_MARK_CUT] = "[stack cut short: deeper than the copy, see --stack-size]",
 		[COLLECT_MARK_NO_CPU_STACK] = "[on CPU: no stack sampled yet]",
 		[COLLECT_MARK_NO_WAIT_STACK] = "[off CPU: wait not sampled]",
+		[COLLECT_MARK_NO_ALLOC_STACK] = "[allocation: no stack copied or unwound]",
 	};
 	if (!c->markers[m]) {
 		/* No mapping; the builder keys locations by (mapping, address),
@@ -205,8 +206,14 @@ uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack *st, uint64_t *locs,
 			    size_t max)
 {
+	return collect_stacks_locations_from(c, st, 0, locs, max);
+}
+
+size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_stack *st,
+				     size_t first, uint64_t *locs, size_t max)
+{
 	size_t nl = 0;
-	for (size_t i = 0; i < st->n && nl < max;) {
+	for (size_t i = first; i < st->n && nl < max;) {
 		size_t j = i;
 		while (j < st->n && st->frames[j].pc == st->frames[i].pc && st->frames[j].inlined)
 			j++;

@@ -171,7 +171,7 @@ _pprofc_value()
         if [[ $cmd == attach ]]; then
             _pprofc_add "$2" "$3" cpu wall block mutex threads
         else
-            _pprofc_add "$2" "$3" cpu wall block mutex
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs
         fi
         ;;
     format)
@@ -215,7 +215,7 @@ _pprofc_command()
     attach)
         longv="profile seconds hz tid output format stack-size engine" longf="force-stop verbose help" ;;
     run)
-        longv="profile seconds hz output format stack-size engine" longf="force-stop verbose help" ;;
+        longv="profile seconds hz output format stack-size engine heap-rate interval" longf="force-stop verbose help" ;;
     report)
         longv="format output" longf="help" shortf=h ;;
     esac

@@ -6,7 +6,7 @@
 # the line; after "pprofc run --" the command to run is completed as usual.
 
 # Long options that take a value, in any command.
-set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof
+set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval
 
 # Prints the command (the word after "pprofc") if the line has one.
 function __pprofc_command
@@ -171,7 +171,9 @@ complete -c pprofc -n $at -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $at -s h -l help -d 'Show help'
 complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pids)'
 
-complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention"' -d 'Profile to take'
+complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations" allocs\t"All allocations"' -d 'Profile to take'
+complete -c pprofc -n $ru -l heap-rate -x -d 'Mean bytes between sampled allocations'
+complete -c pprofc -n $ru -l interval -x -d 'A numbered heap snapshot every SECS'
 complete -c pprofc -n $ru -l seconds -x -d 'How long to sample'
 complete -c pprofc -n $ru -l hz -x -d 'Samples per second per thread'
 complete -c pprofc -n $ru -s o -l output -r -F -d 'Write the profile to FILE'

@@ -133,6 +133,7 @@ struct pp_profile {
 	struct index string_ix, function_ix, location_ix, mapping_ix, sample_ix;
 	int64_t sample_type_ix[PP_MAX_VALUES][2];
 	int64_t period_type_ix[2];
+	int64_t default_type_ix;        /* 0: unset */
 };
 
 /* Makes room for one more element in an ARRAY. */
@@ -209,11 +210,26 @@ struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec)
 	}
 	p->period_type_ix[0] = intern(p, spec->period_type.type);
 	p->period_type_ix[1] = intern(p, spec->period_type.unit);
+	if (spec->default_sample_type)
+		bad |= (p->default_type_ix = intern(p, spec->default_sample_type)) < 0;
+	p->spec.default_sample_type = NULL;     /* the caller's string: kept interned */
 	if (bad || p->period_type_ix[0] < 0 || p->period_type_ix[1] < 0) {
 		pp_profile_free(p);
 		return NULL;
 	}
 	return p;
+}
+
+void pp_profile_clear_samples(struct pp_profile *p)
+{
+	for (size_t i = 0; i < p->samples.n; i++) {
+		free(p->samples.v[i].locations);
+		free(p->samples.v[i].labels);
+	}
+	p->samples.n = 0;
+	if (p->sample_ix.cap)
+		memset(p->sample_ix.slots, 0, p->sample_ix.cap * sizeof *p->sample_ix.slots);
+	p->sample_ix.n = 0;
 }
 
 void pp_profile_free(struct pp_profile *p)
@@ -224,10 +240,7 @@ void pp_profile_free(struct pp_profile *p)
 		free(p->strings.v[i]);
 	for (size_t i = 0; i < p->locations.n; i++)
 		free(p->locations.v[i].lines);
-	for (size_t i = 0; i < p->samples.n; i++) {
-		free(p->samples.v[i].locations);
-		free(p->samples.v[i].labels);
-	}
+	pp_profile_clear_samples(p);
 	free(p->strings.v);
 	free(p->functions.v);
 	free(p->locations.v);
@@ -644,6 +657,7 @@ int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
 	b.pt.unit = p->period_type_ix[1];
 	m->period_type = &b.pt;
 	m->period = p->spec.period;
+	m->default_sample_type = p->default_type_ix;
 	m->time_nanos = p->spec.time_nanos;
 	m->duration_nanos = duration_nanos;
 	pb_fill_samples(&b, p);

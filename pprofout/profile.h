@@ -28,6 +28,7 @@ struct pp_profile_spec {
 	struct pp_value_type period_type;
 	int64_t period;
 	int64_t time_nanos;             /* when collection started (Unix epoch) */
+	const char *default_sample_type;    /* NULL: unset (readers show the last) */
 };
 
 struct pp_mapping {
@@ -66,6 +67,11 @@ uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t
  * n_sample_types entries.  0 or -1. */
 int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 		   const int64_t *values, const struct pp_label *labels, size_t n_labels);
+
+/* Removes every sample, keeping strings, mappings, locations and
+ * functions (their ids stay valid): a profile of a state that changes
+ * (heap: live values go down) is filled again for each snapshot. */
+void pp_profile_clear_samples(struct pp_profile *p);
 
 /* Writes the profile, serialized and gzip'ed, to out.  0 or -1. */
 int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out);

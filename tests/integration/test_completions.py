@@ -195,7 +195,7 @@ def test_options():
               "--stack-size=", "--engine=", "--verbose", "--help"]:
         check(o in got, "'pprofc attach --': %r missing from %r" % (o, got))
     check(all(g.startswith("--") for g in got), "'pprofc attach --': %r" % got)
-    expect("pprofc run --h", ["--hz=", "--help"])
+    expect("pprofc run --h", ["--hz=", "--heap-rate=", "--help"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
                                "--output=", "--format=", "--stack-size=", "--engine=", "--force-stop",
@@ -212,7 +212,7 @@ def test_values():
     expect("pprofc dump-threads --format=", ["text", "json"])
     expect("pprofc dump-threads --format ", ["text", "json"])
     expect("pprofc dump-threads --debug=", ["1", "2"])
-    expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex"])
+    expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs"])
     expect("pprofc attach --engine ", ["auto", "perf", "ptrace"])
     expect("pprofc run --engine=p", ["perf", "ptrace"])
     expect("pprofc run --format=", ["proto", "top", "folded"])
@@ -367,7 +367,7 @@ def test_fish():
     finally:
         t.close()
     fexpect("pprofc help ", ["dump-threads", "attach", "run", "report"])
-    fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex"])
+    fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs"])
     d = tempfile.mkdtemp(prefix="pprofc-completion-")
     try:
         for name in ("cpu.pb.gz", "notes.txt"):

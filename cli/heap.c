@@ -1,0 +1,70 @@
+/* heap.c — what `pprofc run --profile heap|allocs` adds to run: a
+ * snapshot on SIGUSR1 or every --interval (each saved under its own
+ * number, as go tool pprof saves profiles, or replacing -o FILE), and the
+ * summary line.  The reading of the ring is collect/heap.c's. */
+#include <inttypes.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t cli_snapshot;
+
+static void on_snapshot_signal(int sig)
+{
+	(void)sig;
+	cli_snapshot = 1;
+}
+
+void cli_heap_catch_snapshot(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_snapshot_signal;
+	sa.sa_flags = SA_RESTART;       /* a write in progress goes on */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+void cli_heap_snapshot(void *arg, struct collect_session *s)
+{
+	const struct cli_progress *p = arg;
+	const struct cli_profile_options *o = p->o;
+	struct cli_saved w;
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, o->command[0], collect_file_kind(o->kind)))
+		return;         /* said why; the collection goes on */
+	struct pp_profile *prof = collect_profile(s);
+	cli_profile_write(o, prof, (int64_t)collect_summary(s)->st.duration_ns, &w);
+}
+
+void cli_heap_summary(const struct collect_summary *sum, const char *command)
+{
+	const struct collect_heap_summary *h = &sum->heap;
+	int st = sum->exit_status;
+	if (isatty(2))
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "pprofc: %" PRIu64 " allocations sampled (%" PRIu64 " freed since) on %" PRIu64
+		" stacks in %.2f s; dropped: %" PRIu64 " (ring full), %" PRIu64 " without a stack, %"
+		PRIu64 " frees not tracked; %s ", h->samples, h->frees, h->stacks,
+		(double)sum->st.duration_ns / 1e9, h->dropped_full, h->no_stack, h->untracked_frees,
+		command);
+	if (!sum->target_exited)
+		fprintf(stderr, "still running (it runs on, not recorded)\n");
+	else if (st >= 0 && WIFEXITED(st))
+		fprintf(stderr, "exited with status %d\n", WEXITSTATUS(st));
+	else if (st >= 0 && WIFSIGNALED(st))
+		fprintf(stderr, "was killed by signal %d (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		fprintf(stderr, "exited\n");
+	if (h->unmatched_frees)
+		fprintf(stderr, "pprofc: %" PRIu64 " frees of sampled blocks whose allocation was not "
+			"read (dropped)\n", h->unmatched_frees);
+	if (h->bad_records)
+		fprintf(stderr, "pprofc: the sampler wrote a malformed record: reading stopped there "
+			"(a sampler library of another version?)\n");
+	if (sum->cut_short)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
+			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (sum->dropped_nomem)
+		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+}
