@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Benchmark `pprofc run --profile heap` against heaptrack on alloc_churn.
+
+The target is build/tests/targets/alloc_churn THREADS SECONDS (source
+tests/targets/alloc_churn.c): THREADS threads replace blocks of assorted
+sizes in rings of 256 live ones, as fast as they can, for SECONDS, then
+print "ops_per_s X" (malloc/free pairs per second, all threads).  That
+figure is the throughput.  Each round runs, in an order rotated every
+round so that no mode always goes first:
+
+  none       the fixture alone
+  pprofc     pprofc run --profile heap --heap-rate RATE -o FILE -- fixture
+  heaptrack  heaptrack -o FILE fixture   (records every allocation)
+
+and reports each mode's median throughput, its slowdown against the
+fixture alone (1 - mode / none, from the medians), and how many times
+heaptrack's slowdown is pprofc's.  Goals (issue 11): pprofc at most 3%
+slower at the default rate; at least 10x less overhead than heaptrack.
+
+With --write-results, the report replaces the heap section of
+bench/RESULTS.md (between its markers).  stdlib only.
+"""
+import argparse
+import datetime
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from benchlib import BenchError, check_unchanged, command_output, cpu_model, fingerprint, git_revision
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+START_MARK = "<!-- heap:start -->"
+END_MARK = "<!-- heap:end -->"
+MODES = ("none", "pprofc", "heaptrack")
+SLOWDOWN_GOAL = 0.03            # at most 3% slower at the default rate
+RATIO_GOAL = 10                 # heaptrack's overhead / pprofc's
+OPS = re.compile(r"^ops_per_s (\d+)", re.M)
+SUMMARY = re.compile(r"^pprofc: .*$", re.M)
+
+
+def argv_for(mode, args, out):
+    fx = [args.fixture, str(args.threads), str(args.seconds)]
+    if mode == "pprofc":
+        return [args.pprofc, "run", "--profile", "heap", "--heap-rate", str(args.rate),
+                "-o", out, "--"] + fx
+    if mode == "heaptrack":
+        return ["heaptrack", "-o", out] + fx
+    return fx
+
+
+def run_once(mode, args, tmpdir, n):
+    out = os.path.join(tmpdir, f"{mode}-{n}")
+    r = subprocess.run(argv_for(mode, args, out), capture_output=True, text=True,
+                       timeout=args.seconds * 20 + 60)
+    m = OPS.search(r.stdout)
+    if r.returncode != 0 or not m:
+        raise BenchError(f"{mode}: exit {r.returncode}, no throughput line; stderr: "
+                         f"{r.stderr.strip()[-400:]}")
+    summary = SUMMARY.findall(r.stderr) if mode == "pprofc" else []
+    for f in os.listdir(tmpdir):
+        os.unlink(os.path.join(tmpdir, f))
+    return {"ops_per_s": int(m.group(1)), "summary": summary[-1] if summary else ""}
+
+
+def rotated(modes, r):
+    k = r % len(modes)
+    return list(modes[k:] + modes[:k])
+
+
+def measure(args, modes):
+    rounds = []
+    prints = {p: fingerprint(p) for p in (args.pprofc, args.fixture)}
+    with tempfile.TemporaryDirectory(prefix="pprofc-heap-bench-") as tmpdir:
+        for r in range(args.rounds):
+            order = rotated(modes, r)
+            recs = {m: run_once(m, args, tmpdir, r) for m in order}
+            check_unchanged(prints, f"during round {r + 1}")
+            rounds.append({"order": order, "recs": recs})
+            print(f"  round {r + 1} ({' > '.join(order)}): " +
+                  ", ".join(f"{m} {recs[m]['ops_per_s'] / 1e6:.2f} M/s" for m in modes), flush=True)
+    return rounds
+
+
+def summarize(rounds, modes):
+    med = {m: statistics.median(r["recs"][m]["ops_per_s"] for r in rounds) for m in modes}
+    slow = {m: 1 - med[m] / med["none"] for m in modes if m != "none"}
+    return med, slow
+
+
+def report(args, modes, rounds, med, slow):
+    cmd = "python3 bench/heap_profile.py " + " ".join(sys.argv[1:])
+    lines = [
+        "# Heap profile benchmark (bench/heap_profile.py)",
+        "",
+        f"Command: `{cmd}`, {datetime.date.today()}, git {git_revision()}.",
+        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs; "
+        f"{command_output(['heaptrack', '--version'])}.",
+        "",
+        f"Fixture: `alloc_churn {args.threads} {args.seconds}` ({args.threads} threads replacing "
+        "blocks of 16 B - 1 KiB, one in 64 of 4-16 KiB, one in 4096 of 256 KiB, in rings of "
+        f"256 live blocks); pprofc at `--heap-rate {args.rate}`. {args.rounds} rounds, order "
+        "rotated each round. Throughput: malloc/free pairs per second, all threads, as the "
+        "fixture prints it.",
+        "",
+        "| mode | median M ops/s | min | max | slowdown |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in modes:
+        xs = [r["recs"][m]["ops_per_s"] / 1e6 for r in rounds]
+        s = f"{slow[m] * 100:.1f}%" if m in slow else "-"
+        lines.append(f"| {m} | {med[m] / 1e6:.2f} | {min(xs):.2f} | {max(xs):.2f} | {s} |")
+    lines += ["", "Against the goals:", ""]
+    if "pprofc" in slow:
+        ok = slow["pprofc"] <= SLOWDOWN_GOAL
+        lines.append(f"- pprofc at most {SLOWDOWN_GOAL * 100:.0f}% slower: "
+                     f"{slow['pprofc'] * 100:.1f}% -> {'MET' if ok else 'NOT MET'}")
+    if "pprofc" in slow and "heaptrack" in slow:
+        ratio = slow["heaptrack"] / slow["pprofc"] if slow["pprofc"] > 0 else float("inf")
+        ok = ratio >= RATIO_GOAL
+        lines.append(f"- at least {RATIO_GOAL}x less overhead than heaptrack: "
+                     f"{ratio:.1f}x -> {'MET' if ok else 'NOT MET'}")
+    lines += ["", "Per round (M ops/s):", "", "| round | order | " + " | ".join(modes) + " |",
+              "|---|---|" + "---:|" * len(modes)]
+    for i, r in enumerate(rounds):
+        lines.append(f"| {i + 1} | {' > '.join(r['order'])} | " +
+                     " | ".join(f"{r['recs'][m]['ops_per_s'] / 1e6:.2f}" for m in modes) + " |")
+    summaries = [r["recs"]["pprofc"]["summary"] for r in rounds if "pprofc" in r["recs"]]
+    if summaries:
+        lines += ["", "pprofc's summary line, last round:", "", "```", summaries[-1], "```"]
+    return "\n".join(lines)
+
+
+def write_results(section):
+    text = open(RESULTS).read() if os.path.exists(RESULTS) else ""
+    block = f"{START_MARK}\n{section}\n{END_MARK}"
+    a, b = text.find(START_MARK), text.find(END_MARK)
+    if a >= 0 and b > a:
+        text = text[:a] + block + text[b + len(END_MARK):]
+    elif a < 0 and b < 0:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    else:
+        raise BenchError(f"{RESULTS}: the heap markers are damaged; fix them by hand")
+    tmp = RESULTS + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, RESULTS)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pprofc", default=os.path.join(ROOT, "build", "cli", "pprofc"))
+    ap.add_argument("--fixture", default=os.path.join(ROOT, "build", "tests", "targets", "alloc_churn"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rate", type=int, default=524288, help="pprofc's --heap-rate")
+    ap.add_argument("--tools", default="pprofc,heaptrack",
+                    help="profilers to run besides the fixture alone (default pprofc,heaptrack)")
+    ap.add_argument("--write-results", action="store_true", help="write the heap section of bench/RESULTS.md")
+    args = ap.parse_args()
+    tools = [t for t in args.tools.split(",") if t]
+    if any(t not in MODES[1:] for t in tools):
+        ap.error("--tools takes pprofc and/or heaptrack")
+    modes = ("none",) + tuple(tools)
+    for p in (args.pprofc, args.fixture):
+        if not os.access(p, os.X_OK):
+            sys.exit(f"heap_profile.py: {p} is not built: run ./dev.sh build first")
+    if "heaptrack" in tools and not shutil.which("heaptrack"):
+        sys.exit("heap_profile.py: heaptrack is not installed (apt-get install heaptrack)")
+    try:
+        rounds = measure(args, modes)
+    except BenchError as e:
+        sys.exit(f"heap_profile.py: {e}")
+    med, slow = summarize(rounds, modes)
+    section = report(args, modes, rounds, med, slow)
+    print("\n" + section)
+    if args.write_results:
+        write_results(section)
+        print(f"\nwrote the heap section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
