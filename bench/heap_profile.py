@@ -3,7 +3,8 @@
 
 The target is build/tests/targets/alloc_churn THREADS SECONDS (source
 tests/targets/alloc_churn.c): THREADS threads replace blocks of assorted
-sizes in rings of 256 live ones, as fast as they can, for SECONDS, then
+sizes in rings of 256 live ones, filling each new block, as fast as they
+can, for SECONDS, then
 print "ops_per_s X" (malloc/free pairs per second, all threads).  That
 figure is the throughput.  Each round runs, in an order rotated every
 round so that no mode always goes first:
@@ -103,7 +104,7 @@ def report(args, modes, rounds, med, slow):
         "",
         f"Fixture: `alloc_churn {args.threads} {args.seconds}` ({args.threads} threads replacing "
         "blocks of 16 B - 1 KiB, one in 64 of 4-16 KiB, one in 4096 of 256 KiB, in rings of "
-        f"256 live blocks); pprofc at `--heap-rate {args.rate}`. {args.rounds} rounds, order "
+        f"256 live blocks, filling each new one); pprofc at `--heap-rate {args.rate}`. {args.rounds} rounds, order "
         "rotated each round. Throughput: malloc/free pairs per second, all threads, as the "
         "fixture prints it.",
         "",

@@ -5,16 +5,18 @@
  *
  * Each thread replaces blocks in a ring of 256 live ones: free the oldest,
  * malloc a new one of an assorted size (mostly 16 B - 1 KiB, one in 64 of
- * 4-16 KiB, one in 4096 of 256 KiB, as a server's mix), and touch its
- * first byte, so the allocator does its real work.  When SECONDS have
- * passed it prints "ops N" (malloc/free pairs, all threads) and
- * "ops_per_s X", then frees everything and exits.  Sizes come from a
+ * 4-16 KiB, one in 4096 of 256 KiB, as a server's mix), and fill it, as
+ * a program fills what it allocates (a loop that only allocates would
+ * make any interposed allocator look many times its real cost).  When
+ * SECONDS have passed it prints "ops N" (malloc/free pairs, all threads)
+ * and "ops_per_s X", then frees everything and exits.  Sizes come from a
  * per-thread xorshift, so every run makes the same requests.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define RING 256
@@ -63,12 +65,13 @@ static void *churn(void *arg)
 		if (i == 0 && now() >= deadline)
 			break;
 		free(ring[i]);
-		ring[i] = malloc(assorted_size(&w->seed));
+		size_t size = assorted_size(&w->seed);
+		ring[i] = malloc(size);
 		if (!ring[i]) {
 			perror("malloc");
 			exit(1);
 		}
-		ring[i][0] = (char)ops;
+		memset(ring[i], (int)ops, size);
 		ops++;
 	}
 	for (size_t i = 0; i < RING; i++)
