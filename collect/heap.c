@@ -372,6 +372,21 @@ static int on_record(struct collect_session *s, uint64_t head, const unsigned ch
 	return type == HEAPRING_PAD ? 0 : -1;
 }
 
+/* The bytes of a well-formed record the writer wrote, which are all that
+ * need zeroing (heapring.h): an ALLOC record's stack room is mostly left
+ * untouched, and zeroing all of it was a fifth of the reader's time. */
+static uint32_t written(const unsigned char *rec, uint32_t size)
+{
+	const struct heapring_rec *h = (const struct heapring_rec *)rec;
+	if (h->type == HEAPRING_FREE)
+		return sizeof(struct heapring_free);
+	if (h->type != HEAPRING_ALLOC)
+		return sizeof(struct heapring_rec);
+	uint32_t len = ((const struct heapring_alloc *)rec)->stack_len;
+	uint32_t n = (uint32_t)sizeof(struct heapring_alloc) + ((len + 7) & ~7u);
+	return n < size ? n : size;
+}
+
 /* Consumes every record published so far.  Each is zeroed before tail
  * moves past it: a writer's reservation must find 0 in its size word until
  * it publishes.  A malformed record ends the reading for good (and tells
@@ -395,7 +410,7 @@ static int drain(struct collect_session *s)
 			__atomic_store_n(&r->hdr->stopped, 1, __ATOMIC_RELEASE);
 			break;
 		}
-		memset(rec, 0, size);
+		memset(rec, 0, written(rec, size));
 		r->tail += size;
 		__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
 		beat(r);

@@ -11,9 +11,12 @@
  * write (each reserves space with a compare-and-swap on head), one reader
  * consumes (it advances tail).  A record is published by storing its
  * size word last, with release order; until then the reader sees 0 there
- * and waits.  So the reader zeroes every byte it consumed before it moves
- * tail (release), not only the size words: a later record may start
- * anywhere in them.  A writer that finds too little room drops its record
+ * and waits.  So the reader zeroes every byte writers wrote in what it
+ * consumed before it moves tail (release), not only the size words: a
+ * later record may start anywhere in them.  A writer writes nothing in its
+ * record past the fixed part and stack_len bytes (an ALLOC record reserves
+ * room for stack_size bytes of stack, most of it usually left as zeroes),
+ * so that is all the reader has to zero.  A writer that finds too little room drops its record
  * and counts it: the target never blocks on pprofc.
  *
  * Positions are byte counts that only grow; a record starts at
