@@ -43,6 +43,10 @@ struct sym_session {
 	 * session opened), no sooner than next_refresh_ns (monotonic). */
 	uint64_t modules_gen;       /* count of re-reads */
 	uint64_t next_refresh_ns;
+	/* Whether the CFI at a pc ends the stack (session.c), asked at every
+	 * unwind: a direct-mapped cache by pc, entries 0 when empty, else
+	 * pc << 1 | answer (code pcs are far below 2^63). */
+	uint64_t outermost[512];
 	/* the snapshot being unwound, served by the thread callbacks */
 	const struct sym_snapshot *cur;
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */

@@ -367,18 +367,21 @@ static Dwarf_Frame *cfi_at(struct sym_session *s, uint64_t pc)
  * the way a thread's first frame declares that nothing called it (glibc's
  * _start and clone3 do, and so does any crt1 or runtime that follows the
  * psABI).  This is a fact of the code, not of its name, so it holds in a
- * stripped libc and a stripped binary as well. */
+ * stripped libc and a stripped binary as well.  Cached by pc: every unwind
+ * asks it, some several times, and libdw parses the FDE anew each time. */
 static int cfi_outermost(struct sym_session *s, uint64_t pc)
 {
+	uint64_t *slot = &s->outermost[(pc ^ pc >> 9) % (sizeof s->outermost / sizeof *s->outermost)];
+	if (*slot >> 1 == pc)
+		return (int)(*slot & 1);
 	Dwarf_Frame *frame = cfi_at(s, pc);
-	if (!frame)
-		return 0;
 	Dwarf_Op mem[3], *ops = NULL;
 	size_t nops = 1;
-	int ra = dwarf_frame_info(frame, NULL, NULL, NULL);
+	int ra = frame ? dwarf_frame_info(frame, NULL, NULL, NULL) : -1;
 	int undefined = ra >= 0 && dwarf_frame_register(frame, ra, mem, &ops, &nops) == 0 &&
 			nops == 0 && ops == mem;
 	free(frame);
+	*slot = pc << 1 | (uint64_t)undefined;
 	return undefined;
 }
 
