@@ -298,6 +298,12 @@ def test_go_reads(heap_file, allocs_file, allocs_rate):
               % (what, head["PeriodType"], head["Period"], rate))
         check(samples and all(size is not None for _, _, size in samples),
               "%s: samples without a bytes label" % what)
+        # pprofc's own top view shows the same value as go tool pprof's.
+        want = sum(v[GO_TYPES.index(dflt + "/" + ("bytes"))] for v, _, _ in samples)
+        r = subprocess.run([PPROFC, "report", path], capture_output=True, text=True, timeout=120)
+        m = re.search(r"accounting for (\d+),", r.stdout)
+        check(r.returncode == 0 and m and int(m.group(1)) == want,
+              "%s: pprofc report's total %r, the %s total %d" % (what, m and m.group(1), dflt, want))
     print("go tool pprof: heap and allocs files read in all four views, Go's types and period")
 
 
