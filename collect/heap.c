@@ -245,8 +245,14 @@ static size_t allocator_frames(const struct sym_stack *st, const char *lib)
 		while (j < st->n && st->frames[j].pc == st->frames[i].pc && st->frames[j].inlined)
 			j++;
 		const struct sym_frame *phys = &st->frames[j < st->n ? j : st->n - 1];
-		if (!in_sampler(phys, lib) && !is_allocator(phys->function))
+		if (!in_sampler(phys, lib) && !is_allocator(phys->function)) {
+			/* An allocation function inlined into its caller (ld.so's
+			 * calloc wrapper in allocate_dtv) is the allocator's too:
+			 * the caller's Location keeps only the rest of its chain. */
+			while (i < j && is_allocator(st->frames[i].function))
+				i++;
 			break;
+		}
 		i = j + 1;
 	}
 	return i < st->n ? i : st->n;

@@ -470,6 +470,15 @@ size_t pp_profile_n_values(const struct pp_profile *p)
 	return p->spec.n_sample_types;
 }
 
+size_t pp_profile_default_value(const struct pp_profile *p)
+{
+	size_t n = p->spec.n_sample_types;
+	for (size_t i = 0; p->default_type_ix && i < n; i++)
+		if (p->sample_type_ix[i][0] == p->default_type_ix)
+			return i;
+	return n ? n - 1 : 0;
+}
+
 const char *pp_profile_value_unit(const struct pp_profile *p, size_t i)
 {
 	if (i >= p->spec.n_sample_types)

@@ -89,6 +89,8 @@ size_t pp_profile_location_depth(const struct pp_profile *p, uint64_t id);
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
 				 const char **names, size_t max);
 size_t pp_profile_n_values(const struct pp_profile *p);
+/* The value readers show first: default_sample_type's, else the last. */
+size_t pp_profile_default_value(const struct pp_profile *p);
 /* The unit of sample value i ("nanoseconds", "count"...), "" if none. */
 const char *pp_profile_value_unit(const struct pp_profile *p, size_t i);
 

@@ -343,6 +343,7 @@ static struct pp_profile *new_profile(struct reader *r)
 	spec.period_type.unit = pb->period_type ? str(r, pb->period_type->unit) : "";
 	spec.period = pb->period;
 	spec.time_nanos = pb->time_nanos;
+	spec.default_sample_type = pb->default_sample_type ? str(r, pb->default_sample_type) : NULL;
 	struct pp_profile *p = pp_profile_new(&spec);
 	if (!p)
 		(void)fail(r, "out of memory");

@@ -3,7 +3,9 @@
  * Nodes are functions, by name, as in go tool pprof's default granularity:
  * every line of a location's inline chain is a node.  flat: the value of
  * samples whose innermost frame is the function; cum: the value of samples
- * in which it appears at least once.
+ * in which it appears at least once.  The value is the one go tool pprof
+ * shows first: default_sample_type's (alloc_space in an allocs profile),
+ * else the last.
  */
 #include "report.h"
 
@@ -107,7 +109,7 @@ static ssize_t sample_names(const struct pp_profile *p, size_t i, struct names *
 	const int64_t *values;
 	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0, depth = 0;
 	size_t nv = pp_profile_n_values(p);
-	*value = values && nv ? values[nv - 1] : 0;
+	*value = values && nv ? values[pp_profile_default_value(p)] : 0;
 	for (size_t k = 0; k < nl; k++)
 		depth += pp_profile_location_depth(p, locs[k]);
 	if (names_fit(b, depth))
@@ -205,7 +207,7 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 		qsort(t.v, t.n, sizeof *t.v, cmp_node);
 	char a[32], b[32], c[32];
 	size_t nv = pp_profile_n_values(p);
-	int is_time = nv && strcmp(pp_profile_value_unit(p, nv - 1), "nanoseconds") == 0;
+	int is_time = nv && strcmp(pp_profile_value_unit(p, pp_profile_default_value(p)), "nanoseconds") == 0;
 	scaled(total, is_time, a, sizeof a);
 	fprintf(out, "Showing nodes accounting for %s, 100%% of %s total\n", a, a);
 	fprintf(out, "%10s %6s %6s %10s %6s\n", "flat", "flat%", "sum%", "cum", "cum%");

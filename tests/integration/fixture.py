@@ -102,6 +102,19 @@ def thread_frames():
     return _thread_frames
 
 
+def require_heap_sampler():
+    """Exits 77 unless the allocation sampler (PPROFC_HEAP_LIB) and the
+    heap_alloc fixture are built, on x86_64 (the only registers it takes)."""
+    import platform
+    if platform.machine() != "x86_64":
+        print("skipped: the sampler captures x86_64 registers only")
+        sys.exit(SKIP)
+    lib = os.environ.get("PPROFC_HEAP_LIB")
+    if not lib or not os.path.exists(lib) or not fixture_path("heap_alloc"):
+        print("skipped: PPROFC_HEAP_LIB or FIXTURE_HEAP_ALLOC is not set or not built")
+        sys.exit(SKIP)
+
+
 def require_ptrace():
     """Exits 77 unless this process may PTRACE_SEIZE a child of its own.
     Hides separate debug info first when asked (hide_debug_info)."""

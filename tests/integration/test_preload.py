@@ -22,7 +22,6 @@ Skipped (77) without the library or the fixture, or off x86_64."""
 import math
 import mmap
 import os
-import platform
 import re
 import shutil
 import struct
@@ -31,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import SKIP, check, done, fixture_path  # noqa: E402
+from fixture import check, done, fixture_path, require_heap_sampler  # noqa: E402
 
 LIB = os.environ.get("PPROFC_HEAP_LIB")
 FIXTURE = fixture_path("heap_alloc")
@@ -454,12 +453,7 @@ def test_children_not_profiled():
 
 def main():
     global WORK
-    if platform.machine() != "x86_64":
-        print("skipped: the sampler captures x86_64 registers only")
-        sys.exit(SKIP)
-    if not LIB or not os.path.exists(LIB) or not FIXTURE:
-        print("skipped: PPROFC_HEAP_LIB or FIXTURE_HEAP_ALLOC is not set or not built")
-        sys.exit(SKIP)
+    require_heap_sampler()
     WORK = os.environ.get("TMPDIR", "/tmp")
     test_every_allocation()
     test_default_rate()
