@@ -281,16 +281,18 @@ def unwind_into_program(fdes, maps, regs, stack, is_exe):
     return False
 
 
-def check_registers(ring, maps, pid, sizes):
+def check_registers(ring, maps, pid, sizes, cxx_sizes=()):
     """Each record of the fixture's paths: pc in the sampler's code, sp on
     the thread's stack (the main thread's [stack]; a writable anonymous
     mapping for the others), and in the stack copy a return address into
     the sampler (the interposed function's frame) and one into the
     program (its caller's); with readelf, the library's CFI unwinds the
-    record to the program."""
+    record to the program (to libstdc++ for cxx_sizes: operator new calls
+    malloc)."""
     fdes = cfi_table(LIB)
     lib_text = lambda perms, path: "x" in perms and path.endswith("libpprofc_heap.so")  # noqa: E731
     exe_text = lambda perms, path: "x" in perms and path == os.path.realpath(FIXTURE)  # noqa: E731
+    cxx_text = lambda perms, path: "x" in perms and "libstdc++" in path  # noqa: E731
     bad = []
     for addr, size, tid, regs, stack in ring.allocs:
         if size not in sizes:
@@ -310,7 +312,8 @@ def check_registers(ring, maps, pid, sizes):
             why.append("no return address into the sampler in the stack copy")
         elif not any(within(maps, w, exe_text) for w in words):
             why.append("no return address into the program in the stack copy")
-        elif fdes is not None and not unwind_into_program(fdes, maps, regs, stack, exe_text):
+        elif fdes is not None and not unwind_into_program(
+                fdes, maps, regs, stack, cxx_text if size in cxx_sizes else exe_text):
             why.append("the CFI at pc %#x does not unwind it to the program" % pc)
         if why:
             bad.append("size %d tid %d: %s" % (size, tid, ", ".join(why)))
@@ -347,7 +350,8 @@ def test_every_allocation():
     check("maps" in seen, "rate 1: the fixture never printed done")
     if "maps" in seen:
         sizes = {size for path, size, _, _ in paths if path != "fork_child"}
-        check_registers(ring, seen["maps"], seen["pid"], sizes)
+        check_registers(ring, seen["maps"], seen["pid"], sizes,
+                        {size for path, size, _, _ in paths if path == "cxx_new"})
     print("rate 1: %d allocation and %d free records, %d pads, all paths exact"
           % (len(ring.allocs), len(ring.events) - len(ring.allocs), ring.pads))
 
