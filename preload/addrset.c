@@ -11,6 +11,18 @@
  * first empty slot: slots only ever go from empty to used, never back.
  * Probes are bounded: a set too crowded around an address refuses it (the
  * caller counts it in untracked_frees) rather than slowing every free.
+ *
+ * Tombstones are reused by additions, so the set never fills with them,
+ * but they never become empty again (turning one back would race with an
+ * addition probing past it): after a long run every slot is used or a
+ * tombstone, and the free of an address that was never sampled, nearly
+ * every free, would probe all SET_PROBES slots (measured: 1.0 probe and
+ * ~5 ns fresh, 16 probes and ~30 ns once 20 M samples went through 2048
+ * live ones).  So a pre-filter answers most of those frees with one load:
+ * a count of the live addresses per group of home slots.  An addition
+ * raises its group's count before it stores the address, a removal lowers
+ * it after; the free of a sampled block comes after its addition (the
+ * program passed the pointer on), so it never finds its group at 0.
  */
 #include <sys/mman.h>
 
@@ -20,18 +32,26 @@
 #define SET_PROBES 16           /* two cache lines */
 #define SLOT_EMPTY 0
 #define SLOT_TOMB 1             /* no block lives at address 1 */
+#define GROUP_SHIFT 2           /* 4 home slots a group: 64 KiB of counts, which stay
+				 * in cache; ~6% of the groups busy with 2048 live */
+#define SET_GROUPS (SET_SLOTS >> GROUP_SHIFT)
 
 atomic_uint_fast64_t preload_set_count;
 static _Atomic uintptr_t *slots;
+/* Live addresses whose home slot is in the group: at most the 19 slots
+ * they can sit in, plus the additions under way; 16 bits are plenty. */
+static _Atomic uint16_t *groups;
 
 bool preload_set_init(void)
 {
-	void *m = mmap(NULL, SET_SLOTS * sizeof *slots, PROT_READ | PROT_WRITE,
+	size_t slot_bytes = SET_SLOTS * sizeof *slots;
+	void *m = mmap(NULL, slot_bytes + SET_GROUPS * sizeof *groups, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (m == MAP_FAILED)
 		return false;
 	slots = m;
+	groups = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes);
 	return true;
 }
 
@@ -44,7 +64,9 @@ static uint32_t slot_of(uintptr_t addr)
 bool preload_set_add(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
+	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
 
+	atomic_fetch_add_explicit(group, 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < SET_PROBES; i++) {
 		_Atomic uintptr_t *slot = &slots[(h + i) & (SET_SLOTS - 1)];
 		uintptr_t seen = atomic_load_explicit(slot, memory_order_relaxed);
@@ -55,6 +77,7 @@ bool preload_set_add(uintptr_t addr)
 			return true;
 		}
 	}
+	atomic_fetch_sub_explicit(group, 1, memory_order_relaxed);
 	return false;
 }
 
@@ -62,7 +85,10 @@ bool preload_set_add(uintptr_t addr)
 bool preload_set_remove(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
+	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
 
+	if (!atomic_load_explicit(group, memory_order_relaxed))
+		return false;   /* the common case: no live sampled block homed near it */
 	for (uint32_t i = 0; i < SET_PROBES; i++) {
 		_Atomic uintptr_t *slot = &slots[(h + i) & (SET_SLOTS - 1)];
 		uintptr_t seen = atomic_load_explicit(slot, memory_order_acquire);
@@ -70,6 +96,7 @@ bool preload_set_remove(uintptr_t addr)
 		if (seen == SLOT_EMPTY)
 			return false;
 		if (seen == addr && atomic_compare_exchange_strong(slot, &seen, SLOT_TOMB)) {
+			atomic_fetch_sub_explicit(group, 1, memory_order_relaxed);
 			atomic_fetch_sub_explicit(&preload_set_count, 1, memory_order_relaxed);
 			return true;
 		}

@@ -16,8 +16,20 @@
  * later record may start anywhere in them.  A writer writes nothing in its
  * record past the fixed part and stack_len bytes (an ALLOC record reserves
  * room for stack_size bytes of stack, most of it usually left as zeroes),
- * so that is all the reader has to zero.  A writer that finds too little room drops its record
- * and counts it: the target never blocks on pprofc.
+ * so that is all the reader has to zero.  A writer that finds too little
+ * room drops its record and counts it (dropped_full): the target never
+ * blocks on pprofc.  Except at rate 1, where the user asked for every
+ * allocation: there a writer waits for room (short naps) as long as the
+ * reader's heartbeat is fresh and stopped is not set, so a reader that
+ * keeps up loses nothing and one that died or is done lets the target go
+ * within HEAPRING_ALIVE_NS.  A writer waits only before it reserves, never
+ * between reserve and publish: the reader never waits on a waiting writer.
+ *
+ * At exit() (not _exit, not a fatal signal) the target waits, while
+ * recording and for at most 2 s, until tail reaches the head it saw
+ * when the exit began: the reader can still unwind those records against
+ * the live process (its maps, its modules).  The reader needs to do
+ * nothing for that but keep reading.
  *
  * Positions are byte counts that only grow; a record starts at
  * (position % data_size) and never wraps: when the space left before the
@@ -84,7 +96,10 @@ struct heapring_rec {
  * a point inside the sampler (the allocator's own frames are on top of the
  * stack; the reader trims them).  regs[] is indexed by DWARF register
  * number (arch/regs.h), all 17 known.  The stack copy starts at regs[SP]
- * and holds stack_len bytes; the record is padded to 8 bytes after it. */
+ * and holds stack_len bytes; the record is padded to 8 bytes after it.
+ * stack_len < stack_size: the copy reaches past the thread's outermost
+ * frame (the end of the stack's mapping, or a page above the top frame:
+ * the sampler may stop there rather than copy whatever lies beyond). */
 struct heapring_alloc {
 	struct heapring_rec h;
 	uint64_t addr;                  /* what the allocation function returned */

@@ -73,16 +73,24 @@ extern size_t preload_page_size;
 
 bool preload_still_recording(uint64_t now_ns);
 uint64_t preload_now_ns(void);
+void preload_nap(uint64_t ns);
 
 /* ring.c: the writer's half of heapring.h. */
-void *preload_ring_reserve(uint32_t size);
+void *preload_ring_reserve(uint32_t size, bool may_wait);
 void preload_ring_publish(void *rec, uint32_t size, uint32_t type);
 void preload_ring_count(uint64_t *counter);
 
 /* record.c: what a sampled allocation, and the free of a sampled block,
- * write into the ring.  tid is the caller's thread id. */
+ * write into the ring.  tid is the caller's thread id; may_wait: whether
+ * the caller may wait for room in a full ring at rate 1 (not when it
+ * interrupted the sampler on its own thread). */
 void preload_record_alloc(void *addr, size_t size, int32_t tid);
-void preload_record_free(void *addr);
+void preload_record_free(void *addr, bool may_wait);
+
+/* stack_proof.c: the part of the calling thread's own stack proven
+ * readable by a past checked copy, so that the next copy is a memcpy. */
+bool preload_stack_proven(uint64_t sp, uint64_t *len);
+void preload_stack_prove(uint64_t sp, uint32_t got);
 
 /* addrset.c: the sampled blocks still live, so that their free is seen. */
 extern atomic_uint_fast64_t preload_set_count;

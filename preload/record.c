@@ -51,13 +51,14 @@ static inline __attribute__((always_inline)) void capture_regs(uint64_t *r)
 		: : "r"(r) : "r11", "memory");
 }
 
-/* Copies the stack from sp upward into dst: at most stack_size bytes,
- * fewer where the stack mapping ends.  process_vm_readv on ourselves
- * rather than memcpy: an unreadable page fails the read instead of
- * faulting, and one remote iovec per page makes that failure cut the copy
- * at the page (the call never splits an iovec) and keep what came before.
- * No need for the stack's bounds (pthread_getattr_np takes locks). */
-static uint32_t copy_stack(void *dst, uint64_t sp)
+/* The slow and safe copy: the stack from sp upward into dst, at most
+ * stack_size bytes, fewer where readable memory ends.  process_vm_readv
+ * on ourselves rather than memcpy: an unreadable page fails the read
+ * instead of faulting, and one remote iovec per page makes that failure
+ * cut the copy at the page (the call never splits an iovec) and keep what
+ * came before.  No need for the stack's bounds (pthread_getattr_np takes
+ * locks).  Returns the bytes copied. */
+static uint32_t copy_stack_checked(void *dst, uint64_t sp)
 {
 	struct iovec local = { dst, preload_stack_size };
 	struct iovec remote[STACK_IOVECS];
@@ -78,8 +79,33 @@ static uint32_t copy_stack(void *dst, uint64_t sp)
 	return got > 0 ? (uint32_t)got : 0;
 }
 
+/* Copies the top of the stack, from sp upward, into dst: the sampled
+ * path's main cost, so a plain memcpy whenever this thread's stack
+ * between sp and its top has been proven readable (stack_proof.c), and
+ * the checked copy otherwise, which then proves what it read.  The memcpy
+ * stops at the proven top, the page of the thread's anchor, above its
+ * outermost frame: the reader loses nothing it could unwind (the checked
+ * copy may return more, the junk above the stack). */
+static uint32_t copy_stack(void *dst, uint64_t sp)
+{
+	uint64_t len;
+	uint32_t got;
+
+	if (preload_stack_proven(sp, &len)) {
+		if (len > preload_stack_size)
+			len = preload_stack_size;
+		memcpy(dst, (const void *)(uintptr_t)sp, len);
+		return (uint32_t)len;
+	}
+	got = copy_stack_checked(dst, sp);
+	preload_stack_prove(sp, got);
+	return got;
+}
+
 /* noinline: the registers are captured in this very frame, the frame the
- * reader starts its unwind from (it trims the allocator's frames). */
+ * reader starts its unwind from (it trims the allocator's frames).  Only
+ * sample() calls it, never nested on one thread (the reentrancy guard):
+ * it may wait for room. */
 __attribute__((noinline)) void preload_record_alloc(void *addr, size_t size, int32_t tid)
 {
 	uint64_t regs[HEAPRING_REGS];
@@ -89,7 +115,7 @@ __attribute__((noinline)) void preload_record_alloc(void *addr, size_t size, int
 	int saved_errno = errno;        /* a successful malloc leaves errno alone */
 
 	capture_regs(regs);
-	if (!preload_still_recording(now) || !(rec = preload_ring_reserve(len)))
+	if (!preload_still_recording(now) || !(rec = preload_ring_reserve(len, true)))
 		goto out;
 	rec->addr = (uintptr_t)addr;
 	rec->size = size;
@@ -111,12 +137,12 @@ out:
 /* addr was a sampled block and is about to go back to the allocator:
  * the record is reserved before that, so that it precedes the record of
  * any block that reuses the address. */
-void preload_record_free(void *addr)
+void preload_record_free(void *addr, bool may_wait)
 {
 	uint64_t now = preload_now_ns();
 	struct heapring_free *rec;
 
-	if (!preload_still_recording(now) || !(rec = preload_ring_reserve(sizeof *rec)))
+	if (!preload_still_recording(now) || !(rec = preload_ring_reserve(sizeof *rec, may_wait)))
 		return;
 	rec->addr = (uintptr_t)addr;
 	rec->time_ns = now;

@@ -127,11 +127,26 @@ static inline bool maybe_sampled(const void *p)
 	       atomic_load_explicit(&preload_state, memory_order_relaxed) == PRELOAD_RECORDING;
 }
 
+/* A sampled block goes back: its FREE record, under the reentrancy
+ * guard too (a signal handler that lands between the record's reserve
+ * and publish must not sample, or wait on a full ring behind it).  If
+ * the guard was up already, this free interrupted the sampler on this
+ * thread, which may hold an unpublished record: it must not wait. */
+static __attribute__((noinline)) void record_free(void *p)
+{
+	struct sampler_thread *t = &self;
+	bool nested = t->busy;
+
+	t->busy = true;
+	preload_record_free(p, !nested);
+	t->busy = nested;
+}
+
 /* A block goes back to the allocator (free, or moved by realloc). */
 static inline void release(void *p)
 {
 	if (maybe_sampled(p) && preload_set_remove((uintptr_t)p))
-		preload_record_free(p);
+		record_free(p);
 }
 
 PRELOAD_EXPORT void *malloc(size_t n)

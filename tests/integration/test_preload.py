@@ -11,9 +11,16 @@ the header alone, against the truth the heap_alloc fixture prints.
   the binomial draw's bounds at a 1e-9 tail (each block of n bytes is
   sampled with probability 1 - exp(-n/rate)), so the test does not flake
   but fails a sampler that records too much, too little or by count;
+- at exit, the program waits for the reader: one that reads only once the
+  program has called exit() still gets every record at rate 1 while the
+  program lives (none left for after it), and one whose heartbeat went
+  stale does not hold the exit (the program stops recording and ends);
+- rate 1 waits for room instead of dropping: a 1 MiB ring read slowly
+  still gets every record, dropped_full 0;
 - the program's output identical with and without the library; a stale
-  heartbeat, `stopped`, a reader that never reads, a ring not meant for
-  the process: the program runs on to completion, unchanged;
+  heartbeat, `stopped`, a reader that never reads (at rate 2: dropped and
+  counted), a ring not meant for the process: the program runs on to
+  completion, unchanged;
 - our entry removed from LD_PRELOAD (others kept) and the descriptor's
   variable unset, for the processes the program starts.
 
@@ -77,6 +84,7 @@ class Ring:
         self.events = []        # (ALLOC or FREE, addr, size), in ring order
         self.allocs = []        # (addr, size, tid, regs, stack)
         self.pads = 0
+        self.after_exit = 0     # records read only after the program ended
 
     def get(self, off):
         return self.u64[off // 8]
@@ -89,13 +97,17 @@ class Ring:
         the program runs in (preexec_fn; this script has no threads)."""
         os.pwrite(self.fd, struct.pack("<i", os.getpid()), OFF_OWNER)
 
-    def consume(self):
-        while True:
+    def consume(self, most=None):
+        """Reads the published records (at most `most`); returns how
+        many."""
+        n = 0
+        while most is None or n < most:
             tail = self.get(OFF_TAIL)
             at = HEADER_SIZE + tail % self.data_size
             size = self.u32[at // 4]
             if size == 0:
-                return
+                return n
+            n += 1
             kind = self.u32[at // 4 + 1]
             if kind == ALLOC:
                 f = ALLOC_REC.unpack_from(self.mm, at)
@@ -111,9 +123,15 @@ class Ring:
             # A later record may start anywhere in these bytes: all zero.
             self.mm[at:at + size] = bytes(size)
             self.put(OFF_TAIL, tail + size)
+        return n
 
-    def run(self, argv, env, read=True, stdin=subprocess.DEVNULL, while_running=None):
-        """Runs argv with the ring; returns (exit status, stdout)."""
+    def run(self, argv, env, read=True, stdin=subprocess.DEVNULL, while_running=None,
+            lag=False, most=None):
+        """Runs argv with the ring; returns (exit status, stdout).  read
+        may be a predicate of the ring: read at this poll or not.  With
+        lag, nothing is read until while_running has returned True; most:
+        records read per poll.  after_exit: the records only read once the
+        program had ended."""
         env = dict(env, **{ENV_FD: str(self.fd)})
         with open(os.devnull, "wb") as err, _Output() as out:
             proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=out.f, stderr=err,
@@ -121,13 +139,14 @@ class Ring:
             while proc.poll() is None:
                 if self.alive:
                     self.put(OFF_ALIVE, now_ns())
-                if read:
-                    self.consume()
+                n = 0
+                if read and not (lag and while_running) and (read is True or read(self)):
+                    n = self.consume(most)
                 if while_running and while_running(proc, out.text()):
                     while_running = None
-                time.sleep(0.002)
-            if read:
-                self.consume()
+                if not n:
+                    time.sleep(0.002)
+            self.after_exit = self.consume() if read else 0
             return proc.returncode, out.text()
 
 
@@ -261,16 +280,18 @@ def unwind_into_program(fdes, maps, regs, stack, is_exe):
     return False
 
 
-def check_registers(ring, maps, pid, sizes):
+def check_registers(ring, maps, pid, sizes, cxx_sizes=()):
     """Each record of the fixture's paths: pc in the sampler's code, sp on
     the thread's stack (the main thread's [stack]; a writable anonymous
     mapping for the others), and in the stack copy a return address into
     the sampler (the interposed function's frame) and one into the
     program (its caller's); with readelf, the library's CFI unwinds the
-    record to the program."""
+    record to the program (to libstdc++ for cxx_sizes: operator new calls
+    malloc)."""
     fdes = cfi_table(LIB)
     lib_text = lambda perms, path: "x" in perms and path.endswith("libpprofc_heap.so")  # noqa: E731
     exe_text = lambda perms, path: "x" in perms and path == os.path.realpath(FIXTURE)  # noqa: E731
+    cxx_text = lambda perms, path: "x" in perms and "libstdc++" in path  # noqa: E731
     bad = []
     for addr, size, tid, regs, stack in ring.allocs:
         if size not in sizes:
@@ -290,7 +311,8 @@ def check_registers(ring, maps, pid, sizes):
             why.append("no return address into the sampler in the stack copy")
         elif not any(within(maps, w, exe_text) for w in words):
             why.append("no return address into the program in the stack copy")
-        elif fdes is not None and not unwind_into_program(fdes, maps, regs, stack, exe_text):
+        elif fdes is not None and not unwind_into_program(
+                fdes, maps, regs, stack, cxx_text if size in cxx_sizes else exe_text):
             why.append("the CFI at pc %#x does not unwind it to the program" % pc)
         if why:
             bad.append("size %d tid %d: %s" % (size, tid, ", ".join(why)))
@@ -309,7 +331,9 @@ def test_every_allocation():
     """Rate 1: the exact truth, path by path."""
     argv = [FIXTURE, "--hold", "2", "2"]
     status0, expected = plain_run(argv)
-    ring = Ring(rate=1, stack_size=1024)
+    # 4096 bytes: enough to reach the top of the fixture's thread stacks,
+    # so that the memcpy copies (preload/stack_proof.c) are checked too.
+    ring = Ring(rate=1, stack_size=4096)
     seen = {}
 
     def read_maps(proc, text):
@@ -321,34 +345,105 @@ def test_every_allocation():
         return True
 
     status, out = ring.run(argv, preload_env(), stdin=subprocess.PIPE, while_running=read_maps)
+    paths = check_exact(ring, "rate 1", status0, expected, status, out)
+    check("maps" in seen, "rate 1: the fixture never printed done")
+    if "maps" in seen:
+        sizes = {size for path, size, _, _ in paths if path != "fork_child"}
+        check_registers(ring, seen["maps"], seen["pid"], sizes,
+                        {size for path, size, _, _ in paths if path == "cxx_new"})
+    print("rate 1: %d allocation and %d free records, %d pads, all paths exact"
+          % (len(ring.allocs), len(ring.events) - len(ring.allocs), ring.pads))
+
+
+def check_exact(ring, what, status0, expected, status, out):
+    """At rate 1: the output unchanged, every path recorded exactly as the
+    fixture's truth says, no counter moved.  Returns the truth."""
     check(status == status0 == 0 and out == expected,
-          "rate 1: the output changed (exit %s/%s):\n%s---\n%s" % (status0, status, expected, out))
+          "%s: the output changed (exit %s/%s):\n%s---\n%s" % (what, status0, status, expected, out))
     paths = truth(expected)
     counts, unknown = per_size(ring)
     for path, size, allocs, frees in paths:
         got = counts.get(size, [0, 0])
         if path == "fork_child":
-            check(got == [0, 0], "rate 1: the forked child recorded %s blocks of %d" % (got, size))
+            check(got == [0, 0], "%s: the forked child recorded %s blocks of %d" % (what, got, size))
         elif path == "storm_handler":
             # Not sampled when the signal lands inside the sampler.
             check(0 < got[0] <= allocs and got[1] == got[0],
-                  "rate 1: %s: %s recorded, at most %d allocs and as many frees" % (path, got, allocs))
+                  "%s: %s: %s recorded, at most %d allocs and as many frees" % (what, path, got, allocs))
         else:
-            check(got == [allocs, frees], "rate 1: %s (%d bytes): recorded %d allocs, %d frees; "
-                  "truth %d, %d" % (path, size, got[0], got[1], allocs, frees))
+            check(got == [allocs, frees], "%s: %s (%d bytes): recorded %d allocs, %d frees; "
+                  "truth %d, %d" % (what, path, size, got[0], got[1], allocs, frees))
     loop = counts.get(555, [0, 0])
     check(loop[0] > 0 and loop[0] == loop[1],
-          "rate 1: the storm target's blocks: %d recorded, %d freed" % tuple(loop))
-    check(unknown == 0, "rate 1: %d FREE records of blocks never recorded" % unknown)
+          "%s: the storm target's blocks: %d recorded, %d freed" % ((what,) + tuple(loop)))
+    check(unknown == 0, "%s: %d FREE records of blocks never recorded" % (what, unknown))
     c = counters(ring)
     check(c == {"dropped_full": 0, "dropped_stack": 0, "untracked_frees": 0, "stopped": 0},
-          "rate 1: counters %s" % c)
-    check("maps" in seen, "rate 1: the fixture never printed done")
-    if "maps" in seen:
-        sizes = {size for path, size, _, _ in paths if path != "fork_child"}
-        check_registers(ring, seen["maps"], seen["pid"], sizes)
-    print("rate 1: %d allocation and %d free records, %d pads, all paths exact"
-          % (len(ring.allocs), len(ring.events) - len(ring.allocs), ring.pads))
+          "%s: counters %s" % (what, c))
+    return paths
+
+
+def release_at_done(proc, text, stale=None):
+    """while_running: once the fixture (--hold) printed done, let it exit
+    (EOF on stdin); with stale, the reader's heartbeat goes stale first."""
+    if not text.endswith("done\n"):
+        return False
+    if stale:
+        stale.alive = False
+        stale.put(OFF_ALIVE, 1)
+    proc.stdin.close()
+    return True
+
+
+def test_drain_at_exit():
+    """The reader reads only once the fixture has called exit(): the
+    sampler's destructor holds the exit until every record is read, so
+    none is left for after the process ended (pprofc could no longer
+    unwind it) and all of them match the truth.  With the heartbeat stale
+    at exit, the fixture does not wait for the reader: it stops
+    recording (stopped set by the writer) and ends, its records unread."""
+    argv = [FIXTURE, "--hold", "1", "1"]
+    status0, expected = plain_run(argv)
+    ring = Ring(rate=1, stack_size=1024)
+    status, out = ring.run(argv, preload_env(), stdin=subprocess.PIPE, while_running=release_at_done,
+                           lag=True, most=256)
+    check_exact(ring, "drain at exit", status0, expected, status, out)
+    check(ring.after_exit == 0, "drain at exit: %d records left for after the exit" % ring.after_exit)
+    drained = len(ring.events)
+    ring = Ring(rate=1, stack_size=1024)
+    status, out = ring.run(argv, preload_env(), stdin=subprocess.PIPE, read=False,
+                           while_running=lambda proc, text: release_at_done(proc, text, ring))
+    check(status == status0 == 0 and out == expected, "stale at exit: the output changed")
+    check(ring.get(OFF_STOPPED) == 1 and ring.get(OFF_HEAD) > ring.get(OFF_TAIL) == 0,
+          "stale at exit: stopped %d, head %d, tail %d"
+          % (ring.get(OFF_STOPPED), ring.get(OFF_HEAD), ring.get(OFF_TAIL)))
+    print("drain at exit: %d records read after exit() while the fixture lived, none after; "
+          "a stale reader does not hold the exit" % drained)
+
+
+def test_rate1_waits():
+    """Rate 1 in a 1 MiB ring with a reader that reads 16 records at a
+    time and only once the ring is nearly full (or the fixture is done):
+    the writers wait for room, nothing is dropped, every path is exact."""
+    argv = [FIXTURE, "1", "1"]
+    status0, expected = plain_run(argv)
+    ring = Ring(rate=1, data_size=1 << 20, stack_size=4096)
+    state = {"done": False, "full": 0}
+
+    def nearly_full(r):
+        full = r.get(OFF_HEAD) - r.get(OFF_TAIL) > r.data_size - 8192
+        state["full"] += full
+        return full or state["done"]
+
+    def at_done(proc, text):
+        state["done"] = text.endswith("done\n")
+        return state["done"]
+
+    status, out = ring.run(argv, preload_env(), read=nearly_full, most=16, while_running=at_done)
+    check_exact(ring, "rate 1, small ring, slow reader", status0, expected, status, out)
+    check(state["full"] > 0, "rate 1, small ring: the ring never filled")
+    print("rate 1 waits: %d records through a 1 MiB ring read when nearly full (%d times), "
+          "none dropped" % (len(ring.events), state["full"]))
 
 
 def log_binom_pmf(n, p, k):
@@ -422,7 +517,8 @@ def test_untouched():
         check(not ring.events and ring.get(OFF_HEAD) == 0, "%s: %d records" % (what, len(ring.events)))
         check(ring.get(OFF_STOPPED) == (1 if stops else 0),
               "%s: stopped is %d" % (what, ring.get(OFF_STOPPED)))
-    ring = Ring(rate=1, data_size=1 << 20)
+    # Rate 2, not 1: at rate 1 the program would wait for the reader.
+    ring = Ring(rate=2, data_size=1 << 20)
     status, out = ring.run(argv, preload_env(), read=False)
     c = counters(ring)
     check(status == 0 and out == expected, "a reader that never reads: the output changed")
@@ -456,6 +552,8 @@ def main():
     require_heap_sampler()
     WORK = os.environ.get("TMPDIR", "/tmp")
     test_every_allocation()
+    test_drain_at_exit()
+    test_rate1_waits()
     test_default_rate()
     test_untouched()
     test_children_not_profiled()

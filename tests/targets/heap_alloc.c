@@ -8,7 +8,10 @@
  * of 4096 bytes and never frees them; churn() allocates and frees
  * CHURN_MIB (default 1024) in blocks of 1000; realloc_chain() grows
  * blocks through realloc; aligned_family() calls every other allocation
- * function once per round.  The main thread allocates a few huge blocks,
+ * function once per round; cxx_new() calls C++'s operator new and delete
+ * (libstdc++'s, by their mangled names so that this stays a C program;
+ * linked at build time, not dlopen'd, whose own allocations would blur
+ * the truth; "0 0" where the build found no libstdc++).  The main thread allocates a few huge blocks,
  * allocates from a signal handler (raise(), and a storm of signals at a
  * thread that allocates without pause), and forks a child that allocates
  * and frees a block its parent sampled.  With --hold it waits for EOF on
@@ -40,6 +43,8 @@
 #define CHAIN_STEPS 4
 #define CHAINS 64               /* per worker */
 #define ALIGNED_ROUNDS 32       /* per worker */
+#define CXX_SIZE 1234
+#define CXX_BLOCKS 64           /* per worker */
 #define HUGE_SIZE (8u << 20)
 #define HUGE_BLOCKS 8
 #define RAISES 16
@@ -62,6 +67,16 @@ static long live_per_worker, churn_per_worker;
 static void **live_blocks;      /* mmap'd: the bookkeeping allocates nothing */
 static atomic_int raised, storm_handled, storm_done;
 static char out_buffer[8192];   /* stdout's, so that stdio allocates nothing */
+#ifdef HEAP_ALLOC_CXX
+/* operator new(size_t) and operator delete(void *), mangled. */
+void *_Znwm(size_t n);
+void _ZdlPv(void *p);
+#define CXX_ROUNDS CXX_BLOCKS
+#else
+#define CXX_ROUNDS 0
+#define _Znwm(n) NULL
+#define _ZdlPv(p) ((void)(p))
+#endif
 
 /* An allocation the program touches, so it cannot be optimized away. */
 static void *touch(void *p)
@@ -123,6 +138,12 @@ static __attribute__((noinline)) void aligned_family(void)
 	}
 }
 
+static __attribute__((noinline)) void cxx_new(void)
+{
+	for (int i = 0; i < CXX_ROUNDS; i++)
+		_ZdlPv(touch(_Znwm(CXX_SIZE)));
+}
+
 static void *worker(void *arg)
 {
 	long i = (long)arg;
@@ -131,6 +152,7 @@ static void *worker(void *arg)
 	churn(churn_per_worker);
 	realloc_chain();
 	aligned_family();
+	cxx_new();
 	return NULL;
 }
 
@@ -254,6 +276,7 @@ static void print_truth(void)
 	printf("pvalloc %d %ld %ld\n", PVALLOC, rounds, rounds);
 	printf("calloc %d %ld %ld\n", CALLOC_COUNT * CALLOC_EACH, rounds, rounds);
 	printf("reallocarray %d %ld %ld\n", ARRAY_COUNT * ARRAY_EACH, rounds, rounds);
+	printf("cxx_new %d %ld %ld\n", CXX_SIZE, CXX_ROUNDS * w, CXX_ROUNDS * w);
 	printf("huge_blocks %u %d %d\n", HUGE_SIZE, HUGE_BLOCKS, HUGE_BLOCKS);
 	printf("raise_handler %d %d %d\n", RAISE_SIZE, (int)raised, (int)raised);
 	printf("storm_handler %d %d %d\n", STORM_HANDLER_SIZE, (int)storm_handled, (int)storm_handled);
