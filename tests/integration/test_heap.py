@@ -67,7 +67,7 @@ LEAF = {"keep_live": "keep_live", "churn": "churn", "realloc_chain": "realloc_ch
         "memalign": "aligned_family", "valloc": "aligned_family", "pvalloc": "aligned_family",
         "calloc": "aligned_family", "reallocarray": "aligned_family",
         "huge_blocks": "huge_blocks", "raise_handler": "on_raise",
-        "storm_handler": "on_storm", "fork_parent": "fork_path"}
+        "storm_handler": "on_storm", "fork_parent": "fork_path", "cxx_new": "cxx_new"}
 FIXTURE_FUNCTIONS = set(LEAF.values()) | {"storm_target"}
 ALLOCATORS = {"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign",
               "aligned_alloc", "memalign", "valloc", "pvalloc", "operator new", "operator new[]"}

@@ -11,11 +11,12 @@
  * function once per round; cxx_new() calls C++'s operator new and delete
  * (libstdc++'s, by their mangled names so that this stays a C program;
  * linked at build time, not dlopen'd, whose own allocations would blur
- * the truth; "0 0" where the build found no libstdc++).  The main thread allocates a few huge blocks,
- * allocates from a signal handler (raise(), and a storm of signals at a
- * thread that allocates without pause), and forks a child that allocates
- * and frees a block its parent sampled.  With --hold it waits for EOF on
- * stdin before it exits, every live block still live.
+ * the truth; "0 0" where the build found no libstdc++).  The main thread
+ * allocates a few huge blocks, allocates from a signal handler (raise(),
+ * and a storm of signals at a thread that allocates without pause), and
+ * forks a child that allocates and frees a block its parent sampled.
+ * With --hold it waits for EOF on stdin before it exits, every live block
+ * still live.
  *
  * Prints one line per path, "PATH SIZE ALLOCS FREES" (bytes asked for
  * per block, blocks allocated, blocks freed), then "done": the same
