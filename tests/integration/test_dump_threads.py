@@ -501,7 +501,7 @@ def test_stale_frames():
 # injected on the main thread's detach) and lets both threads go into that
 # group stop.  Prints the new thread's tid and the kernel's pc, rax and sp.
 STOP_AT_BIRTH = """
-import ctypes, os, signal, sys
+import ctypes, os, signal, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 pid = int(sys.argv[1])
@@ -520,6 +520,15 @@ libc.ptrace(7, pid, None, None)                        # CONT: takes the SIGSTOP
 _, st = os.waitpid(pid, 0x40000000)
 assert os.WIFSTOPPED(st) and os.WSTOPSIG(st) == signal.SIGSTOP, hex(st)
 libc.ptrace(17, pid, None, signal.SIGSTOP)             # DETACH, into the stop
+# Only once the main thread has entered the group stop (which marks the
+# new thread's stop pending) may the new thread go: it then stops again
+# before its first instruction.  Detached sooner, it would run on.
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+        if f.read().rsplit(")", 1)[1].split()[0] == "T":
+            break
+    time.sleep(0.001)
 libc.ptrace(17, tid, None, None)
 print(tid, regs[16], regs[10], regs[19], flush=True)
 """
