@@ -1,13 +1,16 @@
 /* alloc_churn.c — the heap benchmark's target (bench/heap_profile.py): an
  * allocation-heavy program whose throughput is the figure.
  *
- * Usage: alloc_churn THREADS SECONDS
+ * Usage: alloc_churn THREADS SECONDS [PASSES]
  *
  * Each thread replaces blocks in a ring of 256 live ones: free the oldest,
  * malloc a new one of an assorted size (mostly 16 B - 1 KiB, one in 64 of
  * 4-16 KiB, one in 4096 of 256 KiB, as a server's mix), and fill it, as
  * a program fills what it allocates (a loop that only allocates would
- * make any interposed allocator look many times its real cost).  When
+ * make any interposed allocator look many times its real cost), then
+ * reads it PASSES more times (default 0), as a program that works on
+ * what it allocates: 0 makes the most allocations a second (tens of
+ * millions here, on 2 threads), 1 about two million.  When
  * SECONDS have passed it prints "ops N" (malloc/free pairs, all threads)
  * and "ops_per_s X", then frees everything and exits.  Sizes come from a
  * per-thread xorshift, so every run makes the same requests.
@@ -26,9 +29,11 @@ struct worker {
 	pthread_t thread;
 	uint64_t seed;
 	uint64_t ops;
+	uint64_t sum;                   /* of the work passes, printed */
 };
 
 static double deadline;
+static int passes;
 
 static double now(void)
 {
@@ -55,10 +60,21 @@ static size_t assorted_size(uint64_t *x)
 	return 16 + (r >> 12) % 1009;
 }
 
+/* PASSES reads over a block (a sum the compiler cannot drop: it is
+ * kept in the worker). */
+static uint64_t work(const unsigned char *p, size_t size)
+{
+	uint64_t sum = 0;
+	for (int k = 0; k < passes; k++)
+		for (size_t j = 0; j < size; j++)
+			sum += p[j] ^ (unsigned)k;
+	return sum;
+}
+
 static void *churn(void *arg)
 {
 	struct worker *w = arg;
-	char *ring[RING] = { 0 };
+	unsigned char *ring[RING] = { 0 };
 	uint64_t ops = 0;
 	for (size_t i = 0;; i = (i + 1) % RING) {
 		/* The clock is read once per ring turn: cheap next to 256 pairs. */
@@ -72,6 +88,7 @@ static void *churn(void *arg)
 			exit(1);
 		}
 		memset(ring[i], (int)ops, size);
+		w->sum += work(ring[i], size);
 		ops++;
 	}
 	for (size_t i = 0; i < RING; i++)
@@ -84,8 +101,9 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 2;
 	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
-	if (n < 1 || n > MAX_THREADS || seconds <= 0) {
-		fprintf(stderr, "usage: alloc_churn THREADS(1-%d) SECONDS\n", MAX_THREADS);
+	passes = argc > 3 ? atoi(argv[3]) : 0;
+	if (n < 1 || n > MAX_THREADS || seconds <= 0 || passes < 0) {
+		fprintf(stderr, "usage: alloc_churn THREADS(1-%d) SECONDS [PASSES]\n", MAX_THREADS);
 		return 2;
 	}
 	static struct worker w[MAX_THREADS];
@@ -98,12 +116,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	uint64_t ops = 0;
+	uint64_t ops = 0, sum = 0;
 	for (int i = 0; i < n; i++) {
 		pthread_join(w[i].thread, NULL);
 		ops += w[i].ops;
+		sum += w[i].sum;
 	}
 	double took = now() - start;
-	printf("ops %llu\nops_per_s %.0f\n", (unsigned long long)ops, ops / took);
+	printf("ops %llu\nops_per_s %.0f\nsum %llu\n", (unsigned long long)ops, ops / took,
+	       (unsigned long long)sum);
 	return 0;
 }
