@@ -51,6 +51,9 @@ struct attach_raw_sample {
 	const unsigned char *stack;
 	size_t stack_len;
 	int stack_cut;                  /* the copy ended at its size limit */
+	int probe;                      /* perf with uprobes: the index of the
+					 * probe in opts.uprobes; else -1 */
+	uint64_t time_ns;               /* perf: when taken (CLOCK_MONOTONIC) */
 	uint64_t stop_ns;               /* ptrace: how long the thread was
 					 * stopped for it; perf: 0 */
 	/* Wall mode (ptrace engine) only. */
@@ -70,8 +73,20 @@ struct attach_raw_sample {
 					 * cpu_ns + runq_ns <= weight_ns */
 };
 
+/* A probe on a function of a file mapped by the target (uprobes.h finds
+ * them): the perf engine then samples its hits instead of the CPU clock. */
+struct attach_uprobe {
+	const char *path;               /* as pprofc can open it: /proc/PID/root/... */
+	uint64_t offset;                /* of the probed instruction in the file */
+	int ret;                        /* a return probe: only the registers */
+};
+
 struct attach_engine_opts {
 	int hz;
+	/* perf: a sample at every hit of each of these (hz unused); return
+	 * probes carry no stack copy. */
+	const struct attach_uprobe *uprobes;
+	size_t n_uprobes;
 	size_t stack_size;              /* bytes of stack copied per sample */
 	const pid_t *only;              /* sample only these tids (NULL: all) */
 	size_t n_only;

@@ -21,6 +21,12 @@
  * PERF_RECORD_FORK it caused says so, and a thread's own events are then
  * not counted (PERF_SAMPLE_IDENTIFIER names the event of each sample).
  *
+ * With opts.uprobes, the events are uprobes (the `uprobe` PMU) instead of
+ * the clock: one per probe, thread and CPU, a sample at every hit (the
+ * heap kinds of attach: collect/heap_attach.c).  Samples of all rings are
+ * then handed out in time order, so that a thread's entry into a function
+ * comes before its return even when it moved to another CPU between them.
+ *
  * If pprofc dies, the kernel closes the events with its descriptors and
  * the target runs on as if nothing happened.  See docs/ARCHITECTURE.md,
  * "Engines", and docs/NOTES.md, "perf_event".
@@ -44,6 +50,7 @@
 
 #include "engine_impl.h"
 #include "internal.h"
+#include "uprobes.h"
 
 #define MAX_STACK_COPY 65528u           /* the kernel's limit (u16, 8-aligned) */
 #define EXIT_CHECK_NS 100000000u        /* how often to look for the target's end */
@@ -84,6 +91,7 @@ struct ring {
 	size_t size;                    /* data bytes, a power of two */
 	size_t map_len;
 	uint64_t head;                  /* this pass: where samples end */
+	uint64_t tail;                  /* this pass: the next record to read */
 };
 
 /* A thread the engine knows of. */
@@ -105,14 +113,18 @@ struct perf_engine {
 	pid_t pid;
 	struct attach_engine_opts o;
 	struct attach_engine_stats *st;
-	struct perf_event_attr attr;
+	struct perf_event_attr attr;    /* the clock, or the base of attrs */
+	struct perf_event_attr *attrs;  /* each event opened per thread and CPU */
+	size_t nattrs;
 	struct ring *rings;
 	size_t nrings;
 	struct pollfd *pfds;
 	int *fds;                       /* every event we opened */
 	uint64_t *fd_ids;               /* ...its id (PERF_EVENT_IOC_ID) */
 	pid_t *fd_tids;                 /* ...and its thread */
+	int *fd_probes;                 /* ...and its uprobe, or -1 */
 	size_t nfds, capfds;
+	size_t last_fd;                 /* probe_of's last find */
 	struct pthread_entry *threads;  /* open addressing by tid */
 	size_t cap_threads, n_used;     /* slots used, deleted ones included */
 	unsigned char *scratch;         /* a record that wraps the ring's end */
@@ -278,6 +290,8 @@ static void explain(int e, pid_t pid, struct attach_error *err)
 static size_t ring_bytes(const struct perf_engine *e)
 {
 	size_t per = e->o.stack_size + 256;     /* the stack, registers, header */
+	if (e->o.n_uprobes)
+		return 64u << 20;       /* hits come as fast as the code calls */
 	return per * (size_t)(e->o.hz / 10 > 16 ? e->o.hz / 10 : 16);
 }
 
@@ -286,7 +300,7 @@ static size_t ring_bytes(const struct perf_engine *e)
 static int map_ring(struct ring *r, size_t want)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = page * 8;
-	while (size < want && size < (16u << 20))
+	while (size < want && size < (64u << 20))
 		size *= 2;
 	for (; size >= page * 2; size /= 2) {
 		void *p = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
@@ -303,7 +317,7 @@ static int map_ring(struct ring *r, size_t want)
 	return -1;
 }
 
-static int remember_fd(struct perf_engine *e, int fd, pid_t tid)
+static int remember_fd(struct perf_engine *e, int fd, pid_t tid, int probe)
 {
 	if (e->nfds == e->capfds) {
 		size_t cap = e->capfds ? e->capfds * 2 : 64;
@@ -316,7 +330,10 @@ static int remember_fd(struct perf_engine *e, int fd, pid_t tid)
 		pid_t *tids = realloc(e->fd_tids, cap * sizeof *tids);
 		if (tids)
 			e->fd_tids = tids;
-		if (!f || !ids || !tids)
+		int *probes = realloc(e->fd_probes, cap * sizeof *probes);
+		if (probes)
+			e->fd_probes = probes;
+		if (!f || !ids || !tids || !probes)
 			return -1;
 		e->capfds = cap;
 	}
@@ -325,8 +342,23 @@ static int remember_fd(struct perf_engine *e, int fd, pid_t tid)
 	e->fds[e->nfds] = fd;
 	e->fd_ids[e->nfds] = id;
 	e->fd_tids[e->nfds] = tid;
+	e->fd_probes[e->nfds] = probe;
 	e->nfds++;
 	return 0;
+}
+
+/* The uprobe an event of ours stands for, or -1.  The last one found is
+ * kept: hits come in runs of the same probe. */
+static int probe_of(struct perf_engine *e, uint64_t id)
+{
+	if (e->last_fd < e->nfds && e->fd_ids[e->last_fd] == id)
+		return e->fd_probes[e->last_fd];
+	for (size_t i = 0; i < e->nfds; i++)
+		if (e->fd_ids[i] == id) {
+			e->last_fd = i;
+			return e->fd_probes[i];
+		}
+	return -1;
 }
 
 /* The thread an event of ours was opened for, or 0. */
@@ -364,25 +396,33 @@ static void disable_own_events(struct perf_engine *e, pid_t tid)
 			ioctl(e->fds[i], PERF_EVENT_IOC_DISABLE, 0);
 }
 
-/* Opens tid's events, one per CPU.  Returns 0, or an errno. */
+/* Opens event a for tid on one CPU; an fd, or -1 with errno set. */
+static int open_event(struct perf_engine *e, struct perf_event_attr *a, pid_t tid, int cpu)
+{
+	int fd = perf_open(a, tid, cpu);
+	if (fd < 0 && (errno == EACCES || errno == EPERM) && !a->exclude_kernel && e->nfds == 0 &&
+	    !e->o.n_uprobes) {
+		/* perf_event_paranoid 2 allows user-space samples only:
+		 * take those, and say that kernel time is not sampled. */
+		a->exclude_kernel = 1;
+		e->st->kernel_excluded = 1;
+		fd = perf_open(a, tid, cpu);
+	}
+	if (fd < 0 && errno == EINVAL && a->inherit_thread) {
+		for (size_t i = 0; i < e->nattrs; i++)
+			e->attrs[i].inherit_thread = 0;     /* kernels before 5.13 */
+		fd = perf_open(a, tid, cpu);
+	}
+	return fd;
+}
+
+/* Opens tid's events, each once per CPU.  Returns 0, or an errno. */
 static int open_thread(struct perf_engine *e, pid_t tid)
 {
 	int opened = 0;
-	for (size_t c = 0; c < e->nrings; c++) {
-		struct ring *r = &e->rings[c];
-		int fd = perf_open(&e->attr, tid, r->cpu);
-		if (fd < 0 && (errno == EACCES || errno == EPERM) && !e->attr.exclude_kernel &&
-		    e->nfds == 0) {
-			/* perf_event_paranoid 2 allows user-space samples only:
-			 * take those, and say that kernel time is not sampled. */
-			e->attr.exclude_kernel = 1;
-			e->st->kernel_excluded = 1;
-			fd = perf_open(&e->attr, tid, r->cpu);
-		}
-		if (fd < 0 && errno == EINVAL && e->attr.inherit_thread) {
-			e->attr.inherit_thread = 0;     /* kernels before 5.13 */
-			fd = perf_open(&e->attr, tid, r->cpu);
-		}
+	for (size_t k = 0; k < e->nattrs * e->nrings; k++) {
+		struct ring *r = &e->rings[k % e->nrings];
+		int fd = open_event(e, &e->attrs[k / e->nrings], tid, r->cpu);
 		if (fd < 0) {
 			if (errno == ENODEV || errno == ENXIO)
 				continue;               /* an offline CPU */
@@ -401,7 +441,7 @@ static int open_thread(struct perf_engine *e, pid_t tid)
 			close(fd);
 			return er;
 		}
-		if (remember_fd(e, fd, tid)) {
+		if (remember_fd(e, fd, tid, e->o.n_uprobes ? (int)(k / e->nrings) : -1)) {
 			close(fd);
 			return ENOMEM;
 		}
@@ -415,7 +455,7 @@ static int wanted(const struct perf_engine *e, pid_t tid)
 	return attach_engine_wants(&e->o, tid);
 }
 
-static void scan_records(struct perf_engine *e, int samples);
+static void scan_task_records(struct perf_engine *e);
 
 /* Opens events for every thread in /proc/PID/task not covered yet, again
  * until a pass finds none (threads are created meanwhile).  Returns 0 or
@@ -428,7 +468,7 @@ static int open_all(struct perf_engine *e)
 		int r = attach_list_tasks(e->pid, &tids, &n);
 		if (r)
 			return -r;
-		scan_records(e, 0);     /* learn which new threads inherited */
+		scan_task_records(e);   /* learn which new threads inherited */
 		for (size_t i = 0; i < n; i++) {
 			struct pthread_entry *t = thread_slot(e, tids[i], 0);
 			if ((t && (t->own_events || t->inherited)) || !wanted(e, tids[i]))
@@ -493,7 +533,6 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 	memcpy(&time, p + 16, 8);
 	memcpy(&period, p + 24, 8);
 	p += 32;
-	(void)time;
 	if ((pid_t)pid != e->pid || !wanted(e, (pid_t)tid))
 		return;                 /* a child process (inherit without
 					 * inherit_thread, old kernels) */
@@ -525,6 +564,8 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 		s.stack_len = (size_t)(dyn < size ? dyn : size);
 	}
 	s.tid = (pid_t)tid;
+	s.probe = e->o.n_uprobes ? probe_of(e, id) : -1;
+	s.time_ns = time;
 	s.comm = t ? t->comm : "?";
 	s.weight_ns = period;
 	s.stack_addr = REG(&s.regs, SP);
@@ -580,47 +621,99 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 	}
 }
 
-/* One pass over every ring.  samples = 0: only the task records (forks,
- * exits, names), reading as far as the rings go now, consuming nothing.
- * samples = 1: everything up to the heads taken before the task records
- * were read, so a thread's fork is always seen before its samples; then
- * those bytes are given back to the kernel. */
-static void scan_records(struct perf_engine *e, int samples)
+/* The whole record at r->tail if one is there before end (NULL if not),
+ * its header in *h. */
+static const unsigned char *next_record(struct perf_engine *e, const struct ring *r, uint64_t end,
+					struct perf_event_header *h)
+{
+	const unsigned char *hp;
+	if (r->fd < 0 || r->tail >= end || !(hp = record_at(e, r, r->tail, sizeof *h)))
+		return NULL;
+	memcpy(h, hp, sizeof *h);
+	if (h->size < sizeof *h || r->tail + h->size > end)
+		return NULL;
+	return record_at(e, r, r->tail, h->size);
+}
+
+/* The task records (forks, exits, names), as far as the rings go now,
+ * consuming nothing. */
+static void scan_task_records(struct perf_engine *e)
 {
 	for (size_t c = 0; c < e->nrings; c++) {
 		struct ring *r = &e->rings[c];
 		if (r->fd < 0)
 			continue;
-		uint64_t head = samples ? r->head : __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
-		uint64_t tail = r->meta->data_tail;
-		while (tail < head) {
-			struct perf_event_header h;
-			const unsigned char *hp = record_at(e, r, tail, sizeof h);
-			if (!hp)
-				break;
-			memcpy(&h, hp, sizeof h);
-			if (h.size < sizeof h || tail + h.size > head)
-				break;
-			const unsigned char *p = record_at(e, r, tail, h.size);
-			if (!p)
-				break;
-			if (!samples) {
-				if (h.type == PERF_RECORD_FORK || h.type == PERF_RECORD_EXIT ||
-				    h.type == PERF_RECORD_COMM)
-					on_task_record(e, &h, p, h.size);
-			} else if (h.type == PERF_RECORD_SAMPLE) {
-				on_sample_record(e, p, h.size);
-			} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof h + 16) {
-				uint64_t lost;
-				memcpy(&lost, p + sizeof h + 8, 8);
-				e->st->lost_records += lost;
-			}
-			tail += h.size;
-		}
-		if (samples)
-			__atomic_store_n(&r->meta->data_tail, tail, __ATOMIC_RELEASE);
+		uint64_t head = __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
+		struct perf_event_header h;
+		const unsigned char *p;
+		for (r->tail = r->meta->data_tail; (p = next_record(e, r, head, &h)); r->tail += h.size)
+			if (h.type == PERF_RECORD_FORK || h.type == PERF_RECORD_EXIT ||
+			    h.type == PERF_RECORD_COMM)
+				on_task_record(e, &h, p, h.size);
 	}
 }
+
+/* The time of a sample record (PERF_SAMPLE_IDENTIFIER, TID, then TIME). */
+static uint64_t sample_time(const unsigned char *p, size_t len)
+{
+	uint64_t t = 0;
+	if (len >= sizeof(struct perf_event_header) + 24)
+		memcpy(&t, p + sizeof(struct perf_event_header) + 16, 8);
+	return t;
+}
+
+/* Ring c's next sample taken before upto (records of other types before
+ * it are handled on the way); its time in *t, or NULL. */
+static const unsigned char *next_sample(struct perf_engine *e, struct ring *r, uint64_t upto,
+					uint64_t *t, struct perf_event_header *h)
+{
+	const unsigned char *p;
+	while ((p = next_record(e, r, r->head, h))) {
+		if (h->type == PERF_RECORD_SAMPLE) {
+			*t = sample_time(p, h->size);
+			return *t <= upto ? p : NULL;
+		}
+		if (h->type == PERF_RECORD_LOST && h->size >= sizeof *h + 16) {
+			uint64_t lost;
+			memcpy(&lost, p + sizeof *h + 8, 8);
+			e->st->lost_records += lost;
+		}
+		r->tail += h->size;
+	}
+	return NULL;
+}
+
+/* Every sample up to the heads taken before the task records were read
+ * (so a thread's fork is always seen before its samples), and taken
+ * before upto, oldest first across the rings: a sample stamped before
+ * upto on one CPU is in its ring by the time the heads are read, so none
+ * older than one handed out can come later.  Then those bytes are given
+ * back to the kernel. */
+static void scan_samples(struct perf_engine *e, uint64_t upto)
+{
+	for (size_t c = 0; c < e->nrings; c++)
+		if (e->rings[c].fd >= 0)
+			e->rings[c].tail = e->rings[c].meta->data_tail;
+	for (;;) {
+		struct ring *best = NULL;
+		uint64_t best_t = 0, t;
+		struct perf_event_header h;
+		for (size_t c = 0; c < e->nrings; c++)
+			if (next_sample(e, &e->rings[c], upto, &t, &h) && (!best || t < best_t)) {
+				best = &e->rings[c];
+				best_t = t;
+			}
+		if (!best)
+			break;
+		const unsigned char *p = next_record(e, best, best->head, &h);
+		on_sample_record(e, p, h.size);
+		best->tail += h.size;
+	}
+	for (size_t c = 0; c < e->nrings; c++)
+		if (e->rings[c].fd >= 0)
+			__atomic_store_n(&e->rings[c].meta->data_tail, e->rings[c].tail, __ATOMIC_RELEASE);
+}
+
 
 /* Threads that exited are forgotten once their last samples (in any
  * ring) were read: a process that churns through threads keeps a small
@@ -635,12 +728,13 @@ static void forget_exited(struct perf_engine *e)
 
 static void drain(struct perf_engine *e)
 {
+	uint64_t upto = attach_now_ns();        /* before the heads: see scan_samples */
 	for (size_t c = 0; c < e->nrings; c++)
 		if (e->rings[c].fd >= 0)
 			e->rings[c].head = __atomic_load_n(&e->rings[c].meta->data_head, __ATOMIC_ACQUIRE);
 	e->drains++;
-	scan_records(e, 0);
-	scan_records(e, 1);
+	scan_task_records(e);
+	scan_samples(e, upto);
 	forget_exited(e);
 }
 
@@ -667,6 +761,41 @@ static void record_thread_cpu(struct perf_engine *e)
 }
 
 /* ---- the interface ------------------------------------------------------- */
+
+/* The events opened per thread and CPU: the clock (e->attr), or one
+ * uprobe per probe asked for, made from it.  Return probes are opened
+ * before entry probes (see uprobes.h): an entry seen has its return to
+ * come.  -1 with errno set. */
+static int set_events(struct perf_engine *e)
+{
+	size_t n = e->o.n_uprobes ? e->o.n_uprobes : 1;
+	if (!(e->attrs = calloc(n, sizeof *e->attrs)))
+		return -1;
+	e->nattrs = n;
+	if (!e->o.n_uprobes) {
+		e->attrs[0] = e->attr;
+		return 0;
+	}
+	int type, ret_bit;
+	if (attach_uprobe_pmu(&type, &ret_bit))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct attach_uprobe *u = &e->o.uprobes[i];
+		struct perf_event_attr *a = &e->attrs[i];
+		*a = e->attr;
+		a->type = (uint32_t)type;
+		a->config = u->ret ? 1ull << ret_bit : 0;
+		a->config1 = (uint64_t)(uintptr_t)u->path;
+		a->config2 = u->offset;
+		a->sample_period = 1;
+		a->task = a->comm = a->comm_exec = i == 0;      /* one copy of each */
+		if (u->ret) {
+			a->sample_type &= ~(uint64_t)PERF_SAMPLE_STACK_USER;
+			a->sample_stack_user = 0;
+		}
+	}
+	return 0;
+}
 
 static void perf_close(void *state);
 
@@ -713,6 +842,11 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 	a->watermark = 1;
 	a->wakeup_watermark = 0;        /* set per ring size below */
 
+	if (set_events(e)) {
+		explain(errno, pid, err);
+		perf_close(e);
+		return NULL;
+	}
 	/* One event per thread and CPU: raise the descriptor limit to what
 	 * the hard limit allows. */
 	struct rlimit rl;
@@ -723,6 +857,10 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 	e->cpu_start = e->cpu_last = kernel_cpu(e);
 	/* Wake pprofc when a quarter of a ring is filled. */
 	a->wakeup_watermark = (uint32_t)(ring_bytes(e) / 4 > 4096 ? ring_bytes(e) / 4 : 4096);
+	if (e->o.n_uprobes)
+		a->wakeup_watermark = (uint32_t)(ring_bytes(e) / 16);   /* hits come in floods */
+	for (size_t i = 0; i < e->nattrs; i++)
+		e->attrs[i].wakeup_watermark = a->wakeup_watermark;
 	int er = open_all(e);
 	if (er || e->nfds == 0) {
 		explain(er ? er : ESRCH, pid, err);
@@ -793,6 +931,8 @@ static void perf_close(void *state)
 	free(e->fds);
 	free(e->fd_ids);
 	free(e->fd_tids);
+	free(e->fd_probes);
+	free(e->attrs);
 	free(e->rings);
 	free(e->pfds);
 	free(e->threads);

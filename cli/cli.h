@@ -90,7 +90,10 @@ struct cli_profile_options {
 	int force_stop;                 /* --force-stop: for comparison */
 	size_t heap_rate;               /* heap, allocs: --heap-rate */
 	double interval;                /* heap, allocs: --interval, 0: none */
+	size_t max_hit_rate;            /* attach heap, allocs: --max-hit-rate */
 };
+/* attach --profile heap|allocs: the probes close above this many hits/s. */
+#define CLI_MAX_HIT_RATE 200000
 /* Parses attach's (run = 0) or run's options; -1 after --help, 2 on a
  * usage error (already reported), 0 otherwise. */
 int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options *o);
@@ -120,6 +123,8 @@ extern volatile sig_atomic_t cli_snapshot;
 void cli_heap_catch_snapshot(void);
 void cli_heap_snapshot(void *arg, struct collect_session *s);
 void cli_heap_summary(const struct collect_summary *sum, const char *command);
+/* attach --profile heap|allocs: the summary (uprobes). */
+void cli_heap_attach_summary(const struct collect_summary *sum);
 
 /* attach --profile threads: one snapshot as a threads/count profile
  * (dump_threads.c). */

@@ -68,3 +68,39 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command)
 	if (sum->dropped_nomem)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
 }
+
+/* What one probe hit costs the target here (a trap into the kernel, the
+ * sample's registers and stack copy into the ring buffer; entry and
+ * return of a malloc are two): measured with bench/uprobe_hit.py, README
+ * "Heap profiles of a running process". */
+#define UPROBE_HIT_NS 3000.0
+
+void cli_heap_attach_summary(const struct collect_summary *sum)
+{
+	const struct collect_heap_summary *h = &sum->heap;
+	if (isatty(2))
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "pprofc: %" PRIu64 " allocations sampled (%" PRIu64 " freed in the window) on %"
+		PRIu64 " stacks in %.2f s, from %" PRIu64 " probe hits on %" PRIu64 " functions of %s; "
+		"inuse counts only allocations made during the window\n", h->samples, h->frees,
+		h->stacks, (double)sum->st.duration_ns / 1e9, h->hits, h->probes, h->allocator);
+	if (h->first_second_hits)
+		fprintf(stderr, "pprofc: %" PRIu64 " probe hits/s in the first second, at ~%.1f us each: "
+			"~%.0f%% of one CPU added to the target while attached\n", h->first_second_hits,
+			UPROBE_HIT_NS / 1e3, (double)h->first_second_hits * UPROBE_HIT_NS / 1e7);
+	if (h->capped_rate)
+		fprintf(stderr, "pprofc: stopped early: %" PRIu64 " probe hits/s is above --max-hit-rate; "
+			"the probes were closed and the profile covers %.2f s\n", h->capped_rate,
+			(double)sum->st.duration_ns / 1e9);
+	if (sum->st.lost_records)
+		fprintf(stderr, "pprofc: %" PRIu64 " probe hits dropped by the kernel (its buffer was "
+			"full): allocations and frees are missing\n", sum->st.lost_records);
+	if (h->unpaired)
+		fprintf(stderr, "pprofc: %" PRIu64 " allocator calls without their entry or return "
+			"(in flight at the start, or dropped)\n", h->unpaired);
+	if (sum->cut_short)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
+			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (sum->dropped_nomem)
+		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+}

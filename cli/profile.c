@@ -124,6 +124,7 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "engine", required_argument, NULL, 'e' },
 		{ "heap-rate", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "max-hit-rate", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -131,7 +132,8 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 	const char *cmd = run ? "run" : "attach", *heap_only = NULL;
 	char *end;
 	int c;
-	*o = (struct cli_profile_options){ .seconds = run ? 0 : 30, .hz = 100, .heap_rate = 512 * 1024 };
+	*o = (struct cli_profile_options){ .seconds = run ? 0 : 30, .hz = 100, .heap_rate = 512 * 1024,
+					   .max_hit_rate = CLI_MAX_HIT_RATE };
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:vh", longopts, NULL)) != -1) {
@@ -147,16 +149,13 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->kind = COLLECT_MUTEX;
 			else if (strcmp(optarg, "cpu") == 0)
 				o->kind = COLLECT_CPU;
-			else if (!run && (strcmp(optarg, "heap") == 0 || strcmp(optarg, "allocs") == 0))
-				return cli_usage_error(cmd, "--profile %s: heap profiles of a running process "
-						       "need `pprofc run --profile %s -- CMD` for now", optarg, optarg);
 			else if (strcmp(optarg, "heap") == 0)
 				o->kind = COLLECT_HEAP;
 			else if (strcmp(optarg, "allocs") == 0)
 				o->kind = COLLECT_ALLOCS;
 			else
-				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex%s, not '%s'",
-						       run ? ", heap or allocs" : " or threads", optarg);
+				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex, heap, "
+						       "allocs%s, not '%s'", run ? "" : " or threads", optarg);
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);
@@ -214,6 +213,13 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 			o->interval = strtod(optarg, &end);
 			if (*end || end == optarg || !(o->interval > 0 && o->interval <= 86400))
 				return cli_usage_error(cmd, "--interval takes a duration in seconds, not '%s'", optarg);
+			break;
+		case 'M':
+			heap_only = "--max-hit-rate";
+			if (run || cli_parse_size(optarg, &o->max_hit_rate))
+				return cli_usage_error(cmd, run ? "--max-hit-rate goes with attach" :
+						       "--max-hit-rate takes probe hits per second (0: no "
+						       "cap), not '%s'", optarg);
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -277,7 +283,7 @@ void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *
 		.force_stop = o->force_stop, .cancel = &cli_stop,
 		.on_progress = on_progress, .arg = pr,
 		.heap_rate = o->heap_rate, .interval = o->interval, .snapshot = &cli_snapshot,
-		.on_snapshot = cli_heap_snapshot,
+		.on_snapshot = cli_heap_snapshot, .max_hit_rate = o->max_hit_rate,
 	};
 }
 
@@ -397,8 +403,10 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 	if (!run)
 		report_end(sum, collect_pid(s));
 	struct pp_profile *prof = collect_profile(s);
-	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+	if ((o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS) && run)
 		cli_heap_summary(sum, o->command[0]);
+	else if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+		cli_heap_attach_summary(sum);
 	else
 		summary(o, sum);
 	return cli_profile_write(o, prof, (int64_t)sum->st.duration_ns, w);

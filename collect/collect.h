@@ -58,6 +58,9 @@ struct collect_opts {
 	/* Called during collect_run for each snapshot; collect_profile(s)
 	 * holds it until the next one. */
 	void (*on_snapshot)(void *arg, struct collect_session *s);
+	/* heap, allocs of attach: probe hits per second above which the
+	 * probes are closed early (0: no cap). */
+	uint64_t max_hit_rate;
 };
 
 /* heap, allocs: what the ring brought. */
@@ -70,6 +73,16 @@ struct collect_heap_summary {
 	uint64_t untracked_frees;       /* sampled blocks whose free cannot be seen */
 	uint64_t unmatched_frees;       /* frees of blocks whose allocation was not read */
 	uint64_t bad_records;           /* malformed: reading stopped there */
+	/* attach (uprobes): */
+	char allocator[4096];           /* the module probed */
+	uint64_t probes;                /* probes placed on it */
+	uint64_t hits;                  /* probe hits over the window */
+	uint64_t first_second_hits;     /* hits per second in the first second */
+	uint64_t capped_rate;           /* > 0: the probes were closed early at
+					 * this many hits per second */
+	uint64_t unpaired;              /* calls whose entry or return was not
+					 * seen (lost records, or in flight at
+					 * the window's start) */
 };
 
 /* What a collection did, for the summary line. */

@@ -16,15 +16,11 @@
  *      entry's live count.  Snapshots on the way (--interval, SIGUSR1) and
  *      at the end: the command exited (after the ring is drained), or
  *      --seconds passed (the sampler is told to stop; the command runs on);
- *   3. collect_heap_profile: the entries as Go writes a heap profile
- *      (docs/FORMATS.md §6): counts unsampled with scaleHeapSample.
+ *   3. collect_heap_profile: the entries as Go writes a heap profile.
  *
- * Entries are keyed by stack and block size, as Go's buckets are: the
- * unsampling scale depends on the size, so blocks of different sizes on
- * one stack are scaled each with its own (Go's `bytes` label is then the
- * exact size).
+ * The accounting (entries, live map, unsampling) is heap_account.c's,
+ * shared with attach's uprobes (heap_attach.c).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,228 +31,15 @@
 _Static_assert(HEAPRING_REGS == ARCH_NREGS, "the ring's registers are arch/regs.h's");
 
 #define POLL_NS 15000000u                       /* ring reads: every 15 ms */
-#define SAMPLER_LIB "libpprofc_heap.so"
-
-/* One stack and block size: its sampled blocks, all and still live. */
-struct heap_entry {
-	uint64_t hash, size;
-	uint64_t *locs;
-	size_t n;
-	int64_t allocs, live;
-};
-
-/* A live sampled block (addr 0: an empty slot of the live map). */
-struct heap_block {
-	uint64_t addr;
-	size_t entry;
-};
 
 struct collect_heap {
 	struct collect_ring ring;
 	struct pp_profile_spec spec;
-	struct heap_entry *e;
-	size_t ne, cape;
-	size_t *eix;                    /* open addressing over e: index + 1 */
-	size_t capeix;
-	struct heap_block *live;        /* open addressing by address */
-	size_t nlive, caplive;
+	struct collect_heap_account acct;       /* heap_account.c */
 	int sym_tried, broken, stopped;
 };
 
-/* ---- the entries: (stack, size) -> counts ---------------------------- */
-
-static uint64_t hash_entry(const uint64_t *locs, size_t n, uint64_t size)
-{
-	uint64_t h = 1469598103934665603ull ^ size;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ locs[i]) * 1099511628211ull;
-	return h;
-}
-
-static int eix_grow(struct collect_heap *h)
-{
-	size_t cap = h->capeix ? h->capeix * 2 : 1024;
-	size_t *ix = calloc(cap, sizeof *ix);
-	if (!ix)
-		return -1;
-	for (size_t i = 0; i < h->ne; i++) {
-		size_t j = h->e[i].hash & (cap - 1);
-		while (ix[j])
-			j = (j + 1) & (cap - 1);
-		ix[j] = i + 1;
-	}
-	free(h->eix);
-	h->eix = ix;
-	h->capeix = cap;
-	return 0;
-}
-
-static int entry_add(struct collect_heap *h, const uint64_t *locs, size_t n, uint64_t size,
-		     uint64_t hash, size_t slot)
-{
-	if (h->ne == h->cape) {
-		size_t cap = h->cape ? h->cape * 2 : 256;
-		struct heap_entry *v = realloc(h->e, cap * sizeof *v);
-		if (!v)
-			return -1;
-		h->e = v;
-		h->cape = cap;
-	}
-	struct heap_entry *e = &h->e[h->ne];
-	*e = (struct heap_entry){ .hash = hash, .size = size, .n = n };
-	if (!(e->locs = malloc((n ? n : 1) * sizeof *locs)))
-		return -1;
-	memcpy(e->locs, locs, n * sizeof *locs);
-	h->eix[slot] = ++h->ne;
-	return 0;
-}
-
-/* The entry of this stack and size, made if new; its index or -1. */
-static long entry_for(struct collect_heap *h, const uint64_t *locs, size_t n, uint64_t size)
-{
-	if ((h->ne + 1) * 2 > h->capeix && eix_grow(h))
-		return -1;
-	uint64_t hash = hash_entry(locs, n, size);
-	size_t j = hash & (h->capeix - 1);
-	for (; h->eix[j]; j = (j + 1) & (h->capeix - 1)) {
-		const struct heap_entry *e = &h->e[h->eix[j] - 1];
-		if (e->hash == hash && e->size == size && e->n == n &&
-		    memcmp(e->locs, locs, n * sizeof *locs) == 0)
-			return (long)h->eix[j] - 1;
-	}
-	return entry_add(h, locs, n, size, hash, j) ? -1 : (long)h->ne - 1;
-}
-
-/* ---- the live map: sampled blocks not freed yet ----------------------- */
-
-static size_t home_of(uint64_t addr, size_t cap)
-{
-	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
-}
-
-static struct heap_block *live_find(struct collect_heap *h, uint64_t addr)
-{
-	if (!h->caplive)
-		return NULL;
-	size_t j = home_of(addr, h->caplive);
-	while (h->live[j].addr && h->live[j].addr != addr)
-		j = (j + 1) & (h->caplive - 1);
-	return h->live[j].addr ? &h->live[j] : NULL;
-}
-
-static int live_grow(struct collect_heap *h)
-{
-	size_t cap = h->caplive ? h->caplive * 2 : 4096;
-	struct heap_block *t = calloc(cap, sizeof *t);
-	if (!t)
-		return -1;
-	for (size_t i = 0; i < h->caplive; i++) {
-		if (!h->live[i].addr)
-			continue;
-		size_t j = home_of(h->live[i].addr, cap);
-		while (t[j].addr)
-			j = (j + 1) & (cap - 1);
-		t[j] = h->live[i];
-	}
-	free(h->live);
-	h->live = t;
-	h->caplive = cap;
-	return 0;
-}
-
-/* Takes the block out of the map and out of its entry's live count:
- * the slots after it in its probe run move back where lookups find them. */
-static void live_remove(struct collect_heap *h, struct heap_block *b)
-{
-	size_t mask = h->caplive - 1, i = (size_t)(b - h->live);
-	h->e[b->entry].live--;
-	h->live[i].addr = 0;
-	h->nlive--;
-	for (size_t j = (i + 1) & mask; h->live[j].addr; j = (j + 1) & mask) {
-		size_t home = home_of(h->live[j].addr, h->caplive);
-		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			h->live[i] = h->live[j];
-			h->live[j].addr = 0;
-			i = j;
-		}
-	}
-}
-
-/* A sampled block at addr: live from now on.  A block still in the map at
- * that address was freed unseen (its FREE record dropped): it goes. */
-static int live_put(struct collect_heap *h, uint64_t addr, size_t entry)
-{
-	struct heap_block *old = live_find(h, addr);
-	if (old)
-		live_remove(h, old);
-	if ((h->nlive + 1) * 2 > h->caplive && live_grow(h))
-		return -1;
-	size_t j = home_of(addr, h->caplive);
-	while (h->live[j].addr)
-		j = (j + 1) & (h->caplive - 1);
-	h->live[j] = (struct heap_block){ addr, entry };
-	h->nlive++;
-	h->e[entry].live++;
-	return 0;
-}
-
 /* ---- unwinding a sampled allocation ----------------------------------- */
-
-/* Whether name is an allocation function itself (C, glibc's entry points,
- * C++'s operator new in all its overloads). */
-static int is_allocator(const char *name)
-{
-	static const char *const names[] = {
-		"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign",
-		"aligned_alloc", "memalign", "valloc", "pvalloc", "__libc_malloc",
-		"__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
-		"__libc_pvalloc", "__posix_memalign",
-	};
-	if (!name)
-		return 0;
-	if (strncmp(name, "operator new", 12) == 0)
-		return 1;
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strcmp(name, names[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int in_sampler(const struct sym_frame *f, const char *lib)
-{
-	const char *base = f->module ? strrchr(f->module, '/') : NULL;
-	return f->module && (strcmp(f->module, lib) == 0 || (base && strcmp(base + 1, SAMPLER_LIB) == 0));
-}
-
-/* How many frames, from the leaf, are the allocator's.  They are trimmed
- * so that a stack starts at the code that asked for memory, as Go's heap
- * profiles start at the caller of mallocgc: a sample is taken inside the
- * sampler (its recording function, its interposed malloc: every frame in
- * the sampler's library), which the application reached through malloc
- * and friends, maybe through libstdc++'s operator new (frames named as
- * allocation functions, wherever they are).  Whole physical frames are
- * trimmed, with their inline chains; the first frame not the allocator's
- * ends the trimming. */
-static size_t allocator_frames(const struct sym_stack *st, const char *lib)
-{
-	size_t i = 0;
-	while (i < st->n) {
-		size_t j = i;     /* as collect_stacks_locations groups them */
-		while (j < st->n && st->frames[j].pc == st->frames[i].pc && st->frames[j].inlined)
-			j++;
-		const struct sym_frame *phys = &st->frames[j < st->n ? j : st->n - 1];
-		if (!in_sampler(phys, lib) && !is_allocator(phys->function)) {
-			/* An allocation function inlined into its caller (ld.so's
-			 * calloc wrapper in allocate_dtv) is the allocator's too:
-			 * the caller's Location keeps only the rest of its chain. */
-			while (i < j && is_allocator(st->frames[i].function))
-				i++;
-			break;
-		}
-		i = j + 1;
-	}
-	return i < st->n ? i : st->n;
-}
 
 /* symbolize/ and the profile's mappings, opened at the first record: the
  * command's libraries are mapped by then. */
@@ -308,7 +91,7 @@ static size_t stack_of(struct collect_session *s, const struct heapring_alloc *a
 	}
 	s->sum.unwind_failures += !st.complete;
 	s->sum.cut_short += st.cut_short != 0;
-	size_t n = collect_stacks_locations_from(&s->stacks, &st, allocator_frames(&st, r->lib), locs,
+	size_t n = collect_stacks_locations_from(&s->stacks, &st, collect_heap_trim(&st, r->lib), locs,
 						 COLLECT_MAX_LOCS);
 	sym_stack_free(&st);
 	return n;
@@ -329,12 +112,10 @@ static int on_alloc(struct collect_session *s, const unsigned char *rec, uint32_
 		locs[0] = collect_stacks_marker(&s->stacks, COLLECT_MARK_NO_ALLOC_STACK);
 		n = locs[0] != 0;
 	}
-	long e = entry_for(h, locs, n, a.size);
-	if (e < 0 || live_put(h, a.addr, (size_t)e)) {
+	if (collect_heap_alloc(&h->acct, a.addr, locs, n, a.size)) {
 		s->sum.dropped_nomem++;
 		return 0;
 	}
-	h->e[e].allocs++;
 	s->sum.heap.samples++;
 	return 0;
 }
@@ -345,9 +126,7 @@ static int on_free(struct collect_session *s, const unsigned char *rec, uint32_t
 	if (size < sizeof f)
 		return -1;
 	memcpy(&f, rec, sizeof f);
-	struct heap_block *b = live_find(s->heap, f.addr);
-	if (b) {
-		live_remove(s->heap, b);
+	if (collect_heap_free_block(&s->heap->acct, f.addr)) {
 		s->sum.heap.frees++;
 	} else {
 		s->sum.heap.unmatched_frees++;
@@ -431,7 +210,7 @@ static void read_counters(struct collect_session *s)
 	s->sum.heap.dropped_full = __atomic_load_n(&hdr->dropped_full, __ATOMIC_RELAXED);
 	s->sum.heap.no_stack = __atomic_load_n(&hdr->dropped_stack, __ATOMIC_RELAXED);
 	s->sum.heap.untracked_frees = __atomic_load_n(&hdr->untracked_frees, __ATOMIC_RELAXED);
-	s->sum.heap.stacks = s->heap->ne;
+	s->sum.heap.stacks = s->heap->acct.ne;
 	s->sum.st.samples = s->sum.heap.samples;
 	s->sum.st.duration_ns = collect_now_ns() - s->start_ns;
 }
@@ -492,25 +271,6 @@ void collect_heap_stop(struct collect_session *s)
 	s->sum.exit_status = s->child_reaped ? s->child_status : -1;
 }
 
-/* Go's scaleHeapSample (runtime/pprof/protomem.go): a block of avg bytes
- * is sampled with probability 1 - exp(-avg/rate). */
-static void unsample(int64_t count, int64_t bytes, uint64_t rate, int64_t *out)
-{
-	if (count == 0 || bytes == 0) {
-		out[0] = out[1] = 0;
-		return;
-	}
-	if (rate <= 1) {
-		out[0] = count;
-		out[1] = bytes;
-		return;
-	}
-	double avg = (double)bytes / (double)count;
-	double scale = 1 / (1 - exp(-avg / (double)rate));
-	out[0] = (int64_t)((double)count * scale);
-	out[1] = (int64_t)((double)bytes * scale);
-}
-
 struct pp_profile *collect_heap_profile(struct collect_session *s)
 {
 	struct collect_heap *h = s->heap;
@@ -518,16 +278,7 @@ struct pp_profile *collect_heap_profile(struct collect_session *s)
 	if (!prof)
 		return NULL;
 	read_counters(s);
-	pp_profile_clear_samples(prof);
-	for (size_t i = 0; i < h->ne; i++) {
-		const struct heap_entry *e = &h->e[i];
-		int64_t v[4];
-		unsample(e->allocs, e->allocs * (int64_t)e->size, h->ring.hdr->rate, v);
-		unsample(e->live, e->live * (int64_t)e->size, h->ring.hdr->rate, v + 2);
-		struct pp_label bytes = { "bytes", NULL, (int64_t)e->size, NULL };
-		if (pp_profile_add(prof, e->locs, e->n, v, &bytes, e->size != 0))
-			s->sum.dropped_nomem++;
-	}
+	s->sum.dropped_nomem += collect_heap_account_profile(&h->acct, prof, h->ring.hdr->rate);
 	return prof;
 }
 
@@ -559,11 +310,7 @@ void collect_heap_free(struct collect_session *s)
 	struct collect_heap *h = s->heap;
 	if (!h)
 		return;
-	for (size_t i = 0; i < h->ne; i++)
-		free(h->e[i].locs);
-	free(h->e);
-	free(h->eix);
-	free(h->live);
+	collect_heap_account_free(&h->acct);
 	collect_ring_close(&h->ring);
 	free(h);
 	s->heap = NULL;

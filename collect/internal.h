@@ -67,6 +67,33 @@ struct collect_ring {
 #define COLLECT_HEAP_STACK_DEFAULT (32u * 1024)
 
 struct collect_heap;
+struct heap_attach;
+
+/* heap_account.c: sampled allocations by (stack, size), and the sampled
+ * blocks still live.  Zeroed: empty. */
+struct collect_heap_account {
+	struct heap_entry *e;
+	size_t ne, cape;
+	size_t *eix;                    /* open addressing over e: index + 1 */
+	size_t capeix;
+	struct heap_block *live;        /* open addressing by address */
+	size_t nlive, caplive;
+};
+/* A sampled block of size bytes at addr, allocated on stack locs: -1 if
+ * out of memory.  A block still live at addr was freed unseen: it goes. */
+int collect_heap_alloc(struct collect_heap_account *h, uint64_t addr, const uint64_t *locs, size_t n,
+		       uint64_t size);
+/* addr freed: 1 if it was a sampled block live, else 0. */
+int collect_heap_free_block(struct collect_heap_account *h, uint64_t addr);
+/* The entries into prof (its samples cleared first), unsampled at rate;
+ * how many could not be added (out of memory). */
+uint64_t collect_heap_account_profile(struct collect_heap_account *h, struct pp_profile *prof,
+				      uint64_t rate);
+void collect_heap_account_free(struct collect_heap_account *h);
+/* How many frames of st, from the leaf, are the allocator's (trimmed so
+ * that a stack starts at the code that asked for memory): allocation
+ * functions by name, and every frame of the module lib. */
+size_t collect_heap_trim(const struct sym_stack *st, const char *lib);
 
 struct collect_session {
 	pid_t pid;
@@ -88,7 +115,20 @@ struct collect_session {
 	size_t nwaiters, capwaiters;
 	/* heap.c: heap and allocs (NULL for the other kinds) */
 	struct collect_heap *heap;
+	/* heap_attach.c: heap and allocs of attach (NULL for the others) */
+	struct heap_attach *uheap;
 };
+
+/* heap_attach.c: the heap and allocs kinds of attach (uprobes), behind
+ * collect_open (after prepare), collect_run, collect_stop,
+ * collect_profile and collect_close.  start: 0, or -1 with err set. */
+int collect_heap_attach_start(struct collect_session *s, struct collect_error *err);
+void collect_heap_attach_run(struct collect_session *s);
+void collect_heap_attach_stop(struct collect_session *s);
+struct pp_profile *collect_heap_attach_profile(struct collect_session *s);
+void collect_heap_attach_free(struct collect_session *s);
+/* The profile's comment: what inuse means for a window. */
+const char *collect_heap_attach_comment(void);
 
 /* session.c: whether run's command has exited (reaped, status kept). */
 int collect_child_exited(struct collect_session *s);

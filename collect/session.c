@@ -153,6 +153,8 @@ static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
 	}
 	struct pp_profile_spec spec;
 	collect_spec(o, &spec);
+	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+		spec.comment = collect_heap_attach_comment();   /* run's go by heap.c */
 	if (!(s->sym = sym_open(pid, why, sizeof why)) ||
 	    collect_stacks_init(&s->stacks, pid, s->sym, &spec)) {
 		snprintf(err->msg, sizeof err->msg, "cannot prepare PID %d for profiling: %s", (int)pid,
@@ -176,15 +178,9 @@ static int start(struct collect_session *s, struct collect_error *err)
 struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
 				     struct collect_error *err)
 {
-	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS) {
-		memset(err, 0, sizeof *err);
-		err->usage = 1;
-		snprintf(err->msg, sizeof err->msg, "heap profiles of a running process are not "
-			 "supported yet: start it with `pprofc run --profile heap -- CMD`");
-		return NULL;
-	}
+	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
 	struct collect_session *s = prepare(pid, o, err);
-	if (s && start(s, err)) {
+	if (s && (heap ? collect_heap_attach_start(s, err) : start(s, err))) {
 		collect_close(s);
 		return NULL;
 	}
@@ -242,6 +238,10 @@ void collect_run(struct collect_session *s)
 		collect_heap_run(s);
 		return;
 	}
+	if (s->uheap) {
+		collect_heap_attach_run(s);
+		return;
+	}
 	uint64_t end = s->o.seconds > 0 ? s->start_ns + (uint64_t)(s->o.seconds * 1e9) : 0;
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	while (!(s->o.cancel && *s->o.cancel)) {
@@ -269,6 +269,10 @@ void collect_stop(struct collect_session *s)
 		collect_heap_stop(s);
 		return;
 	}
+	if (s->uheap) {
+		collect_heap_attach_stop(s);
+		return;
+	}
 	if (s->stopped || !s->engine)
 		return;
 	s->stopped = 1;
@@ -289,6 +293,8 @@ struct pp_profile *collect_profile(struct collect_session *s)
 {
 	if (s->heap)
 		return collect_heap_profile(s);
+	if (s->uheap)
+		return collect_heap_attach_profile(s);
 	return s->stacks.prof;
 }
 
@@ -351,6 +357,7 @@ void collect_close(struct collect_session *s)
 	attach_engine_stats_free(&s->sum.cpu_st);
 	collect_kinds_free(s);
 	collect_heap_free(s);
+	collect_heap_attach_free(s);
 	collect_stacks_free(&s->stacks);
 	sym_close(s->sym);
 	free(s);

@@ -134,6 +134,7 @@ struct pp_profile {
 	int64_t sample_type_ix[PP_MAX_VALUES][2];
 	int64_t period_type_ix[2];
 	int64_t default_type_ix;        /* 0: unset */
+	int64_t comment_ix;             /* 0: none */
 };
 
 /* Makes room for one more element in an ARRAY. */
@@ -213,6 +214,9 @@ struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec)
 	if (spec->default_sample_type)
 		bad |= (p->default_type_ix = intern(p, spec->default_sample_type)) < 0;
 	p->spec.default_sample_type = NULL;     /* the caller's string: kept interned */
+	if (spec->comment)
+		bad |= (p->comment_ix = intern(p, spec->comment)) < 0;
+	p->spec.comment = NULL;
 	if (bad || p->period_type_ix[0] < 0 || p->period_type_ix[1] < 0) {
 		pp_profile_free(p);
 		return NULL;
@@ -667,6 +671,10 @@ int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
 	m->period_type = &b.pt;
 	m->period = p->spec.period;
 	m->default_sample_type = p->default_type_ix;
+	if (p->comment_ix) {
+		m->n_comment = 1;
+		m->comment = &p->comment_ix;
+	}
 	m->time_nanos = p->spec.time_nanos;
 	m->duration_nanos = duration_nanos;
 	pb_fill_samples(&b, p);

@@ -29,6 +29,7 @@ struct pp_profile_spec {
 	int64_t period;
 	int64_t time_nanos;             /* when collection started (Unix epoch) */
 	const char *default_sample_type;    /* NULL: unset (readers show the last) */
+	const char *comment;            /* one comment (go tool pprof -comments); NULL: none */
 };
 
 struct pp_mapping {

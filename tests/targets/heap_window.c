@@ -1,0 +1,107 @@
+/* heap_window.c — allocations before and during a window, for
+ * `pprofc attach PID --profile heap|allocs` (test_heap_attach.py).
+ *
+ * Usage: heap_window [KEEP_BLOCKS [CHURN_BLOCKS]].  It allocates
+ * BEFORE_BLOCKS blocks that stay live, prints "ready" and waits for a
+ * line on stdin: the profiler is attached by then.  Then, the window:
+ * keep_in_window() allocates KEEP_BLOCKS (default 16384) blocks of 4096
+ * bytes and keeps them, churn_in_window() allocates and frees
+ * CHURN_BLOCKS (default 16384) blocks of 1000, calloc_in_window() keeps
+ * KEEP_BLOCKS/8 blocks of 64 x 40 bytes, realloc_in_window() grows
+ * KEEP_BLOCKS/8 blocks from 1501 to 3002 bytes and keeps them, and half the blocks allocated
+ * before the window are freed (their frees must change nothing).  It
+ * prints one line per path, "PATH SIZE ALLOCS FREES", then "done", and
+ * waits for EOF on stdin before it exits, everything still live.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BEFORE_BLOCKS 4096
+#define BEFORE_SIZE 3001
+#define KEEP_SIZE 4096
+#define CHURN_SIZE 1000
+#define CALLOC_N 64
+#define CALLOC_SIZE 40
+#define REALLOC_FROM 1501
+#define REALLOC_TO 3002
+
+static void *volatile sink;
+
+/* Writes to each block, as a program would: no allocation is optimized
+ * out and each is really paged in. */
+static void *touch(void *p, size_t n)
+{
+	if (!p)
+		abort();
+	memset(p, 1, n < 64 ? n : 64);
+	sink = p;
+	return p;
+}
+
+static __attribute__((noinline)) void **before_window(void)
+{
+	void **v = malloc(BEFORE_BLOCKS * sizeof *v);
+	for (int i = 0; i < BEFORE_BLOCKS; i++)
+		v[i] = touch(malloc(BEFORE_SIZE), BEFORE_SIZE);
+	return v;
+}
+
+static __attribute__((noinline)) void **keep_in_window(long n)
+{
+	void **v = calloc((size_t)n, sizeof *v);
+	for (long i = 0; i < n; i++)
+		v[i] = touch(malloc(KEEP_SIZE), KEEP_SIZE);
+	return v;
+}
+
+static __attribute__((noinline)) void churn_in_window(long n)
+{
+	for (long i = 0; i < n; i++)
+		free(touch(malloc(CHURN_SIZE), CHURN_SIZE));
+}
+
+static __attribute__((noinline)) void **calloc_in_window(long n)
+{
+	void **v = malloc((size_t)n * sizeof *v);
+	for (long i = 0; i < n; i++)
+		v[i] = touch(calloc(CALLOC_N, CALLOC_SIZE), CALLOC_SIZE);
+	return v;
+}
+
+static __attribute__((noinline)) void **realloc_in_window(long n)
+{
+	void **v = malloc((size_t)n * sizeof *v);
+	for (long i = 0; i < n; i++)
+		v[i] = touch(malloc(REALLOC_FROM), REALLOC_FROM);
+	for (long i = 0; i < n; i++)
+		v[i] = touch(realloc(v[i], REALLOC_TO), REALLOC_TO);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	long keep = argc > 1 ? atol(argv[1]) : 16384, churn = argc > 2 ? atol(argv[2]) : 16384;
+	char line[64];
+	void **before = before_window();
+	printf("ready\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		return 1;
+	sink = keep_in_window(keep);
+	churn_in_window(churn);
+	sink = calloc_in_window(keep / 8);
+	sink = realloc_in_window(keep / 8);
+	for (int i = 0; i < BEFORE_BLOCKS / 2; i++)
+		free(before[i]);
+	printf("keep_in_window %d %ld 0\n", KEEP_SIZE, keep);
+	printf("churn_in_window %d %ld %ld\n", CHURN_SIZE, churn, churn);
+	printf("calloc_in_window %d %ld 0\n", CALLOC_N * CALLOC_SIZE, keep / 8);
+	printf("realloc_in_window %d %ld 0\n", REALLOC_TO, keep / 8);
+	printf("before_window %d 0 %d\n", BEFORE_SIZE, BEFORE_BLOCKS / 2);
+	printf("done\n");
+	fflush(stdout);
+	while (fgets(line, sizeof line, stdin))
+		;
+	return 0;
+}
