@@ -37,6 +37,16 @@ void cli_heap_snapshot(void *arg, struct collect_session *s)
 	cli_profile_write(o, prof, (int64_t)collect_summary(s)->st.duration_ns, &w);
 }
 
+/* The lines both heap summaries end with. */
+static void heap_summary_tail(const struct collect_summary *sum)
+{
+	if (sum->cut_short)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
+			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (sum->dropped_nomem)
+		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+}
+
 void cli_heap_summary(const struct collect_summary *sum, const char *command)
 {
 	const struct collect_heap_summary *h = &sum->heap;
@@ -62,18 +72,14 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command)
 	if (h->bad_records)
 		fprintf(stderr, "pprofc: the sampler wrote a malformed record: reading stopped there "
 			"(a sampler library of another version?)\n");
-	if (sum->cut_short)
-		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
-			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
-	if (sum->dropped_nomem)
-		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+	heap_summary_tail(sum);
 }
 
 /* What one probe hit costs the target here (a trap into the kernel, the
  * sample's registers and stack copy into the ring buffer; entry and
  * return of a malloc are two): measured with bench/uprobe_hit.py, README
  * "Heap profiles of a running process". */
-#define UPROBE_HIT_NS 3000.0
+#define UPROBE_HIT_NS 9000.0
 
 void cli_heap_attach_summary(const struct collect_summary *sum)
 {
@@ -98,9 +104,5 @@ void cli_heap_attach_summary(const struct collect_summary *sum)
 	if (h->unpaired)
 		fprintf(stderr, "pprofc: %" PRIu64 " allocator calls without their entry or return "
 			"(in flight at the start, or dropped)\n", h->unpaired);
-	if (sum->cut_short)
-		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
-			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
-	if (sum->dropped_nomem)
-		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+	heap_summary_tail(sum);
 }

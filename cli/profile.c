@@ -216,7 +216,8 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 			break;
 		case 'M':
 			heap_only = "--max-hit-rate";
-			if (run || cli_parse_size(optarg, &o->max_hit_rate))
+			o->max_hit_rate = strtoull(optarg, &end, 10);
+			if (run || *end || end == optarg || optarg[0] == '-')
 				return cli_usage_error(cmd, run ? "--max-hit-rate goes with attach" :
 						       "--max-hit-rate takes probe hits per second (0: no "
 						       "cap), not '%s'", optarg);

@@ -50,6 +50,7 @@ struct pending {
 struct uthread {
 	pid_t tid;                      /* 0: free slot */
 	uint64_t rng, left;             /* bytes until its next sample */
+	int entered;                    /* an entry was seen */
 	size_t n;
 	struct pending p[PENDING_MAX];
 };
@@ -193,8 +194,11 @@ static void on_entry(struct collect_session *s, enum attach_alloc_fn fn, const s
 		return;
 	}
 	/* Calls whose return did not come (lost records) are below this one:
-	 * their frames are gone. */
-	while (t->n && t->p[t->n - 1].sp <= sp) {
+	 * their frames are gone.  At the same stack pointer, this is a tail
+	 * call from the allocator itself (jemalloc's): nested, and both
+	 * returns come, innermost first. */
+	t->entered = 1;
+	while (t->n && t->p[t->n - 1].sp < sp) {
 		t->n--;
 		s->sum.heap.unpaired++;
 	}
@@ -235,7 +239,10 @@ static void on_return(struct collect_session *s, const struct attach_raw_sample 
 		s->sum.heap.unpaired++;
 	}
 	if (!t->n || t->p[t->n - 1].sp + 8 != sp) {
-		s->sum.heap.unpaired++; /* its entry came before the window */
+		/* Before the thread's first entry: a call made while the return
+		 * probes were open and the entry probes not yet (they open in
+		 * that order), the window's start. */
+		s->sum.heap.unpaired += t->entered;
 		return;
 	}
 	const struct pending *p = &t->p[--t->n];
@@ -270,9 +277,14 @@ static void on_hit(void *arg, const struct attach_raw_sample *r)
 /* Why uprobes cannot be had, in one line, and what to use instead. */
 static void explain(const struct attach_error *ae, struct collect_error *err)
 {
-	if (ae->code == ATTACH_ERR_PERM || strstr(ae->msg, "not available"))
-		snprintf(err->msg, sizeof err->msg, "uprobes through perf_event_open are not permitted "
-			 "or not available here (%.300s): use `pprofc run --profile heap -- CMD`", ae->msg);
+	if (ae->code == ATTACH_ERR_PERM)
+		snprintf(err->msg, sizeof err->msg, "uprobes are not permitted here: perf_event_open "
+			 "refused them (they need CAP_SYS_ADMIN, and no seccomp filter against "
+			 "perf_event_open): start the program with `pprofc run --profile heap -- CMD`");
+	else if (strstr(ae->msg, "not available"))
+		snprintf(err->msg, sizeof err->msg, "uprobes are not available: this kernel has no "
+			 "uprobe PMU (/sys/bus/event_source/devices/uprobe): start the program with "
+			 "`pprofc run --profile heap -- CMD`");
 	else
 		snprintf(err->msg, sizeof err->msg, "%s", ae->msg);
 }
