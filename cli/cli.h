@@ -124,7 +124,9 @@ extern volatile sig_atomic_t cli_snapshot;
 void cli_heap_catch_snapshot(void);
 void cli_heap_snapshot(void *arg, struct collect_session *s);
 void cli_heap_summary(const struct collect_summary *sum, const char *command);
-/* attach --profile heap|allocs: the summary (uprobes). */
+/* attach --profile heap|allocs: the line saying every probe is in place
+ * (the window starts there), and the summary (uprobes). */
+void cli_heap_attach_ready(const struct collect_summary *sum);
 void cli_heap_attach_summary(const struct collect_summary *sum);
 
 /* attach --profile threads: one snapshot as a threads/count profile

@@ -81,6 +81,12 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command)
  * "Heap profiles of a running process". */
 #define UPROBE_HIT_NS 9000.0
 
+void cli_heap_attach_ready(const struct collect_summary *sum)
+{
+	fprintf(stderr, "pprofc: %" PRIu64 " probes in place on %s: the window starts\n",
+		sum->heap.probes, sum->heap.allocator);
+}
+
 void cli_heap_attach_summary(const struct collect_summary *sum)
 {
 	const struct collect_heap_summary *h = &sum->heap;

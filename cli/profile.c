@@ -444,6 +444,8 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 		cli_output_abort(&w.out);
 		return EXIT_FAIL;
 	}
+	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
+		cli_heap_attach_ready(collect_summary(s));
 	int rc = cli_profile_finish(o, s, &w, 0);
 	collect_close(s);
 	return rc;

@@ -1,0 +1,357 @@
+"""`pprofc attach PID --profile heap|allocs` (uprobes through
+perf_event_open) end to end, against the truth the heap_window fixture
+prints about its own allocations, redis-server, and `go tool pprof`.
+
+- The window is deterministic: heap_window allocates its "before" blocks,
+  says "ready" and waits for a line on stdin; pprofc is attached, and says
+  when every probe is in place ("the window starts"; malloc's first byte
+  in the target then reads 0xcc, the breakpoint the kernel writes, seen
+  through /proc/PID/mem); then "go", and pprofc is stopped (SIGINT) once the fixture printed
+  "done".  The kernel writes each hit into the ring at the hit, so every
+  allocation of the window is in the profile.
+- At --heap-rate 8192: keep_in_window's inuse_space and churn's
+  alloc_space within 10% of the truth, 10% being at least 6 standard
+  deviations of the estimate (relative_sd, as in test_heap.py); churn
+  absent from inuse; the blocks allocated before the window (3001 bytes)
+  absent from every value, though half of them are freed in the window.
+- At --heap-rate 1: every path's four values exact by the `bytes` label.
+- go tool pprof reads the files without a word on stderr, and shows the
+  comment saying inuse counts only the window's allocations.
+- pprofc SIGKILLed during the window: the breakpoint byte goes back to
+  malloc's own (the kernel removed the probes with pprofc's descriptors;
+  /sys/kernel/tracing/uprobe_events never lists perf's local uprobes, so
+  the target's text is the check), and the fixture completes its window
+  and exits 0.
+- --max-hit-rate: a churn far above it closes the probes with one line,
+  and the profile is still written.
+- redis-server from Debian (jemalloc) under redis-benchmark: the probes
+  are on libjemalloc, the 5 s allocs profile is valid and its heaviest
+  stacks go through redis's allocation paths (zmalloc, _sdsnewlen...).
+- Where uprobes are refused (a seccomp filter, tests/targets/
+  no_perf_event): one line naming the cause and `pprofc run --profile
+  heap`, exit 1.
+
+Nothing depends on timing: every wait is for a condition, with a deadline.
+Skipped (77) where uprobes are not permitted (no uprobe PMU, not root),
+or without go."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fixture import (PPROFC, SKIP, check, done, fixture_path, gopprof,  # noqa: E402
+                     profile_problem, wait_for)
+from test_heap import by_size, raw, relative_sd, truth  # noqa: E402
+
+WINDOW = fixture_path("heap_window")
+UPROBE_PMU = "/sys/bus/event_source/devices/uprobe/type"
+
+
+def libc_malloc(pid):
+    """malloc's address in pid (its libc's), or None."""
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and "/libc.so" in fields[5] and int(fields[2], 16) == 0:
+                base, path = int(fields[0].split("-")[0], 16), fields[5]
+                break
+        else:
+            return None
+    nm = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True)
+    for line in nm.stdout.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[2].split("@")[0] == "malloc":
+            return base + int(f[0], 16)
+    return None
+
+
+def first_byte(pid, addr):
+    with open("/proc/%d/mem" % pid, "rb") as f:
+        f.seek(addr)
+        return f.read(1)[0]
+
+
+class Window:
+    """heap_window, started and ready (its "before" blocks allocated)."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([WINDOW] + list(args), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        check(self.p.stdout.readline().strip() == "ready", "heap_window did not say ready")
+        self.malloc = libc_malloc(self.p.pid)
+        self.original = first_byte(self.p.pid, self.malloc)
+
+    def probed(self):
+        return first_byte(self.p.pid, self.malloc) == 0xCC
+
+    def run(self):
+        """The window: "go", then the truth up to "done"."""
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+        lines = []
+        for line in self.p.stdout:
+            if line.strip() == "done":
+                break
+            lines.append(line)
+        return truth("".join(lines))
+
+    def finish(self):
+        self.p.stdin.close()
+        return self.p.wait(timeout=60)
+
+
+def attach(pid, path, *args):
+    """pprofc attached with every probe in place (its first line says so),
+    or None."""
+    p = subprocess.Popen([PPROFC, "attach", str(pid), "-o", path] + list(args),
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    if check("the window starts" in line, "attach: its first line is %r" % line):
+        return p
+    p.kill()
+    p.wait()
+    return None
+
+
+def profiled_window(work, name, kind, rate, *fixture_args):
+    """A whole window under pprofc: (truth, profile path, pprofc's stderr)."""
+    w = Window(*fixture_args)
+    path = os.path.join(work, name)
+    p = attach(w.p.pid, path, "--profile", kind, "--heap-rate", str(rate), "--seconds", "600",
+               "--max-hit-rate", "0")
+    try:
+        if not p or not check(w.probed(), "%s: no breakpoint in malloc" % name):
+            return None, path, ""
+        t = w.run()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+        check(p.returncode == 0, "%s: pprofc exit %d: %s" % (name, p.returncode, err))
+        check(wait_for(lambda: not w.probed(), timeout=30), "%s: a probe stayed in malloc" % name)
+        check(w.finish() == 0, "%s: the fixture failed" % name)
+        return t, path, err
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+        if w.p.poll() is None:
+            w.p.kill()
+
+
+def sizes_of(t):
+    return {path: (size, allocs, frees) for path, size, allocs, frees in t}
+
+
+def test_rate(work):
+    """Within 10% at --heap-rate 8192, 10% being >= 6 standard deviations."""
+    rate = 8192
+    t, path, err = profiled_window(work, "window.pb.gz", "heap", rate, "16384", "65536")
+    if t is None:
+        return None
+    check("inuse counts only allocations made during the window" in err,
+          "rate: the summary does not say what inuse means: %s" % err)
+    check("dropped by the kernel" not in err, "rate: hits were lost: %s" % err)
+    _, samples, locs = raw(path)
+    got = by_size(samples)
+    truth_of = sizes_of(t)
+    keep_size, keep_n, _ = truth_of["keep_in_window"]
+    churn_size, churn_n, _ = truth_of["churn_in_window"]
+    for label, size, n in (("keep", keep_size, keep_n), ("churn", churn_size, churn_n)):
+        sd, _ = relative_sd(size, n, rate)
+        check(0.10 >= 6 * sd, "rate: 10%% is only %.1f standard deviations for %s" % (0.10 / sd, label))
+    keep = got.get(keep_size, [0] * 4)[3]
+    churn = got.get(churn_size, [0] * 4)
+    check(abs(keep / (keep_size * keep_n) - 1) <= 0.10, "rate: keep inuse_space %d against %d"
+          % (keep, keep_size * keep_n))
+    check(abs(churn[1] / (churn_size * churn_n) - 1) <= 0.10, "rate: churn alloc_space %d against %d"
+          % (churn[1], churn_size * churn_n))
+    check(churn[3] == 0, "rate: churn in inuse (%d bytes)" % churn[3])
+    before = truth_of["before_window"][0]
+    check(before not in got, "rate: blocks allocated before the window in the profile: %r"
+          % got.get(before))
+    leaves = {locs.get(ids[0], ["?"])[0] for v, ids, size in samples if size == keep_size and ids}
+    check(leaves == {"keep_in_window"}, "rate: keep's stacks start at %r" % leaves)
+    print("rate 8192: keep inuse %.4f of the truth, churn alloc %.4f, churn inuse 0, before absent"
+          % (keep / (keep_size * keep_n), churn[1] / (churn_size * churn_n)))
+    return path
+
+
+def test_rate_one(work):
+    """Every allocation of the window, exact."""
+    t, path, err = profiled_window(work, "one.pb.gz", "allocs", 1, "1024", "1024")
+    if t is None:
+        return None
+    check("dropped by the kernel" not in err, "rate 1: hits were lost: %s" % err)
+    _, samples, _ = raw(path)
+    got = by_size(samples)
+    for name, (size, allocs, frees) in sizes_of(t).items():
+        if name == "before_window":
+            check(size not in got, "rate 1: before_window's blocks in the profile: %r" % got.get(size))
+            continue
+        want = [allocs, allocs * size, allocs - frees, (allocs - frees) * size]
+        check(got.get(size) == want, "rate 1: %s: %r, want %r" % (name, got.get(size), want))
+    check(got.get(1501, [0, 0, 1, 1])[2:] == [0, 0], "rate 1: realloc's first blocks still live")
+    print("rate 1: every path exact (%d sizes)" % len(got))
+    return path
+
+
+def test_go_reads(heap_file, allocs_file):
+    for path, dflt in ((heap_file, None), (allocs_file, "alloc_space/bytes")):
+        head, _, _ = raw(path)
+        check(head["types"] == ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count",
+                                "inuse_space/bytes"], "go reads: types %r" % head["types"])
+        check(head["default"] == dflt, "go reads: default %r, want %r" % (head["default"], dflt))
+        out, err = gopprof("-comments", path)
+        check(err == "" and "only the allocations made during the profile's window" in out,
+              "go reads: -comments %r %r" % (out, err))
+    print("go reads: both files, with the window's comment")
+
+
+def test_killed(work):
+    """SIGKILL mid-window: the probes go with pprofc, the target runs on."""
+    w = Window("4096", "262144")
+    p = attach(w.p.pid, os.path.join(work, "killed.pb.gz"), "--profile", "heap", "--seconds", "600",
+               "--max-hit-rate", "0")
+    try:
+        if not p or not check(w.probed(), "killed: no breakpoint in malloc"):
+            return
+        w.p.stdin.write("go\n")
+        w.p.stdin.flush()
+        p.kill()
+        p.wait()
+        check(wait_for(lambda: not w.probed(), timeout=30), "killed: malloc still has a breakpoint")
+        check(first_byte(w.p.pid, w.malloc) == w.original, "killed: malloc's first byte changed")
+        lines = []
+        for line in w.p.stdout:
+            lines.append(line)
+            if line.strip() == "done":
+                break
+        check(len(truth("".join(lines))) == 5, "killed: the fixture did not finish its window")
+        check(w.finish() == 0, "killed: the fixture failed")
+        events = "/sys/kernel/tracing/uprobe_events"
+        left = open(events).read().strip() if os.access(events, os.R_OK) else ""
+        check(left == "", "killed: %s lists %r" % (events, left))
+        print("killed: breakpoint gone, the window completed, %s empty" % events)
+    finally:
+        if w.p.poll() is None:
+            w.p.kill()
+
+
+def test_cap(work):
+    """Above --max-hit-rate the probes close, with one line."""
+    w = Window("1024", "4000000")
+    path = os.path.join(work, "cap.pb.gz")
+    p = attach(w.p.pid, path, "--profile", "allocs", "--seconds", "600", "--max-hit-rate", "1000")
+    try:
+        if not p or not check(w.probed(), "cap: no breakpoint in malloc"):
+            return
+        w.run()
+        _, err = p.communicate(timeout=300)
+        check(p.returncode == 0 and "stopped early" in err and "--max-hit-rate" in err,
+              "cap: exit %d, %r" % (p.returncode, err))
+        check(not w.probed(), "cap: a probe stayed")
+        check(profile_problem(path) == "", "cap: profile %r" % profile_problem(path))
+        w.finish()
+        print("cap: %s" % [line for line in err.splitlines() if "stopped early" in line][0])
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+        if w.p.poll() is None:
+            w.p.kill()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_redis(work):
+    """redis-server (jemalloc) under redis-benchmark, 5 s of allocs."""
+    tools = [shutil.which(t) for t in ("redis-server", "redis-benchmark", "redis-cli")]
+    if not all(tools):
+        print("redis: not installed: case skipped")
+        return
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    bench = None
+    path = os.path.join(work, "redis.pb.gz")
+    try:
+        ping = ["redis-cli", "-p", str(port), "ping"]
+        if not check(wait_for(lambda: subprocess.run(ping, capture_output=True, text=True).stdout
+                              .strip() == "PONG", timeout=60), "redis: no answer"):
+            return
+        bench = subprocess.Popen(["redis-benchmark", "-p", str(port), "-n", "100000000", "-r",
+                                  "100000000", "-t", "set", "-d", "1000", "-q"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = subprocess.run([PPROFC, "attach", str(server.pid), "--profile", "allocs", "--seconds",
+                            "5", "--max-hit-rate", "0", "-o", path], capture_output=True, text=True,
+                           timeout=300)
+        check(r.returncode == 0 and "libjemalloc" in r.stderr,
+              "redis: exit %d, probes not on libjemalloc: %s" % (r.returncode, r.stderr))
+        check(profile_problem(path) == "", "redis: profile %r" % profile_problem(path))
+        _, samples, locs = raw(path)
+        samples.sort(key=lambda s: -s[0][1])
+        redis_fns = {"zmalloc", "zmalloc_usable", "ztrymalloc_usable", "zcalloc", "zrealloc",
+                     "_sdsnewlen", "createStringObject", "sdsnewlen"}
+        heavy = samples[:3]
+        names = [{n for i in ids for n in locs.get(i, [])} for _, ids, _ in heavy]
+        check(heavy and all(n & redis_fns for n in names),
+              "redis: the heaviest stacks miss redis's allocation paths: %r"
+              % [sorted(n)[:8] for n in names])
+        top = [locs.get(ids[0], ["?"])[0] for _, ids, _ in heavy]
+        print("redis: probes on libjemalloc, heaviest stacks' leaves %r" % top)
+    finally:
+        for proc in (bench, server):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_refused(work):
+    wrapper = fixture_path("no_perf_event")
+    w = Window("16", "16")
+    path = os.path.join(work, "refused.pb.gz")
+    try:
+        r = subprocess.run([wrapper, PPROFC, "attach", str(w.p.pid), "--profile", "heap",
+                            "--seconds", "1", "-o", path], capture_output=True, text=True, timeout=120)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and "not permitted" in lines[0] and
+              "pprofc run --profile heap" in lines[0] and not os.path.exists(path),
+              "refused: exit %d, %r" % (r.returncode, r.stderr))
+        check(not w.probed(), "refused: a probe in malloc")
+        print("refused: %s" % lines[0] if lines else "refused: nothing said")
+    finally:
+        w.p.kill()
+        w.p.wait()
+
+
+def main():
+    if not os.path.exists(UPROBE_PMU) or os.geteuid() != 0:
+        print("skipped: uprobes through perf_event_open need the uprobe PMU (%s) and root"
+              % UPROBE_PMU)
+        sys.exit(SKIP)
+    if not shutil.which("go") or not WINDOW:
+        print("skipped: go tool pprof (the oracle) or the heap_window fixture is missing")
+        sys.exit(SKIP)
+    work = tempfile.mkdtemp(prefix="pprofc-heap-attach-")
+    try:
+        heap_file = test_rate(work)
+        allocs_file = test_rate_one(work)
+        if heap_file and allocs_file:
+            test_go_reads(heap_file, allocs_file)
+        test_killed(work)
+        test_cap(work)
+        test_redis(work)
+        test_refused(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
