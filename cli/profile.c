@@ -42,7 +42,15 @@ static const char attach_help[] =
 	"                        block and for how long; mutex: the stacks of the\n"
 	"                        threads holding contended mutexes, weighted by the\n"
 	"                        waiters' delay; threads: one snapshot of thread\n"
-	"                        counts by stack (Go's goroutine profile)\n"
+	"                        counts by stack (Go's goroutine profile); heap and\n"
+	"                        allocs: the allocations made during the window\n"
+	"                        (uprobes on the allocator the process calls: each\n"
+	"                        call traps, ~9 us here; inuse counts only the\n"
+	"                        window's blocks not freed in it)\n"
+	"      --heap-rate=BYTES heap, allocs: mean bytes between sampled\n"
+	"                        allocations (default 512K; 1: every one)\n"
+	"      --max-hit-rate=N  heap, allocs: close the probes above N calls per\n"
+	"                        second (default 100000; 0: no cap)\n"
 	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
 	"      --hz=N            samples per second per running thread (default 100)\n"
 	"      --tid=T1,T2...    sample only these threads\n"
@@ -242,6 +250,9 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
 	if (heap_only && !heap)
 		return cli_usage_error(cmd, "%s goes with --profile heap or allocs", heap_only);
+	if (!run && o->interval)
+		return cli_usage_error(cmd, "--interval goes with run: attach writes one profile, at the "
+				       "window's end");
 	if (heap && o->stack_size > 65536)
 		return cli_usage_error(cmd, "--stack-size: heap profiles copy at most 65536 bytes per sample");
 	if (run) {

@@ -35,7 +35,8 @@ here wrote: the numbers the fixtures print about their own allocations
   command then completes with its full output, pprofc exits with its
   status.  SIGUSR1 and --interval: numbered snapshots, each valid.
 - pprofc SIGKILLed mid-run: the command completes, its output unchanged.
-- Refusals (static command, no sampler library, bad --heap-rate, attach):
+- Refusals (static command, no sampler library, bad --heap-rate, attach's
+  --interval and bad --max-hit-rate: test_heap_attach.py has the rest):
   one line, the documented exit code, nothing started, no file left.
 - Children (fork, a shell running python3): not profiled, output
   unchanged.
@@ -616,10 +617,12 @@ def test_errors(work):
         one_line(r, code, label, *words)
         check(not os.path.exists(marker), "%s: the command ran" % label)
         check(os.listdir(d) == [], "%s: files left: %r" % (label, os.listdir(d)))
-    for args in (["attach", str(os.getpid()), "--profile", "heap", "-o", out],
-                 ["attach", "--profile", "allocs", "-o", out, str(os.getpid())]):
+    for args, word in ((["attach", str(os.getpid()), "--profile", "heap", "--interval", "1", "-o", out],
+                        "--interval"),
+                       (["attach", "--profile", "allocs", "--max-hit-rate", "x", "-o", out,
+                         str(os.getpid())], "--max-hit-rate")):
         r = subprocess.run([PPROFC] + args, capture_output=True, text=True, timeout=60)
-        one_line(r, 2, " ".join(args[:4]), "run")
+        one_line(r, 2, " ".join(args[:6]), word)
         check(os.listdir(d) == [], "attach: files left: %r" % os.listdir(d))
     print("errors: %d refusals, one line each, nothing started, no file" % (len(cases) + 2))
 
