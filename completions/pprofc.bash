@@ -169,7 +169,7 @@ _pprofc_value()
     case $1 in
     profile)
         if [[ $cmd == attach ]]; then
-            _pprofc_add "$2" "$3" cpu wall block mutex threads
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs threads
         else
             _pprofc_add "$2" "$3" cpu wall block mutex heap allocs
         fi
@@ -213,7 +213,7 @@ _pprofc_command()
     dump-threads)
         longv="debug format output pprof stack-size stop-timeout" longf="stop-all verbose help" ;;
     attach)
-        longv="profile seconds hz tid output format stack-size engine" longf="force-stop verbose help" ;;
+        longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="force-stop verbose help" ;;
     run)
         longv="profile seconds hz output format stack-size engine heap-rate interval" longf="force-stop verbose help" ;;
     report)

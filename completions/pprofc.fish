@@ -6,7 +6,7 @@
 # the line; after "pprofc run --" the command to run is completed as usual.
 
 # Long options that take a value, in any command.
-set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval
+set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval max-hit-rate
 
 # Prints the command (the word after "pprofc") if the line has one.
 function __pprofc_command
@@ -158,7 +158,9 @@ complete -c pprofc -n $dt -s v -l verbose -d 'Report how long the process was st
 complete -c pprofc -n $dt -s h -l help -d 'Show help'
 complete -c pprofc -n "$dt; and __pprofc_operand_wanted dump-threads" -a '(__pprofc_pids)'
 
-complete -c pprofc -n $at -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" threads\t"Thread stacks"' -d 'Profile to take'
+complete -c pprofc -n $at -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations made in the window" allocs\t"Allocations made in the window" threads\t"Thread stacks"' -d 'Profile to take'
+complete -c pprofc -n $at -l heap-rate -x -d 'Mean bytes between sampled allocations'
+complete -c pprofc -n $at -l max-hit-rate -x -d 'Close the probes above N calls per second'
 complete -c pprofc -n $at -l seconds -x -d 'How long to sample'
 complete -c pprofc -n $at -l hz -x -d 'Samples per second per thread'
 complete -c pprofc -n $at -l tid -x -a '(__pprofc_tids)' -d 'Sample only these threads'

@@ -30,7 +30,7 @@ ZSH_FILE = os.path.join(COMPLETIONS, "_pprofc")
 FISH_FILE = os.path.join(COMPLETIONS, "pprofc.fish")
 
 COMMANDS = ["dump-threads", "attach", "run", "report", "help"]
-PROFILES = ["cpu", "wall", "block", "mutex", "threads"]
+PROFILES = ["cpu", "wall", "block", "mutex", "heap", "allocs", "threads"]
 
 # Characters of bash's default COMP_WORDBREAKS that split a word for
 # COMP_WORDS (the blanks separate words; quotes quote).
@@ -198,8 +198,8 @@ def test_options():
     expect("pprofc run --h", ["--hz=", "--heap-rate=", "--help"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
-                               "--output=", "--format=", "--stack-size=", "--engine=", "--force-stop",
-                               "--verbose", "--help"])
+                               "--output=", "--format=", "--stack-size=", "--engine=", "--heap-rate=",
+                               "--max-hit-rate=", "--force-stop", "--verbose", "--help"])
 
 
 def test_values():
