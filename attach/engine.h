@@ -78,13 +78,15 @@ struct attach_raw_sample {
 struct attach_uprobe {
 	const char *path;               /* as pprofc can open it: /proc/PID/root/... */
 	uint64_t offset;                /* of the probed instruction in the file */
-	int ret;                        /* a return probe: only the registers */
+	int ret;                        /* a return probe */
+	int stack;                      /* copy the stack (entries; the return
+					 * of a call whose result is in its
+					 * caller's frame) */
 };
 
 struct attach_engine_opts {
 	int hz;
-	/* perf: a sample at every hit of each of these (hz unused); return
-	 * probes carry no stack copy. */
+	/* perf: a sample at every hit of each of these (hz unused). */
 	const struct attach_uprobe *uprobes;
 	size_t n_uprobes;
 	size_t stack_size;              /* bytes of stack copied per sample */

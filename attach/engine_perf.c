@@ -789,7 +789,7 @@ static int set_events(struct perf_engine *e)
 		a->config2 = u->offset;
 		a->sample_period = 1;
 		a->task = a->comm = a->comm_exec = i == 0;      /* one copy of each */
-		if (u->ret) {
+		if (!u->stack) {
 			a->sample_type &= ~(uint64_t)PERF_SAMPLE_STACK_USER;
 			a->sample_stack_user = 0;
 		}

@@ -121,6 +121,16 @@ static int is_libc_or_loader(const char *path)
 	       strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-", 3) == 0;
 }
 
+/* Whether a probe of this kind is already at off: glibc's aligned_alloc
+ * is its memalign (same arguments); one probe, or each call counts twice. */
+static int probed(const struct attach_allocator *a, uint64_t off, int ret)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->probes[i].offset == off && a->probes[i].ret == ret)
+			return 1;
+	return 0;
+}
+
 /* Fills a->probes from the module's symbols: return probes first. */
 static int add_probes(struct attach_allocator *a, Elf *elf, const char *prefix)
 {
@@ -130,9 +140,14 @@ static int add_probes(struct attach_allocator *a, Elf *elf, const char *prefix)
 			uint64_t off;
 			snprintf(name, sizeof name, "%s%s", prefix, fn_names[f]);
 			uint64_t v = dynsym_value(elf, name);
-			if (!v || (ret && f == ATTACH_FN_FREE) || offset_of(elf, v, &off))
+			if (!v || (ret && f == ATTACH_FN_FREE) || offset_of(elf, v, &off) ||
+			    probed(a, off, ret))
 				continue;
-			a->probes[a->n] = (struct attach_uprobe){ a->path, off, ret };
+			/* posix_memalign's block is in *memptr, usually its
+			 * caller's frame: its return copies the stack, read
+			 * while it is still the caller's. */
+			a->probes[a->n] = (struct attach_uprobe){ a->path, off, ret,
+								  !ret || f == ATTACH_FN_POSIX_MEMALIGN };
 			a->fn[a->n++] = (enum attach_alloc_fn)f;
 		}
 	return a->n ? 0 : -1;

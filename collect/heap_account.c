@@ -178,7 +178,7 @@ static int is_allocator(const char *name)
 		"malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign",
 		"aligned_alloc", "memalign", "valloc", "pvalloc", "__libc_malloc",
 		"__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
-		"__libc_pvalloc", "__posix_memalign",
+		"__libc_pvalloc", "__posix_memalign", "__libc_reallocarray",
 	};
 	if (!name)
 		return 0;

@@ -217,15 +217,24 @@ static void on_entry(struct collect_session *s, enum attach_alloc_fn fn, const s
 		p->n = stack_of(s, r, p->locs);
 }
 
-/* The block a finished call returned, 0 if none. */
-static uint64_t result_of(const struct collect_session *s, const struct pending *p, const struct arch_regs *regs)
+/* The block a finished call returned, 0 if none.  posix_memalign's is
+ * in *memptr: from the stack copied at its return when memptr is in it
+ * (it is pprofc's own copy: the caller's frame has moved on since), else
+ * read now from the target (a block on the heap, usually still there). */
+static uint64_t result_of(const struct collect_session *s, const struct pending *p,
+			  const struct attach_raw_sample *r)
 {
-	uint64_t addr = REG(regs, AX);
+	uint64_t addr = REG(&r->regs, AX);
 	if (p->fn != ATTACH_FN_POSIX_MEMALIGN)
 		return addr;
-	if (addr != 0 || attach_read_mem(s->pid, p->memptr, &addr, sizeof addr) != sizeof addr)
-		return 0;       /* failed (an errno), or unreadable */
-	return addr;
+	if (addr != 0)
+		return 0;       /* failed: an errno */
+	if (p->memptr >= r->stack_addr && r->stack_len >= 8 &&
+	    p->memptr - r->stack_addr <= r->stack_len - 8) {
+		memcpy(&addr, r->stack + (p->memptr - r->stack_addr), 8);
+		return addr;
+	}
+	return attach_read_mem(s->pid, p->memptr, &addr, sizeof addr) == sizeof addr ? addr : 0;
 }
 
 static void on_return(struct collect_session *s, const struct attach_raw_sample *r)
@@ -248,7 +257,7 @@ static void on_return(struct collect_session *s, const struct attach_raw_sample 
 	const struct pending *p = &t->p[--t->n];
 	if (p->nested)
 		return;
-	uint64_t addr = result_of(s, p, &r->regs);
+	uint64_t addr = result_of(s, p, r);
 	if (p->old && (addr || p->size == 0))
 		on_free(s, p->old);     /* realloc moved or freed it */
 	if (!addr || !p->n)

@@ -8,11 +8,15 @@
  * bytes and keeps them, churn_in_window() allocates and frees
  * CHURN_BLOCKS (default 16384) blocks of 1000, calloc_in_window() keeps
  * KEEP_BLOCKS/8 blocks of 64 x 40 bytes, realloc_in_window() grows
- * KEEP_BLOCKS/8 blocks from 1501 to 3002 bytes and keeps them, and half the blocks allocated
+ * KEEP_BLOCKS/8 blocks from 1501 to 3002 bytes and keeps them,
+ * aligned_in_window() keeps KEEP_BLOCKS/8 blocks from each of
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and
+ * reallocarray (each its own size), and half the blocks allocated
  * before the window are freed (their frees must change nothing).  It
  * prints one line per path, "PATH SIZE ALLOCS FREES", then "done", and
  * waits for EOF on stdin before it exits, everything still live.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,38 @@ static __attribute__((noinline)) void **realloc_in_window(long n)
 	return v;
 }
 
+/* The other allocation functions: one size each, so that the profile's
+ * `bytes` label says which. */
+struct aligned_path {
+	const char *name;
+	size_t size;
+};
+static const struct aligned_path aligned_paths[] = {
+	{ "posix_memalign", 2001 }, { "aligned_alloc", 2112 }, { "memalign", 2003 },
+	{ "valloc", 2005 }, { "pvalloc", 2007 }, { "reallocarray", 7 * 301 },
+};
+
+static void *aligned_one(int which)
+{
+	size_t n = aligned_paths[which].size;
+	void *p = NULL;
+	switch (which) {
+	case 0: return posix_memalign(&p, 64, n) == 0 ? p : NULL;
+	case 1: return aligned_alloc(64, n);
+	case 2: return memalign(128, n);
+	case 3: return valloc(n);
+	case 4: return pvalloc(n);
+	default: return reallocarray(NULL, 7, 301);
+	}
+}
+
+static __attribute__((noinline)) void aligned_in_window(long n)
+{
+	for (int k = 0; k < 6; k++)
+		for (long i = 0; i < n; i++)
+			sink = touch(aligned_one(k), aligned_paths[k].size);
+}
+
 int main(int argc, char **argv)
 {
 	long keep = argc > 1 ? atol(argv[1]) : 16384, churn = argc > 2 ? atol(argv[2]) : 16384;
@@ -92,12 +128,15 @@ int main(int argc, char **argv)
 	churn_in_window(churn);
 	sink = calloc_in_window(keep / 8);
 	sink = realloc_in_window(keep / 8);
+	aligned_in_window(keep / 8);
 	for (int i = 0; i < BEFORE_BLOCKS / 2; i++)
 		free(before[i]);
 	printf("keep_in_window %d %ld 0\n", KEEP_SIZE, keep);
 	printf("churn_in_window %d %ld %ld\n", CHURN_SIZE, churn, churn);
 	printf("calloc_in_window %d %ld 0\n", CALLOC_N * CALLOC_SIZE, keep / 8);
 	printf("realloc_in_window %d %ld 0\n", REALLOC_TO, keep / 8);
+	for (int k = 0; k < 6; k++)
+		printf("%s %zu %ld 0\n", aligned_paths[k].name, aligned_paths[k].size, keep / 8);
 	printf("before_window %d 0 %d\n", BEFORE_SIZE, BEFORE_BLOCKS / 2);
 	printf("done\n");
 	fflush(stdout);
