@@ -23,7 +23,9 @@
  *
  * With opts.uprobes, the events are uprobes (the `uprobe` PMU) instead of
  * the clock: one per probe, thread and CPU, a sample at every hit (the
- * heap kinds of attach: collect/heap_attach.c).  Samples of all rings are
+ * heap kinds of attach: collect/heap_attach.c).  They cannot be inherited
+ * (set_events says why): threads created later are found in /proc every
+ * 0.1 s, and what they do before that is not seen.  Samples of all rings are
  * then handed out in time order, so that a thread's entry into a function
  * comes before its return even when it moved to another CPU between them.
  *
@@ -789,6 +791,11 @@ static int set_events(struct perf_engine *e)
 		a->config2 = u->offset;
 		a->sample_period = 1;
 		a->task = a->comm = a->comm_exec = i == 0;      /* one copy of each */
+		/* Not inherited: the kernel would set up a new thread's copy by
+		 * reading config1, the path, as a pointer into the target's
+		 * memory, and the target's clone() fails (EFAULT).  New threads
+		 * are found in /proc instead (new_threads). */
+		a->inherit = a->inherit_thread = 0;
 		if (!u->stack) {
 			a->sample_type &= ~(uint64_t)PERF_SAMPLE_STACK_USER;
 			a->sample_stack_user = 0;
@@ -895,6 +902,8 @@ static int perf_poll(void *state, uint64_t deadline)
 	if (!e->ended && now >= e->next_check_ns) {
 		e->next_check_ns = now + EXIT_CHECK_NS;
 		int status = -1;
+		if (e->o.n_uprobes && !e->o.only)
+			open_all(e);    /* threads created since: their probes */
 		if (attach_process_ended(e->pid, &status, e->o.only ? NULL : &e->cpu_last)) {
 			e->st->exit_status = status;
 			drain(e);

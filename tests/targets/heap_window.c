@@ -11,12 +11,16 @@
  * KEEP_BLOCKS/8 blocks from 1501 to 3002 bytes and keeps them,
  * aligned_in_window() keeps KEEP_BLOCKS/8 blocks from each of
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and
- * reallocarray (each its own size), and half the blocks allocated
+ * reallocarray (each its own size), a second thread (started before
+ * "ready", waiting for the window) keeps KEEP_BLOCKS/8 blocks of 1234
+ * bytes in thread_in_window, a thread is created and joined in the window
+ * (pprofc must not make its clone fail), and half the blocks allocated
  * before the window are freed (their frees must change nothing).  It
  * prints one line per path, "PATH SIZE ALLOCS FREES", then "done", and
  * waits for EOF on stdin before it exits, everything still live.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@
 #define CALLOC_SIZE 40
 #define REALLOC_FROM 1501
 #define REALLOC_TO 3002
+#define THREAD_SIZE 1234
 
 static void *volatile sink;
 
@@ -115,11 +120,39 @@ static __attribute__((noinline)) void aligned_in_window(long n)
 			sink = touch(aligned_one(k), aligned_paths[k].size);
 }
 
+static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t window_open = PTHREAD_COND_INITIALIZER;
+static int in_window;
+
+static __attribute__((noinline)) void *thread_in_window(void *arg)
+{
+	long n = *(long *)arg;
+	pthread_mutex_lock(&window_lock);
+	while (!in_window)
+		pthread_cond_wait(&window_open, &window_lock);
+	pthread_mutex_unlock(&window_lock);
+	void **v = malloc((size_t)n * sizeof *v);
+	for (long i = 0; i < n; i++)
+		v[i] = touch(malloc(THREAD_SIZE), THREAD_SIZE);
+	return v;
+}
+
+static void *spawned_in_window(void *arg)
+{
+	free(touch(malloc(999), 999));
+	return arg;
+}
+
 int main(int argc, char **argv)
 {
 	long keep = argc > 1 ? atol(argv[1]) : 16384, churn = argc > 2 ? atol(argv[2]) : 16384;
 	char line[64];
 	void **before = before_window();
+	long per_thread = keep / 8;
+	pthread_t th;
+	void *kept;
+	if (pthread_create(&th, NULL, thread_in_window, &per_thread))
+		return 1;
 	printf("ready\n");
 	fflush(stdout);
 	if (!fgets(line, sizeof line, stdin))
@@ -129,6 +162,14 @@ int main(int argc, char **argv)
 	sink = calloc_in_window(keep / 8);
 	sink = realloc_in_window(keep / 8);
 	aligned_in_window(keep / 8);
+	pthread_mutex_lock(&window_lock);
+	in_window = 1;
+	pthread_cond_signal(&window_open);
+	pthread_mutex_unlock(&window_lock);
+	if (pthread_join(th, &kept) || pthread_create(&th, NULL, spawned_in_window, NULL) ||
+	    pthread_join(th, NULL))
+		return 1;
+	sink = kept;
 	for (int i = 0; i < BEFORE_BLOCKS / 2; i++)
 		free(before[i]);
 	printf("keep_in_window %d %ld 0\n", KEEP_SIZE, keep);
@@ -137,6 +178,7 @@ int main(int argc, char **argv)
 	printf("realloc_in_window %d %ld 0\n", REALLOC_TO, keep / 8);
 	for (int k = 0; k < 6; k++)
 		printf("%s %zu %ld 0\n", aligned_paths[k].name, aligned_paths[k].size, keep / 8);
+	printf("thread_in_window %d %ld 0\n", THREAD_SIZE, keep / 8);
 	printf("before_window %d 0 %d\n", BEFORE_SIZE, BEFORE_BLOCKS / 2);
 	printf("done\n");
 	fflush(stdout);
