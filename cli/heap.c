@@ -37,7 +37,7 @@ void cli_heap_snapshot(void *arg, struct collect_session *s)
 	cli_profile_write(o, prof, (int64_t)collect_summary(s)->st.duration_ns, &w);
 }
 
-void cli_heap_summary(const struct collect_summary *sum, const char *command)
+void cli_heap_summary(const struct collect_summary *sum, const char *command, int verbose)
 {
 	const struct collect_heap_summary *h = &sum->heap;
 	int st = sum->exit_status;
@@ -67,4 +67,7 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command)
 			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
 	if (sum->dropped_nomem)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
+	if (verbose && h->memo_hits + h->memo_misses)
+		fprintf(stderr, "pprofc: unwinding memo: %" PRIu64 " hits, %" PRIu64 " misses (%" PRIu64
+			" memoized)\n", h->memo_hits, h->memo_misses, h->memo_inserted);
 }

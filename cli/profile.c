@@ -398,7 +398,7 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 		report_end(sum, collect_pid(s));
 	struct pp_profile *prof = collect_profile(s);
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
-		cli_heap_summary(sum, o->command[0]);
+		cli_heap_summary(sum, o->command[0], o->verbose);
 	else
 		summary(o, sum);
 	return cli_profile_write(o, prof, (int64_t)sum->st.duration_ns, w);

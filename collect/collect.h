@@ -70,6 +70,9 @@ struct collect_heap_summary {
 	uint64_t untracked_frees;       /* sampled blocks whose free cannot be seen */
 	uint64_t unmatched_frees;       /* frees of blocks whose allocation was not read */
 	uint64_t bad_records;           /* malformed: reading stopped there */
+	uint64_t memo_hits;             /* records unwound from the memo */
+	uint64_t memo_misses;           /* ...unwound with libdwfl */
+	uint64_t memo_inserted;         /* ...of which went into the memo */
 };
 
 /* What a collection did, for the summary line. */
