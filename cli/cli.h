@@ -123,7 +123,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid);
 extern volatile sig_atomic_t cli_snapshot;
 void cli_heap_catch_snapshot(void);
 void cli_heap_snapshot(void *arg, struct collect_session *s);
-void cli_heap_summary(const struct collect_summary *sum, const char *command);
+void cli_heap_summary(const struct collect_summary *sum, const char *command, int verbose);
 /* attach --profile heap|allocs: the line saying every probe is in place
  * (the window starts there), and the summary (uprobes). */
 void cli_heap_attach_ready(const struct collect_summary *sum);

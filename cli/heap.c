@@ -47,7 +47,7 @@ static void heap_summary_tail(const struct collect_summary *sum)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
 }
 
-void cli_heap_summary(const struct collect_summary *sum, const char *command)
+void cli_heap_summary(const struct collect_summary *sum, const char *command, int verbose)
 {
 	const struct collect_heap_summary *h = &sum->heap;
 	int st = sum->exit_status;
@@ -73,6 +73,9 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command)
 		fprintf(stderr, "pprofc: the sampler wrote a malformed record: reading stopped there "
 			"(a sampler library of another version?)\n");
 	heap_summary_tail(sum);
+	if (verbose && h->memo_hits + h->memo_misses)
+		fprintf(stderr, "pprofc: unwinding memo: %" PRIu64 " hits, %" PRIu64 " misses (%" PRIu64
+			" memoized)\n", h->memo_hits, h->memo_misses, h->memo_inserted);
 }
 
 /* What one probe hit costs the target here (a trap into the kernel, the

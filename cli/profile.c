@@ -416,7 +416,7 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 		report_end(sum, collect_pid(s));
 	struct pp_profile *prof = collect_profile(s);
 	if ((o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS) && run)
-		cli_heap_summary(sum, o->command[0]);
+		cli_heap_summary(sum, o->command[0], o->verbose);
 	else if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_summary(sum);
 	else

@@ -73,6 +73,9 @@ struct collect_heap_summary {
 	uint64_t untracked_frees;       /* sampled blocks whose free cannot be seen */
 	uint64_t unmatched_frees;       /* frees of blocks whose allocation was not read */
 	uint64_t bad_records;           /* malformed: reading stopped there */
+	uint64_t memo_hits;             /* records unwound from the memo */
+	uint64_t memo_misses;           /* ...unwound with libdwfl */
+	uint64_t memo_inserted;         /* ...of which went into the memo */
 	/* attach (uprobes): */
 	char allocator[4096];           /* the module probed */
 	uint64_t probes;                /* probes placed on it */

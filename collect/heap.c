@@ -37,6 +37,7 @@ struct collect_heap {
 	struct pp_profile_spec spec;
 	struct collect_heap_account acct;       /* heap_account.c */
 	int sym_tried, broken, stopped;
+	struct sym_memo *memo;          /* unwinds of ALLOC records, NULL: off */
 };
 
 /* ---- unwinding a sampled allocation ----------------------------------- */
@@ -57,6 +58,13 @@ static int open_symbols(struct collect_session *s)
 		return -1;
 	}
 	sym_prepare(s->sym);
+	/* Records are snapshots taken at a few pcs inside the sampler, most
+	 * from a handful of call chains: the memo unwinds each chain once
+	 * (symbolize/memo.c, exact).  PPROFC_UNWIND_MEMO=0 turns it off: a
+	 * testing switch, to compare profiles with and without it. */
+	const char *memo = getenv("PPROFC_UNWIND_MEMO");
+	if (!memo || strcmp(memo, "0") != 0)
+		s->heap->memo = sym_memo_new();
 	return 0;
 }
 
@@ -84,7 +92,7 @@ static size_t stack_of(struct collect_session *s, const struct heapring_alloc *a
 	memcpy(regs.v, a->regs, sizeof regs.v);
 	struct sym_snapshot snap = { a->tid, &regs, REG(&regs, SP), stack, a->stack_len,
 				     a->stack_len >= r->hdr->stack_size, attach_read_mem };
-	if (sym_unwind(s->sym, &snap, &st) || st.n == 0) {
+	if (sym_unwind_memo(s->sym, s->heap->memo, &snap, &st) || st.n == 0) {
 		s->sum.unwind_failures++;
 		sym_stack_free(&st);
 		return 0;
@@ -211,6 +219,10 @@ static void read_counters(struct collect_session *s)
 	s->sum.heap.no_stack = __atomic_load_n(&hdr->dropped_stack, __ATOMIC_RELAXED);
 	s->sum.heap.untracked_frees = __atomic_load_n(&hdr->untracked_frees, __ATOMIC_RELAXED);
 	s->sum.heap.stacks = s->heap->acct.ne;
+	struct sym_memo_stats ms = sym_memo_stats(s->heap->memo);
+	s->sum.heap.memo_hits = ms.hits;
+	s->sum.heap.memo_misses = ms.misses;
+	s->sum.heap.memo_inserted = ms.inserted;
 	s->sum.st.samples = s->sum.heap.samples;
 	s->sum.st.duration_ns = collect_now_ns() - s->start_ns;
 }
@@ -311,6 +323,7 @@ void collect_heap_free(struct collect_session *s)
 	if (!h)
 		return;
 	collect_heap_account_free(&h->acct);
+	sym_memo_free(h->memo);
 	collect_ring_close(&h->ring);
 	free(h);
 	s->heap = NULL;

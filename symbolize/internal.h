@@ -52,6 +52,24 @@ struct sym_session {
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
 };
 
+/* What sym_unwind did, for the memo (memo.c).  plain: out is exactly the
+ * first libdwfl walk of a snapshot with every register known, complete
+ * (ending where the CFI says the stack ends, or at a Go root), with no
+ * other path taken (newborn thread, module re-read and walk again, cut at
+ * a Go stack switch, rbp guessed, frameless leaf), and pc is no newborn's
+ * site.  pcs (SYM_MAX_DEPTH room, the caller's) then holds the walk's n
+ * pcs, innermost first. */
+struct sym_unwind_trace {
+	int plain;
+	uint64_t *pcs;
+	size_t n;
+};
+int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
+		      struct sym_stack *out, struct sym_unwind_trace *t);
+/* The CFI row libdwfl unwinds pc with (.eh_frame, else .debug_frame), to
+ * free; NULL if none. */
+Dwarf_Frame *sym_cfi_at(struct sym_session *s, uint64_t pc);
+
 /* Resolves one address into its inline chain (cached). */
 const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t lookup_pc);
 void sym_cache_free(struct sym_session *s);

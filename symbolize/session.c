@@ -348,9 +348,9 @@ static int is_go_root(const char *name)
 	return 0;
 }
 
-/* The CFI row (.eh_frame, else .debug_frame) that describes pc; the
- * caller frees it.  0 if none does. */
-static Dwarf_Frame *cfi_at(struct sym_session *s, uint64_t pc)
+/* The CFI row (.eh_frame, else .debug_frame) that describes pc, looked
+ * up as libdwfl's unwinder does; the caller frees it.  0 if none does. */
+Dwarf_Frame *sym_cfi_at(struct sym_session *s, uint64_t pc)
 {
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
 	for (int i = 0; mod && i < 2; i++) {
@@ -374,7 +374,7 @@ static int cfi_outermost(struct sym_session *s, uint64_t pc)
 	uint64_t *slot = &s->outermost[(pc ^ pc >> 9) % (sizeof s->outermost / sizeof *s->outermost)];
 	if (*slot >> 1 == pc)
 		return (int)(*slot & 1);
-	Dwarf_Frame *frame = cfi_at(s, pc);
+	Dwarf_Frame *frame = sym_cfi_at(s, pc);
 	Dwarf_Op mem[3], *ops = NULL;
 	size_t nops = 1;
 	int ra = frame ? dwarf_frame_info(frame, NULL, NULL, NULL) : -1;
@@ -543,7 +543,7 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 /* Whether CFI (.eh_frame or .debug_frame) describes pc. */
 static int has_cfi(struct sym_session *s, uint64_t pc)
 {
-	Dwarf_Frame *frame = cfi_at(s, pc);
+	Dwarf_Frame *frame = sym_cfi_at(s, pc);
 	free(frame);
 	return frame != NULL;
 }
@@ -596,6 +596,17 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
 	return 0;
 }
 
+/* The code half of newborn_thread: pc follows a syscall at the end of an
+ * FDE.  A fact of pc alone (code does not change), so the memo asks it to
+ * know that no snapshot at this pc, whatever its rax, is a newborn. */
+static int newborn_site(struct sym_session *s, const struct sym_snapshot *snap)
+{
+	const uint64_t pc = REG(snap->regs, PC);
+	unsigned char insn[2];
+	return snap->read_code && pc > 3 && snap->read_code(snap->tid, pc - 2, insn, 2) == 2 &&
+	       insn[0] == 0x0f && insn[1] == 0x05 && !has_cfi(s, pc - 2) && has_cfi(s, pc - 3);
+}
+
 /* A thread made by clone or clone3 starts life at the instruction after
  * the syscall, in code glibc leaves without CFI on purpose (the FDE ends
  * just before the syscall, as the parent's frame rules would be wrong on
@@ -606,11 +617,7 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
  * a stripped libc; and not in Go, whose code has no CFI at all. */
 static int newborn_thread(struct sym_session *s, const struct sym_snapshot *snap)
 {
-	const uint64_t pc = REG(snap->regs, PC);
-	unsigned char insn[2];
-	return !partial(snap) && REG(snap->regs, AX) == 0 && snap->read_code && pc > 3 &&
-	       snap->read_code(snap->tid, pc - 2, insn, 2) == 2 && insn[0] == 0x0f && insn[1] == 0x05 &&
-	       !has_cfi(s, pc - 2) && has_cfi(s, pc - 3);
+	return !partial(snap) && REG(snap->regs, AX) == 0 && newborn_site(s, snap);
 }
 
 /* libdwfl ends a walk quietly, as if at the root, when it cannot read the
@@ -654,9 +661,30 @@ static int push_resolved(struct sym_session *s, struct sym_stack *out, struct wa
 	return 0;
 }
 
+/* For the memo: whether out is the plain walk alone (see internal.h), and
+ * its pcs into t.  Code, not data, decides newborn_site: if it holds at
+ * this pc, another snapshot there (rax 0) would take the newborn path. */
+static void trace_plain(struct sym_session *s, const struct sym_snapshot *snap,
+			const struct walk *w, const struct sym_stack *out, int plain,
+			struct sym_unwind_trace *t)
+{
+	t->plain = plain && out->complete && !out->cut_short && w->n && !newborn_site(s, snap) &&
+		   snap->read_code;
+	t->n = t->plain ? w->n : 0;
+	memcpy(t->pcs, w->pcs, t->n * sizeof *w->pcs);
+}
+
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out)
 {
+	return sym_unwind_traced(s, snap, out, NULL);
+}
+
+int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
+		      struct sym_stack *out, struct sym_unwind_trace *t)
+{
 	memset(out, 0, sizeof *out);
+	if (t)
+		t->plain = 0, t->n = 0;
 	struct walk *w = malloc(2 * sizeof *w);
 	if (!w)
 		return -1;
@@ -670,13 +698,17 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 		return push_resolved(s, out, w);
 	}
 	int r = walk(s, snap, w, 0);
+	/* Only the first walk of a full snapshot, as it came, is memoized. */
+	int plain = r == 0 && !partial(snap);
 	/* Unwinding stopped at a pc in no known module: read them again. */
 	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
 		r = walk(s, snap, w, 0);
 	size_t before = w->n;
 	cut_at_stack_switch(s, w);
-	if (w->n < before)
+	if (w->n < before) {
 		r = 0;          /* it ends at a root: whatever came after is not ours */
+		plain = 0;
+	}
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
 	char bad_sp[96];
 	if (r == 0 && sp_outside_copy(snap) && !ends_at_root(s, w)) {
@@ -697,6 +729,7 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 	if (walk_frameless_leaf(s, snap, &w[0], &w[1]) == 0) {
 		w[0] = w[1];
 		r = 0;
+		plain = 0;
 	}
 	char cut[128];
 	if (ran_out_of_copy(s, snap, w, r)) {
@@ -717,6 +750,8 @@ int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sy
 				 why ? why : "unknown error", last,
 				 partial(snap) ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
 	}
+	if (t)
+		trace_plain(s, snap, w, out, plain, t);
 	return push_resolved(s, out, w);
 }
 

@@ -78,6 +78,24 @@ void sym_close(struct sym_session *s);
  * copy of the maps reads them again when this changes. */
 uint64_t sym_modules_generation(const struct sym_session *s);
 
+/* A memo of unwinds (memo.c), owned by the caller, for snapshots taken
+ * at a few fixed pcs (the heap sampler's): a snapshot whose unwind is
+ * provably the same as one already done gets that one's frames without
+ * unwinding.  Exact: sym_unwind_memo gives what sym_unwind would.  Its
+ * frames' strings are the session's, so it is for one session only. */
+struct sym_memo;
+struct sym_memo_stats {
+	uint64_t hits;          /* frames from the memo */
+	uint64_t misses;        /* unwound with sym_unwind */
+	uint64_t inserted;      /* ...whose unwind went into the memo */
+	uint64_t clears;        /* emptied: the modules were read again */
+};
+struct sym_memo *sym_memo_new(void);
+int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap,
+		    struct sym_stack *out);
+struct sym_memo_stats sym_memo_stats(const struct sym_memo *m);
+void sym_memo_free(struct sym_memo *m);
+
 /* Loads symbols, DWARF and CFI of the main executable and libc now, so the
  * first samples of a profile are not slowed by it (~50 ms with libc6-dbg). */
 void sym_prepare(struct sym_session *s);

@@ -21,6 +21,9 @@ here wrote: the numbers the fixtures print about their own allocations
   forked child's blocks absent.  A C++ command that lives a few
   milliseconds still gets named stacks (the sampler holds its exit until
   pprofc has read them).
+- The unwinding memo: at rate 1, the same profile with it and without it
+  (PPROFC_UNWIND_MEMO=0), every stack's four values per `bytes` label
+  (the storm thread's apart: its count depends on timing); and it hits.
 - `go tool pprof` reads a heap and an allocs file without a word on
   stderr for each -sample_index; -raw shows Go's sample types in Go's
   order, PeriodType space/bytes and Period the rate; the default view is
@@ -646,6 +649,75 @@ def test_children(work):
     print("children: %d samples of the shell, none of python3" % len(samples))
 
 
+MEMO = re.compile(r"pprofc: unwinding memo: (\d+) hits, (\d+) misses")
+STORM = {"storm_target", "on_storm"}
+
+
+def stacks_by_text(path):
+    """{(bytes label, stack): values} by go tool pprof -raw, each location
+    as its lines' "function file:line" (addresses move with ASLR); the
+    storm's samples apart, as {stack} (how many allocations the storm
+    thread makes depends on timing)."""
+    text, err = gopprof("-raw", path)
+    check(err == "", "-raw %s warned: %r" % (path, err))
+    body, _, rest = text.split("Samples:\n", 1)[-1].partition("\nLocations\n")
+    locs, cur = {}, None
+    for line in rest.split("\nMappings", 1)[0].splitlines():
+        m = re.match(r"^\s+(\d+): 0x[0-9a-f]+ M=\d+ (.*)$", line)
+        if m:
+            cur = int(m.group(1))
+            locs[cur] = [m.group(2).strip()]
+        elif cur is not None and line.strip():
+            locs[cur].append(line.strip())
+    out, storm, last = {}, set(), None
+    for line in body.splitlines()[1:]:
+        m = re.match(r"^\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+):((?: \d+)*)", line)
+        if m:
+            stack = tuple(tuple(locs.get(int(i), ["?"])) for i in m.group(5).split())
+            last = [stack, tuple(int(m.group(i)) for i in range(1, 5)), None]
+            out[len(out)] = last
+        elif "bytes:[" in line and last:
+            last[2] = int(re.search(r"bytes:\[(\d+)\]", line).group(1))
+    keyed = {}
+    for stack, values, size in out.values():
+        if {l.split()[0] for loc in stack for l in loc} & STORM:
+            storm.add(stack)
+            continue
+        check((size, stack) not in keyed, "%s: (%s, stack) twice" % (path, size))
+        keyed[(size, stack)] = values
+    return keyed, storm
+
+
+def test_unwind_memo(work):
+    """The unwinding memo (symbolize/memo.c) is exact: at rate 1 the same
+    profile with it (the default) as without it (PPROFC_UNWIND_MEMO=0),
+    every stack with the same four values per `bytes` label (the storm
+    thread's values apart: they depend on timing), and it is used."""
+    argv = [HEAP_ALLOC, "1", "1"]
+    status0, expected = plain(argv)
+    got = {}
+    for memo in ("1", "0"):
+        path = os.path.join(work, "memo%s.pb.gz" % memo)
+        env = dict(os.environ, PPROFC_UNWIND_MEMO=memo)
+        r = run(["-v", "--profile", "allocs", "--heap-rate", "1", "-o", path], argv, env=env)
+        check(r.returncode == status0 == 0 and r.stdout == expected,
+              "memo %s: the output changed (exit %d/%d)" % (memo, status0, r.returncode))
+        m = MEMO.search(r.stderr)
+        if memo == "1":
+            check(m and int(m.group(1)) > 0, "memo on: no hits: %r" % r.stderr)
+            hits, misses = map(int, m.groups()) if m else (0, 0)
+        else:
+            check(not m, "memo off: it was used: %r" % r.stderr)
+        got[memo] = stacks_by_text(path)
+    (on, storm_on), (off, storm_off) = got["1"], got["0"]
+    for key in sorted(set(on) | set(off), key=repr):
+        check(on.get(key) == off.get(key), "memo: %d bytes at %s: %r with the memo, %r without"
+              % (key[0] or 0, " <- ".join(loc[0] for loc in key[1]), on.get(key), off.get(key)))
+    check(on and storm_on and storm_off, "memo: no samples, or none of the storm")
+    print("unwinding memo: %d stacks the same with and without it; %d hits, %d misses"
+          % (len(on), hits, misses))
+
+
 def main():
     require_heap_sampler()
     if not shutil.which("go"):
@@ -659,6 +731,7 @@ def main():
         heap_file = test_default_rate(work)
         allocs_file, _ = test_rate_one(work)
         test_rate_one(work, stack_size="4K")
+        test_unwind_memo(work)
         test_go_reads(heap_file, allocs_file, 1)
         test_cxx(work)
         test_python(work)
