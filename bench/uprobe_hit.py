@@ -4,7 +4,8 @@
 its "done" line, alone and under `pprofc attach --profile allocs`; the
 difference over the probe hits pprofc counted.  Median of ROUNDS rounds.
 
-usage: bench/uprobe_hit.py BUILD_DIR [CHURN] [ROUNDS]"""
+usage: bench/uprobe_hit.py BUILD_DIR [CHURN] [ROUNDS] [STACK_SIZE]
+(STACK_SIZE: pprofc's --stack-size, the bytes copied at each entry hit)"""
 import os
 import re
 import statistics
@@ -13,7 +14,7 @@ import sys
 import time
 
 
-def window(fixture, churn, pprofc=None):
+def window(fixture, churn, pprofc=None, stack=None):
     """Seconds of the window and the hits pprofc counted (0 without)."""
     p = subprocess.Popen([fixture, "1024", str(churn)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
@@ -21,7 +22,8 @@ def window(fixture, churn, pprofc=None):
     prof = None
     if pprofc:
         prof = subprocess.Popen([pprofc, "attach", str(p.pid), "--profile", "allocs",
-                                 "--seconds", "30", "--max-hit-rate", "0", "-o", os.devnull],
+                                 "--seconds", "30", "--max-hit-rate", "0", "-o", os.devnull]
+                                + (["--stack-size", stack] if stack else []),
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30     # attached: its first progress is not printed
         while time.time() < deadline and not any(
@@ -54,12 +56,13 @@ def main():
     build = sys.argv[1]
     churn = int(sys.argv[2]) if len(sys.argv) > 2 else 262144
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    stack = sys.argv[4] if len(sys.argv) > 4 else None
     fixture = os.path.join(build, "tests/targets/heap_window")
     pprofc = os.path.join(build, "cli/pprofc")
     costs = []
     for _ in range(rounds):
         plain, _ = window(fixture, churn)
-        probed, hits = window(fixture, churn, pprofc)
+        probed, hits = window(fixture, churn, pprofc, stack)
         if hits:
             costs.append((probed - plain) / hits * 1e9)
             print("window %.3f s alone, %.3f s probed, %d hits: %.0f ns per hit"
