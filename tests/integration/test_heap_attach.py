@@ -22,6 +22,8 @@ prints about its own allocations, redis-server, and `go tool pprof`.
   probes are not inherited, see engine_perf.c) and the fixture exits 0.
 - go tool pprof reads the files without a word on stderr, and shows the
   comment saying inuse counts only the window's allocations.
+- heap_window linked with jemalloc: the probes on libjemalloc, every path
+  exact at rate 1 (pvalloc, which jemalloc lacks, is glibc's: absent).
 - pprofc SIGKILLed during the window: the breakpoint byte goes back to
   malloc's own (the kernel removed the probes with pprofc's descriptors;
   /sys/kernel/tracing/uprobe_events never lists perf's local uprobes, so
@@ -54,15 +56,17 @@ from fixture import (PPROFC, SKIP, check, done, fixture_path, gopprof,  # noqa: 
 from test_heap import by_size, raw, relative_sd, truth  # noqa: E402
 
 WINDOW = fixture_path("heap_window")
+WINDOW_JE = fixture_path("heap_window_je")
 UPROBE_PMU = "/sys/bus/event_source/devices/uprobe/type"
 
 
-def libc_malloc(pid):
-    """malloc's address in pid (its libc's), or None."""
+def module_malloc(pid, module):
+    """The address in pid of malloc in the module whose path holds module
+    ("/libc.so", "/libjemalloc.so"), or None."""
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
             fields = line.split()
-            if len(fields) >= 6 and "/libc.so" in fields[5] and int(fields[2], 16) == 0:
+            if len(fields) >= 6 and module in fields[5] and int(fields[2], 16) == 0:
                 base, path = int(fields[0].split("-")[0], 16), fields[5]
                 break
         else:
@@ -84,11 +88,12 @@ def first_byte(pid, addr):
 class Window:
     """heap_window, started and ready (its "before" blocks allocated)."""
 
-    def __init__(self, *args):
-        self.p = subprocess.Popen([WINDOW] + list(args), stdin=subprocess.PIPE,
+    def __init__(self, *args, program=None):
+        self.p = subprocess.Popen([program or WINDOW] + list(args), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         check(self.p.stdout.readline().strip() == "ready", "heap_window did not say ready")
-        self.malloc = libc_malloc(self.p.pid)
+        self.malloc = module_malloc(self.p.pid, "/libjemalloc.so" if program == WINDOW_JE
+                                    else "/libc.so")
         self.original = first_byte(self.p.pid, self.malloc)
 
     def probed(self):
@@ -123,9 +128,9 @@ def attach(pid, path, *args):
     return None
 
 
-def profiled_window(work, name, kind, rate, *fixture_args):
+def profiled_window(work, name, kind, rate, *fixture_args, program=None):
     """A whole window under pprofc: (truth, profile path, pprofc's stderr)."""
-    w = Window(*fixture_args)
+    w = Window(*fixture_args, program=program)
     path = os.path.join(work, name)
     p = attach(w.p.pid, path, "--profile", kind, "--heap-rate", str(rate), "--seconds", "600",
                "--max-hit-rate", "0")
@@ -206,6 +211,29 @@ def test_rate_one(work):
     check(got.get(1501, [0, 0, 1, 1])[2:] == [0, 0], "rate 1: realloc's first blocks still live")
     print("rate 1: every path exact (%d sizes)" % len(got))
     return path
+
+
+def test_jemalloc(work):
+    """heap_window linked with jemalloc: the probes on libjemalloc, every
+    path exact at rate 1 but pvalloc's (jemalloc has none: glibc's serves
+    it, unprobed, so it must be absent)."""
+    if not WINDOW_JE:
+        print("jemalloc: heap_window_je not built (no libjemalloc2): case skipped")
+        return
+    t, path, err = profiled_window(work, "je.pb.gz", "heap", 1, "1024", "1024", program=WINDOW_JE)
+    if t is None:
+        return
+    check("probes in place on /usr/lib/x86_64-linux-gnu/libjemalloc.so.2" in err or
+          "libjemalloc" in err.splitlines()[0], "jemalloc: probes not on libjemalloc: %s" % err)
+    _, samples, _ = raw(path)
+    got = by_size(samples)
+    for name, (size, allocs, frees) in sizes_of(t).items():
+        if name in ("before_window", "pvalloc"):
+            check(size not in got, "jemalloc: %s in the profile: %r" % (name, got.get(size)))
+            continue
+        want = [allocs, allocs * size, allocs - frees, (allocs - frees) * size]
+        check(got.get(size) == want, "jemalloc: %s: %r, want %r" % (name, got.get(size), want))
+    print("jemalloc: probes on libjemalloc, every path exact, glibc's pvalloc absent")
 
 
 def test_go_reads(heap_file, allocs_file):
@@ -354,6 +382,7 @@ def main():
         allocs_file = test_rate_one(work)
         if heap_file and allocs_file:
             test_go_reads(heap_file, allocs_file)
+        test_jemalloc(work)
         test_killed(work)
         test_cap(work)
         test_redis(work)
