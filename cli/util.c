@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -97,6 +98,22 @@ void cli_catch_stop_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* A device or a FIFO (-o /dev/null, /dev/stdout, a named pipe) is
+ * written in place: renaming a temporary file over it would replace the
+ * device node itself with a regular file (as root, /dev/null). */
+static int open_in_place(struct cli_output *o)
+{
+	int fd = open(o->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+		cli_error("cannot open %s: %s", o->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		cli_output_abort(o);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_output_open(struct cli_output *o, const char *path)
 {
 	memset(o, 0, sizeof *o);
@@ -105,6 +122,9 @@ int cli_output_open(struct cli_output *o, const char *path)
 		return 0;
 	}
 	o->path = strdup(path);
+	struct stat st;
+	if (o->path && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return open_in_place(o);
 	if (!o->path || asprintf(&o->tmp, "%s.tmp.XXXXXX", path) < 0) {
 		o->tmp = NULL;
 		cli_output_abort(o);
@@ -137,12 +157,13 @@ int cli_output_commit(struct cli_output *o)
 	}
 	int bad = ferror(o->f);
 	int e = errno;
-	if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0)
+	/* A device or FIFO written in place (no tmp) has nothing to sync. */
+	if (fflush(o->f) != 0 || (o->tmp && fsync(fileno(o->f)) != 0))
 		bad = 1, e = errno;
 	if (fclose(o->f) != 0)
 		bad = 1, e = errno;
 	o->f = NULL;
-	if (bad || rename(o->tmp, o->path) != 0) {
+	if (bad || (o->tmp && rename(o->tmp, o->path) != 0)) {
 		if (!bad)
 			e = errno;
 		cli_error("cannot write %s: %s", o->path, strerror(e));

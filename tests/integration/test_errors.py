@@ -4,16 +4,18 @@ refusal is tried with dump-threads and with attach --profile cpu: no such
 process, zombie, kernel thread, pprofc itself, already traced (a helper,
 real strace on the process or on one thread, real gdb), not permitted
 (pprofc as nobody against a root process).  Also the output file: written
-atomically, never through a symlink another user planted in a sticky
-directory; a full or read-only file system is a clear error, exit 1, and
+atomically (a device or FIFO in place), never through a symlink another
+user planted in a sticky directory; a full or read-only file system is a clear error, exit 1, and
 no partial file.  Each case prints a "COUNT name key=value..." line."""
 import ctypes
 import os
 import pty
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, check, check_progress, check_untouched, count_line, done,  # noqa: E402
@@ -300,6 +302,37 @@ def test_output_file():
         check(r.returncode == 0, "-o through symlink: %r" % r.stderr)
         check(open(victim).read() == "precious\n", "pprofc wrote through a planted symlink")
         check(not os.path.islink(link), "the planted symlink is still there")
+
+        # A FIFO (as /dev/null or /dev/stdout: not a regular file) is
+        # written in place: renaming over it would replace the node
+        # itself with a regular file, which for /dev/null, as root, broke
+        # the machine (a benchmark's -o /dev/null did).
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)
+        reader.start()
+        r = pprofc("dump-threads", "-o", fifo, fx.pid)
+        reader.join(60)
+        check(r.returncode == 0 and stat.S_ISFIFO(os.lstat(fifo).st_mode) and got and
+              got[0].startswith("thread %d " % fx.pid),
+              "-o FIFO: exit %d, still a FIFO %s, read %r"
+              % (r.returncode, stat.S_ISFIFO(os.lstat(fifo).st_mode), got[0][:40] if got else None))
+        os.unlink(fifo)
+        # A null device of our own (not the machine's /dev/null, which a
+        # failing run would destroy), where the file system allows one.
+        null = os.path.join(d, "null")
+        try:
+            os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            open(null, "w").close()
+        except OSError as e:
+            print("-o to a device: cannot make one in %s (%s): case skipped" % (d, e))
+        else:
+            r = pprofc("dump-threads", "-o", null, fx.pid)
+            check(r.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode),
+                  "-o DEVICE: exit %d, still a character device: %s"
+                  % (r.returncode, stat.S_ISCHR(os.lstat(null).st_mode)))
+            os.unlink(null)
 
         r = pprofc("dump-threads", "-o", os.path.join(d, "no", "such", "dir", "x"), fx.pid)
         one_line_error(r, 1, "cannot create", label="bad output dir")
