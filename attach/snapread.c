@@ -11,12 +11,15 @@
  *
  * Per thread it reads what the dump prints or needs to decide:
  *   stat     state, comm, the CPU it last ran on (whose clock dates its wait)
- *   status   TracerPid: a thread traced by another tool is refused up front
  *   sched    se.exec_start (how long it waited) and nr_switches; read
  *            before syscall and, for a peek, again after the copy (peek.c)
  *   syscall  the call it is blocked in, with its user sp and pc
  *   wchan    only where the output shows it (state D, or every thread for
  *            JSON)
+ *   status   TracerPid, only for a thread that will be seized: another
+ *            tool's tracer makes the snapshot refuse it.  A thread read
+ *            without stopping needs no ptrace, and status is the dearest
+ *            of these files (22 us a thread here, against 16 for stat).
  * Each through openat() on the thread's own /proc directory, so the path
  * is walked once per thread, not once per file.
  */
@@ -56,17 +59,24 @@ static void read_thread(int dir, struct attach_thread *t, const struct attach_op
 {
 	char buf[4096];
 	size_t len;
-	struct attach_status st;
 	t->has_stat = attach_read_at(dir, "stat", buf, sizeof buf, &len) == 0 &&
 		      attach_parse_stat(buf, len, &t->stat) == 0;
-	if (attach_read_at(dir, "status", buf, sizeof buf, &len) == 0 &&
-	    attach_parse_status(buf, len, &st) == 0)
-		t->tracer = st.tracer_pid;
 	t->wchan[0] = 0;
 	if ((o->all_wchan || (t->has_stat && t->stat.state == 'D')) &&
 	    attach_read_at(dir, "wchan", buf, sizeof buf, &len) == 0 && strcmp(buf, "0") != 0)
 		snprintf(t->wchan, sizeof t->wchan, "%.63s", buf);
 	attach_read_wait_files(dir, t, sched_fd);
+}
+
+/* Another process's tracer on the thread, from its status, else 0. */
+static pid_t tracer_of(int dir)
+{
+	char buf[4096];
+	size_t len;
+	struct attach_status st;
+	if (attach_read_at(dir, "status", buf, sizeof buf, &len) || attach_parse_status(buf, len, &st))
+		return 0;
+	return st.tracer_pid;
 }
 
 /* System calls that fail with EINTR when their thread is stopped: never
@@ -115,6 +125,8 @@ static void one_thread(struct pass *p, size_t i)
 	read_thread(dir, t, p->o, &sched_fd);
 	if (!p->o->stop_all && peek(p, dir, t, &sched_fd))
 		p->done[i] = 1;
+	else if (!(t->has_stat && t->stat.state == 'D'))
+		t->tracer = tracer_of(dir);
 	if (sched_fd >= 0)
 		close(sched_fd);
 	close(dir);

@@ -167,8 +167,9 @@ static long add_new_threads(struct session *ss)
 
 /* Step 1 for the threads added since index from: their /proc state, and
  * the stacks of those blocked in a system call, without stopping them
- * (snapread.c, over worker threads).  A thread traced by another tool is
- * refused before anything is seized. */
+ * (snapread.c, over worker threads).  A thread to be seized that another
+ * tool traces is refused before anything is seized; one read without
+ * stopping needs no ptrace, and another tracer is no obstacle to it. */
 static int read_new(struct session *ss, size_t from, struct attach_error *err, int first_round)
 {
 	size_t n = ss->s->n - from;

@@ -35,7 +35,8 @@ struct attach_thread {
 	/* Read before the thread was stopped. */
 	struct attach_stat stat;
 	int has_stat;
-	pid_t tracer;               /* TracerPid: another tool traces it */
+	pid_t tracer;               /* TracerPid of a thread to seize, if
+				     * another tool traces it (else 0) */
 	struct attach_syscall sc;
 	char wchan[64];
 	struct attach_sched sched;
@@ -100,8 +101,8 @@ struct attach_error {
  * returns 0 and stores the thread-group id in *tgid (a TID is accepted). */
 int attach_check_target(pid_t pid, pid_t *tgid, struct attach_error *err);
 /* The same without looking for a tracer on each thread: for
- * attach_snapshot_take(), which reads every thread's status anyway and
- * refuses a traced one before it seizes any. */
+ * attach_snapshot_take(), which refuses a traced thread it would have to
+ * seize before it seizes any, and reads the others without ptrace. */
 int attach_check_process(pid_t pid, pid_t *tgid, struct attach_error *err);
 
 int attach_snapshot_take(pid_t pid, const struct attach_opts *opts,

@@ -216,7 +216,8 @@ static void describe_socket(struct attach_fdcache *c, uint64_t ino, char *buf, s
 	snprintf(buf, len, "socket");
 }
 
-static void describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len, int nested);
+static void describe_fd(struct attach_fdcache *c, int fd, char *link, size_t linklen, char *buf,
+			size_t len, int nested);
 
 /* "epoll on fd 5 (TCP 127.0.0.1:6379 listen), fd 7 (pipe)": each watched
  * fd described as the fd itself would be (an epoll inside one: "epoll"). */
@@ -231,23 +232,83 @@ static void describe_epoll(struct attach_fdcache *c, int fd, char *buf, size_t l
 	int count = 0;
 	for (char *p = info; (p = strstr(p, "tfd:")) && n < len; p += 4) {
 		int tfd = atoi(p + 4);
-		describe_fd(c, tfd, what, sizeof what, 1);
+		char link[256];
+		describe_fd(c, tfd, link, sizeof link, what, sizeof what, 1);
 		n += (size_t)snprintf(buf + n, len - n, "%sfd %d (%s)", count++ ? ", " : " on ", tfd, what);
 	}
 	free(info);
 }
 
-void attach_describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len)
+/* One fd described: the memo is an open-addressing table of these,
+ * keyed by fd, at most half full. */
+struct attach_fdmemo {
+	struct fdmemo_entry {
+		int fd;
+		char link[512];
+		char desc[256];
+	} *e;                           /* NULL: a free slot */
+};
+
+static struct fdmemo_entry **memo_slot(struct attach_fdmemo *memo, size_t cap, int fd)
 {
-	describe_fd(c, fd, buf, len, 0);
+	size_t i = ((unsigned)fd * 2654435761u) & (cap - 1);
+	while (memo[i].e && memo[i].e->fd != fd)
+		i = (i + 1) & (cap - 1);
+	return &memo[i].e;
 }
 
-static void describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len, int nested)
+/* Room for one more entry; 0, or -1 when out of memory. */
+static int memo_reserve(struct attach_fdcache *c)
 {
-	char path[64], link[512];
+	if (2 * (c->nmemo + 1) <= c->capmemo)
+		return 0;
+	size_t cap = c->capmemo ? 2 * c->capmemo : 16;
+	struct attach_fdmemo *m = calloc(cap, sizeof *m);
+	if (!m)
+		return -1;
+	for (size_t i = 0; i < c->capmemo; i++)
+		if (c->memo[i].e)
+			*memo_slot(m, cap, c->memo[i].e->fd) = c->memo[i].e;
+	free(c->memo);
+	c->memo = m;
+	c->capmemo = cap;
+	return 0;
+}
+
+void attach_describe_fd(struct attach_fdcache *c, int fd, char *target, size_t tlen, char *buf,
+			size_t len)
+{
+	struct fdmemo_entry *e = NULL, **slot;
+	if (memo_reserve(c) == 0) {
+		slot = memo_slot(c->memo, c->capmemo, fd);
+		if (!*slot && (*slot = malloc(sizeof **slot))) {
+			(*slot)->fd = fd;
+			describe_fd(c, fd, (*slot)->link, sizeof (*slot)->link, (*slot)->desc,
+				    sizeof (*slot)->desc, 0);
+			c->nmemo++;
+		}
+		e = *slot;
+	}
+	if (e) {
+		if (target)
+			snprintf(target, tlen, "%s", e->link);
+		snprintf(buf, len, "%s", e->desc);
+	} else {                        /* out of memory: not remembered */
+		char link[512];
+		describe_fd(c, fd, link, sizeof link, buf, len, 0);
+		if (target)
+			snprintf(target, tlen, "%s", link);
+	}
+}
+
+static void describe_fd(struct attach_fdcache *c, int fd, char *link, size_t linklen, char *buf,
+			size_t len, int nested)
+{
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)c->pid, fd);
-	ssize_t n = readlink(path, link, sizeof link - 1);
+	ssize_t n = readlink(path, link, linklen - 1);
 	if (n < 0) {
+		link[0] = 0;
 		snprintf(buf, len, "closed");
 		return;
 	}
@@ -272,6 +333,9 @@ void attach_fdcache_free(struct attach_fdcache *c)
 	free(c->udp);
 	free(c->udp6);
 	free(c->unx);
+	for (size_t i = 0; i < c->capmemo; i++)
+		free(c->memo[i].e);
+	free(c->memo);
 	memset(c, 0, sizeof *c);
 }
 

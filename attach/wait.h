@@ -61,15 +61,22 @@ const char *attach_syscall_name(long nr);
 pid_t attach_mutex_owner(pid_t pid, uint64_t addr);
 
 /* Describes what fd is in the target ("TCP 127.0.0.1:8080 listen", "pipe",
- * "/var/log/x.log", "epoll on fd 4 (pipe), fd 6 (TCP ...)").  Socket tables are read once per
- * cache; free it with attach_fdcache_free(). */
+ * "/var/log/x.log", "epoll on fd 4 (pipe), fd 6 (TCP ...)") and gives its
+ * /proc/PID/fd link in target (may be NULL; "" when closed).  Socket tables
+ * are read once per cache, and each fd once: a process's threads share one
+ * fd table, and hundreds of them often wait on the same fd.  Free it with
+ * attach_fdcache_free(). */
+struct attach_fdmemo;
 struct attach_fdcache {
 	pid_t pid;
 	int loaded;
 	char *tcp, *tcp6, *udp, *udp6, *unx;
 	size_t tcp_len, tcp6_len, udp_len, udp6_len, unx_len;
+	struct attach_fdmemo *memo;     /* fds described so far */
+	size_t nmemo, capmemo;
 };
-void attach_describe_fd(struct attach_fdcache *c, int fd, char *buf, size_t len);
+void attach_describe_fd(struct attach_fdcache *c, int fd, char *target, size_t tlen, char *buf,
+			size_t len);
 void attach_fdcache_free(struct attach_fdcache *c);
 
 /* Cycles in the waits-for graph: waits_for[i] is the tid thread tids[i]

@@ -39,9 +39,13 @@ void cli_catch_stop_signals(void);
 /* Output that never leaves a half-written file: to a temporary name next
  * to path, renamed into place by cli_output_commit.  path "-" or NULL is
  * stdout. */
+/* stdio buffer for outputs (a dump of 500 threads is about 1 MB). */
+#define CLI_OUTPUT_BUFFER (64 << 10)
+
 struct cli_output {
 	FILE *f;
 	char *path, *tmp;
+	char *buf;                      /* f's stdio buffer, freed after it */
 };
 int cli_output_open(struct cli_output *o, const char *path);
 int cli_output_commit(struct cli_output *o);

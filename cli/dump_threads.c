@@ -164,7 +164,8 @@ static void copy_frames(struct entry *e)
 	}
 }
 
-static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e)
+static void unwind(struct sym_session *sym, struct sym_memo *memo, const char *sym_err,
+		   struct entry *e)
 {
 	struct attach_thread *t = e->t;
 	if (!t->taken) {
@@ -178,7 +179,7 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 	}
 	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len, 0,
 				     attach_read_mem };
-	if (sym_unwind(sym, &snap, &e->stack)) {
+	if (sym_unwind_memo(sym, memo, &snap, &e->stack)) {
 		snprintf(e->stack_error, sizeof e->stack_error, "out of memory while unwinding");
 		return;
 	}
@@ -188,9 +189,9 @@ static void unwind(struct sym_session *sym, const char *sym_err, struct entry *e
 }
 
 /* collect_unwinders_run()'s job i: entry i, with that thread's session. */
-static void unwind_one(struct sym_session *sym, size_t i, void *entries)
+static void unwind_one(struct sym_session *sym, struct sym_memo *memo, size_t i, void *entries)
 {
-	unwind(sym, "", &((struct entry *)entries)[i]);
+	unwind(sym, memo, "", &((struct entry *)entries)[i]);
 }
 
 /* poll(2): the descriptors are in the target's memory. */
@@ -228,11 +229,8 @@ static void classify(pid_t pid, struct entry *e, struct attach_fdcache *fc)
 		 e->wait.reason == ATTACH_R_COND)
 		snprintf(e->detail, sizeof e->detail, "0x%" PRIx64, e->wait.futex);
 	else if (e->wait.reason == ATTACH_R_IO && e->wait.fd >= 0) {
-		char link[64];
-		snprintf(link, sizeof link, "/proc/%d/fd/%d", (int)pid, e->wait.fd);
-		ssize_t n = readlink(link, e->fd_target, sizeof e->fd_target - 1);
-		e->fd_target[n > 0 ? n : 0] = 0;
-		attach_describe_fd(fc, e->wait.fd, e->fd_desc, sizeof e->fd_desc);
+		attach_describe_fd(fc, e->wait.fd, e->fd_target, sizeof e->fd_target, e->fd_desc,
+				   sizeof e->fd_desc);
 		snprintf(e->detail, sizeof e->detail, "fd %d: %s", e->wait.fd, e->fd_desc);
 	} else if (e->wait.reason == ATTACH_R_DISK && t->wchan[0])
 		snprintf(e->detail, sizeof e->detail, "%s", t->wchan);
@@ -373,7 +371,7 @@ static int report(const struct options *o, struct attach_snapshot *s, struct cli
 		collect_unwinders_run(u, s->n, unwind_one, e, &cli_stop);
 	for (size_t i = 0; i < s->n && !cli_stop; i++) {
 		if (!sym)
-			unwind(NULL, sym_err, &e[i]);
+			unwind(NULL, NULL, sym_err, &e[i]);
 		classify(s->pid, &e[i], &fc);
 		fill_thread(s, &e[i], &pt[i]);
 		tids[i] = pt[i].tid;
@@ -486,9 +484,14 @@ static int dump(const struct options *o, pid_t tgid)
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			r = report(o, &snap, want_pprof ? &w : NULL, u);
 			want_pprof = 0;         /* report() committed or aborted it */
-			if (o->verbose)
+			if (o->verbose) {
+				struct sym_memo_stats ms = collect_unwinders_memo_stats(u);
 				fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n",
 					ms_since(&t0));
+				fprintf(stderr, "pprofc: %llu stacks unwound, %llu more proven the same "
+					"as one of them (unwind memo)\n",
+					(unsigned long long)ms.misses, (unsigned long long)ms.hits);
+			}
 		}
 	}
 	if (want_pprof)

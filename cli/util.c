@@ -98,6 +98,17 @@ void cli_catch_stop_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* A buffer of CLI_OUTPUT_BUFFER bytes instead of stdio's 4 KiB (glibc
+ * ignores setvbuf's size unless given the buffer).  Without memory the
+ * default one stays. */
+static void big_buffer(struct cli_output *o)
+{
+	if ((o->buf = malloc(CLI_OUTPUT_BUFFER)) && setvbuf(o->f, o->buf, _IOFBF, CLI_OUTPUT_BUFFER)) {
+		free(o->buf);
+		o->buf = NULL;
+	}
+}
+
 /* A device or a FIFO (-o /dev/null, /dev/stdout, a named pipe) is
  * written in place: renaming a temporary file over it would replace the
  * device node itself with a regular file (as root, /dev/null). */
@@ -111,6 +122,7 @@ static int open_in_place(struct cli_output *o)
 		cli_output_abort(o);
 		return -1;
 	}
+	big_buffer(o);
 	return 0;
 }
 
@@ -143,6 +155,7 @@ int cli_output_open(struct cli_output *o, const char *path)
 		cli_output_abort(o);
 		return -1;
 	}
+	big_buffer(o);
 	return 0;
 }
 
@@ -172,7 +185,8 @@ int cli_output_commit(struct cli_output *o)
 	}
 	free(o->tmp);
 	free(o->path);
-	o->tmp = o->path = NULL;
+	free(o->buf);
+	o->tmp = o->path = o->buf = NULL;
 	return 0;
 }
 
@@ -233,5 +247,6 @@ void cli_output_abort(struct cli_output *o)
 		unlink(o->tmp);
 	free(o->tmp);
 	free(o->path);
+	free(o->buf);   /* after fclose, which writes from it */
 	memset(o, 0, sizeof *o);
 }

@@ -204,15 +204,20 @@ void collect_name_of(pid_t pid, char *name, size_t len);
  * background, one per CPU as far as nthreads (the snapshots expected) pays
  * for the loading each needs; collect_unwinders_sym() waits for them and
  * gives the first (NULL with err if none opened);
- * collect_unwinders_run() calls fn(sym, i, arg) for each i in [0, jobs),
- * over one thread per session, until *cancel (may be NULL).  fn must touch
- * only job i's data.  Frames' strings stay valid until close. */
+ * collect_unwinders_run() calls fn(sym, memo, i, arg) for each i in
+ * [0, jobs), over one thread per session, until *cancel (may be NULL); memo
+ * is that session's unwind memo for sym_unwind_memo (NULL: off, with
+ * PPROFC_UNWIND_MEMO=0).  fn must touch only job i's data.  Frames'
+ * strings stay valid until close. */
 struct collect_unwinders;
 struct collect_unwinders *collect_unwinders_open(pid_t pid, size_t nthreads);
 struct sym_session *collect_unwinders_sym(struct collect_unwinders *u, char *err, size_t errlen);
 void collect_unwinders_run(struct collect_unwinders *u, size_t jobs,
-			   void (*fn)(struct sym_session *sym, size_t i, void *arg), void *arg,
-			   volatile sig_atomic_t *cancel);
+			   void (*fn)(struct sym_session *sym, struct sym_memo *memo, size_t i,
+				      void *arg),
+			   void *arg, volatile sig_atomic_t *cancel);
+/* The memos' counts, summed over the sessions (for -v). */
+struct sym_memo_stats collect_unwinders_memo_stats(const struct collect_unwinders *u);
 void collect_unwinders_close(struct collect_unwinders *u);
 
 #endif

@@ -8,7 +8,11 @@
  * sessions are opened and warmed up in background threads while the
  * caller takes its snapshot: the loading overlaps the /proc reads.  Then
  * collect_unwinders_run() hands out snapshot indexes from a shared counter
- * to one thread per session (the caller's is one of them).
+ * to one thread per session (the caller's is one of them).  Each session
+ * has an unwind memo (symbolize/memo.c): the threads of a pool wait in
+ * the same calls with the same callers, and a stack proven the same as
+ * one already unwound is not unwound again.  PPROFC_UNWIND_MEMO=0 turns
+ * it off (tests compare both).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -35,6 +39,7 @@ struct unwinder {
 	pthread_t thread;
 	int started;                    /* thread running (to join) */
 	struct sym_session *sym;
+	struct sym_memo *memo;          /* NULL: off */
 	char err[256];
 };
 
@@ -45,7 +50,7 @@ struct collect_unwinders {
 	/* collect_unwinders_run() */
 	size_t jobs;
 	atomic_size_t next;
-	void (*fn)(struct sym_session *sym, size_t i, void *arg);
+	void (*fn)(struct sym_session *sym, struct sym_memo *memo, size_t i, void *arg);
 	void *arg;
 	volatile sig_atomic_t *cancel;
 };
@@ -56,10 +61,13 @@ static void *open_one(void *arg)
 	/* Loading runs while the caller takes the snapshot, which may have
 	 * threads of the target stopped: give way to it (nice applies to this
 	 * thread alone on Linux). */
-	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	/* setpriority(PRIO_PROCESS, (id_t)gettid(), 10); */
 	w->sym = sym_open(w->u->pid, w->err, sizeof w->err);
 	if (w->sym)
 		sym_prepare(w->sym);
+	const char *memo = getenv("PPROFC_UNWIND_MEMO");
+	if (w->sym && (!memo || strcmp(memo, "0") != 0))
+		w->memo = sym_memo_new();       /* NULL (no memory): unwinds without */
 	return NULL;
 }
 
@@ -100,8 +108,10 @@ static void join_all(struct collect_unwinders *u, char *err, size_t errlen)
 		u->w[i].started = 0;
 		if (!u->w[i].sym && !err[0])
 			snprintf(err, errlen, "%s", u->w[i].err);
-		if (u->w[i].sym)
-			u->w[kept++].sym = u->w[i].sym;
+		if (u->w[i].sym) {
+			u->w[kept].sym = u->w[i].sym;
+			u->w[kept++].memo = u->w[i].memo;
+		}
 	}
 	u->n = kept;
 }
@@ -124,15 +134,16 @@ static void *run_one(void *arg)
 		size_t i = atomic_fetch_add(&u->next, CHUNK);
 		for (size_t end = i + CHUNK; i < end && i < u->jobs; i++)
 			if (!(u->cancel && *u->cancel))
-				u->fn(w->sym, i, u->arg);
+				u->fn(w->sym, w->memo, i, u->arg);
 		if (i >= u->jobs)
 			return NULL;
 	}
 }
 
 void collect_unwinders_run(struct collect_unwinders *u, size_t jobs,
-			   void (*fn)(struct sym_session *sym, size_t i, void *arg), void *arg,
-			   volatile sig_atomic_t *cancel)
+			   void (*fn)(struct sym_session *sym, struct sym_memo *memo, size_t i,
+				      void *arg),
+			   void *arg, volatile sig_atomic_t *cancel)
 {
 	char err[256];
 	join_all(u, err, sizeof err);
@@ -153,13 +164,28 @@ void collect_unwinders_run(struct collect_unwinders *u, size_t jobs,
 	}
 }
 
+struct sym_memo_stats collect_unwinders_memo_stats(const struct collect_unwinders *u)
+{
+	struct sym_memo_stats sum = { 0 };
+	for (size_t i = 0; u && i < u->n; i++) {
+		struct sym_memo_stats one = sym_memo_stats(u->w[i].memo);
+		sum.hits += one.hits;
+		sum.misses += one.misses;
+		sum.inserted += one.inserted;
+		sum.clears += one.clears;
+	}
+	return sum;
+}
+
 void collect_unwinders_close(struct collect_unwinders *u)
 {
 	if (!u)
 		return;
 	char err[256];
 	join_all(u, err, sizeof err);
-	for (size_t i = 0; i < u->n; i++)
+	for (size_t i = 0; i < u->n; i++) {
+		sym_memo_free(u->w[i].memo);    /* its frames name the session's strings */
 		sym_close(u->w[i].sym);
+	}
 	free(u);
 }

@@ -1,5 +1,7 @@
 /* memo.c — an exact memo of unwinds, for snapshots taken at a few fixed
- * pcs with all registers (the heap sampler's, preload/record.c).
+ * pcs: the heap sampler's (preload/record.c), with all registers, and a
+ * dump's threads blocked in the same few system calls, read without
+ * stopping them (only sp and pc known).
  *
  * The rule.  Take a complete plain walk (sym_unwind_traced: the first
  * libdwfl walk, nothing guessed, ending where the CFI says the stack ends)
@@ -24,12 +26,23 @@
  * of the pcs), the cut-short test (the walk reached the root).  And the
  * frames are names of the pcs, the same while the modules are.
  *
+ * Snapshots with sp and pc alone (a thread read without stopping it).
+ * Their first walk starts from sp and pc, every other register undefined.
+ * A walk whose every row takes the rule reads rsp and those words and
+ * nothing else, so it is the same walk from sp and pc alone as from all
+ * registers: such a snapshot may be looked up, and its own plain walk
+ * (the first one, complete, before any guess of rbp) inserted.  Around
+ * that walk sym_unwind guesses rbp and tries the frameless leaf only
+ * when the walk failed or pc_0 has no CFI, neither of which holds; and a
+ * partial snapshot never takes the newborn path.
+ *
  * So the memo is a trie: the root's children are keyed by pc_0; a node
  * for pc_0..pc_i holds off_i, and its children are keyed by the word found
  * there; the node of a walk's last pc holds its frames.  A lookup is one
  * hash probe per frame.  Anything else (frame-pointer code, whose CFA is
- * rbp-based; signal frames; Go's roots; partial snapshots; incomplete or
- * cut-short walks; any fallback) is never memoized and always unwound.
+ * rbp-based; signal frames; Go's roots; incomplete or cut-short walks;
+ * any fallback, such as a guessed rbp) is never memoized and always
+ * unwound.
  * Emptied when the modules are read again; past MEMO_MAX_NODES nodes or
  * MEMO_MAX_FRAMES frames nothing more is memoized.
  */
@@ -351,7 +364,8 @@ static int offsets_agree(const struct sym_snapshot *snap, const uint64_t *pcs, c
 int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap,
 		    struct sym_stack *out)
 {
-	if (!m || (snap->regs->known & ARCH_REGS_ALL) != ARCH_REGS_ALL)
+	const uint64_t sp_pc = REGBIT(SP) | REGBIT(PC);
+	if (!m || (snap->regs->known & sp_pc) != sp_pc)
 		return sym_unwind(s, snap, out);
 	if (m->gen != sym_modules_generation(s)) {
 		memo_clear(m);

@@ -698,8 +698,10 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 		return push_resolved(s, out, w);
 	}
 	int r = walk(s, snap, w, 0);
-	/* Only the first walk of a full snapshot, as it came, is memoized. */
-	int plain = r == 0 && !partial(snap);
+	/* Only the first walk, as the snapshot came, is memoized: for one read
+	 * without stopping, the walk from sp and pc alone, before any guess
+	 * of rbp (memo.c says why sp and pc are then all it used). */
+	int plain = r == 0;
 	/* Unwinding stopped at a pc in no known module: read them again. */
 	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
 		r = walk(s, snap, w, 0);

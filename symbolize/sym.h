@@ -79,7 +79,8 @@ void sym_close(struct sym_session *s);
 uint64_t sym_modules_generation(const struct sym_session *s);
 
 /* A memo of unwinds (memo.c), owned by the caller, for snapshots taken
- * at a few fixed pcs (the heap sampler's): a snapshot whose unwind is
+ * at a few fixed pcs (the heap sampler's; a dump's threads blocked in the
+ * same calls, read without stopping them): a snapshot whose unwind is
  * provably the same as one already done gets that one's frames without
  * unwinding.  Exact: sym_unwind_memo gives what sym_unwind would.  Its
  * frames' strings are the session's, so it is for one session only. */

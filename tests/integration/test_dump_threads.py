@@ -585,6 +585,82 @@ def test_newborn_thread():
         target.wait()
 
 
+def memo_view(pid, memo):
+    """A dump's stacks, by tid: (pc, function, file, line, inlined) per frame
+    and completeness; and how many stacks -v says came from the memo."""
+    env = dict(os.environ, PPROFC_UNWIND_MEMO="1" if memo else "0")
+    r = pprofc("dump-threads", "--format=json", "-v", pid, env=env)
+    check(r.returncode == 0, "dump-threads (memo %s): %s" % (memo, r.stderr))
+    if r.returncode != 0:
+        return {}, 0
+    m = re.search(r"(\d+) more proven the same as one of them", r.stderr)
+    stacks = {t["tid"]: ([(f["pc"], f["function"], f["file"], f["line"], f["inlined"]) for f in t["frames"]],
+                         t["complete"]) for t in json.loads(r.stdout)["threads"]}
+    return stacks, int(m.group(1)) if m else -1
+
+
+def check_memo(label, pid, moving=()):
+    """The memo gives what libdwfl's walk gives (memo off, the oracle here
+    for every frame and its line), and eu-stack agrees on each stack's pcs;
+    threads in moving run meanwhile and are left out."""
+    on, hits = memo_view(pid, True)
+    off, none = memo_view(pid, False)
+    eu = eu_stacks(pid)
+    check(hits > 0 and none == 0, "%s: stacks from the memo: %d (on), %d (off)" % (label, hits, none))
+    same = sum(1 for t in on if t not in moving and on[t] == off.get(t))
+    kept = [t for t in on if t not in moving]
+    check(same == len(kept) and kept, "%s: memo on and off differ in %d of %d threads"
+          % (label, len(kept) - same, len(kept)))
+    agree = sum(1 for t in kept if [int(f[0], 16) for f in on[t][0] if not f[4]] == eu.get(t))
+    check(agree == len(kept), "%s: %d of %d stacks differ from eu-stack's" % (label, len(kept) - agree, len(kept)))
+    print("memo %s: %d threads, %d stacks from the memo, all equal to libdwfl's walk and eu-stack's"
+          % (label, len(kept), hits))
+
+
+# Twenty threads waiting in the same Event.wait(): a pool, as servers have.
+POOL_TARGET = """
+import threading, sys
+ev = threading.Event()
+ts = [threading.Thread(target=ev.wait) for _ in range(20)]
+for t in ts:
+    t.start()
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def all_blocked(pid):
+    """Every thread of pid sleeps in a system call (so two dumps agree)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                if f.read().split()[0] in ("running", "-1"):
+                    return False
+        except OSError:
+            return False
+    return all(s == "S" for s in thread_states(pid).values())
+
+
+def test_unwind_memo():
+    """Threads read without stopping them, in the same call with the same
+    callers, are unwound once (symbolize/memo.c): exactly, against the walk
+    without the memo and against eu-stack; on the many_threads fixture and
+    a pool of Debian's python3."""
+    with Fixture("many_threads", args=["60", "5"]) as fx:
+        check_memo("many_threads", fx.pid)
+        check_untouched(fx.pid, label="memo many_threads")
+    py = shutil.which("python3")
+    p = subprocess.Popen([py, "-c", POOL_TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        check(p.stdout.readline().strip() == "ready", "python3 pool never ready")
+        check(wait_for(lambda: all_blocked(p.pid), 30), "python3 pool never settled")
+        check_memo("python3 pool", p.pid)
+        check_untouched(p.pid, label="memo python3")
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_uninterruptible_thread():
     """A thread in state D (here: the parent of a vfork) is listed with its
     state; it is not stopped (a stop would only land when it wakes), but
@@ -620,4 +696,5 @@ if __name__ == "__main__":
     test_newborn_thread()
     test_blocked_threads_not_stopped()
     test_stale_frames()
+    test_unwind_memo()
     done()

@@ -8,6 +8,7 @@ atomically (a device or FIFO in place), never through a symlink another
 user planted in a sticky directory; a full or read-only file system is a clear error, exit 1, and
 no partial file.  Each case prints a "COUNT name key=value..." line."""
 import ctypes
+import json
 import os
 import pty
 import shutil
@@ -159,26 +160,93 @@ def test_real_strace():
         check_progress(fx, "after strace")
 
 
+def thread_named(pid, name):
+    """The tid of pid's thread called name (its comm)."""
+    for t in tids(pid):
+        with open("/proc/%d/task/%d/comm" % (pid, t)) as f:
+            if f.read().strip() == name:
+                return t
+    raise AssertionError("no thread %r in PID %d" % (name, pid))
+
+
+def thread_state(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
+def strace_thread(pid, tid):
+    """strace attached to thread tid alone (waited for)."""
+    st = subprocess.Popen(["strace", "-p", str(tid), "-o", "/dev/null"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    check(wait_for(lambda: tracer_of(pid, tid) == st.pid, 60), "strace never attached")
+    return st
+
+
+def stop_strace(pid, tid, st):
+    st.terminate()
+    st.wait(timeout=60)
+    check(wait_for(lambda: tracer_of(pid, tid) == 0), "still traced after strace left")
+
+
 def test_strace_one_thread():
-    """A tracer on one thread only (not the main one) is refused as well:
-    a profile would otherwise miss that thread without a word."""
+    """A tracer on one thread only (not the main one), a thread that must
+    be stopped to be read (it is running): refused, or a profile would
+    miss that thread without a word."""
     if not shutil.which("strace"):
         print("strace not installed: case skipped")
         return
     with Fixture("waits", progress=True) as fx:
-        tid = tids(fx.pid)[-1]
-        st = subprocess.Popen(["strace", "-p", str(tid), "-o", "/dev/null"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tid = thread_named(fx.pid, "spinner")
+        st = strace_thread(fx.pid, tid)
         try:
-            check(wait_for(lambda: tracer_of(fx.pid, tid) == st.pid, 60), "strace never attached")
             refused("strace-thread", fx.pid, ["its thread %d" % tid, "already traced by PID %d (strace)"
                                                % st.pid, "detach that tracer"],
                     untouched=lambda: traced_only(fx.pid, tid, st.pid))
         finally:
-            st.terminate()
-            st.wait(timeout=60)
-        check(wait_for(lambda: tracer_of(fx.pid, tid) == 0), "still traced after strace left")
+            stop_strace(fx.pid, tid, st)
         check_untouched(fx.pid, label="after strace on a thread")
+
+
+def test_strace_blocked_thread():
+    """A tracer on one thread blocked in a system call: a dump reads that
+    thread without ptrace (its stack and wait, as without strace) and
+    leaves the tracer as it was; a profile, which would stop it, refuses."""
+    if not shutil.which("strace"):
+        print("strace not installed: case skipped")
+        return
+    with Fixture("waits", progress=True) as fx:
+        tid = thread_named(fx.pid, "pipe-reader")
+        st = strace_thread(fx.pid, tid)
+        try:
+            # strace's attach interrupted its read(): wait until it is back in it.
+            check(wait_for(lambda: thread_state(fx.pid, tid) == "S", 60), "the thread never blocked again")
+            r = subprocess.run([PPROFC, "dump-threads", "--format=json", str(fx.pid)],
+                               capture_output=True, text=True, timeout=120)
+            ok = check(r.returncode == 0, "dump with strace on a blocked thread: exit %d: %s"
+                       % (r.returncode, r.stderr.strip()))
+            if ok:
+                doc = json.loads(r.stdout)
+                th = [t for t in doc["threads"] if t["tid"] == tid]
+                funcs = [f.get("function") for f in th[0]["frames"]] if th else []
+                check(th and th[0].get("complete") and "read_request" in funcs and th[0].get("reason") == "IO wait",
+                      "the traced thread's stack and wait: %r" % (th[0] if th else None))
+            check(traced_only(fx.pid, tid, st.pid), "the dump changed who traces what")
+            d = tempfile.mkdtemp(prefix="pprofc-refuse-")
+            r = subprocess.run([PPROFC, "attach", str(fx.pid), "--profile", "cpu", "--seconds", "1",
+                                "-o", os.path.join(d, "out.pb.gz")], capture_output=True, text=True, timeout=120)
+            one_line_error(r, 1, "its thread %d" % tid, "already traced by PID %d (strace)" % st.pid,
+                           label="attach with strace on a blocked thread")
+            check(os.listdir(d) == [], "attach wrote files: %r" % os.listdir(d))
+            shutil.rmtree(d, ignore_errors=True)
+            check(traced_only(fx.pid, tid, st.pid), "the profile changed who traces what")
+            count_line("strace-blocked-thread", dump_exit=r.returncode if not ok else 0)
+        finally:
+            stop_strace(fx.pid, tid, st)
+        check_untouched(fx.pid, label="after strace on a blocked thread")
+        check_progress(fx, "after strace on a blocked thread")
 
 
 def test_real_gdb():
@@ -458,6 +526,7 @@ if __name__ == "__main__":
     test_already_traced()
     test_real_strace()
     test_strace_one_thread()
+    test_strace_blocked_thread()
     test_real_gdb()
     test_permission()
     test_root_without_ptrace_cap()
