@@ -608,7 +608,9 @@ static double clock_here(int moved)
 	struct attach_sched me;
 	if (!moved && sched_yield() != 0)
 		return -1;
-	if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) ||
+	/* thread-self: this may be any thread of pprofc (snapshot.c runs
+	 * this beside its /proc reads); /proc/self is the main thread's. */
+	if (attach_read_small("/proc/thread-self/sched", buf, sizeof buf, &len) ||
 	    attach_parse_sched(buf, len, &me))
 		return -1;
 	return me.exec_start_ms;

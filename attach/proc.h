@@ -80,7 +80,8 @@ const char *attach_tcp_state_name(int state);
 /* The scheduler clock of each CPU now (ms), as /proc/PID/task/TID/sched's
  * se.exec_start counts it: each CPU keeps its own, and they drift apart
  * (steal and IRQ time are left out per CPU).  pprofc visits each CPU and
- * reads its own exec_start there.  Returns a malloc'ed array indexed by CPU
+ * reads its own exec_start there (the calling thread's; its affinity is
+ * restored before returning).  Returns a malloc'ed array indexed by CPU
  * number, sized for every CPU the kernel can have, and in *n how many
  * entries count; a CPU that could not be visited gets -1.  NULL (*n 0) if
  * it cannot tell. */

@@ -85,8 +85,48 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 		s->now_ms = me.exec_start_ms;
 		s->has_now = 1;
 	}
-	s->now_cpu = attach_sched_clocks(&s->ncpu);
 	return 0;
+}
+
+/* Each CPU's scheduler clock, read by a thread of its own beside the
+ * /proc reads: visiting the CPUs moves the visitor from one to the next,
+ * and each move waits for the kernel's migration thread (2-5 ms on this
+ * 2-CPU machine, more when the CPUs are busy).  A wait's duration needs
+ * only its thread's last CPU's clock at about the snapshot's time. */
+struct clocks {
+	pthread_t thread;
+	int started;
+	double *now_cpu;
+	size_t ncpu;
+};
+
+static void *read_clocks(void *arg)
+{
+	struct clocks *c = arg;
+	c->now_cpu = attach_sched_clocks(&c->ncpu);
+	return NULL;
+}
+
+static void clocks_start(struct clocks *c)
+{
+	/* With every signal blocked, so that none is delivered to it: a
+	 * SIGCHLD it took (and ignored) would be lost to wait_stops. */
+	sigset_t all, old;
+	sigfillset(&all);
+	memset(c, 0, sizeof *c);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	c->started = pthread_create(&c->thread, NULL, read_clocks, c) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!c->started)
+		read_clocks(c);
+}
+
+static void clocks_finish(struct clocks *c, struct attach_snapshot *s)
+{
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	s->now_cpu = c->now_cpu;
+	s->ncpu = c->ncpu;
 }
 
 /* ---- the session ------------------------------------------------------ */
@@ -394,8 +434,12 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 	s->pid = pid;
 	err->code = ATTACH_OK;
 	err->msg[0] = 0;
-	if (read_process_info(pid, s, err))
+	struct clocks clocks;
+	clocks_start(&clocks);
+	if (read_process_info(pid, s, err)) {
+		clocks_finish(&clocks, s);
 		return -1;
+	}
 
 	sigset_t chld, old;
 	sigemptyset(&chld);
@@ -410,6 +454,7 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *o, struct attach_s
 
 	attach_stragglers_reap(&s->held, 0);     /* any that stopped meanwhile */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	clocks_finish(&clocks, s);
 	return r;
 }
 

@@ -16,6 +16,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,12 +87,20 @@ struct collect_unwinders *collect_unwinders_open(pid_t pid, size_t nthreads)
 		return NULL;
 	u->pid = pid;
 	u->n = sessions_for(nthreads);
+	/* The loaders run while the caller's snapshot waits for SIGCHLD with
+	 * it blocked: a loader must not take (and, by default, ignore) one.
+	 * So they start with every signal blocked. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (size_t i = 0; i < u->n; i++) {
 		u->w[i].u = u;
 		u->w[i].started = pthread_create(&u->w[i].thread, NULL, open_one, &u->w[i]) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < u->n; i++)
 		if (!u->w[i].started)
 			open_one(&u->w[i]);     /* no thread: open it here */
-	}
 	return u;
 }
 
