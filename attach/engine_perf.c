@@ -24,8 +24,11 @@
  * With opts.uprobes, the events are uprobes (the `uprobe` PMU) instead of
  * the clock: one per probe, thread and CPU, a sample at every hit (the
  * heap kinds of attach: collect/heap_attach.c).  They cannot be inherited
- * (set_events says why): threads created later are found in /proc every
- * 0.1 s, and what they do before that is not seen.  Samples of all rings are
+ * (set_events says why): a thread created later gets probes of its own as
+ * soon as its PERF_RECORD_FORK is read (the kernel still writes one: the
+ * creator's events ask for task records), and /proc is looked at every
+ * 0.1 s as well; what such a thread does before then is not seen.  Samples
+ * of all rings are
  * then handed out in time order, so that a thread's entry into a function
  * comes before its return even when it moved to another CPU between them.
  *
@@ -134,6 +137,8 @@ struct perf_engine {
 	uint64_t start_ns, next_check_ns;
 	uint64_t drains;                /* how many times the rings were read */
 	int any_doubled;                /* some thread has events twice */
+	int forked;                     /* uprobes: a FORK read, its thread
+					 * without probes yet (open_all) */
 	uint64_t cpu_start;             /* the kernel's count at the start */
 	uint64_t cpu_last;              /* ...and when last looked at */
 	int ended;
@@ -595,7 +600,11 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 	if (h->type == PERF_RECORD_FORK) {
 		memcpy(&tid, p + sizeof *h + 8, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
-		if (t) {
+		if (t && e->o.n_uprobes) {
+			/* Uprobe events are never inherited: the new thread has
+			 * none until open_all gives it its own. */
+			e->forked = 1;
+		} else if (t) {
 			if (!t->comm[0])
 				read_comm(e, t);
 			if (t->own_events && !t->inherited)
@@ -898,6 +907,10 @@ static int perf_poll(void *state, uint64_t deadline)
 	struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
 	ppoll(e->pfds, n, &ts, NULL);
 	drain(e);
+	if (e->forked && !e->o.only) {
+		e->forked = 0;
+		open_all(e);    /* threads just born: their probes now */
+	}
 	now = attach_now_ns();
 	if (!e->ended && now >= e->next_check_ns) {
 		e->next_check_ns = now + EXIT_CHECK_NS;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark `pprofc run --profile heap` against heaptrack on alloc_churn.
+"""Benchmark `pprofc run --profile heap` and `pprofc attach --profile
+allocs` against heaptrack on alloc_churn.
 
 The target is build/tests/targets/alloc_churn THREADS SECONDS (source
 tests/targets/alloc_churn.c): THREADS threads replace blocks of assorted
@@ -11,6 +12,11 @@ round so that no mode always goes first:
 
   none       the fixture alone
   pprofc     pprofc run --profile heap --heap-rate RATE -o FILE -- fixture
+  attach     pprofc attach PID --profile allocs --heap-rate RATE, uprobes
+             on the allocator (issue 12), at its default --max-hit-rate:
+             the fixture (ALLOC_CHURN_WAIT=1) starts once every probe is
+             in place, and pprofc is stopped (SIGINT) once it is done
+  attach-nocap  the same with --max-hit-rate 0: what every hit costs
   heaptrack  heaptrack -o FILE fixture   (records every allocation)
 
 and reports each mode's median throughput, its slowdown against the
@@ -27,6 +33,7 @@ import datetime
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 START_MARK = "<!-- heap:start -->"
 END_MARK = "<!-- heap:end -->"
-MODES = ("none", "pprofc", "heaptrack")
+MODES = ("none", "pprofc", "attach", "attach-nocap", "heaptrack")
 SLOWDOWN_GOAL = 0.03            # at most 3% slower at the default rate
 RATIO_GOAL = 10                 # heaptrack's overhead / pprofc's
 OPS = re.compile(r"^ops_per_s (\d+)", re.M)
@@ -55,15 +62,50 @@ def argv_for(mode, args, out):
     return fx
 
 
+def run_attached(mode, args, out):
+    """The fixture under `pprofc attach`, from its first allocation to its
+    last: (returncode, fixture's stdout, pprofc's stderr)."""
+    fx = [args.fixture, str(args.threads), str(args.seconds), str(args.cur_passes)]
+    target = subprocess.Popen(fx, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, ALLOC_CHURN_WAIT="1"))
+    prof = None
+    try:
+        if target.stdout.readline().strip() != "ready":
+            raise BenchError(f"{mode}: the fixture did not say ready")
+        cap = [] if mode == "attach" else ["--max-hit-rate", "0"]
+        prof = subprocess.Popen([args.pprofc, "attach", str(target.pid), "--profile", "allocs",
+                                 "--heap-rate", str(args.rate), "--seconds", "3600", "-o", out] + cap,
+                                stderr=subprocess.PIPE, text=True)
+        first = prof.stderr.readline()
+        if "the window starts" not in first:
+            raise BenchError(f"{mode}: pprofc attach did not start: {first.strip()}")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        stdout = target.stdout.read()
+        target.wait(timeout=args.seconds * 50 + 60)
+        prof.send_signal(signal.SIGINT)
+        _, err = prof.communicate(timeout=600)
+        return (target.returncode or prof.returncode), stdout, first + err
+    finally:
+        for p in (target, prof):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def run_once(mode, args, tmpdir, n):
     out = os.path.join(tmpdir, f"{mode}-{n}")
-    r = subprocess.run(argv_for(mode, args, out), capture_output=True, text=True,
-                       timeout=args.seconds * 20 + 60)
-    m = OPS.search(r.stdout)
-    if r.returncode != 0 or not m:
-        raise BenchError(f"{mode}: exit {r.returncode}, no throughput line; stderr: "
-                         f"{r.stderr.strip()[-400:]}")
-    summary = SUMMARY.findall(r.stderr) if mode == "pprofc" else []
+    if mode.startswith("attach"):
+        rc, stdout, stderr = run_attached(mode, args, out)
+    else:
+        r = subprocess.run(argv_for(mode, args, out), capture_output=True, text=True,
+                           timeout=args.seconds * 20 + 60)
+        rc, stdout, stderr = r.returncode, r.stdout, r.stderr
+    m = OPS.search(stdout)
+    if rc != 0 or not m:
+        raise BenchError(f"{mode}: exit {rc}, no throughput line; stderr: "
+                         f"{stderr.strip()[-400:]}")
+    summary = SUMMARY.findall(stderr) if mode != "heaptrack" else []
     for f in os.listdir(tmpdir):
         os.unlink(os.path.join(tmpdir, f))
     return {"ops_per_s": int(m.group(1)), "summary": summary[-1] if summary else ""}
@@ -151,9 +193,11 @@ def report(args, modes, rounds, med, slow):
     for i, r in enumerate(rounds):
         lines.append(f"| {i + 1} | {' > '.join(r['order'])} | " +
                      " | ".join(f"{r['recs'][m]['ops_per_s'] / 1e6:.2f}" for m in modes) + " |")
-    summaries = [r["recs"]["pprofc"]["summary"] for r in rounds if "pprofc" in r["recs"]]
-    if summaries:
-        lines += ["", "pprofc's summary line, last round:", "", "```", summaries[-1], "```"]
+    for m in modes:
+        summaries = [r["recs"][m]["summary"] for r in rounds if r["recs"][m]["summary"]]
+        if summaries:
+            lines += ["", f"{m}: pprofc's last summary line, last round:", "", "```",
+                      summaries[-1], "```"]
     return "\n".join(lines)
 
 
@@ -184,12 +228,13 @@ def main():
     ap.add_argument("--passes", default="0,1",
                     help="one configuration per value: reads of each block after filling it")
     ap.add_argument("--tools", default="pprofc,heaptrack",
-                    help="profilers to run besides the fixture alone (default pprofc,heaptrack)")
+                    help="profilers to run besides the fixture alone (default pprofc,heaptrack; "
+                         "also attach, attach-nocap)")
     ap.add_argument("--write-results", action="store_true", help="write the heap section of bench/RESULTS.md")
     args = ap.parse_args()
     tools = [t for t in args.tools.split(",") if t]
     if any(t not in MODES[1:] for t in tools):
-        ap.error("--tools takes pprofc and/or heaptrack")
+        ap.error("--tools takes pprofc, attach, attach-nocap and/or heaptrack")
     modes = ("none",) + tuple(tools)
     for p in (args.pprofc, args.fixture):
         if not os.access(p, os.X_OK):

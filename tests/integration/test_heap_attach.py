@@ -19,7 +19,9 @@ prints about its own allocations, redis-server, and `go tool pprof`.
   valloc, pvalloc, reallocarray), every stack starting at the fixture's
   own code (the allocator's frame trimmed), a second thread's included; a
   thread created in the window is created (its clone does not fail: the
-  probes are not inherited, see engine_perf.c) and the fixture exits 0.
+  probes are not inherited, see engine_perf.c), gets probes of its own
+  (the fixture lets it allocate once pprofc holds them), and its
+  allocations are exact too; the fixture exits 0.
 - go tool pprof reads the files without a word on stderr, and shows the
   comment saying inuse counts only the window's allocations.
 - heap_window linked with jemalloc: the probes on libjemalloc, every path
@@ -99,14 +101,21 @@ class Window:
     def probed(self):
         return first_byte(self.p.pid, self.malloc) == 0xCC
 
-    def run(self):
-        """The window: "go", then the truth up to "done"."""
+    def run(self, on_spawned=None):
+        """The window: "go", then the truth up to "done".  With the fixture's
+        "spawn", on_spawned(tid) returns once the thread born in the window
+        may allocate."""
         self.p.stdin.write("go\n")
         self.p.stdin.flush()
         lines = []
         for line in self.p.stdout:
             if line.strip() == "done":
                 break
+            if line.startswith("spawned "):
+                on_spawned(int(line.split()[1]))
+                self.p.stdin.write("alloc\n")
+                self.p.stdin.flush()
+                continue
             lines.append(line)
         return truth("".join(lines))
 
@@ -122,14 +131,32 @@ def attach(pid, path, *args):
                          stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
     if check("the window starts" in line, "attach: its first line is %r" % line):
+        p.probes = int(line.split()[1])         # "pprofc: N probes in place on ..."
         return p
     p.kill()
     p.wait()
     return None
 
 
+def online_cpus():
+    with open("/sys/devices/system/cpu/online") as f:
+        n = 0
+        for part in f.read().strip().split(","):
+            a, _, b = part.partition("-")
+            n += int(b or a) - int(a) + 1
+        return n
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def profiled_window(work, name, kind, rate, *fixture_args, program=None):
-    """A whole window under pprofc: (truth, profile path, pprofc's stderr)."""
+    """A whole window under pprofc: (truth, profile path, pprofc's stderr).
+    With the fixture's "spawn", the thread born in the window allocates
+    once pprofc holds its probes: one descriptor per probe and online CPU
+    more than when the window started (engine_perf.c), a state waited
+    for, not a time."""
     w = Window(*fixture_args, program=program)
     path = os.path.join(work, name)
     p = attach(w.p.pid, path, "--profile", kind, "--heap-rate", str(rate), "--seconds", "600",
@@ -137,7 +164,13 @@ def profiled_window(work, name, kind, rate, *fixture_args, program=None):
     try:
         if not p or not check(w.probed(), "%s: no breakpoint in malloc" % name):
             return None, path, ""
-        t = w.run()
+        base, per_thread = fd_count(p.pid), p.probes * online_cpus()
+
+        def spawned(tid):
+            check(wait_for(lambda: fd_count(p.pid) >= base + per_thread, 60),
+                  "%s: no probes on thread %d, born in the window (pprofc holds %d descriptors, "
+                  "had %d)" % (name, tid, fd_count(p.pid), base))
+        t = w.run(spawned)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=300)
         check(p.returncode == 0, "%s: pprofc exit %d: %s" % (name, p.returncode, err))
@@ -207,7 +240,7 @@ def test_rate(work):
 
 def test_rate_one(work):
     """Every allocation of the window, exact."""
-    t, path, err = profiled_window(work, "one.pb.gz", "allocs", 1, "1024", "1024")
+    t, path, err = profiled_window(work, "one.pb.gz", "allocs", 1, "1024", "1024", "spawn")
     if t is None:
         return None
     if lost_under_sanitizers("rate 1", err):
@@ -216,7 +249,7 @@ def test_rate_one(work):
     _, samples, locs = raw(path)
     got = by_size(samples)
     ours = {"keep_in_window", "churn_in_window", "calloc_in_window", "realloc_in_window",
-            "aligned_one", "aligned_in_window", "thread_in_window"}
+            "aligned_one", "aligned_in_window", "thread_in_window", "spawned_in_window"}
     sizes = {size for size, _, _ in sizes_of(t).values()}
     leaves = {locs.get(ids[0], ["?"])[0] for _, ids, size in samples if ids and size in sizes}
     check(leaves <= ours, "rate 1: stacks start at %r" % sorted(leaves - ours))

@@ -14,6 +14,10 @@
  * SECONDS have passed it prints "ops N" (malloc/free pairs, all threads)
  * and "ops_per_s X", then frees everything and exits.  Sizes come from a
  * per-thread xorshift, so every run makes the same requests.
+ *
+ * With ALLOC_CHURN_WAIT=1 in its environment it prints "ready" and starts
+ * only once a line arrives on stdin: a profiler that attaches to it (the
+ * benchmark's `pprofc attach`) is then in place for the whole run.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -107,6 +111,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	static struct worker w[MAX_THREADS];
+	const char *wait = getenv("ALLOC_CHURN_WAIT");
+	if (wait && strcmp(wait, "1") == 0) {
+		char line[16];
+		printf("ready\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof line, stdin))
+			return 1;
+	}
 	double start = now();
 	deadline = start + seconds;
 	for (int i = 0; i < n; i++) {

@@ -18,12 +18,20 @@
  * before the window are freed (their frees must change nothing).  It
  * prints one line per path, "PATH SIZE ALLOCS FREES", then "done", and
  * waits for EOF on stdin before it exits, everything still live.
+ *
+ * Usage: heap_window [KEEP [CHURN [spawn]]].  With "spawn", the thread
+ * created in the window keeps SPAWN_BLOCKS blocks of SPAWN_SIZE bytes in
+ * spawned_in_window, but only once told: it prints "spawned TID" and
+ * waits for a line on stdin (the test first waits until pprofc has put
+ * probes on that thread), so that what it allocates is known to be seen.
  */
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define BEFORE_BLOCKS 4096
 #define BEFORE_SIZE 3001
@@ -137,15 +145,55 @@ static __attribute__((noinline)) void *thread_in_window(void *arg)
 	return v;
 }
 
-static void *spawned_in_window(void *arg)
+#define SPAWN_SIZE 777
+#define SPAWN_BLOCKS 1000
+
+static pthread_cond_t spawn_go = PTHREAD_COND_INITIALIZER;
+static pid_t spawned_tid;
+static int spawn_told;
+
+static __attribute__((noinline)) void *spawned_in_window(void *arg)
 {
-	free(touch(malloc(999), 999));
-	return arg;
+	if (!arg) {
+		free(touch(malloc(999), 999));
+		return NULL;
+	}
+	pthread_mutex_lock(&window_lock);
+	spawned_tid = (pid_t)syscall(SYS_gettid);
+	pthread_cond_broadcast(&spawn_go);
+	while (!spawn_told)
+		pthread_cond_wait(&spawn_go, &window_lock);
+	pthread_mutex_unlock(&window_lock);
+	void **v = malloc(SPAWN_BLOCKS * sizeof *v);
+	for (int i = 0; i < SPAWN_BLOCKS; i++)
+		v[i] = touch(malloc(SPAWN_SIZE), SPAWN_SIZE);
+	return v;
+}
+
+/* The spawn handshake (see the top): "spawned TID", then a line. */
+static int tell_spawned(void)
+{
+	char line[64];
+	pthread_mutex_lock(&window_lock);
+	while (!spawned_tid)
+		pthread_cond_wait(&spawn_go, &window_lock);
+	pthread_mutex_unlock(&window_lock);
+	printf("spawned %d\n", (int)spawned_tid);
+	fflush(stdout);
+	if (!fgets(line, sizeof line, stdin))
+		return -1;
+	pthread_mutex_lock(&window_lock);
+	spawn_told = 1;
+	pthread_cond_broadcast(&spawn_go);
+	pthread_mutex_unlock(&window_lock);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	long keep = argc > 1 ? atol(argv[1]) : 16384, churn = argc > 2 ? atol(argv[2]) : 16384;
+	int spawn = argc > 3 && strcmp(argv[3], "spawn") == 0;
+	void *spawned = NULL;
 	char line[64];
 	void **before = before_window();
 	long per_thread = keep / 8;
@@ -166,9 +214,12 @@ int main(int argc, char **argv)
 	in_window = 1;
 	pthread_cond_signal(&window_open);
 	pthread_mutex_unlock(&window_lock);
-	if (pthread_join(th, &kept) || pthread_create(&th, NULL, spawned_in_window, NULL) ||
-	    pthread_join(th, NULL))
+	if (pthread_join(th, &kept) ||
+	    pthread_create(&th, NULL, spawned_in_window, spawn ? &spawn : NULL) ||
+	    (spawn && tell_spawned()) || pthread_join(th, &spawned))
 		return 1;
+	if (spawned)
+		sink = spawned;
 	sink = kept;
 	for (int i = 0; i < BEFORE_BLOCKS / 2; i++)
 		free(before[i]);
@@ -179,6 +230,8 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 6; k++)
 		printf("%s %zu %ld 0\n", aligned_paths[k].name, aligned_paths[k].size, keep / 8);
 	printf("thread_in_window %d %ld 0\n", THREAD_SIZE, keep / 8);
+	if (spawn)
+		printf("spawned_in_window %d %d 0\n", SPAWN_SIZE, SPAWN_BLOCKS);
 	printf("before_window %d 0 %d\n", BEFORE_SIZE, BEFORE_BLOCKS / 2);
 	printf("done\n");
 	fflush(stdout);
