@@ -44,6 +44,11 @@ const char *attach_engine_name(const struct attach_engine *e)
 	return e->ops->name;
 }
 
+const struct attach_engine_stats *attach_engine_stats(const struct attach_engine *e)
+{
+	return &e->st;
+}
+
 void attach_engine_close(struct attach_engine *e, struct attach_engine_stats *st)
 {
 	e->ops->close(e->state);

@@ -137,6 +137,9 @@ struct attach_engine_stats {
 	int target_exited;              /* the whole process exited */
 	int exit_status;                /* its wait status, or -1 if unknown */
 	int target_execed;
+	int uprobes_inherited;          /* perf: the uprobes are tracefs events,
+					 * inherited by new threads from birth
+					 * (else each thread gets its own) */
 	uint64_t *stop_ns;              /* ptrace: each sample's stop time */
 	size_t n_stop_ns, cap_stop_ns;
 	struct attach_thread_cpu *thread_cpu;   /* perf, at close: live threads */
@@ -156,6 +159,8 @@ struct attach_engine *attach_engine_open(enum attach_engine_kind kind, pid_t pid
  * to on_sample.  Returns 1 once the target exited or exec'ed, else 0. */
 int attach_engine_poll(struct attach_engine *e, uint64_t deadline_ns);
 const char *attach_engine_name(const struct attach_engine *e);
+/* The stats so far (for what is known at open: uprobes_inherited). */
+const struct attach_engine_stats *attach_engine_stats(const struct attach_engine *e);
 /* Stops sampling and lets go of every thread (ptrace: only threads it
  * holds for a sample are stopped, never a blocked one); the stats then
  * cover the whole window.  Frees the engine. */

@@ -23,12 +23,14 @@
  *
  * With opts.uprobes, the events are uprobes (the `uprobe` PMU) instead of
  * the clock: one per probe, thread and CPU, a sample at every hit (the
- * heap kinds of attach: collect/heap_attach.c).  They cannot be inherited
- * (set_events says why): a thread created later gets probes of its own as
- * soon as its PERF_RECORD_FORK is read (the kernel still writes one: the
- * creator's events ask for task records), and /proc is looked at every
- * 0.1 s as well; what such a thread does before then is not seen.  Samples
- * of all rings are
+ * heap kinds of attach: collect/heap_attach.c).  Defined in tracefs
+ * (uprobe_events.c), they are tracepoint events, inherited like the
+ * clock.  Where tracefs cannot be written, they are the uprobe PMU's,
+ * which cannot be inherited (set_events says why): a thread created later
+ * gets probes of its own as soon as its PERF_RECORD_FORK is read (the
+ * kernel still writes one: the creator's events ask for task records),
+ * and /proc is looked at every 0.1 s as well; what such a thread does
+ * before then is not seen.  Samples of all rings are
  * then handed out in time order, so that a thread's entry into a function
  * comes before its return even when it moved to another CPU between them.
  *
@@ -138,6 +140,8 @@ struct perf_engine {
 	uint64_t drains;                /* how many times the rings were read */
 	int any_doubled;                /* some thread has events twice */
 	uint64_t *probe_hits;           /* uprobes: samples of each probe */
+	struct attach_uprobe_events tracefs;    /* uprobes defined there, if
+					 * .n: inherited events on them */
 	int forked;                     /* uprobes: a FORK read, its thread
 					 * without probes yet (open_all) */
 	uint64_t cpu_start;             /* the kernel's count at the start */
@@ -603,9 +607,9 @@ static void on_task_record(struct perf_engine *e, const struct perf_event_header
 	if (h->type == PERF_RECORD_FORK) {
 		memcpy(&tid, p + sizeof *h + 8, 4);
 		struct pthread_entry *t = thread_slot(e, (pid_t)tid, 1);
-		if (t && e->o.n_uprobes) {
-			/* Uprobe events are never inherited: the new thread has
-			 * none until open_all gives it its own. */
+		if (t && e->o.n_uprobes && !e->tracefs.n) {
+			/* The PMU's uprobe events are never inherited: the new
+			 * thread has none until open_all gives it its own. */
 			e->forked = 1;
 		} else if (t) {
 			if (!t->comm[0])
@@ -790,24 +794,37 @@ static int set_events(struct perf_engine *e)
 		e->attrs[0] = e->attr;
 		return 0;
 	}
-	int type, ret_bit;
-	if (attach_uprobe_pmu(&type, &ret_bit))
-		return -1;
+	/* Probes defined in tracefs where it can (uprobe_events.c says why),
+	 * else the uprobe PMU.  PPROFC_UPROBES=pmu forces the PMU (tests). */
+	const char *force = getenv("PPROFC_UPROBES");
+	int type = 0, ret_bit = 0;
+	if ((force && strcmp(force, "pmu") == 0) ||
+	    attach_uprobe_events_define(e->o.uprobes, n, &e->tracefs) != 0) {
+		e->tracefs.n = 0;
+		if (attach_uprobe_pmu(&type, &ret_bit))
+			return -1;
+	}
+	e->st->uprobes_inherited = e->tracefs.n > 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct attach_uprobe *u = &e->o.uprobes[i];
 		struct perf_event_attr *a = &e->attrs[i];
 		*a = e->attr;
-		a->type = (uint32_t)type;
-		a->config = u->ret ? 1ull << ret_bit : 0;
-		a->config1 = (uint64_t)(uintptr_t)u->path;
-		a->config2 = u->offset;
 		a->sample_period = 1;
 		a->task = a->comm = a->comm_exec = i == 0;      /* one copy of each */
-		/* Not inherited: the kernel would set up a new thread's copy by
-		 * reading config1, the path, as a pointer into the target's
-		 * memory, and the target's clone() fails (EFAULT).  New threads
-		 * are found in /proc instead (new_threads). */
-		a->inherit = a->inherit_thread = 0;
+		if (e->tracefs.n) {
+			a->type = PERF_TYPE_TRACEPOINT;
+			a->config = (uint64_t)e->tracefs.ids[i];
+		} else {
+			a->type = (uint32_t)type;
+			a->config = u->ret ? 1ull << ret_bit : 0;
+			a->config1 = (uint64_t)(uintptr_t)u->path;
+			a->config2 = u->offset;
+			/* Not inherited: the kernel would set up a new thread's
+			 * copy by reading config1, the path, as a pointer into
+			 * the target's memory, and the target's clone() fails
+			 * (EFAULT).  New threads get events of their own. */
+			a->inherit = a->inherit_thread = 0;
+		}
 		if (!u->stack) {
 			a->sample_type &= ~(uint64_t)PERF_SAMPLE_STACK_USER;
 			a->sample_stack_user = 0;
@@ -989,6 +1006,7 @@ static void perf_close(void *state)
 		if (e->rings[c].meta)
 			munmap(e->rings[c].meta, e->rings[c].map_len);
 	close_all(e);
+	attach_uprobe_events_remove(&e->tracefs);       /* unused now */
 	free(e->fds);
 	free(e->fd_ids);
 	free(e->fd_tids);

@@ -46,4 +46,18 @@ int attach_allocator_find(pid_t pid, struct attach_allocator *a, struct attach_e
 int attach_uprobe_pmu(int *type, int *ret_bit);
 const char *attach_alloc_fn_name(enum attach_alloc_fn fn);
 
+/* The probes defined in tracefs (uprobe_events.c), for perf events of
+ * type PERF_TYPE_TRACEPOINT: inherited by new threads, cheap to close.
+ * define: 0, or -1 with errno (tracefs missing or not writable, a path
+ * it cannot spell) and nothing left defined.  remove: after every event
+ * on them is closed. */
+struct attach_uprobe_events {
+	char group[32];
+	int ids[ATTACH_MAX_UPROBES];    /* the tracepoint id of each probe */
+	size_t n;                       /* probes defined */
+};
+int attach_uprobe_events_define(const struct attach_uprobe *u, size_t n,
+				struct attach_uprobe_events *ev);
+void attach_uprobe_events_remove(struct attach_uprobe_events *ev);
+
 #endif

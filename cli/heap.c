@@ -86,8 +86,10 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command, in
 
 void cli_heap_attach_ready(const struct collect_summary *sum)
 {
-	fprintf(stderr, "pprofc: %" PRIu64 " probes in place on %s: the window starts\n",
-		sum->heap.probes, sum->heap.allocator);
+	fprintf(stderr, "pprofc: %" PRIu64 " probes in place on %s (%s): the window starts\n",
+		sum->heap.probes, sum->heap.allocator,
+		sum->heap.probes_inherited ? "threads created from now on carry them from birth"
+					   : "a thread created from now on gets them once pprofc sees it");
 }
 
 void cli_heap_attach_summary(const struct collect_summary *sum)

@@ -79,6 +79,7 @@ struct collect_heap_summary {
 	/* attach (uprobes): */
 	char allocator[4096];           /* the module probed */
 	uint64_t probes;                /* probes placed on it */
+	int probes_inherited;           /* new threads carry them from birth */
 	uint64_t hits;                  /* probe hits over the window */
 	uint64_t first_second_hits;     /* hits per second in the first second */
 	uint64_t capped_rate;           /* > 0: the probes were closed early at

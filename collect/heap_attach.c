@@ -325,6 +325,7 @@ int collect_heap_attach_start(struct collect_session *s, struct collect_error *e
 		return -1;
 	}
 	s->sum.engine = "uprobes";
+	s->sum.heap.probes_inherited = attach_engine_stats(s->engine)->uprobes_inherited;
 	s->start_ns = collect_now_ns();
 	h->next_check_ns = s->start_ns + 1000000000u;
 	return 0;

@@ -28,9 +28,12 @@ prints about its own allocations, redis-server, and `go tool pprof`.
   exact at rate 1 (pvalloc, which jemalloc lacks, is glibc's: absent).
 - pprofc SIGKILLed during the window: the breakpoint byte goes back to
   malloc's own (the kernel removed the probes with pprofc's descriptors;
-  /sys/kernel/tracing/uprobe_events never lists perf's local uprobes, so
   the target's text is the check), and the fixture completes its window
-  and exits 0.
+  and exits 0.  Its probe definitions in tracefs stay (inert: no event
+  uses them) until the next pprofc, test_cap's, removes them.
+- The probes are tracefs uprobe events, inherited by new threads, where
+  tracefs is writable; the rate-1 window runs again with the uprobe PMU
+  (PPROFC_UPROBES=pmu), whose events each thread gets on its own.
 - --max-hit-rate: a churn far above it closes the probes with one line,
   and the profile is still written.
 - redis-server from Debian (jemalloc) under redis-benchmark: the probes
@@ -124,14 +127,16 @@ class Window:
         return self.p.wait(timeout=60)
 
 
-def attach(pid, path, *args):
+def attach(pid, path, *args, env=None):
     """pprofc attached with every probe in place (its first line says so),
-    or None."""
+    or None.  p.inherited: the probes are tracefs events new threads
+    inherit (else the uprobe PMU's, each thread its own)."""
     p = subprocess.Popen([PPROFC, "attach", str(pid), "-o", path] + list(args),
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, env=env)
     line = p.stderr.readline()
     if check("the window starts" in line, "attach: its first line is %r" % line):
         p.probes = int(line.split()[1])         # "pprofc: N probes in place on ..."
+        p.inherited = "carry them from birth" in line
         return p
     p.kill()
     p.wait()
@@ -151,22 +156,32 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def profiled_window(work, name, kind, rate, *fixture_args, program=None):
+def tracefs_writable():
+    return os.access("/sys/kernel/tracing/uprobe_events", os.W_OK)
+
+
+def profiled_window(work, name, kind, rate, *fixture_args, program=None, env=None):
     """A whole window under pprofc: (truth, profile path, pprofc's stderr).
     With the fixture's "spawn", the thread born in the window allocates
-    once pprofc holds its probes: one descriptor per probe and online CPU
-    more than when the window started (engine_perf.c), a state waited
-    for, not a time."""
+    once pprofc holds its probes: inherited ones at its birth, else one
+    descriptor per probe and online CPU more than when the window started
+    (engine_perf.c), a state waited for, not a time."""
     w = Window(*fixture_args, program=program)
     path = os.path.join(work, name)
     p = attach(w.p.pid, path, "--profile", kind, "--heap-rate", str(rate), "--seconds", "600",
-               "--max-hit-rate", "0")
+               "--max-hit-rate", "0", env=env)
     try:
         if not p or not check(w.probed(), "%s: no breakpoint in malloc" % name):
             return None, path, ""
+        pmu = env and env.get("PPROFC_UPROBES") == "pmu"
+        check(p.inherited == (tracefs_writable() and not pmu),
+              "%s: probes inherited %s, tracefs writable %s, PMU forced %s"
+              % (name, p.inherited, tracefs_writable(), pmu))
         base, per_thread = fd_count(p.pid), p.probes * online_cpus()
 
         def spawned(tid):
+            if p.inherited:
+                return          # the thread carried the probes from its birth
             check(wait_for(lambda: fd_count(p.pid) >= base + per_thread, 60),
                   "%s: no probes on thread %d, born in the window (pprofc holds %d descriptors, "
                   "had %d)" % (name, tid, fd_count(p.pid), base))
@@ -238,9 +253,12 @@ def test_rate(work):
     return path
 
 
-def test_rate_one(work):
-    """Every allocation of the window, exact."""
-    t, path, err = profiled_window(work, "one.pb.gz", "allocs", 1, "1024", "1024", "spawn")
+def test_rate_one(work, pmu=False):
+    """Every allocation of the window, exact: with the probes defined in
+    tracefs (inherited), and with the uprobe PMU's (PPROFC_UPROBES=pmu)."""
+    env = dict(os.environ, PPROFC_UPROBES="pmu") if pmu else None
+    name = "one-pmu.pb.gz" if pmu else "one.pb.gz"
+    t, path, err = profiled_window(work, name, "allocs", 1, "1024", "1024", "spawn", env=env)
     if t is None:
         return None
     if lost_under_sanitizers("rate 1", err):
@@ -320,17 +338,25 @@ def test_killed(work):
                 break
         check(lines and lines[-1].strip() == "done", "killed: the fixture did not finish its window")
         check(w.finish() == 0, "killed: the fixture failed")
-        events = "/sys/kernel/tracing/uprobe_events"
-        left = open(events).read().strip() if os.access(events, os.R_OK) else ""
-        check(left == "", "killed: %s lists %r" % (events, left))
-        print("killed: breakpoint gone, the window completed, %s empty" % events)
+        left = [line for line in uprobe_events() if "pprofc_" in line]
+        check(all("pprofc_%d/" % p.pid in line for line in left),
+              "killed: uprobe_events lists others than the killed pprofc's: %r" % left)
+        print("killed: breakpoint gone, the window completed; the killed pprofc's %d definitions "
+              "stay in uprobe_events until the next pprofc" % len(left))
+        return p.pid
     finally:
         if w.p.poll() is None:
             w.p.kill()
 
 
-def test_cap(work):
-    """Above --max-hit-rate the probes close, with one line."""
+def uprobe_events():
+    path = "/sys/kernel/tracing/uprobe_events"
+    return open(path).read().splitlines() if os.access(path, os.R_OK) else []
+
+
+def test_cap(work, killed=None):
+    """Above --max-hit-rate the probes close, with one line; after it, no
+    pprofc uprobe definition is left, its own nor the killed pprofc's."""
     w = Window("1024", "4000000")
     path = os.path.join(work, "cap.pb.gz")
     p = attach(w.p.pid, path, "--profile", "allocs", "--seconds", "600", "--max-hit-rate", "1000")
@@ -343,6 +369,8 @@ def test_cap(work):
               "cap: exit %d, %r" % (p.returncode, err))
         check(not w.probed(), "cap: a probe stayed")
         check(profile_problem(path) == "", "cap: profile %r" % profile_problem(path))
+        left = [line for line in uprobe_events() if "pprofc_" in line]
+        check(left == [], "cap: pprofc's uprobe definitions left (killed: %s): %r" % (killed, left))
         w.finish()
         print("cap: %s" % [line for line in err.splitlines() if "stopped early" in line][0])
     finally:
@@ -431,11 +459,12 @@ def main():
     try:
         heap_file = test_rate(work)
         allocs_file = test_rate_one(work)
+        test_rate_one(work, pmu=True)
         if heap_file and allocs_file:
             test_go_reads(heap_file, allocs_file)
         test_jemalloc(work)
-        test_killed(work)
-        test_cap(work)
+        killed = test_killed(work)
+        test_cap(work, killed)
         test_redis(work)
         test_refused(work)
     finally:
