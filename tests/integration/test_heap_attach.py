@@ -25,7 +25,9 @@ prints about its own allocations, redis-server, and `go tool pprof`.
 - go tool pprof reads the files without a word on stderr, and shows the
   comment saying inuse counts only the window's allocations.
 - heap_window linked with jemalloc: the probes on libjemalloc, every path
-  exact at rate 1 (pvalloc, which jemalloc lacks, is glibc's: absent).
+  exact at rate 1 (pvalloc, which jemalloc lacks, is glibc's: absent);
+  with tcmalloc and with mimalloc (Debian's) put first by LD_PRELOAD: the
+  probes on that library, every path exact.
 - pprofc SIGKILLed during the window: the breakpoint byte goes back to
   malloc's own (the kernel removed the probes with pprofc's descriptors;
   the target's text is the check), and the fixture completes its window
@@ -93,12 +95,14 @@ def first_byte(pid, addr):
 class Window:
     """heap_window, started and ready (its "before" blocks allocated)."""
 
-    def __init__(self, *args, program=None):
+    def __init__(self, *args, program=None, preload=None):
+        env = dict(os.environ, LD_PRELOAD=preload) if preload else None
         self.p = subprocess.Popen([program or WINDOW] + list(args), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, env=env)
         check(self.p.stdout.readline().strip() == "ready", "heap_window did not say ready")
-        self.malloc = module_malloc(self.p.pid, "/libjemalloc.so" if program == WINDOW_JE
-                                    else "/libc.so")
+        module = ("/" + os.path.basename(preload).split(".so")[0] + ".so" if preload
+                  else "/libjemalloc.so" if program == WINDOW_JE else "/libc.so")
+        self.malloc = module_malloc(self.p.pid, module)
         self.original = first_byte(self.p.pid, self.malloc)
 
     def probed(self):
@@ -160,13 +164,13 @@ def tracefs_writable():
     return os.access("/sys/kernel/tracing/uprobe_events", os.W_OK)
 
 
-def profiled_window(work, name, kind, rate, *fixture_args, program=None, env=None):
+def profiled_window(work, name, kind, rate, *fixture_args, program=None, env=None, preload=None):
     """A whole window under pprofc: (truth, profile path, pprofc's stderr).
     With the fixture's "spawn", the thread born in the window allocates
     once pprofc holds its probes: inherited ones at its birth, else one
     descriptor per probe and online CPU more than when the window started
     (engine_perf.c), a state waited for, not a time."""
-    w = Window(*fixture_args, program=program)
+    w = Window(*fixture_args, program=program, preload=preload)
     path = os.path.join(work, name)
     p = attach(w.p.pid, path, "--profile", kind, "--heap-rate", str(rate), "--seconds", "600",
                "--max-hit-rate", "0", env=env)
@@ -303,6 +307,32 @@ def test_jemalloc(work):
         want = [allocs, allocs * size, allocs - frees, (allocs - frees) * size]
         check(got.get(size) == want, "jemalloc: %s: %r, want %r" % (name, got.get(size), want))
     print("jemalloc: probes on libjemalloc, every path exact, glibc's pvalloc absent")
+
+
+PRELOADED = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",     # Debian's libtcmalloc-minimal4
+             "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2")              # ...libmimalloc2.0
+
+
+def test_preloaded_allocators(work):
+    """heap_window with tcmalloc, then mimalloc, put first by LD_PRELOAD (as
+    services often do): the probes on that library, every path exact at
+    rate 1 (both have pvalloc), the blocks from before the window absent."""
+    for lib in PRELOADED:
+        if not os.path.exists(lib):
+            print("%s not installed: case skipped" % lib)
+            continue
+        name = os.path.basename(lib).split(".so")[0]
+        t, path, err = profiled_window(work, name + ".pb.gz", "heap", 1, "1024", "1024", preload=lib)
+        if t is None:
+            continue
+        check(name in err.splitlines()[0], "%s: probes not on it: %s" % (name, err.splitlines()[0]))
+        _, samples, _ = raw(path)
+        got = by_size(samples)
+        for what, (size, allocs, frees) in sizes_of(t).items():
+            want = ([allocs, allocs * size, allocs - frees, (allocs - frees) * size]
+                    if what != "before_window" else None)
+            check(got.get(size) == want, "%s: %s: %r, want %r" % (name, what, got.get(size), want))
+        print("%s: probes on it, every path exact" % name)
 
 
 def test_go_reads(heap_file, allocs_file):
@@ -463,6 +493,7 @@ def main():
         if heap_file and allocs_file:
             test_go_reads(heap_file, allocs_file)
         test_jemalloc(work)
+        test_preloaded_allocators(work)
         killed = test_killed(work)
         test_cap(work, killed)
         test_redis(work)
