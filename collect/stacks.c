@@ -4,6 +4,11 @@
  * sample per thread).  Mappings come from /proc/PID/maps, one per executable
  * line, the main executable first (go tool pprof names the profile after
  * mapping 1); each pc becomes one Location holding its inline chain.
+ *
+ * Several processes may share one profile (run --children): a mapping is
+ * the same only if its range, offset, file and build ID are, and then so
+ * is its code, so their Locations are shared exactly where the code is
+ * the same; pcs in no mapping are kept apart per process (scope).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +119,19 @@ int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session 
 	return read_maps(c);
 }
 
+int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
+			       struct pp_profile *prof, uint64_t scope)
+{
+	memset(c, 0, sizeof *c);
+	c->pid = pid;
+	c->sym = sym;
+	c->prof = prof;
+	c->shared = 1;
+	c->scope = scope;
+	collect_exe_of(pid, c->exe, sizeof c->exe);
+	return read_maps(c);
+}
+
 /* A pc in no line of the maps read: a library mapped since (dlopen), or
  * an address no re-read will explain.  Its frames were resolved first, so
  * symbolize/ has already read the modules again if that was due (and
@@ -143,7 +161,8 @@ void collect_stacks_free(struct collect_stacks *c)
 {
 	attach_maps_free(&c->maps);
 	free(c->mapping_ids);
-	pp_profile_free(c->prof);
+	if (!c->shared)
+		pp_profile_free(c->prof);
 	memset(c, 0, sizeof *c);
 }
 
@@ -153,13 +172,8 @@ static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolize
 	if (!m || !c->mapping_ids)
 		return 0;
 	uint64_t id = c->mapping_ids[m - c->maps.v];
-	if (id && symbolized) {
-		char path[4096];
-		snprintf(path, sizeof path, "%s", m->path);
-		strip_deleted(path);
-		struct pp_mapping pm = { m->start, m->end, m->offset, path, NULL, 1 };
-		pp_profile_mapping(c->prof, &pm);   /* marks it symbolized */
-	}
+	if (id && symbolized)
+		pp_profile_mapping_symbolized(c->prof, id);
 	return id;
 }
 
@@ -179,8 +193,8 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 	 * inside the call instruction (pprof readers do not adjust). */
 	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
 	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
-	uint64_t id = pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
-					  symbolized ? n : 0);
+	uint64_t id = pp_profile_location_scoped(c->prof, mapping ? 0 : c->scope, mapping, addr,
+						 symbolized ? lines : NULL, symbolized ? n : 0);
 	if (lines != few)
 		free(lines);
 	return id;
