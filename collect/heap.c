@@ -49,6 +49,12 @@
 _Static_assert(HEAPRING_REGS == ARCH_NREGS, "the ring's registers are arch/regs.h's");
 
 #define POLL_NS 15000000u                       /* ring reads: every 15 ms */
+/* Reading one ring takes at most this long before the others, the asks
+ * and the exits get their turn: a process allocating faster than pprofc
+ * unwinds would otherwise keep the reader on its ring for good (and an
+ * asker waits at most HEAPRING_ASK_NS). */
+#define READ_SLICE_NS 20000000u
+#define READ_CHECK_EVERY 64                     /* records between clock reads */
 
 /* What the profile's comment says with --children (go tool pprof
  * -comments): which values an exited process keeps. */
@@ -267,16 +273,19 @@ static uint32_t written(const unsigned char *rec, uint32_t size)
 	return n < size ? n : size;
 }
 
-/* Consumes every record of p's ring published so far.  Each is zeroed
- * before tail moves past it: a writer's reservation must find 0 in its
- * size word until it publishes.  A malformed record ends the reading of
- * that ring for good (and tells its sampler to stop): nothing after it
- * can be trusted to be aligned.  Returns whether anything was read. */
-static int drain(struct collect_session *s, struct heap_proc *p)
+/* Consumes the records of p's ring published so far, until the clock
+ * passes until (0: all of them).  Each is zeroed before tail moves past
+ * it: a writer's reservation must find 0 in its size word until it
+ * publishes.  A malformed record ends the reading of that ring for good
+ * (and tells its sampler to stop): nothing after it can be trusted to be
+ * aligned.  Returns whether anything was read. */
+static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t until)
 {
 	struct collect_ring *r = &p->ring;
 	uint64_t from = r->tail;
-	while (r->hdr && !p->broken) {
+	for (unsigned n = 1; r->hdr && !p->broken; n++) {
+		if (until && n % READ_CHECK_EVERY == 0 && collect_now_ns() >= until)
+			break;
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		size_t pos = (size_t)(r->tail & (r->data_size - 1));
 		unsigned char *rec = r->data + pos;
@@ -297,11 +306,17 @@ static int drain(struct collect_session *s, struct heap_proc *p)
 	return r->tail != from;
 }
 
+static int drain(struct collect_session *s, struct heap_proc *p)
+{
+	return drain_until(s, p, 0);
+}
+
+/* A slice of reading for every ring; whether anything was read. */
 static int drain_all(struct collect_session *s)
 {
 	int busy = 0;
 	for (size_t i = 0; i < s->heap->nprocs; i++)
-		busy |= drain(s, s->heap->procs[i]);
+		busy |= drain_until(s, s->heap->procs[i], collect_now_ns() + READ_SLICE_NS);
 	return busy;
 }
 
@@ -360,8 +375,7 @@ static void proc_name(pid_t pid, char *name, size_t len)
 static int proc_start(struct collect_session *s, struct heap_proc *p)
 {
 	struct collect_error err;
-	size_t size = p->pid == s->child ? COLLECT_RING_DATA_SIZE : COLLECT_CHILD_RING_DATA_SIZE;
-	if (collect_ring_make(&p->ring, size, 1, &s->o, &err))
+	if (collect_ring_make(&p->ring, COLLECT_RING_DATA_SIZE, 1, &s->o, &err))
 		return -1;
 	proc_name(p->pid, p->name, sizeof p->name);
 	p->pidfd = collect_follow_pidfd(p->pid);
@@ -494,15 +508,18 @@ static int snapshot_due(struct collect_session *s, uint64_t now, uint64_t *next)
 	return 1;
 }
 
-/* The command exited: what every ring holds is read, and the followed
- * processes that exited meanwhile are closed as such. */
+/* The command exited: what its ring holds is read to the end, the
+ * followed processes that exited meanwhile are closed as such (which
+ * reads theirs to the end), and those still running get one slice. */
 static void finish_reading(struct collect_session *s)
 {
-	drain_all(s);
-	if (following(s)) {
+	struct collect_heap *h = s->heap;
+	for (size_t i = 0; i < h->nprocs; i++)
+		if (h->procs[i]->pid == s->child)
+			drain(s, h->procs[i]);
+	if (following(s))
 		wait_for_work(s, 0);
-		drain_all(s);
-	}
+	drain_all(s);
 }
 
 void collect_heap_run(struct collect_session *s)

@@ -102,8 +102,8 @@ static int read_ask(int conn)
 int collect_follow_next(struct collect_follow *f, pid_t root, int *conn, pid_t *pid)
 {
 	struct ucred cred;
-	socklen_t len = sizeof cred;
 	for (;;) {
+		socklen_t len = sizeof cred;
 		int c = f->fd < 0 ? -1 : accept4(f->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			return errno == EINTR ? -1 : 0;

@@ -63,12 +63,11 @@ struct collect_ring {
 
 /* Ring data: room for a burst of records (each the registers and up to
  * --stack-size bytes of stack: 2000 of 32 KiB) while pprofc unwinds.  Pages
- * are used only as far as the ring fills: but a ring that goes round
- * touches them all, so a process that --children follows gets a quarter
- * of the command's (500 records of 32 KiB): dozens of them may record at
- * once. */
+ * are used only as far as the ring fills.  The same for every process
+ * that --children follows: with a quarter of it (500 records), a
+ * process's first records, waiting while pprofc loads its debug info,
+ * filled the ring at the default rate (heap_alloc 2048 2048: 52 dropped). */
 #define COLLECT_RING_DATA_SIZE (64u << 20)
-#define COLLECT_CHILD_RING_DATA_SIZE (16u << 20)
 
 /* heap_follow.c: the socket the processes that --children follows ask
  * for their rings on. */

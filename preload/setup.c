@@ -273,9 +273,10 @@ static bool adopt(void)
 
 bool preload_adopt(void)
 {
-	if (is_owner())
+	/* Not following: preload_still_recording alone decides. */
+	if (!preload_following() || is_owner())
 		return true;
-	if (!fork_canary || !preload_following() ||
+	if (!fork_canary ||
 	    atomic_load_explicit(&preload_state, memory_order_relaxed) != PRELOAD_RECORDING)
 		return false;
 	return adopt();
