@@ -181,6 +181,7 @@ struct collect_stacks {
 	 * processes share prof; 0 when one process has it. */
 	uint64_t scope;
 	int shared;                     /* prof is not ours to free */
+	int mappings_pending;           /* maps read, mappings not added yet */
 	char exe[4096];
 };
 /* A marker's location id (0 if out of memory). */
@@ -188,10 +189,11 @@ uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m);
 int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
 			const struct pp_profile_spec *spec);
 /* The same into prof, which several processes share (run --children):
- * this process's mappings are added to it, and its pcs in no mapping are
- * kept apart by scope (nonzero).  prof is not freed with c. */
+ * this process's mappings are added to it (lazy: at its first stack; the
+ * maps are read now), and its pcs in no mapping are kept apart by scope
+ * (nonzero).  prof is not freed with c. */
 int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
-			       struct pp_profile *prof, uint64_t scope);
+			       struct pp_profile *prof, uint64_t scope, int lazy);
 int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,
 		       const struct pp_label *labels, size_t n_labels);
 /* The stack's location ids, leaf first (at most max); a stack cut short

@@ -135,8 +135,10 @@ static int proc_open_symbols(struct collect_session *s, struct heap_proc *p)
 	p->sym_tried = 1;
 	if (!(p->sym = sym_open(p->pid, why, sizeof why)))
 		return -1;
+	/* The command's mappings first (go tool pprof names the profile after
+	 * mapping 1); a followed process's when it has its first stack. */
 	if (collect_stacks_init_shared(&p->stacks, p->pid, p->sym, h->prof,
-				       following(s) ? p->serial : 0)) {
+				       following(s) ? p->serial : 0, p->pid != s->child)) {
 		collect_stacks_free(&p->stacks);
 		sym_close(p->sym);
 		p->sym = NULL;

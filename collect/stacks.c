@@ -88,9 +88,8 @@ static int add_mappings(struct collect_stacks *c)
 	return 0;
 }
 
-/* (Re)reads /proc/PID/maps and adds a mapping for each new executable
- * line (the profile builder merges those it has already). */
-static int read_maps(struct collect_stacks *c)
+/* Reads /proc/PID/maps; the mappings wait for add_mappings. */
+static int read_maps_only(struct collect_stacks *c)
 {
 	char path[64], *buf;
 	size_t len;
@@ -104,7 +103,15 @@ static int read_maps(struct collect_stacks *c)
 		return r;
 	attach_maps_free(&c->maps);
 	c->maps = maps;
-	return add_mappings(c);
+	return 0;
+}
+
+/* (Re)reads /proc/PID/maps and adds a mapping for each new executable
+ * line (the profile builder merges those it has already). */
+static int read_maps(struct collect_stacks *c)
+{
+	c->mappings_pending = 0;
+	return read_maps_only(c) ? -1 : add_mappings(c);
 }
 
 int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
@@ -120,7 +127,7 @@ int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session 
 }
 
 int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
-			       struct pp_profile *prof, uint64_t scope)
+			       struct pp_profile *prof, uint64_t scope, int lazy)
 {
 	memset(c, 0, sizeof *c);
 	c->pid = pid;
@@ -129,7 +136,13 @@ int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_s
 	c->shared = 1;
 	c->scope = scope;
 	collect_exe_of(pid, c->exe, sizeof c->exe);
-	return read_maps(c);
+	if (!lazy)
+		return read_maps(c);
+	/* The build IDs of the mappings need each module's ELF (and
+	 * symbolize/ loads its symbol table with it: ~5 ms a process with
+	 * glibc's), so they wait for the first stack. */
+	c->mappings_pending = 1;
+	return read_maps_only(c);
 }
 
 /* A pc in no line of the maps read: a library mapped since (dlopen), or
@@ -168,6 +181,11 @@ void collect_stacks_free(struct collect_stacks *c)
 
 static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolized)
 {
+	if (c->mappings_pending) {
+		c->mappings_pending = 0;
+		if (add_mappings(c))
+			return 0;
+	}
 	const struct attach_map *m = find_map(c, pc);
 	if (!m || !c->mapping_ids)
 		return 0;

@@ -224,6 +224,13 @@ def test_rate_one(work):
         check(got.get(pid, {}).get(size) == want and names.get(pid) == "heap_fork",
               "rate 1: heap_fork %s of pid %d: %r (%s), truth %r"
               % (where, pid, got.get(pid, {}).get(size), names.get(pid), want))
+    # Named, also where the child's records were read after it ended by
+    # _exit (even children: no destructor waits for the reader).
+    kids = {pid for pid, where, _, _, _ in fork if where == "child_keep"}
+    leaves = {locs.get(ids[0], (0, ["?"]))[1][0].split(".")[0] if ids else "?"     # gcc's .constprop.0
+              for _, ids, labels in samples if int(labels.get("pid", 0)) in kids}
+    check(kids and leaves == {"child_keep", "child_churn"}, "rate 1: heap_fork's children's "
+          "stacks start at %r" % sorted(leaves))
     shells = [pid for pid in got if names[pid] == "sh"]
     check(len(shells) == 1, "rate 1: the shell's pid: %r" % {p: names[p] for p in got})
     # In the file: the same executable at two addresses (ASLR) is two
