@@ -100,7 +100,7 @@ static const char run_help[] =
 	"COMMAND gets the sampler libpprofc_heap.so in LD_PRELOAD (found through\n"
 	"$PPROFC_HEAP_LIB, next to pprofc in a build tree, or where installed);\n"
 	"statically linked commands are refused.  Without --children the sampler\n"
-	"leaves the environment of the programs COMMAND runs as it was, and\n"
+	"removes itself from the environment of the programs COMMAND runs, and\n"
 	"records nothing in the children it forks.  The profile is written when\n"
 	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded;\n"
 	"with --children so do the processes it started that are still running).\n";
