@@ -95,6 +95,7 @@ struct cli_profile_options {
 	size_t heap_rate;               /* heap, allocs: --heap-rate */
 	double interval;                /* heap, allocs: --interval, 0: none */
 	size_t max_hit_rate;            /* attach heap, allocs: --max-hit-rate */
+	int children;                   /* run heap, allocs: --children */
 };
 /* attach --profile heap|allocs: the probes close above this many hits/s
  * (at ~9 us a hit, measured here, about 0.9 of a CPU added). */
@@ -127,7 +128,8 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid);
 extern volatile sig_atomic_t cli_snapshot;
 void cli_heap_catch_snapshot(void);
 void cli_heap_snapshot(void *arg, struct collect_session *s);
-void cli_heap_summary(const struct collect_summary *sum, const char *command, int verbose);
+void cli_heap_summary(const struct collect_summary *sum, const char *command, int children,
+		      int verbose);
 /* attach --profile heap|allocs: the line saying every probe is in place
  * (the window starts there), and the summary (uprobes). */
 void cli_heap_attach_ready(const struct collect_summary *sum);

@@ -47,7 +47,23 @@ static void heap_summary_tail(const struct collect_summary *sum)
 		fprintf(stderr, "pprofc: %" PRIu64 " samples dropped (out of memory)\n", sum->dropped_nomem);
 }
 
-void cli_heap_summary(const struct collect_summary *sum, const char *command, int verbose)
+/* --children: how many processes were followed, and what became of them. */
+static void followed_line(const struct collect_heap_summary *h)
+{
+	uint64_t running = h->processes - (h->processes_exited < h->processes ? h->processes_exited
+									       : h->processes);
+	fprintf(stderr, "pprofc: %" PRIu64 " process%s followed (the command included, label pid): %"
+		PRIu64 " exited before the end, %" PRIu64 " still running (%s)", h->processes,
+		h->processes == 1 ? "" : "es", h->processes_exited, running,
+		running ? "they run on, not recorded" : "none left");
+	if (h->asks_refused)
+		fprintf(stderr, "; %" PRIu64 " not followed (asked too late, not ours, or failed)",
+			h->asks_refused);
+	fputc('\n', stderr);
+}
+
+void cli_heap_summary(const struct collect_summary *sum, const char *command, int children,
+		      int verbose)
 {
 	const struct collect_heap_summary *h = &sum->heap;
 	int st = sum->exit_status;
@@ -66,6 +82,8 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command, in
 		fprintf(stderr, "was killed by signal %d (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
 	else
 		fprintf(stderr, "exited\n");
+	if (children)
+		followed_line(h);
 	if (h->unmatched_frees)
 		fprintf(stderr, "pprofc: %" PRIu64 " frees of sampled blocks whose allocation was not "
 			"read (dropped)\n", h->unmatched_frees);

@@ -53,6 +53,7 @@ struct collect_opts {
 	void *arg;
 	/* heap, allocs: */
 	uint64_t heap_rate;             /* mean bytes between samples; 1: all */
+	int children;                   /* run: follow the processes the command starts */
 	double interval;                /* > 0: a snapshot every interval s */
 	volatile sig_atomic_t *snapshot;  /* set asynchronously: one now */
 	/* Called during collect_run for each snapshot; collect_profile(s)
@@ -76,6 +77,10 @@ struct collect_heap_summary {
 	uint64_t memo_hits;             /* records unwound from the memo */
 	uint64_t memo_misses;           /* ...unwound with libdwfl */
 	uint64_t memo_inserted;         /* ...of which went into the memo */
+	/* run --children: */
+	uint64_t processes;             /* followed (each got a ring) */
+	uint64_t processes_exited;      /* ...of which exited before the end */
+	uint64_t asks_refused;          /* asks not answered (not ours, malformed, too late) */
 	/* attach (uprobes): */
 	char allocator[4096];           /* the module probed */
 	uint64_t probes;                /* probes placed on it */
@@ -172,12 +177,24 @@ struct collect_stacks {
 	uint64_t *mapping_ids;          /* per maps line; 0: not executable */
 	uint64_t maps_gen;              /* sym_modules_generation() when maps were read */
 	uint64_t markers[COLLECT_MARKERS];  /* their location ids, 0: none yet */
+	/* Keys the locations of pcs in no mapping (anonymous code: a JIT's)
+	 * apart from another process's at the same address, when several
+	 * processes share prof; 0 when one process has it. */
+	uint64_t scope;
+	int shared;                     /* prof is not ours to free */
+	int mappings_pending;           /* maps read, mappings not added yet */
 	char exe[4096];
 };
 /* A marker's location id (0 if out of memory). */
 uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m);
 int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
 			const struct pp_profile_spec *spec);
+/* The same into prof, which several processes share (run --children):
+ * this process's mappings are added to it (lazy: at its first stack; the
+ * maps are read now), and its pcs in no mapping are kept apart by scope
+ * (nonzero).  prof is not freed with c. */
+int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
+			       struct pp_profile *prof, uint64_t scope, int lazy);
 int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,
 		       const struct pp_label *labels, size_t n_labels);
 /* The stack's location ids, leaf first (at most max); a stack cut short

@@ -1,126 +1,220 @@
-/* heap.c — the heap and allocs kinds: reading the ring that the
- * allocation sampler in the target writes (preload/heapring.h) and keeping
- * Go's four values for each allocation stack.
+/* heap.c — the heap and allocs kinds of run: reading the rings that the
+ * allocation sampler in the command (and, with --children, in every
+ * process it starts) writes (preload/heapring.h), and keeping Go's four
+ * values for each allocation stack of each process.
  *
  * Reads top to bottom as the work happens:
  *   1. collect_heap_spawn: the command starts with the sampler preloaded
- *      (heap_start.c); symbolize/ is opened at the first record, when the
- *      command's libraries (the sampler's among them) are mapped;
- *   2. collect_heap_run: every 15 ms, the heartbeat (a sampler that finds
- *      it stale stops recording: pprofc died) and the records published
- *      since, from tail to head.  An ALLOC record is unwound exactly as a
- *      CPU sample (all 17 registers and the stack copy), the allocator's
- *      frames are trimmed from its leaf end, and it counts for its (stack,
- *      size) entry; its block goes into the live map (address -> entry).  A
- *      FREE record takes its block out of the live map and out of the
- *      entry's live count.  Snapshots on the way (--interval, SIGUSR1) and
- *      at the end: the command exited (after the ring is drained), or
- *      --seconds passed (the sampler is told to stop; the command runs on);
- *   3. collect_heap_profile: the entries as Go writes a heap profile.
+ *      (heap_start.c); one process image records into one ring (struct
+ *      heap_proc).  Without --children that is the command, whose ring
+ *      pprofc made before it started, and symbolize/ is opened at the
+ *      first record, when the command's libraries (the sampler's among
+ *      them) are mapped.  With --children each image asks for its ring on
+ *      a socket (heap_follow.c) from its constructor, or a forked child at
+ *      its first sampled allocation; symbolize/ and the process's
+ *      mappings are opened before the answer, while the asker waits in
+ *      the very image that will record;
+ *   2. collect_heap_run: every 15 ms (at once for an ask or an exit), the
+ *      heartbeat (a sampler that finds it stale stops recording: pprofc
+ *      died) and the records published since, from tail to head, ring by
+ *      ring.  An ALLOC record is unwound exactly as a CPU sample (all 17
+ *      registers and the stack copy) against its own process, the
+ *      allocator's frames are trimmed from its leaf end, and it counts for
+ *      its (stack, size) entry; its block goes into the live map (address
+ *      -> entry).  A FREE record takes its block out of the live map and
+ *      out of the entry's live count.  A process that exits (its pidfd),
+ *      or runs another program (the same pid asks again), has its ring
+ *      read to the end and closed, its symbolizer freed; its entries stay.
+ *      Snapshots on the way (--interval, SIGUSR1) and at the end: the
+ *      command exited (after the rings are drained), or --seconds passed
+ *      (every sampler is told to stop; the processes run on);
+ *   3. collect_heap_profile: every process's entries as Go writes a heap
+ *      profile, one profile; with --children each sample has the numeric
+ *      label `pid` and the string label `process` (its name when it asked).
  *
  * The accounting (entries, live map, unsampling) is heap_account.c's,
  * shared with attach's uprobes (heap_attach.c).
  */
+#include <assert.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 _Static_assert(HEAPRING_REGS == ARCH_NREGS, "the ring's registers are arch/regs.h's");
 
 #define POLL_NS 15000000u                       /* ring reads: every 15 ms */
+/* Reading one ring takes at most this long before the others, the asks
+ * and the exits get their turn: a process allocating faster than pprofc
+ * unwinds would otherwise keep the reader on its ring for good (and an
+ * asker waits at most HEAPRING_ASK_NS). */
+#define READ_SLICE_NS 20000000u
+#define READ_CHECK_EVERY 64                     /* records between clock reads */
 
-struct collect_heap {
+/* What the profile's comment says with --children (go tool pprof
+ * -comments): which values an exited process keeps. */
+#define FOLLOW_COMMENT "pprofc run --children: one profile of the command and the processes it " \
+	"started, by the labels pid and process; a process that exited before the profile was " \
+	"written keeps its allocations, and in inuse the sampled blocks it had not freed when it exited"
+
+enum proc_end { PROC_LIVE, PROC_EXITED, PROC_EXECED };
+
+/* One process image recording into a ring of its own. */
+struct heap_proc {
+	pid_t pid;
+	uint64_t serial;                /* 1, 2...: keeps its pcs in no mapping apart */
+	int pidfd;                      /* readable once it exited; -1: none */
+	enum proc_end end;
+	int counted;                    /* a new process, not the exec of one followed */
+	int sym_tried, prepared, broken;
 	struct collect_ring ring;
-	struct pp_profile_spec spec;
-	struct collect_heap_account acct;       /* heap_account.c */
-	int sym_tried, broken, stopped;
+	struct sym_session *sym;
+	struct collect_stacks stacks;   /* its maps into the shared profile */
 	struct sym_memo *memo;          /* unwinds of ALLOC records, NULL: off */
+	struct collect_heap_account acct;
+	char name[64];                  /* its comm when it asked */
 };
 
-/* ---- unwinding a sampled allocation ----------------------------------- */
+struct collect_heap {
+	struct pp_profile_spec spec;
+	struct pp_profile *prof;        /* every process's stacks */
+	struct heap_proc **procs;
+	size_t nprocs, capprocs;
+	struct collect_follow follow;   /* fd -1: not following */
+	int stopped;
+	char lib[PATH_MAX];             /* the sampler library's real path */
+	/* Counts of rings already closed. */
+	uint64_t closed_full, closed_stack, closed_untracked;
+	struct sym_memo_stats closed_memo;
+};
 
-/* symbolize/ and the profile's mappings, opened at the first record: the
- * command's libraries are mapped by then. */
-static int open_symbols(struct collect_session *s)
+static int following(const struct collect_session *s)
 {
+	return s->o.children;
+}
+
+/* ---- the processes ----------------------------------------------------- */
+
+static struct heap_proc *proc_new(struct collect_heap *h, pid_t pid)
+{
+	if (h->nprocs == h->capprocs) {
+		size_t cap = h->capprocs ? h->capprocs * 2 : 8;
+		struct heap_proc **v = realloc(h->procs, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		h->procs = v;
+		h->capprocs = cap;
+	}
+	struct heap_proc *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	p->serial = h->nprocs + 1;
+	p->pidfd = -1;
+	p->counted = 1;
+	p->ring.fd = -1;
+	h->procs[h->nprocs++] = p;
+	return p;
+}
+
+/* symbolize/ and the process's mappings into the shared profile: at
+ * once for a followed process (it waits for its ring meanwhile), at the
+ * first record for the command when not following (its libraries are
+ * mapped by then). */
+static int proc_open_symbols(struct collect_session *s, struct heap_proc *p)
+{
+	struct collect_heap *h = s->heap;
 	char why[256];
-	if (s->sym || s->heap->sym_tried)
-		return s->sym ? 0 : -1;
-	s->heap->sym_tried = 1;
-	if (!(s->sym = sym_open(s->pid, why, sizeof why)))
+	if (p->sym || p->sym_tried)
+		return p->sym ? 0 : -1;
+	p->sym_tried = 1;
+	if (!(p->sym = sym_open(p->pid, why, sizeof why)))
 		return -1;
-	if (collect_stacks_init(&s->stacks, s->pid, s->sym, &s->heap->spec)) {
-		pp_profile_free(s->stacks.prof);
-		memset(&s->stacks, 0, sizeof s->stacks);
+	/* The command's mappings first (go tool pprof names the profile after
+	 * mapping 1); a followed process's when it has its first stack. */
+	if (collect_stacks_init_shared(&p->stacks, p->pid, p->sym, h->prof,
+				       following(s) ? p->serial : 0, p->pid != s->child)) {
+		collect_stacks_free(&p->stacks);
+		sym_close(p->sym);
+		p->sym = NULL;
 		return -1;
 	}
-	sym_prepare(s->sym);
+	return 0;
+}
+
+/* The symbolizer warmed up and the unwind memo, at the first record. */
+static int proc_prepare(struct collect_session *s, struct heap_proc *p)
+{
+	if (proc_open_symbols(s, p))
+		return -1;
+	if (p->prepared)
+		return 0;
+	p->prepared = 1;
+	sym_prepare(p->sym);
 	/* Records are snapshots taken at a few pcs inside the sampler, most
 	 * from a handful of call chains: the memo unwinds each chain once
 	 * (symbolize/memo.c, exact).  PPROFC_UNWIND_MEMO=0 turns it off: a
 	 * testing switch, to compare profiles with and without it. */
 	const char *memo = getenv("PPROFC_UNWIND_MEMO");
 	if (!memo || strcmp(memo, "0") != 0)
-		s->heap->memo = sym_memo_new();
+		p->memo = sym_memo_new();
 	return 0;
 }
 
-/* The profile, with no mapping if symbolize/ could not be opened. */
-static struct pp_profile *profile_of(struct collect_session *s)
-{
-	if (!s->stacks.prof) {
-		memset(&s->stacks, 0, sizeof s->stacks);
-		s->stacks.pid = s->pid;
-		s->stacks.prof = pp_profile_new(&s->heap->spec);
-	}
-	return s->stacks.prof;
-}
+/* ---- unwinding a sampled allocation ----------------------------------- */
 
 /* The allocation's stack as location ids, the allocator's frames trimmed;
  * 0 when it has none (not copied, or not unwound). */
-static size_t stack_of(struct collect_session *s, const struct heapring_alloc *a,
+static size_t stack_of(struct collect_session *s, struct heap_proc *p, const struct heapring_alloc *a,
 		       const unsigned char *stack, uint64_t *locs)
 {
-	struct collect_ring *r = &s->heap->ring;
 	struct arch_regs regs = { .known = ARCH_REGS_ALL };
 	struct sym_stack st;
-	if (!a->stack_len || open_symbols(s))
+	if (!a->stack_len || proc_prepare(s, p))
 		return 0;
 	memcpy(regs.v, a->regs, sizeof regs.v);
 	struct sym_snapshot snap = { a->tid, &regs, REG(&regs, SP), stack, a->stack_len,
-				     a->stack_len >= r->hdr->stack_size, attach_read_mem };
-	if (sym_unwind_memo(s->sym, s->heap->memo, &snap, &st) || st.n == 0) {
+				     a->stack_len >= p->ring.hdr->stack_size, attach_read_mem };
+	if (sym_unwind_memo(p->sym, p->memo, &snap, &st) || st.n == 0) {
 		s->sum.unwind_failures++;
 		sym_stack_free(&st);
 		return 0;
 	}
 	s->sum.unwind_failures += !st.complete;
 	s->sum.cut_short += st.cut_short != 0;
-	size_t n = collect_stacks_locations_from(&s->stacks, &st, collect_heap_trim(&st, r->lib), locs,
-						 COLLECT_MAX_LOCS);
+	size_t n = collect_stacks_locations_from(&p->stacks, &st, collect_heap_trim(&st, s->heap->lib),
+						 locs, COLLECT_MAX_LOCS);
 	sym_stack_free(&st);
 	return n;
 }
 
-static int on_alloc(struct collect_session *s, const unsigned char *rec, uint32_t size)
+static int on_alloc(struct collect_session *s, struct heap_proc *p, const unsigned char *rec,
+		    uint32_t size)
 {
-	struct collect_heap *h = s->heap;
 	struct heapring_alloc a;
 	uint64_t locs[COLLECT_MAX_LOCS];
 	if (size < sizeof a)
 		return -1;
 	memcpy(&a, rec, sizeof a);
-	if (a.stack_len > size - sizeof a || a.stack_len > h->ring.hdr->stack_size)
+	if (a.stack_len > size - sizeof a || a.stack_len > p->ring.hdr->stack_size)
 		return -1;
-	size_t n = stack_of(s, &a, rec + sizeof a, locs);
-	if (!n && profile_of(s)) {
-		locs[0] = collect_stacks_marker(&s->stacks, COLLECT_MARK_NO_ALLOC_STACK);
+	size_t n = stack_of(s, p, &a, rec + sizeof a, locs);
+	if (!n) {
+		/* No symbolizer at all: the marker still goes into the
+		 * shared profile. */
+		if (!p->stacks.prof) {
+			p->stacks.prof = s->heap->prof;
+			p->stacks.shared = 1;
+		}
+		locs[0] = collect_stacks_marker(&p->stacks, COLLECT_MARK_NO_ALLOC_STACK);
 		n = locs[0] != 0;
 	}
-	if (collect_heap_alloc(&h->acct, a.addr, locs, n, a.size)) {
+	if (collect_heap_alloc(&p->acct, a.addr, locs, n, a.size)) {
 		s->sum.dropped_nomem++;
 		return 0;
 	}
@@ -128,13 +222,14 @@ static int on_alloc(struct collect_session *s, const unsigned char *rec, uint32_
 	return 0;
 }
 
-static int on_free(struct collect_session *s, const unsigned char *rec, uint32_t size)
+static int on_free(struct collect_session *s, struct heap_proc *p, const unsigned char *rec,
+		   uint32_t size)
 {
 	struct heapring_free f;
 	if (size < sizeof f)
 		return -1;
 	memcpy(&f, rec, sizeof f);
-	if (collect_heap_free_block(&s->heap->acct, f.addr)) {
+	if (collect_heap_free_block(&p->acct, f.addr)) {
 		s->sum.heap.frees++;
 	} else {
 		s->sum.heap.unmatched_frees++;
@@ -142,7 +237,7 @@ static int on_free(struct collect_session *s, const unsigned char *rec, uint32_t
 	return 0;
 }
 
-/* ---- reading the ring ----------------------------------------------- */
+/* ---- reading a ring -------------------------------------------------- */
 
 static void beat(struct collect_ring *r)
 {
@@ -150,18 +245,18 @@ static void beat(struct collect_ring *r)
 }
 
 /* Checks and handles the record of type at rec; -1 if malformed. */
-static int on_record(struct collect_session *s, uint64_t head, const unsigned char *rec,
-		     uint32_t size, size_t pos)
+static int on_record(struct collect_session *s, struct heap_proc *p, uint64_t head,
+		     const unsigned char *rec, uint32_t size, size_t pos)
 {
-	struct collect_ring *r = &s->heap->ring;
+	struct collect_ring *r = &p->ring;
 	uint32_t type = ((const struct heapring_rec *)rec)->type;
 	if (size % 8 || size < sizeof(struct heapring_rec) || size > r->data_size - pos ||
 	    size > head - r->tail)
 		return -1;
 	if (type == HEAPRING_ALLOC)
-		return on_alloc(s, rec, size);
+		return on_alloc(s, p, rec, size);
 	if (type == HEAPRING_FREE)
-		return on_free(s, rec, size);
+		return on_free(s, p, rec, size);
 	return type == HEAPRING_PAD ? 0 : -1;
 }
 
@@ -180,25 +275,27 @@ static uint32_t written(const unsigned char *rec, uint32_t size)
 	return n < size ? n : size;
 }
 
-/* Consumes every record published so far.  Each is zeroed before tail
- * moves past it: a writer's reservation must find 0 in its size word until
- * it publishes.  A malformed record ends the reading for good (and tells
- * the sampler to stop): nothing after it can be trusted to be aligned.
- * Returns whether anything was read. */
-static int drain(struct collect_session *s)
+/* Consumes the records of p's ring published so far, until the clock
+ * passes until (0: all of them).  Each is zeroed before tail moves past
+ * it: a writer's reservation must find 0 in its size word until it
+ * publishes.  A malformed record ends the reading of that ring for good
+ * (and tells its sampler to stop): nothing after it can be trusted to be
+ * aligned.  Returns whether anything was read. */
+static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t until)
 {
-	struct collect_heap *h = s->heap;
-	struct collect_ring *r = &h->ring;
+	struct collect_ring *r = &p->ring;
 	uint64_t from = r->tail;
-	while (!h->broken) {
+	for (unsigned n = 1; r->hdr && !p->broken; n++) {
+		if (until && n % READ_CHECK_EVERY == 0 && collect_now_ns() >= until)
+			break;
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		size_t pos = (size_t)(r->tail & (r->data_size - 1));
 		unsigned char *rec = r->data + pos;
 		uint32_t size = r->tail == head ? 0 : __atomic_load_n((uint32_t *)rec, __ATOMIC_ACQUIRE);
 		if (!size)
 			break;          /* none, or reserved and not published yet */
-		if (on_record(s, head, rec, size, pos)) {
-			h->broken = 1;
+		if (on_record(s, p, head, rec, size, pos)) {
+			p->broken = 1;
 			s->sum.heap.bad_records++;
 			__atomic_store_n(&r->hdr->stopped, 1, __ATOMIC_RELEASE);
 			break;
@@ -211,19 +308,191 @@ static int drain(struct collect_session *s)
 	return r->tail != from;
 }
 
-/* The sampler's own counts, into the summary. */
+static int drain(struct collect_session *s, struct heap_proc *p)
+{
+	return drain_until(s, p, 0);
+}
+
+/* A slice of reading for every ring; whether anything was read. */
+static int drain_all(struct collect_session *s)
+{
+	int busy = 0;
+	for (size_t i = 0; i < s->heap->nprocs; i++)
+		busy |= drain_until(s, s->heap->procs[i], collect_now_ns() + READ_SLICE_NS);
+	return busy;
+}
+
+static void beat_all(struct collect_heap *h)
+{
+	for (size_t i = 0; i < h->nprocs; i++)
+		if (h->procs[i]->ring.hdr)
+			beat(&h->procs[i]->ring);
+}
+
+/* The image is gone (exited, or replaced by exec): what it published is
+ * read (unless the profile is done), its ring, symbolizer and maps freed;
+ * its entries stay. */
+static void proc_close(struct collect_session *s, struct heap_proc *p, enum proc_end end)
+{
+	struct collect_heap *h = s->heap;
+	assert(p->end == PROC_LIVE);
+	if (!h->stopped)
+		drain(s, p);
+	if (p->ring.hdr) {
+		h->closed_full += __atomic_load_n(&p->ring.hdr->dropped_full, __ATOMIC_RELAXED);
+		h->closed_stack += __atomic_load_n(&p->ring.hdr->dropped_stack, __ATOMIC_RELAXED);
+		h->closed_untracked += __atomic_load_n(&p->ring.hdr->untracked_frees, __ATOMIC_RELAXED);
+	}
+	struct sym_memo_stats ms = sym_memo_stats(p->memo);
+	h->closed_memo.hits += ms.hits;
+	h->closed_memo.misses += ms.misses;
+	h->closed_memo.inserted += ms.inserted;
+	collect_ring_close(&p->ring);
+	sym_memo_free(p->memo);
+	p->memo = NULL;
+	collect_stacks_free(&p->stacks);
+	sym_close(p->sym);
+	p->sym = NULL;
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
+	p->end = end;
+}
+
+/* ---- following: the asks ------------------------------------------------- */
+
+static void proc_name(pid_t pid, char *name, size_t len)
+{
+	char path[64];
+	size_t n = 0;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	if (attach_read_small(path, name, len - 1, &n))
+		n = 0;
+	name[n && name[n - 1] == '\n' ? n - 1 : n] = 0;
+}
+
+/* A ring for the asker, its symbolizer opened while it waits in the
+ * image that will record.  0, or -1 (then it gets no answer: it reads
+ * end-of-file and records nothing). */
+static int proc_start(struct collect_session *s, struct heap_proc *p)
+{
+	struct collect_error err;
+	if (collect_ring_make(&p->ring, COLLECT_RING_DATA_SIZE, 1, &s->o, &err))
+		return -1;
+	proc_name(p->pid, p->name, sizeof p->name);
+	p->pidfd = collect_follow_pidfd(p->pid);
+	return p->pidfd < 0 || proc_open_symbols(s, p) ? -1 : 0;
+}
+
+/* An ask from pid on conn.  The same pid asking again has run another
+ * program (exec): its previous image is done. */
+static void on_ask(struct collect_session *s, int conn, pid_t pid)
+{
+	struct collect_heap *h = s->heap;
+	int exec = 0;
+	for (size_t i = 0; i < h->nprocs; i++) {
+		struct heap_proc *old = h->procs[i];
+		if (old->pid == pid && old->end == PROC_LIVE) {
+			proc_close(s, old, PROC_EXECED);
+			exec = 1;
+		}
+	}
+	struct heap_proc *p = h->stopped ? NULL : proc_new(h, pid);
+	int ready = p && proc_start(s, p) == 0;
+	if (ready && collect_follow_answer(conn, p->ring.fd) == 0) {
+		p->counted = !exec;
+		/* Mapped on both sides now: the descriptor is not needed. */
+		close(p->ring.fd);
+		p->ring.fd = -1;
+		return;
+	}
+	if (!ready)
+		close(conn);    /* the asker reads end-of-file (an answer closes it) */
+	if (p) {
+		/* Nothing was recorded into it: it was never followed. */
+		assert(p == h->procs[h->nprocs - 1]);
+		proc_close(s, p, PROC_EXITED);
+		free(p);
+		h->nprocs--;
+	}
+	h->follow.refused++;
+}
+
+static void take_asks(struct collect_session *s)
+{
+	int conn;
+	pid_t pid;
+	while (collect_follow_next(&s->heap->follow, s->child, &conn, &pid) == 1)
+		on_ask(s, conn, pid);
+}
+
+/* Waits up to timeout_ms for an ask or a followed process's exit, and
+ * handles them.  Without --children, a plain sleep. */
+static void wait_for_work(struct collect_session *s, int timeout_ms)
+{
+	struct collect_heap *h = s->heap;
+	if (!following(s)) {
+		struct timespec ts = { 0, (long)timeout_ms * 1000000 };
+		if (timeout_ms)
+			nanosleep(&ts, NULL);   /* a signal cuts it short: fine */
+		return;
+	}
+	struct pollfd *fds = calloc(h->nprocs + 1, sizeof *fds);
+	struct heap_proc **who = calloc(h->nprocs + 1, sizeof *who);
+	size_t n = 0;
+	if (fds && who) {
+		fds[n++] = (struct pollfd){ h->follow.fd, POLLIN, 0 };
+		for (size_t i = 0; i < h->nprocs; i++)
+			if (h->procs[i]->end == PROC_LIVE && h->procs[i]->pidfd >= 0) {
+				who[n] = h->procs[i];
+				fds[n++] = (struct pollfd){ h->procs[i]->pidfd, POLLIN, 0 };
+			}
+		if (poll(fds, n, timeout_ms) > 0) {
+			for (size_t i = 1; i < n; i++)
+				if (fds[i].revents)
+					proc_close(s, who[i], PROC_EXITED);
+			if (fds[0].revents)
+				take_asks(s);
+		}
+	} else {
+		take_asks(s);   /* out of memory: at least the asks */
+	}
+	free(fds);
+	free(who);
+}
+
+/* ---- the session --------------------------------------------------------- */
+
+/* The samplers' own counts, over every ring, into the summary. */
 static void read_counters(struct collect_session *s)
 {
-	struct heapring_header *hdr = s->heap->ring.hdr;
-	s->sum.heap.dropped_full = __atomic_load_n(&hdr->dropped_full, __ATOMIC_RELAXED);
-	s->sum.heap.no_stack = __atomic_load_n(&hdr->dropped_stack, __ATOMIC_RELAXED);
-	s->sum.heap.untracked_frees = __atomic_load_n(&hdr->untracked_frees, __ATOMIC_RELAXED);
-	s->sum.heap.stacks = s->heap->acct.ne;
-	struct sym_memo_stats ms = sym_memo_stats(s->heap->memo);
-	s->sum.heap.memo_hits = ms.hits;
-	s->sum.heap.memo_misses = ms.misses;
-	s->sum.heap.memo_inserted = ms.inserted;
-	s->sum.st.samples = s->sum.heap.samples;
+	struct collect_heap *h = s->heap;
+	struct collect_heap_summary *sum = &s->sum.heap;
+	sum->dropped_full = h->closed_full;
+	sum->no_stack = h->closed_stack;
+	sum->untracked_frees = h->closed_untracked;
+	sum->memo_hits = h->closed_memo.hits;
+	sum->memo_misses = h->closed_memo.misses;
+	sum->memo_inserted = h->closed_memo.inserted;
+	sum->stacks = sum->processes = sum->processes_exited = 0;
+	for (size_t i = 0; i < h->nprocs; i++) {
+		const struct heap_proc *p = h->procs[i];
+		struct heapring_header *hdr = p->ring.hdr;
+		sum->stacks += p->acct.ne;
+		sum->processes += p->counted;
+		sum->processes_exited += p->end == PROC_EXITED;
+		if (!hdr)
+			continue;
+		sum->dropped_full += __atomic_load_n(&hdr->dropped_full, __ATOMIC_RELAXED);
+		sum->no_stack += __atomic_load_n(&hdr->dropped_stack, __ATOMIC_RELAXED);
+		sum->untracked_frees += __atomic_load_n(&hdr->untracked_frees, __ATOMIC_RELAXED);
+		struct sym_memo_stats ms = sym_memo_stats(p->memo);
+		sum->memo_hits += ms.hits;
+		sum->memo_misses += ms.misses;
+		sum->memo_inserted += ms.inserted;
+	}
+	sum->asks_refused = h->follow.refused;
+	s->sum.st.samples = sum->samples;
 	s->sum.st.duration_ns = collect_now_ns() - s->start_ns;
 }
 
@@ -241,16 +510,30 @@ static int snapshot_due(struct collect_session *s, uint64_t now, uint64_t *next)
 	return 1;
 }
 
+/* The command exited: what its ring holds is read to the end, the
+ * followed processes that exited meanwhile are closed as such (which
+ * reads theirs to the end), and those still running get one slice. */
+static void finish_reading(struct collect_session *s)
+{
+	struct collect_heap *h = s->heap;
+	for (size_t i = 0; i < h->nprocs; i++)
+		if (h->procs[i]->pid == s->child)
+			drain(s, h->procs[i]);
+	if (following(s))
+		wait_for_work(s, 0);
+	drain_all(s);
+}
+
 void collect_heap_run(struct collect_session *s)
 {
 	uint64_t end = s->o.seconds > 0 ? s->start_ns + (uint64_t)(s->o.seconds * 1e9) : 0;
 	uint64_t next = s->o.interval > 0 ? s->start_ns + (uint64_t)(s->o.interval * 1e9) : 0;
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	for (;;) {
-		beat(&s->heap->ring);
-		int busy = drain(s);   /* records came: more may be waiting */
+		beat_all(s->heap);
+		int busy = drain_all(s);   /* records came: more may be waiting */
 		if (collect_child_exited(s)) {
-			drain(s);       /* what it published before it exited */
+			finish_reading(s);      /* what was published before the exit */
 			break;
 		}
 		uint64_t now = collect_now_ns();
@@ -262,9 +545,7 @@ void collect_heap_run(struct collect_session *s)
 			s->o.on_progress(s->o.arg, (double)(now - s->start_ns) / 1e9, s->sum.heap.samples);
 			next_progress += 1000000000u;
 		}
-		struct timespec ts = { 0, POLL_NS };
-		if (!busy)
-			nanosleep(&ts, NULL);   /* a signal cuts it short: fine */
+		wait_for_work(s, busy ? 0 : (int)(POLL_NS / 1000000));
 	}
 	collect_heap_stop(s);
 }
@@ -275,9 +556,14 @@ void collect_heap_stop(struct collect_session *s)
 	if (h->stopped)
 		return;
 	h->stopped = 1;
-	/* --seconds passed or pprofc was told to stop: the command runs on,
-	 * its sampler idle. */
-	__atomic_store_n(&h->ring.hdr->stopped, 1, __ATOMIC_RELEASE);
+	/* --seconds passed, pprofc was told to stop, or the command exited:
+	 * the processes still running run on, their samplers idle, and no
+	 * new one is followed (the socket's name is gone: they cannot
+	 * connect). */
+	collect_follow_close(&h->follow);
+	for (size_t i = 0; i < h->nprocs; i++)
+		if (h->procs[i]->ring.hdr)
+			__atomic_store_n(&h->procs[i]->ring.hdr->stopped, 1, __ATOMIC_RELEASE);
 	read_counters(s);
 	s->sum.target_exited = s->child_reaped;
 	s->sum.exit_status = s->child_reaped ? s->child_status : -1;
@@ -286,12 +572,17 @@ void collect_heap_stop(struct collect_session *s)
 struct pp_profile *collect_heap_profile(struct collect_session *s)
 {
 	struct collect_heap *h = s->heap;
-	struct pp_profile *prof = profile_of(s);
-	if (!prof)
-		return NULL;
+	uint64_t rate = s->o.heap_rate ? s->o.heap_rate : 1;
 	read_counters(s);
-	s->sum.dropped_nomem += collect_heap_account_profile(&h->acct, prof, h->ring.hdr->rate);
-	return prof;
+	pp_profile_clear_samples(h->prof);
+	for (size_t i = 0; i < h->nprocs; i++) {
+		struct heap_proc *p = h->procs[i];
+		struct pp_label who[2] = { { "pid", NULL, p->pid, NULL },
+					   { "process", p->name[0] ? p->name : "?", 0, NULL } };
+		s->sum.dropped_nomem += collect_heap_account_add(&p->acct, h->prof, rate, who,
+								 following(s) ? 2 : 0);
+	}
+	return h->prof;
 }
 
 struct collect_session *collect_heap_spawn(char **argv, const struct collect_opts *o,
@@ -303,15 +594,35 @@ struct collect_session *collect_heap_spawn(char **argv, const struct collect_opt
 		snprintf(err->msg, sizeof err->msg, "out of memory");
 		return NULL;
 	}
+	struct collect_heap *h = s->heap;
 	s->o = *o;
 	s->sum.exit_status = -1;
 	s->sum.engine = "preload";
-	collect_spec(o, &s->heap->spec);
-	s->pid = collect_heap_start(argv, o, &s->heap->ring, err, status);
+	h->follow.fd = -1;
+	collect_spec(o, &h->spec);
+	if (o->children)
+		h->spec.comment = FOLLOW_COMMENT;
+	struct heap_proc *cmd = NULL;
+	if (!(h->prof = pp_profile_new(&h->spec)) || (!o->children && !(cmd = proc_new(h, 0)))) {
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		collect_close(s);
+		return NULL;
+	}
+	if (o->children && collect_follow_open(&h->follow, getpid(), err)) {
+		collect_close(s);
+		return NULL;
+	}
+	/* Without --children the command's ring is made here and passed to
+	 * it; with it, the command asks for its ring like its children. */
+	struct collect_ring none = { .fd = -1 };
+	s->pid = collect_heap_start(argv, o, cmd ? &cmd->ring : &none, o->children ? h->follow.name : NULL,
+				    h->lib, err, status);
 	if (s->pid < 0) {
 		collect_close(s);
 		return NULL;
 	}
+	if (cmd)
+		cmd->pid = s->pid;
 	s->child = s->pid;
 	s->start_ns = collect_now_ns();
 	return s;
@@ -322,9 +633,16 @@ void collect_heap_free(struct collect_session *s)
 	struct collect_heap *h = s->heap;
 	if (!h)
 		return;
-	collect_heap_account_free(&h->acct);
-	sym_memo_free(h->memo);
-	collect_ring_close(&h->ring);
+	for (size_t i = 0; i < h->nprocs; i++) {
+		struct heap_proc *p = h->procs[i];
+		if (p->end == PROC_LIVE)
+			proc_close(s, p, PROC_EXITED);
+		collect_heap_account_free(&p->acct);
+		free(p);
+	}
+	free(h->procs);
+	collect_follow_close(&h->follow);
+	pp_profile_free(h->prof);
 	free(h);
 	s->heap = NULL;
 }

@@ -264,21 +264,35 @@ int collect_heap_free_block(struct collect_heap_account *h, uint64_t addr)
 	return b != NULL;
 }
 
-uint64_t collect_heap_account_profile(struct collect_heap_account *h, struct pp_profile *prof,
-				      uint64_t rate)
+uint64_t collect_heap_account_add(struct collect_heap_account *h, struct pp_profile *prof,
+				  uint64_t rate, const struct pp_label *extra, size_t n_extra)
 {
 	uint64_t dropped = 0;
-	pp_profile_clear_samples(prof);
+	struct pp_label labels[PP_MAX_LABELS];
+	if (n_extra >= PP_MAX_LABELS)
+		return h->ne;
 	for (size_t i = 0; i < h->ne; i++) {
 		const struct heap_entry *e = &h->e[i];
 		int64_t v[4];
+		size_t nl = 0;
 		unsample(e->allocs, e->allocs * (int64_t)e->size, rate, v);
 		unsample(e->live, e->live * (int64_t)e->size, rate, v + 2);
-		struct pp_label bytes = { "bytes", NULL, (int64_t)e->size, NULL };
-		if (pp_profile_add(prof, e->locs, e->n, v, &bytes, e->size != 0))
+		/* Go's label, omitted when 0 (a reader drops it anyway). */
+		if (e->size)
+			labels[nl++] = (struct pp_label){ "bytes", NULL, (int64_t)e->size, NULL };
+		for (size_t j = 0; j < n_extra; j++)
+			labels[nl++] = extra[j];
+		if (pp_profile_add(prof, e->locs, e->n, v, labels, nl))
 			dropped++;
 	}
 	return dropped;
+}
+
+uint64_t collect_heap_account_profile(struct collect_heap_account *h, struct pp_profile *prof,
+				      uint64_t rate)
+{
+	pp_profile_clear_samples(prof);
+	return collect_heap_account_add(h, prof, rate, NULL, 0);
 }
 
 void collect_heap_account_free(struct collect_heap_account *h)

@@ -11,6 +11,10 @@
  * whether the exec happened: it reads end-of-file then, a byte if the
  * exec failed (the child said why on stderr).
  *
+ * Following children (--children): no ring is passed; the command gets
+ * the name of pprofc's socket instead (heap_follow.c), and asks for its
+ * ring over it like every process it starts.
+ *
  * Refused before anything starts: a sampler library that cannot be found,
  * and a statically linked command (no dynamic loader: LD_PRELOAD would be
  * ignored and the profile silently empty).
@@ -30,11 +34,6 @@
 
 #include "config.h"
 #include "internal.h"
-
-/* Ring data: room for a burst of records (each the registers and up to
- * --stack-size bytes of stack: 2000 of 32 KiB) while pprofc unwinds.  Pages
- * are used only as far as the ring fills. */
-#define RING_DATA_SIZE (64u << 20)
 
 /* Where the sampler library is: $PPROFC_HEAP_LIB, else next to this pprofc
  * in its build tree (build/cli/pprofc and build/preload/), else where it
@@ -107,8 +106,9 @@ static int is_static_elf(const char *path)
 }
 
 /* The command's environment: ours, with the sampler first in LD_PRELOAD
- * and the ring's descriptor number.  NULL when out of memory. */
-static char **child_env(const char *lib, int fd)
+ * and the ring's descriptor number, or (following) the socket's name.
+ * NULL when out of memory. */
+static char **child_env(const char *lib, int fd, const char *sock)
 {
 	extern char **environ;
 	size_t n = 0, k = 0;
@@ -119,10 +119,12 @@ static char **child_env(const char *lib, int fd)
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], HEAPRING_ENV_FD "=", sizeof HEAPRING_ENV_FD))
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], HEAPRING_ENV_FD "=", sizeof HEAPRING_ENV_FD) &&
+		    strncmp(environ[i], HEAPRING_ENV_SOCK "=", sizeof HEAPRING_ENV_SOCK))
 			env[k++] = environ[i];
 	if (asprintf(&env[k], "LD_PRELOAD=%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "") < 0 ||
-	    asprintf(&env[k + 1], "%s=%d", HEAPRING_ENV_FD, fd) < 0) {
+	    (sock ? asprintf(&env[k + 1], "%s=%s", HEAPRING_ENV_SOCK, sock)
+		  : asprintf(&env[k + 1], "%s=%d", HEAPRING_ENV_FD, fd)) < 0) {
 		free(env);      /* the strings leak: we are about to fail anyway */
 		return NULL;
 	}
@@ -140,12 +142,17 @@ static void free_env(char **env)
 }
 
 /* The ring: a memfd (close-on-exec here; the child clears that on its
- * copy), mapped shared, its header filled. */
-static int make_ring(const struct collect_opts *o, struct collect_ring *r, struct collect_error *err)
+ * copy), mapped shared, its header filled.  sealed: its size can no
+ * longer change, whoever holds it (a followed process gets the memfd
+ * itself: shrunk, it would turn pprofc's reads into SIGBUS). */
+int collect_ring_make(struct collect_ring *r, size_t data_size, int sealed, const struct collect_opts *o,
+		      struct collect_error *err)
 {
-	size_t size = HEAPRING_SIZE(RING_DATA_SIZE);
-	r->fd = memfd_create("pprofc-heapring", MFD_CLOEXEC);
+	size_t size = HEAPRING_SIZE(data_size);
+	r->hdr = NULL;
+	r->fd = memfd_create("pprofc-heapring", MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0));
 	if (r->fd < 0 || ftruncate(r->fd, (off_t)size) != 0 ||
+	    (sealed && fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) ||
 	    (r->hdr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0)) == MAP_FAILED) {
 		snprintf(err->msg, sizeof err->msg, "cannot create the heap sample ring: %s", strerror(errno));
 		r->hdr = NULL;
@@ -154,11 +161,12 @@ static int make_ring(const struct collect_opts *o, struct collect_ring *r, struc
 	}
 	r->map_size = size;
 	r->data = (unsigned char *)r->hdr + HEAPRING_HEADER_SIZE;
-	r->data_size = RING_DATA_SIZE;
+	r->data_size = data_size;
+	r->tail = 0;
 	*r->hdr = (struct heapring_header){
 		.magic = HEAPRING_MAGIC, .version = HEAPRING_VERSION,
 		.stack_size = (uint32_t)(o->stack_size ? o->stack_size : COLLECT_HEAP_STACK_DEFAULT),
-		.data_size = RING_DATA_SIZE, .rate = o->heap_rate ? o->heap_rate : 1,
+		.data_size = data_size, .rate = o->heap_rate ? o->heap_rate : 1,
 		.reader_alive_ns = collect_now_ns(),
 	};
 	return 0;
@@ -178,8 +186,9 @@ void collect_ring_close(struct collect_ring *r)
  * if that failed. */
 static void run_child(char **argv, char **env, struct collect_ring *r, int pipe_w)
 {
-	r->hdr->owner_pid = getpid();
-	if (fcntl(r->fd, F_SETFD, 0) == 0)
+	if (r->hdr)
+		r->hdr->owner_pid = getpid();
+	if (!r->hdr || fcntl(r->fd, F_SETFD, 0) == 0)
 		execvpe(argv[0], argv, env);
 	fprintf(stderr, "pprofc: cannot run %s: %s\n", argv[0], strerror(errno));
 	if (write(pipe_w, "x", 1) < 0)
@@ -188,7 +197,7 @@ static void run_child(char **argv, char **env, struct collect_ring *r, int pipe_
 }
 
 pid_t collect_heap_start(char **argv, const struct collect_opts *o, struct collect_ring *r,
-			 struct collect_error *err, int *status)
+			 const char *sock, char *lib_out, struct collect_error *err, int *status)
 {
 	char lib[PATH_MAX], path[PATH_MAX];
 	int fds[2], st;
@@ -202,10 +211,10 @@ pid_t collect_heap_start(char **argv, const struct collect_opts *o, struct colle
 			 "dynamically linked command (the sampler is loaded with LD_PRELOAD)", path);
 		return -1;
 	}
-	snprintf(r->lib, sizeof r->lib, "%s", lib);
-	if (make_ring(o, r, err))
+	snprintf(lib_out, PATH_MAX, "%s", lib);
+	if (!sock && collect_ring_make(r, COLLECT_RING_DATA_SIZE, 0, o, err))
 		return -1;
-	char **env = child_env(lib, r->fd);
+	char **env = child_env(lib, r->fd, sock);
 	if (!env || pipe2(fds, O_CLOEXEC)) {
 		snprintf(err->msg, sizeof err->msg, "cannot start %s: %s", argv[0],
 			 env ? strerror(errno) : "out of memory");

@@ -59,8 +59,37 @@ struct collect_ring {
 	unsigned char *data;
 	size_t data_size, map_size;
 	uint64_t tail;                  /* our copy of hdr->tail */
-	char lib[4096];                 /* the sampler library's real path */
 };
+
+/* Ring data: room for a burst of records (each the registers and up to
+ * --stack-size bytes of stack: 2000 of 32 KiB) while pprofc unwinds.  Pages
+ * are used only as far as the ring fills.  The same for every process
+ * that --children follows: with a quarter of it (500 records), a
+ * process's first records, waiting while pprofc loads its debug info,
+ * filled the ring at the default rate (heap_alloc 2048 2048: 52 dropped). */
+#define COLLECT_RING_DATA_SIZE (64u << 20)
+
+/* heap_follow.c: the socket the processes that --children follows ask
+ * for their rings on. */
+struct collect_follow {
+	int fd;                         /* listening, -1: not following */
+	char name[HEAPRING_SOCK_NAME_MAX + 1];
+	uint64_t refused;               /* asks not answered: not ours, or malformed */
+};
+/* Listens under a fresh abstract name (pprofc-heap-PID-RANDOM).  0, or -1
+ * with err set. */
+int collect_follow_open(struct collect_follow *f, pid_t self, struct collect_error *err);
+void collect_follow_close(struct collect_follow *f);
+/* The next ask waiting (never blocks but to read an ask already
+ * connected): 1 with its connection and the asker's pid (SO_PEERCRED);
+ * 0 when none is waiting.  Asks from processes neither of our user nor
+ * descending from root are refused (and counted). */
+int collect_follow_next(struct collect_follow *f, pid_t root, int *conn, pid_t *pid);
+/* Sends the ring's memfd over conn and closes conn; -1 if the asker is
+ * no longer waiting. */
+int collect_follow_answer(int conn, int ring_fd);
+/* A descriptor that polls readable once pid has exited; -1 on error. */
+int collect_follow_pidfd(pid_t pid);
 
 /* Stack bytes the sampler copies per allocation when not asked, as for
  * the perf engine's samples. */
@@ -89,6 +118,10 @@ int collect_heap_free_block(struct collect_heap_account *h, uint64_t addr);
  * how many could not be added (out of memory). */
 uint64_t collect_heap_account_profile(struct collect_heap_account *h, struct pp_profile *prof,
 				      uint64_t rate);
+/* The entries added to prof's samples (not cleared), each with the extra
+ * labels after its `bytes` label; how many could not be added. */
+uint64_t collect_heap_account_add(struct collect_heap_account *h, struct pp_profile *prof,
+				  uint64_t rate, const struct pp_label *extra, size_t n_extra);
 void collect_heap_account_free(struct collect_heap_account *h);
 /* How many frames of st, from the leaf, are the allocator's (trimmed so
  * that a stack starts at the code that asked for memory): allocation
@@ -142,11 +175,18 @@ void collect_heap_stop(struct collect_session *s);
 struct pp_profile *collect_heap_profile(struct collect_session *s);
 void collect_heap_free(struct collect_session *s);
 
-/* heap_start.c: starts argv with the sampler preloaded and the ring r
- * created and shared (no ptrace).  Its pid, or -1 with err set (and
- * *status the command's wait status if it could not run, else -1). */
+/* heap_start.c: starts argv with the sampler preloaded (no ptrace) and,
+ * unless sock (following: the socket's name for its environment), the
+ * ring r created and shared.  Its pid, or -1 with err set (and *status
+ * the command's wait status if it could not run, else -1); lib (PATH_MAX
+ * bytes) gets the sampler library's real path. */
 pid_t collect_heap_start(char **argv, const struct collect_opts *o, struct collect_ring *r,
-			 struct collect_error *err, int *status);
+			 const char *sock, char *lib, struct collect_error *err, int *status);
+/* A ring of data_size bytes (a power of two) for o's rate and stack size,
+ * created and mapped; sealed: its size fixed for whoever holds it.  0, or
+ * -1 with err set. */
+int collect_ring_make(struct collect_ring *r, size_t data_size, int sealed, const struct collect_opts *o,
+		      struct collect_error *err);
 void collect_ring_close(struct collect_ring *r);
 
 /* kinds.c: the engine's callbacks, and the end of the accounting. */

@@ -4,6 +4,11 @@
  * sample per thread).  Mappings come from /proc/PID/maps, one per executable
  * line, the main executable first (go tool pprof names the profile after
  * mapping 1); each pc becomes one Location holding its inline chain.
+ *
+ * Several processes may share one profile (run --children): a mapping is
+ * the same only if its range, offset, file and build ID are, and then so
+ * is its code, so their Locations are shared exactly where the code is
+ * the same; pcs in no mapping are kept apart per process (scope).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,9 +88,8 @@ static int add_mappings(struct collect_stacks *c)
 	return 0;
 }
 
-/* (Re)reads /proc/PID/maps and adds a mapping for each new executable
- * line (the profile builder merges those it has already). */
-static int read_maps(struct collect_stacks *c)
+/* Reads /proc/PID/maps; the mappings wait for add_mappings. */
+static int read_maps_only(struct collect_stacks *c)
 {
 	char path[64], *buf;
 	size_t len;
@@ -99,7 +103,15 @@ static int read_maps(struct collect_stacks *c)
 		return r;
 	attach_maps_free(&c->maps);
 	c->maps = maps;
-	return add_mappings(c);
+	return 0;
+}
+
+/* (Re)reads /proc/PID/maps and adds a mapping for each new executable
+ * line (the profile builder merges those it has already). */
+static int read_maps(struct collect_stacks *c)
+{
+	c->mappings_pending = 0;
+	return read_maps_only(c) ? -1 : add_mappings(c);
 }
 
 int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
@@ -112,6 +124,25 @@ int collect_stacks_init(struct collect_stacks *c, pid_t pid, struct sym_session 
 	if (!(c->prof = pp_profile_new(spec)))
 		return -1;
 	return read_maps(c);
+}
+
+int collect_stacks_init_shared(struct collect_stacks *c, pid_t pid, struct sym_session *sym,
+			       struct pp_profile *prof, uint64_t scope, int lazy)
+{
+	memset(c, 0, sizeof *c);
+	c->pid = pid;
+	c->sym = sym;
+	c->prof = prof;
+	c->shared = 1;
+	c->scope = scope;
+	collect_exe_of(pid, c->exe, sizeof c->exe);
+	if (!lazy)
+		return read_maps(c);
+	/* The build IDs of the mappings need each module's ELF (and
+	 * symbolize/ loads its symbol table with it: ~5 ms a process with
+	 * glibc's), so they wait for the first stack. */
+	c->mappings_pending = 1;
+	return read_maps_only(c);
 }
 
 /* A pc in no line of the maps read: a library mapped since (dlopen), or
@@ -143,23 +174,24 @@ void collect_stacks_free(struct collect_stacks *c)
 {
 	attach_maps_free(&c->maps);
 	free(c->mapping_ids);
-	pp_profile_free(c->prof);
+	if (!c->shared)
+		pp_profile_free(c->prof);
 	memset(c, 0, sizeof *c);
 }
 
 static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolized)
 {
+	if (c->mappings_pending) {
+		c->mappings_pending = 0;
+		if (add_mappings(c))
+			return 0;
+	}
 	const struct attach_map *m = find_map(c, pc);
 	if (!m || !c->mapping_ids)
 		return 0;
 	uint64_t id = c->mapping_ids[m - c->maps.v];
-	if (id && symbolized) {
-		char path[4096];
-		snprintf(path, sizeof path, "%s", m->path);
-		strip_deleted(path);
-		struct pp_mapping pm = { m->start, m->end, m->offset, path, NULL, 1 };
-		pp_profile_mapping(c->prof, &pm);   /* marks it symbolized */
-	}
+	if (id && symbolized)
+		pp_profile_mapping_symbolized(c->prof, id);
 	return id;
 }
 
@@ -179,8 +211,8 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 	 * inside the call instruction (pprof readers do not adjust). */
 	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
 	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
-	uint64_t id = pp_profile_location(c->prof, mapping, addr, symbolized ? lines : NULL,
-					  symbolized ? n : 0);
+	uint64_t id = pp_profile_location_scoped(c->prof, mapping ? 0 : c->scope, mapping, addr,
+						 symbolized ? lines : NULL, symbolized ? n : 0);
 	if (lines != few)
 		free(lines);
 	return id;

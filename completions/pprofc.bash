@@ -215,7 +215,7 @@ _pprofc_command()
     attach)
         longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="force-stop verbose help" ;;
     run)
-        longv="profile seconds hz output format stack-size engine heap-rate interval" longf="force-stop verbose help" ;;
+        longv="profile seconds hz output format stack-size engine heap-rate interval" longf="children force-stop verbose help" ;;
     report)
         longv="format output" longf="help" shortf=h ;;
     esac

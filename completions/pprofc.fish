@@ -176,6 +176,7 @@ complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pi
 complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations" allocs\t"All allocations"' -d 'Profile to take'
 complete -c pprofc -n $ru -l heap-rate -x -d 'Mean bytes between sampled allocations'
 complete -c pprofc -n $ru -l interval -x -d 'A numbered heap snapshot every SECS'
+complete -c pprofc -n $ru -l children -d 'Heap: also record the processes the command starts'
 complete -c pprofc -n $ru -l seconds -x -d 'How long to sample'
 complete -c pprofc -n $ru -l hz -x -d 'Samples per second per thread'
 complete -c pprofc -n $ru -s o -l output -r -F -d 'Write the profile to FILE'

@@ -97,7 +97,7 @@ struct line {
 };
 
 struct location {
-	uint64_t mapping_id, address;
+	uint64_t scope, mapping_id, address;
 	struct line *lines;
 	size_t n_lines;
 	int64_t fallback;       /* name for text reports when there are no lines */
@@ -156,7 +156,7 @@ static int reserve(void **v, size_t *cap, size_t n, size_t size)
 /* Comparison contexts: the candidate being looked up. */
 struct str_key { const struct pp_profile *p; const char *s; };
 struct fn_key { const struct pp_profile *p; const struct function *f; };
-struct loc_key { const struct pp_profile *p; uint64_t mapping_id, address; };
+struct loc_key { const struct pp_profile *p; uint64_t scope, mapping_id, address; };
 struct map_key { const struct pp_profile *p; const struct mapping *m; };
 struct sample_key {
 	const struct pp_profile *p;
@@ -263,7 +263,7 @@ static int same_mapping(const void *ctx, uint64_t id)
 	const struct map_key *k = ctx;
 	const struct mapping *a = &k->p->mappings.v[id - 1], *b = k->m;
 	return a->start == b->start && a->limit == b->limit && a->offset == b->offset &&
-	       a->filename == b->filename;
+	       a->filename == b->filename && a->build_id == b->build_id;
 }
 
 uint64_t pp_profile_mapping(struct pp_profile *p, const struct pp_mapping *m)
@@ -285,6 +285,12 @@ uint64_t pp_profile_mapping(struct pp_profile *p, const struct pp_mapping *m)
 	p->mappings.v[p->mappings.n++] = e;
 	index_put(&p->mapping_ix, slot, h, p->mappings.n);
 	return p->mappings.n;
+}
+
+void pp_profile_mapping_symbolized(struct pp_profile *p, uint64_t mapping_id)
+{
+	if (mapping_id && mapping_id <= p->mappings.n)
+		p->mappings.v[mapping_id - 1].symbolized = 1;
 }
 
 static int same_function(const void *ctx, uint64_t id)
@@ -318,21 +324,27 @@ static int same_location(const void *ctx, uint64_t id)
 {
 	const struct loc_key *k = ctx;
 	const struct location *l = &k->p->locations.v[id - 1];
-	return l->mapping_id == k->mapping_id && l->address == k->address;
+	return l->scope == k->scope && l->mapping_id == k->mapping_id && l->address == k->address;
 }
 
 uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t address,
 			     const struct pp_line *lines, size_t n_lines)
 {
-	struct loc_key k = { p, mapping_id, address };
-	uint64_t h = mix(mapping_id, address);
+	return pp_profile_location_scoped(p, 0, mapping_id, address, lines, n_lines);
+}
+
+uint64_t pp_profile_location_scoped(struct pp_profile *p, uint64_t scope, uint64_t mapping_id,
+				    uint64_t address, const struct pp_line *lines, size_t n_lines)
+{
+	struct loc_key k = { p, scope, mapping_id, address };
+	uint64_t h = mix(mix(mapping_id, address), scope);
 	size_t slot;
 	if (index_reserve(&p->location_ix))
 		return 0;
 	uint64_t id = index_find(&p->location_ix, h, same_location, &k, &slot);
 	if (id)
 		return id;
-	struct location loc = { mapping_id, address, NULL, n_lines, 0 };
+	struct location loc = { scope, mapping_id, address, NULL, n_lines, 0 };
 	if (!n_lines) {
 		/* As go tool pprof names an unsymbolized frame: "[libc.so.6]". */
 		char name[300];

@@ -59,10 +59,19 @@ void pp_profile_free(struct pp_profile *p);
 
 /* Each returns the id (>= 1), or 0 when out of memory. */
 uint64_t pp_profile_mapping(struct pp_profile *p, const struct pp_mapping *m);
+/* A mapping is the same as one already added when its start, limit,
+ * offset, file name and build ID are; the first call's symbolized stays
+ * unless this marks it symbolized (as pp_profile_mapping_symbolized). */
+void pp_profile_mapping_symbolized(struct pp_profile *p, uint64_t mapping_id);
 /* One location per (mapping, address): a second call with the same pair
  * returns the first one's id, whatever its lines. */
 uint64_t pp_profile_location(struct pp_profile *p, uint64_t mapping_id, uint64_t address,
 			     const struct pp_line *lines, size_t n_lines);
+/* The same, one location per (scope, mapping, address): scope keeps apart
+ * what the profile cannot tell by mapping (code in no mapping, in two
+ * processes); it is not written. */
+uint64_t pp_profile_location_scoped(struct pp_profile *p, uint64_t scope, uint64_t mapping_id,
+				    uint64_t address, const struct pp_line *lines, size_t n_lines);
 /* Adds values to the sample with these locations (leaf first) and labels
  * (at most PP_MAX_LABELS), creating it if new; sums saturate.  values has
  * n_sample_types entries.  0 or -1. */

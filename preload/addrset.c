@@ -50,6 +50,11 @@ bool preload_set_init(void)
 
 	if (m == MAP_FAILED)
 		return false;
+	/* A forked child starts with an empty set: the blocks it inherits
+	 * were sampled by its parent (a child that follows records only its
+	 * own).  Without MADV_WIPEONFORK (before 4.14) children never record,
+	 * so a failure is harmless. */
+	madvise(m, slot_bytes + SET_GROUPS * sizeof *groups, MADV_WIPEONFORK);
 	slots = m;
 	groups = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes);
 	return true;

@@ -36,6 +36,21 @@
  * end of the data is too small, the writer publishes a PAD record that
  * fills it and reserves again at the start.  Records are 8-byte aligned.
  *
+ * Following children (`run --children`): instead of a descriptor, the
+ * environment holds HEAPRING_ENV_SOCK, the name of pprofc's listening
+ * unix socket (SOCK_SEQPACKET, Linux's abstract namespace: a name, not a
+ * file, so it survives programs that close every inherited descriptor,
+ * as python's subprocess does, and vanishes with pprofc).  Every process
+ * image that loads the sampler with it (the command, each program a
+ * process runs, each forked child before its first sampled allocation)
+ * connects, sends a struct heapring_ask, and waits at most
+ * HEAPRING_ASK_NS for a struct heapring_answer carrying the memfd of a
+ * ring of its own (SCM_RIGHTS), made for it alone; then it maps the ring
+ * and records exactly as above.  pprofc knows who asks from the
+ * connection's credentials (SO_PEERCRED), not from what the message
+ * says.  No answer, no connection (pprofc gone) or a refusal: that
+ * process records nothing and runs on.
+ *
  * Liveness: the reader stores CLOCK_MONOTONIC nanoseconds in
  * reader_alive_ns at least every HEAPRING_ALIVE_NS / 4; a writer that
  * finds it older than HEAPRING_ALIVE_NS stops recording for good (pprofc
@@ -50,6 +65,9 @@
 #define HEAPRING_MAGIC 0x676e697270616568ULL     /* "heapring" */
 #define HEAPRING_VERSION 1
 #define HEAPRING_ENV_FD "PPROFC_HEAP_FD"
+#define HEAPRING_ENV_SOCK "PPROFC_HEAP_SOCK"      /* --children: the socket's name */
+#define HEAPRING_SOCK_NAME_MAX 100              /* abstract name bytes, < sun_path */
+#define HEAPRING_ASK_NS 5000000000ULL           /* 5 s, as long as a stale heartbeat */
 #define HEAPRING_HEADER_SIZE 4096               /* the data starts a page in */
 #define HEAPRING_SIZE(data_size) (HEAPRING_HEADER_SIZE + (data_size))
 #define HEAPRING_ALIVE_NS 5000000000ULL         /* 5 s */
@@ -117,6 +135,20 @@ struct heapring_free {
 	struct heapring_rec h;
 	uint64_t addr;
 	uint64_t time_ns;
+};
+
+/* --children: what a process sends once connected, and what pprofc
+ * answers (with the ring's memfd in an SCM_RIGHTS message when ok). */
+struct heapring_ask {
+	uint64_t magic;                 /* HEAPRING_MAGIC */
+	uint32_t version;               /* HEAPRING_VERSION */
+	int32_t pid;                    /* getpid(): informative (pid namespaces) */
+};
+
+struct heapring_answer {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t ok;                    /* 1: the ring's memfd comes with it */
 };
 
 #endif

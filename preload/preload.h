@@ -71,9 +71,25 @@ extern uint64_t preload_rate;
 extern uint32_t preload_stack_size;
 extern size_t preload_page_size;
 
+/* Bumped each time this process starts recording into a ring of its own
+ * (a forked child that asked for one): threads then draw new random
+ * numbers and read their tid again. */
+extern atomic_uint preload_epoch;
+
 bool preload_still_recording(uint64_t now_ns);
+/* Whether this process records into a ring of its own; a forked child
+ * that follows asks pprofc for one first (on the sampled path only). */
+bool preload_adopt(void);
 uint64_t preload_now_ns(void);
 void preload_nap(uint64_t ns);
+
+/* follow.c: `run --children`.  init keeps the socket's name (from the
+ * environment, in the constructor); ask connects and returns the memfd
+ * of a ring made for this process, or -1.  Raw system calls only: a
+ * forked child asks inside malloc. */
+bool preload_follow_init(const char *name);
+bool preload_following(void);
+int preload_follow_ask(void);
 
 /* ring.c: the writer's half of heapring.h. */
 void *preload_ring_reserve(uint32_t size, bool may_wait);

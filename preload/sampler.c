@@ -31,6 +31,7 @@ struct sampler_thread {
 	uint64_t left;          /* bytes until the next sample */
 	uint64_t rng;           /* xorshift64* state; 0: not seeded yet */
 	int32_t tid;
+	unsigned epoch;         /* preload_epoch when seeded */
 	bool busy;              /* inside the sampler: nested allocations are not sampled */
 };
 
@@ -57,9 +58,11 @@ static uint64_t draw(struct sampler_thread *t)
 	return bytes >= 0x1p63 ? (uint64_t)1 << 63 : (uint64_t)bytes;
 }
 
-/* Threads differ by tid, runs by time. */
+/* Threads differ by tid, runs by time; and a forked child's thread from
+ * its parent's, which it is a copy of (its tid too), by the epoch. */
 static void seed(struct sampler_thread *t)
 {
+	t->epoch = atomic_load_explicit(&preload_epoch, memory_order_relaxed);
 	t->tid = (int32_t)syscall(SYS_gettid);
 	t->rng = ((uint64_t)t->tid * 0x9e3779b97f4a7c15ull) ^ preload_now_ns();
 	if (!t->rng)
@@ -102,12 +105,21 @@ static inline bool sample_due(size_t n)
 	return sample_due_slow(t, n);
 }
 
+/* A forked child that follows gets its ring here, at its first sampled
+ * allocation, under the reentrancy guard; its threads are copies of its
+ * parent's and seed again. */
 static __attribute__((noinline)) void sample(void *p, size_t n)
 {
 	struct sampler_thread *t = &self;
 
 	t->busy = true;
-	preload_record_alloc(p, n, t->tid);
+	if (preload_adopt()) {
+		if (t->epoch != atomic_load_explicit(&preload_epoch, memory_order_relaxed)) {
+			seed(t);
+			t->left = draw(t);
+		}
+		preload_record_alloc(p, n, t->tid);
+	}
 	t->busy = false;
 }
 

@@ -196,6 +196,7 @@ def test_options():
         check(o in got, "'pprofc attach --': %r missing from %r" % (o, got))
     check(all(g.startswith("--") for g in got), "'pprofc attach --': %r" % got)
     expect("pprofc run --h", ["--hz=", "--heap-rate=", "--help"])
+    expect("pprofc run --ch", ["--children"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
                                "--output=", "--format=", "--stack-size=", "--engine=", "--heap-rate=",
