@@ -367,9 +367,14 @@ def check_exact(ring, what, status0, expected, status, out):
         if path == "fork_child":
             check(got == [0, 0], "%s: the forked child recorded %s blocks of %d" % (what, got, size))
         elif path == "storm_handler":
-            # Not sampled when the signal lands inside the sampler.
-            check(0 < got[0] <= allocs and got[1] == got[0],
+            # Not sampled when the signal lands inside the sampler, which
+            # may be every time: at rate 1 a writer waits inside it for
+            # room in the ring, and a signal arrives as that wait ends
+            # (CI saw 0 of 200 recorded).  Never more, and paired.
+            check(got[0] <= allocs and got[1] == got[0],
                   "%s: %s: %s recorded, at most %d allocs and as many frees" % (what, path, got, allocs))
+            print("%s: storm handler: %d of its %d allocations recorded (the others landed inside "
+                  "the sampler)" % (what, got[0], allocs))
         else:
             check(got == [allocs, frees], "%s: %s (%d bytes): recorded %d allocs, %d frees; "
                   "truth %d, %d" % (what, path, size, got[0], got[1], allocs, frees))
