@@ -338,8 +338,8 @@ static int write_threads_profile(const struct options *o, struct cli_saved *w, s
 {
 	FILE *f = w->out.f;
 	int r = o->pprof_format == FMT_PROTO ? pp_profile_write(c->prof, 0, f)
-	      : o->pprof_format == FMT_TOP   ? pp_report_top(c->prof, f)
-					     : pp_report_folded(c->prof, f);
+	      : o->pprof_format == FMT_TOP   ? pp_report_top(c->prof, NULL, f)
+					     : pp_report_folded(c->prof, NULL, f);
 	if (r) {
 		cli_output_failed(&w->out, "the profile");
 		return -1;

@@ -446,8 +446,8 @@ int cli_profile_write(const struct cli_profile_options *o, struct pp_profile *pr
 {
 	int r = !prof ? (errno = ENOMEM, -1)
 	      : o->format == FMT_PROTO ? pp_profile_write(prof, duration_ns, w->out.f)
-	      : o->format == FMT_TOP   ? pp_report_top(prof, w->out.f)
-				       : pp_report_folded(prof, w->out.f);
+	      : o->format == FMT_TOP   ? pp_report_top(prof, NULL, w->out.f)
+				       : pp_report_folded(prof, NULL, w->out.f);
 	if (r) {
 		cli_output_failed(&w->out, "the profile");
 		return EXIT_FAIL;

@@ -503,6 +503,29 @@ const char *pp_profile_value_unit(const struct pp_profile *p, size_t i)
 	return ix >= 0 && (size_t)ix < p->strings.n ? p->strings.v[ix] : "";
 }
 
+const char *pp_profile_value_type(const struct pp_profile *p, size_t i)
+{
+	if (i >= p->spec.n_sample_types)
+		return "";
+	int64_t ix = p->sample_type_ix[i][0];
+	return ix >= 0 && (size_t)ix < p->strings.n ? p->strings.v[ix] : "";
+}
+
+size_t pp_profile_sample_labels(const struct pp_profile *p, size_t i, struct pp_label *labels,
+				size_t max)
+{
+	if (i >= p->samples.n)
+		return 0;
+	const struct sample *s = &p->samples.v[i];
+	for (size_t j = 0; j < s->n_labels && j < max; j++) {
+		const struct label *l = &s->labels[j];
+		/* str 0 is "": a numeric label (pp_profile_add stores it so). */
+		labels[j] = (struct pp_label){ p->strings.v[l->key], l->str ? p->strings.v[l->str] : NULL,
+					       l->num, l->num_unit ? p->strings.v[l->num_unit] : NULL };
+	}
+	return s->n_labels;
+}
+
 /* ---- writing: protobuf-c messages pointing into the tables, then gzip ---- */
 
 typedef Perftools__Profiles__Profile PbProfile;

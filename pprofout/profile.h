@@ -103,6 +103,12 @@ size_t pp_profile_n_values(const struct pp_profile *p);
 size_t pp_profile_default_value(const struct pp_profile *p);
 /* The unit of sample value i ("nanoseconds", "count"...), "" if none. */
 const char *pp_profile_value_unit(const struct pp_profile *p, size_t i);
+/* The type of sample value i ("cpu", "alloc_space"...), "" if none. */
+const char *pp_profile_value_type(const struct pp_profile *p, size_t i);
+/* Sample i's labels, at most max of them, into labels (strings owned by
+ * p; a numeric label has str NULL).  Returns how many sample i has. */
+size_t pp_profile_sample_labels(const struct pp_profile *p, size_t i, struct pp_label *labels,
+				size_t max);
 
 /* Reads a profile written by pp_profile_write (or by Go: gzip'ed or not)
  * back into a builder, so the text reports can be made from a file.

@@ -5,7 +5,9 @@
  * samples whose innermost frame is the function; cum: the value of samples
  * in which it appears at least once.  The value is the one go tool pprof
  * shows first: default_sample_type's (alloc_space in an allocs profile),
- * else the last.
+ * else the last, unless the view (select.h) names another; the view's
+ * tag filters drop samples before anything is counted, as go tool pprof
+ * drops them from the profile.
  */
 #include "report.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "internal.h"
 
 struct node {
 	const char *name;
@@ -74,55 +77,6 @@ static struct node *node_for(struct nodes *t, const char *name)
 	return &t->v[t->n - 1];
 }
 
-/* A sample's frames as names, grown to the deepest sample: a profile
- * read from elsewhere may hold stacks of any depth. */
-struct names {
-	const char **v;
-	char *inlined;          /* v[k] is an inlined frame */
-	size_t cap;
-};
-
-static int names_fit(struct names *b, size_t n)
-{
-	if (n <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < n)
-		cap *= 2;
-	const char **v = realloc(b->v, cap * sizeof *v);
-	if (v)
-		b->v = v;
-	char *in = realloc(b->inlined, cap);
-	if (in)
-		b->inlined = in;
-	if (!v || !in)
-		return -1;
-	b->cap = cap;
-	return 0;
-}
-
-/* The stack of sample i as function names in b, innermost first; -1 if
- * out of memory. */
-static ssize_t sample_names(const struct pp_profile *p, size_t i, struct names *b, int64_t *value)
-{
-	const uint64_t *locs;
-	const int64_t *values;
-	size_t nl = pp_profile_sample(p, i, &locs, &values), n = 0, depth = 0;
-	size_t nv = pp_profile_n_values(p);
-	*value = values && nv ? values[pp_profile_default_value(p)] : 0;
-	for (size_t k = 0; k < nl; k++)
-		depth += pp_profile_location_depth(p, locs[k]);
-	if (names_fit(b, depth))
-		return -1;
-	for (size_t k = 0; k < nl; k++) {
-		size_t m = pp_profile_location_names(p, locs[k], b->v + n, depth - n);
-		for (size_t j = 0; j < m; j++)
-			b->inlined[n + j] = j + 1 < m;  /* all but a location's last line */
-		n += m;
-	}
-	return (ssize_t)n;
-}
-
 static int cmp_node(const void *a, const void *b)
 {
 	const struct node *x = a, *y = b;
@@ -134,9 +88,7 @@ static int cmp_node(const void *a, const void *b)
 	return (x->cum < y->cum) - (x->cum > y->cum);
 }
 
-/* pprof's style: times in the largest unit that keeps the value >= 1, two
- * decimals, ".00" dropped ("2.50s", "10ms"); counts as plain numbers. */
-static void scaled(int64_t ns, int is_time, char *buf, size_t len)
+void pp_format_value(int64_t ns, int is_time, char *buf, size_t len)
 {
 	if (!is_time) {
 		snprintf(buf, len, "%" PRId64, ns);
@@ -159,8 +111,7 @@ static void scaled(int64_t ns, int is_time, char *buf, size_t len)
 	strncat(buf, units[u].unit, len - strlen(buf) - 1);
 }
 
-/* go tool pprof's percentages: "  100%", "43.20%", "0.45%", "    0%". */
-static void percent(int64_t v, double total, char *buf, size_t len)
+void pp_format_percent(int64_t v, double total, char *buf, size_t len)
 {
 	double r = total ? 100.0 * (double)(v < 0 ? -v : v) / total : 0;
 	if (r >= 99.95 && r <= 100.05)
@@ -171,34 +122,53 @@ static void percent(int64_t v, double total, char *buf, size_t len)
 		snprintf(buf, len, "%5.2g%%", r);
 }
 
-int pp_report_top(const struct pp_profile *p, FILE *out)
+/* As go tool pprof heads a report made with filters. */
+static void active_filters(const struct pp_view *v, FILE *out)
 {
-	struct nodes t = { 0 };
-	struct names nb = { 0 };
-	int64_t total = 0;
-	size_t ns = pp_profile_count(p, 's');
+	if (!v || !v->n_filters)
+		return;
+	fputs("Active filters:\n", out);
+	for (size_t k = 0; k < v->n_filters; k++)
+		fprintf(out, "   %s=%s\n", v->filters[k].ignore ? "tagignore" : "tagfocus",
+			v->filters[k].spec);
+}
+
+/* flat and cum of every function, over the samples v keeps. */
+static int top_nodes(const struct pp_profile *p, const struct pp_view *v, struct nodes *t,
+		     int64_t *total)
+{
+	struct pp_frames nb = { 0 };
+	size_t ns = pp_profile_count(p, 's'), vix = pp_view_value_index(v, p);
 	int r = 0;
 	for (size_t i = 0; i < ns && !r; i++) {
-		int64_t v;
-		ssize_t n = sample_names(p, i, &nb, &v);
+		int64_t val;
+		if (!pp_view_keeps(v, p, i))
+			continue;
+		ssize_t n = pp_sample_frames(p, i, vix, &nb, &val);
 		r = n < 0 ? -1 : 0;
-		total += v;
+		*total += val;
 		for (ssize_t k = 0; k < n; k++) {
-			struct node *e = node_for(&t, nb.v[k]);
+			struct node *e = node_for(t, nb.v[k]);
 			if (!e)
 				continue;
 			e->inline_only &= nb.inlined[k];
 			if (k == 0)
-				e->flat += v;
+				e->flat += val;
 			if (e->seen != i + 1) {
-				e->cum += v;
+				e->cum += val;
 				e->seen = i + 1;
 			}
 		}
 	}
-	free(nb.v);
-	free(nb.inlined);
-	if (r) {
+	pp_frames_free(&nb);
+	return r;
+}
+
+int pp_report_top(const struct pp_profile *p, const struct pp_view *v, FILE *out)
+{
+	struct nodes t = { 0 };
+	int64_t total = 0;
+	if (top_nodes(p, v, &t, &total)) {
 		free(t.v);
 		free(t.slots);
 		return -1;
@@ -207,8 +177,9 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 		qsort(t.v, t.n, sizeof *t.v, cmp_node);
 	char a[32], b[32], c[32];
 	size_t nv = pp_profile_n_values(p);
-	int is_time = nv && strcmp(pp_profile_value_unit(p, pp_profile_default_value(p)), "nanoseconds") == 0;
-	scaled(total, is_time, a, sizeof a);
+	int is_time = nv && strcmp(pp_profile_value_unit(p, pp_view_value_index(v, p)), "nanoseconds") == 0;
+	pp_format_value(total, is_time, a, sizeof a);
+	active_filters(v, out);
 	fprintf(out, "Showing nodes accounting for %s, 100%% of %s total\n", a, a);
 	fprintf(out, "%10s %6s %6s %10s %6s\n", "flat", "flat%", "sum%", "cum", "cum%");
 	int64_t sum = 0;
@@ -216,11 +187,11 @@ int pp_report_top(const struct pp_profile *p, FILE *out)
 	for (size_t i = 0; i < t.n; i++) {
 		char pf[16], ps[16], pc[16];
 		sum += t.v[i].flat;
-		scaled(t.v[i].flat, is_time, b, sizeof b);
-		scaled(t.v[i].cum, is_time, c, sizeof c);
-		percent(t.v[i].flat, d, pf, sizeof pf);
-		percent(sum, d, ps, sizeof ps);
-		percent(t.v[i].cum, d, pc, sizeof pc);
+		pp_format_value(t.v[i].flat, is_time, b, sizeof b);
+		pp_format_value(t.v[i].cum, is_time, c, sizeof c);
+		pp_format_percent(t.v[i].flat, d, pf, sizeof pf);
+		pp_format_percent(sum, d, ps, sizeof ps);
+		pp_format_percent(t.v[i].cum, d, pc, sizeof pc);
 		fprintf(out, "%10s %s %s %10s %s  %s%s\n", b, pf, ps, c, pc, t.v[i].name,
 			t.v[i].inline_only ? " (inline)" : "");
 	}
@@ -241,9 +212,10 @@ static int cmp_folded(const void *a, const void *b)
 
 /* "root;...;leaf" for sample i; ';' and ' ' separate fields, so they are
  * replaced in names. */
-static char *folded_line(const struct pp_profile *p, size_t i, struct names *b, int64_t *v)
+static char *folded_line(const struct pp_profile *p, size_t i, size_t vix, struct pp_frames *b,
+			 int64_t *v)
 {
-	ssize_t got = sample_names(p, i, b, v);
+	ssize_t got = pp_sample_frames(p, i, vix, b, v);
 	if (got < 0)
 		return NULL;
 	size_t n = (size_t)got, len = 1;
@@ -262,17 +234,21 @@ static char *folded_line(const struct pp_profile *p, size_t i, struct names *b, 
 	return line;
 }
 
-int pp_report_folded(const struct pp_profile *p, FILE *out)
+int pp_report_folded(const struct pp_profile *p, const struct pp_view *v, FILE *out)
 {
-	struct names b = { 0 };
-	size_t ns = pp_profile_count(p, 's'), n = 0;
+	struct pp_frames b = { 0 };
+	size_t ns = pp_profile_count(p, 's'), n = 0, vix = pp_view_value_index(v, p);
 	struct folded *f = calloc(ns ? ns : 1, sizeof *f);
 	int r = -1;
 	if (!f)
 		goto out;
-	for (size_t i = 0; i < ns; i++, n++)
-		if (!(f[n].stack = folded_line(p, i, &b, &f[n].value)))
+	for (size_t i = 0; i < ns; i++) {
+		if (!pp_view_keeps(v, p, i))
+			continue;
+		if (!(f[n].stack = folded_line(p, i, vix, &b, &f[n].value)))
 			goto out;
+		n++;
+	}
 	/* Samples that differ only in labels or exact pcs fold into one line. */
 	qsort(f, n, sizeof *f, cmp_folded);
 	for (size_t i = 0; i < n;) {
@@ -288,7 +264,6 @@ out:
 	for (size_t i = 0; f && i < n; i++)
 		free(f[i].stack);
 	free(f);
-	free(b.v);
-	free(b.inlined);
+	pp_frames_free(&b);
 	return r;
 }

@@ -237,7 +237,7 @@ static inline char *report_of(const struct pp_profile *p, char which)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		abort();
-	int rc = which == 't' ? pp_report_top(p, f) : pp_report_folded(p, f);
+	int rc = which == 't' ? pp_report_top(p, NULL, f) : pp_report_folded(p, NULL, f);
 	CHECK_INT_EQ(rc, 0);
 	fclose(f);
 	return buf;
