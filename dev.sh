@@ -18,12 +18,13 @@ cd "$(dirname "$0")"
 # memcheck test, perf and a real redis-server with redis-benchmark for
 # test_cpu_truth.py (CPU profiles against perf's), nginx for
 # test_real_programs.py; tcmalloc and mimalloc for test_heap_attach.py's
-# allocators.  libc6-dbg gives glibc frames their source lines
+# allocators; chromium for test_flame.py (the flame graph SVG drawn
+# headless).  libc6-dbg gives glibc frames their source lines
 # (the -nodebug tests hide it again).
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
-          libtcmalloc-minimal4 libmimalloc2.0)
+          libtcmalloc-minimal4 libmimalloc2.0 chromium)
 
 install_missing() {
 	local missing=() p

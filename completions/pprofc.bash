@@ -178,7 +178,7 @@ _pprofc_value()
         case $cmd in
         dump-threads) _pprofc_add "$2" "$3" text json ;;
         attach | run) _pprofc_add "$2" "$3" proto top folded ;;
-        report) _pprofc_add "$2" "$3" top folded ;;
+        report) _pprofc_add "$2" "$3" top folded svg ;;
         esac
         ;;
     debug) _pprofc_add "$2" "$3" 1 2 ;;
@@ -217,7 +217,7 @@ _pprofc_command()
     run)
         longv="profile seconds hz output format stack-size engine heap-rate interval" longf="children force-stop verbose help" ;;
     report)
-        longv="format output" longf="help" shortf=h ;;
+        longv="format sample-index tagfocus tagignore output" longf="help" shortf=h ;;
     esac
 
     # Gives every word a role: an option, the value of option X ("val X"),

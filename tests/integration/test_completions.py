@@ -189,7 +189,8 @@ def test_options():
     expect("pprofc attach --pro", ["--profile="])
     expect("pprofc attach --s", ["--seconds=", "--stack-size="])
     expect("pprofc dump-threads --st", ["--stack-size=", "--stop-all", "--stop-timeout="])
-    expect("pprofc report -", ["-o", "-h", "--format=", "--output=", "--help"])
+    expect("pprofc report -", ["-o", "-h", "--format=", "--sample-index=", "--tagfocus=", "--tagignore=",
+                              "--output=", "--help"])
     got = complete("pprofc attach --")
     for o in ["--profile=", "--seconds=", "--hz=", "--tid=", "--output=", "--format=",
               "--stack-size=", "--engine=", "--verbose", "--help"]:
@@ -217,7 +218,7 @@ def test_values():
     expect("pprofc attach --engine ", ["auto", "perf", "ptrace"])
     expect("pprofc run --engine=p", ["perf", "ptrace"])
     expect("pprofc run --format=", ["proto", "top", "folded"])
-    expect("pprofc report --format ", ["top", "folded"])
+    expect("pprofc report --format ", ["top", "folded", "svg"])
     expect("pprofc attach --seconds ", [])
     expect_has("pprofc attach --profile=cpu ^ --seconds 5", [str(os.getpid())])  # the PID
 

@@ -7,7 +7,8 @@ and flat say (pprofc's own top where Go is missing); --sample-index,
 hostile names are escaped; an empty profile, one without locations and a
 20,000-frame stack each give a valid page; headless Chromium draws the
 page (the screenshot is decoded and must not be blank) and runs its
-script (#search=...&zoom=... in the URL, the DOM then checked)."""
+script (#search=...&zoom=... in the URL, the DOM then checked).
+PPROFC_KEEP_FLAME=1 keeps the files (the screenshot to look at)."""
 import os
 import re
 import shutil
@@ -457,4 +458,8 @@ if __name__ == "__main__":
     test_escaping()
     test_odd_profiles()
     test_chromium(page, cpu)
+    if os.environ.get("PPROFC_KEEP_FLAME"):
+        print("pages, profiles and the screenshot kept in %s" % TMP)
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
     done()
