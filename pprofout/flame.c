@@ -122,21 +122,29 @@ static size_t child_of(struct builder *b, size_t parent, const char *name, int i
 	return i;
 }
 
+/* A read file's sums fit (read.c checks them), but a profile built in
+ * memory saturates its values instead: so do the sums here. */
+static void add_sat(int64_t *sum, int64_t a)
+{
+	if (__builtin_add_overflow(*sum, a, sum))
+		*sum = INT64_MAX;
+}
+
 /* Adds one sample: frames innermost first, a the magnitude of its value. */
 static int add_stack(struct builder *b, const struct pp_frames *f, size_t n, int64_t a)
 {
 	size_t cur = 0;
-	b->t.v[0].total += a;
+	add_sat(&b->t.v[0].total, a);
 	for (size_t k = n; k-- > 0;) {
 		int cut = n - k > MAX_DEPTH;
 		cur = child_of(b, cur, cut ? deeper : f->v[k], cut ? 0 : f->inlined[k]);
 		if (!cur)
 			return -1;
-		b->t.v[cur].total += a;
+		add_sat(&b->t.v[cur].total, a);
 		if (cut)
 			break;
 	}
-	b->t.v[cur].self += a;
+	add_sat(&b->t.v[cur].self, a);
 	return 0;
 }
 
@@ -156,8 +164,8 @@ static int build_tree(const struct pp_profile *p, const struct pp_view *v, struc
 		ssize_t n = pp_sample_frames(p, i, vix, &fr, &val);
 		if (n < 0)
 			r = -1;
-		else if (val)   /* the reader keeps sums of magnitudes in range */
-			r = add_stack(&b, &fr, (size_t)n, val < 0 ? -val : val);
+		else if (val)
+			r = add_stack(&b, &fr, (size_t)n, val == INT64_MIN ? INT64_MAX : val < 0 ? -val : val);
 	}
 	pp_frames_free(&fr);
 	free(b.parent);

@@ -159,7 +159,7 @@ def test_off_cpu_profiles():
 
 
 def test_report(paths):
-    """(d) report of every file the runs above wrote, top and folded."""
+    """(d) report of every file the runs above wrote, top, folded and svg."""
     for path in paths:
         if not path or not os.path.exists(path):
             continue
@@ -171,6 +171,8 @@ def test_report(paths):
         r = memcheck("report folded", "report", "--format", "folded", cpu)
         check(r.stdout == "" or re.search(r" \d+$", r.stdout.splitlines()[0]) is not None,
               "report folded: %r" % r.stdout[:300])
+        r = memcheck("report svg", "report", "--format", "svg", "--tagfocus=thread=.", cpu)
+        check(r.stdout.rstrip().endswith("</svg>"), "report svg: %r" % r.stdout[-300:])
 
 
 if __name__ == "__main__":
