@@ -424,15 +424,17 @@ static void write_head(FILE *out, const struct pp_profile *p, const struct pp_vi
 	fputs("callers above callees; click to zoom, / or Ctrl-F to search</text>\n", out);
 	fprintf(out, "<text id=\"reset\" class=\"b\" x=\"%d\" y=\"24\">Reset zoom</text>\n"
 		"<text id=\"search\" class=\"b\" x=\"%d\" y=\"24\" style=\"text-anchor:end\">Search"
-		"</text>\n<g id=\"frames\">\n", PAD, WIDTH - PAD);
+		"</text>\n<text id=\"matched\" x=\"%d\" y=\"42\" style=\"text-anchor:end\"> </text>\n"
+		"<g id=\"frames\">\n", PAD, WIDTH - PAD, WIDTH - PAD);
 }
 
 static void write_tail(FILE *out, int height)
 {
+	/* The search result goes under "Search" (write_head), in view on a
+	 * tall page; the details of the frame under the pointer at the foot. */
 	fprintf(out, "</g>\n<text id=\"details\" x=\"%d\" y=\"%d\"> </text>\n"
-		"<text id=\"matched\" x=\"%d\" y=\"%d\" style=\"text-anchor:end\"> </text>\n"
 		"<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n</svg>\n",
-		PAD, height - 12, WIDTH - PAD, height - 12, pp_flame_script);
+		PAD, height - 12, pp_flame_script);
 }
 
 static int height_for(long rows)
