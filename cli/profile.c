@@ -288,13 +288,16 @@ static void on_progress(void *arg, double elapsed, uint64_t samples)
 void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
 		      struct collect_opts *co)
 {
+	/* Snapshots are heap's (SIGUSR1); the other kinds' loop would poll
+	 * more often for nothing. */
+	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
 	*pr = (struct cli_progress){ o->seconds, isatty(2), o };
 	*co = (struct collect_opts){
 		.kind = o->kind, .engine = o->engine, .hz = (int)o->hz, .seconds = o->seconds,
 		.stack_size = o->stack_size, .tids = o->tids, .n_tids = o->n_tids,
 		.force_stop = o->force_stop, .cancel = &cli_stop,
 		.on_progress = on_progress, .arg = pr,
-		.heap_rate = o->heap_rate, .interval = o->interval, .snapshot = &cli_snapshot,
+		.heap_rate = o->heap_rate, .interval = o->interval, .snapshot = heap ? &cli_snapshot : NULL,
 		.on_snapshot = cli_heap_snapshot, .max_hit_rate = o->max_hit_rate,
 	};
 }

@@ -55,9 +55,12 @@ struct collect_opts {
 	/* heap, allocs: */
 	uint64_t heap_rate;             /* mean bytes between samples; 1: all */
 	double interval;                /* > 0: a snapshot every interval s */
-	volatile sig_atomic_t *snapshot;  /* set asynchronously: one now */
-	/* Called during collect_run for each snapshot; collect_profile(s)
-	 * holds it until the next one. */
+	/* heap, allocs of run; block, mutex, wall: set asynchronously for a
+	 * snapshot now (block, mutex, wall: looked at every 20 ms or less). */
+	volatile sig_atomic_t *snapshot;
+	/* Called during collect_run (on its thread) for each snapshot;
+	 * collect_profile(s) holds it until the next one and may be read
+	 * only meanwhile: collect_run changes it after. */
 	void (*on_snapshot)(void *arg, struct collect_session *s);
 	/* heap, allocs of attach: probe hits per second above which the
 	 * probes are closed early (0: no cap). */
