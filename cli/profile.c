@@ -97,7 +97,12 @@ static const char run_help[] =
 	"COMMAND gets the sampler libpprofc_heap.so in LD_PRELOAD (found through\n"
 	"$PPROFC_HEAP_LIB, next to pprofc in a build tree, or where installed);\n"
 	"statically linked commands are refused.  The profile is written when\n"
-	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded).\n";
+	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded).\n"
+	"\n"
+	"      --serve=ADDR      instead of writing a profile, serve Go's /debug/pprof/\n"
+	"                        for COMMAND on ADDR (as pprofc serve does, with heap\n"
+	"                        and allocs cumulative from its start), until it exits\n"
+	"      --basic-auth-file=F, --token-file=F   with --serve: as for pprofc serve\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
@@ -133,6 +138,9 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "heap-rate", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-hit-rate", required_argument, NULL, 'M' },
+		{ "serve", required_argument, NULL, 'S' },
+		{ "basic-auth-file", required_argument, NULL, 'B' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +238,14 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 						       "--max-hit-rate takes probe hits per second (0: no "
 						       "cap), not '%s'", optarg);
 			break;
+		case 'S':
+		case 'B':
+		case 'T':
+			if (!run)
+				return cli_usage_error(cmd, "--serve, --basic-auth-file and --token-file go with "
+						       "run (for a running process: pprofc serve PID)");
+			*(c == 'S' ? &o->serve : c == 'B' ? &o->basic_auth_file : &o->token_file) = optarg;
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -255,6 +271,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				       "window's end");
 	if (heap && o->stack_size > 65536)
 		return cli_usage_error(cmd, "--stack-size: heap profiles copy at most 65536 bytes per sample");
+	if ((o->basic_auth_file || o->token_file) && !o->serve)
+		return cli_usage_error(cmd, "--basic-auth-file and --token-file go with --serve");
+	if (o->serve && (o->output || o->interval || o->seconds))
+		return cli_usage_error(cmd, "--serve answers HTTP requests: -o, --interval and --seconds "
+				       "do not apply (ask /debug/pprof/...?seconds=N)");
 	if (run) {
 		/* getopt stops at "--"; what follows is the command. */
 		if (o->n_tids)

@@ -276,9 +276,12 @@ void collect_run(struct collect_session *s)
 			break;
 		if (attach_engine_poll(s->engine, deadline) || collect_child_exited(s))
 			break;
-		if (s->o.on_progress && collect_now_ns() >= next_progress) {
-			s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
-					 s->sum.st.samples);
+		/* Advanced with or without a callback: it bounds the next
+		 * poll's deadline, which must stay ahead of now. */
+		if (collect_now_ns() >= next_progress) {
+			if (s->o.on_progress)
+				s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
+						 s->sum.st.samples);
 			next_progress += 1000000000u;
 		}
 	}

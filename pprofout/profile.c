@@ -224,6 +224,15 @@ struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec)
 	return p;
 }
 
+int pp_profile_set_default_sample_type(struct pp_profile *p, const char *type)
+{
+	int64_t ix = type ? intern(p, type) : 0;
+	if (ix < 0)
+		return -1;
+	p->default_type_ix = ix;
+	return 0;
+}
+
 void pp_profile_clear_samples(struct pp_profile *p)
 {
 	for (size_t i = 0; i < p->samples.n; i++) {

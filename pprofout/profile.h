@@ -89,6 +89,10 @@ struct pp_profile *pp_profile_save(const struct pp_profile *p);
 int pp_profile_write_delta(struct pp_profile *p, const struct pp_profile *base, int64_t time_nanos,
 			   int64_t duration_nanos, FILE *out);
 
+/* Sets which sample type readers show first (NULL: unset, they show the
+ * last): one heap profile served as heap and as allocs.  0 or -1. */
+int pp_profile_set_default_sample_type(struct pp_profile *p, const char *type);
+
 /* For tests and text writers: the counts the builder holds. */
 size_t pp_profile_count(const struct pp_profile *p, char what);   /* 's' 'l' 'f' 'm' 'S' */
 
