@@ -202,6 +202,7 @@ static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 	size_t len = 0;
 	if (serve_collect_begin(r))
 		return MHD_YES;
+	pthread_mutex_lock(&r->srv->dump_mu);
 	struct collect_dump *d = collect_dump_take(r->srv->pid, &o, &err);
 	if (d && collect_dump_resolve(d, &err) == 0)
 		buf = write_dump(d, debug, &len, &err);
@@ -209,6 +210,7 @@ static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 		collect_dump_release(d, 500 * 1000000u);
 		collect_dump_free(d);
 	}
+	pthread_mutex_unlock(&r->srv->dump_mu);
 	serve_collect_end(r);
 	if (!buf)
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "thread dump failed: %s", err.msg);

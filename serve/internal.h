@@ -85,6 +85,9 @@ struct serve_server {
 	int stopping;                   /* SIGTERM...: 503 to new requests */
 	int exit_status;                /* the target's, -1 unknown */
 	pthread_mutex_t sym_mu;         /* symbol: one symbolizer, not thread-safe */
+	pthread_mutex_t dump_mu;        /* one thread dump at a time: two would
+					 * each find the threads the other seized
+					 * traced (by pprofc) and refuse */
 	struct sym_session *sym;        /* opened at the first symbol request */
 };
 

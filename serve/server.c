@@ -53,6 +53,7 @@ struct serve_server *serve_open(const struct serve_opts *o, struct serve_error *
 	s->exit_status = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->sym_mu, NULL);
+	pthread_mutex_init(&s->dump_mu, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	if (serve_auth_load(s, err) || serve_listen(s, err)) {
 		serve_close(s);
@@ -386,6 +387,7 @@ void serve_close(struct serve_server *s)
 	sym_close(s->sym);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->sym_mu);
+	pthread_mutex_destroy(&s->dump_mu);
 	pthread_cond_destroy(&s->idle);
 	free(s);
 }
