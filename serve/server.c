@@ -289,7 +289,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 int serve_start(struct serve_server *s, struct serve_error *err)
 {
 	assert(s->pid && !s->mhd);
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
+	/* poll(), not select(): the target's threads take descriptors
+	 * (perf events, /proc files), so ours may be past FD_SETSIZE. */
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			 MHD_USE_ITC;
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 				  MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
