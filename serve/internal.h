@@ -79,6 +79,7 @@ struct serve_server {
 	pthread_mutex_t mu;             /* everything below */
 	pthread_cond_t idle;            /* signalled when active reaches 0 */
 	unsigned active;                /* requests being answered */
+	unsigned unsent;                /* ...or answered, not yet sent */
 	unsigned collecting;            /* ...of which collect the target */
 	int cpu_busy, heap_busy;        /* a CPU profile, a uprobe window */
 	int gone;                       /* the target exited: 410 */
@@ -115,6 +116,7 @@ struct serve_req {
 	char *body;                     /* POST body (symbol), NUL-terminated */
 	size_t body_len;
 	int body_too_big;
+	int admitted;                   /* counted in srv->unsent */
 	volatile sig_atomic_t cancel;   /* the client left, or the server stops */
 	unsigned status;
 	size_t bytes;

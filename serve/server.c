@@ -30,6 +30,9 @@
 /* Memory per connection, which bounds the request line and headers
  * (libmicrohttpd answers 414 or 431 beyond). */
 #define CONNECTION_MEMORY (32u << 10)
+/* How long answers already made may take to reach their clients at the
+ * end. */
+#define SEND_GRACE_S 10
 /* How often serve_wait looks at the stop flag and at the target. */
 #define WAIT_POLL_NS 100000000u
 
@@ -206,8 +209,11 @@ static int admit(struct serve_req *r)
 	struct serve_server *s = r->srv;
 	pthread_mutex_lock(&s->mu);
 	int gone = s->gone, stopping = s->stopping;
-	if (!gone && !stopping)
+	if (!gone && !stopping) {
 		s->active++;
+		s->unsent++;
+		r->admitted = 1;
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (gone)
 		reply_error(r, MHD_HTTP_GONE, "process %d exited: nothing more to profile", (int)s->pid);
@@ -281,6 +287,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	if (r->status)
 		request_log(r);
+	if (r->admitted) {
+		/* Sent (or given up on): serve_close may close it now. */
+		pthread_mutex_lock(&r->srv->mu);
+		assert(r->srv->unsent > 0);
+		if (--r->srv->unsent == 0)
+			pthread_cond_broadcast(&r->srv->idle);
+		pthread_mutex_unlock(&r->srv->mu);
+	}
 	free(r->body);
 	free(r);
 	*req_cls = NULL;
@@ -343,6 +357,13 @@ enum serve_end serve_wait(struct serve_server *s, volatile sig_atomic_t *stop)
 		s->stopping = 1;        /* in-flight collections see it and end */
 	while (s->active)
 		pthread_cond_wait(&s->idle, &s->mu);
+	/* Answers queued are sent before the daemon closes their
+	 * connections; a client that does not read gets SEND_GRACE_S. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SEND_GRACE_S;
+	while (s->unsent && pthread_cond_timedwait(&s->idle, &s->mu, &until) == 0)
+		;
 	pthread_mutex_unlock(&s->mu);
 	return why;
 }
