@@ -13,9 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build and runtime: meson, a C compiler, elfutils' libdw, zlib, protobuf-c,
-# libiberty.  Tests: go tool pprof, eu-stack, gdb, g++ and rustc for the
-# C++/Rust fixtures, setpriv for the permission test, valgrind for the
-# memcheck test, perf and a real redis-server with redis-benchmark for
+# libiberty, libmicrohttpd (serve's HTTP).  Tests: go tool pprof, eu-stack,
+# gdb, g++ and rustc for the C++/Rust fixtures, curl for test_serve.py,
+# setpriv for the permission test, valgrind for the memcheck test, perf and a real redis-server with redis-benchmark for
 # test_cpu_truth.py (CPU profiles against perf's), nginx for
 # test_real_programs.py; tcmalloc and mimalloc for test_heap_attach.py's
 # allocators; chromium for test_flame.py (the flame graph SVG drawn
@@ -24,7 +24,7 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
-          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc)
+          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl)
 
 install_missing() {
 	local missing=() p

@@ -607,6 +607,10 @@ static void wait_for(struct sampler *s, sigset_t *chld, uint64_t deadline,
 		if (!left || now >= deadline)
 			break;
 		uint64_t wait = deadline - now;
+		/* SIGCHLD is the process's: another thread may take it (see
+		 * attach/snapshot.c, wait_stops). */
+		if (wait > ATTACH_WAIT_SLICE_NS)
+			wait = ATTACH_WAIT_SLICE_NS;
 		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
 		sigtimedwait(chld, NULL, &ts);
 	}

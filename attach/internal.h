@@ -26,6 +26,11 @@ size_t attach_stragglers_reap(struct attach_stragglers *s, uint64_t deadline_ns)
 void attach_stragglers_free(struct attach_stragglers *s);
 
 /* CLOCK_MONOTONIC in nanoseconds: deadlines and stop times. */
+/* Waits for a tracee's stop sleep in sigtimedwait(SIGCHLD) at most this
+ * long before they look again: SIGCHLD goes to the process, and another
+ * thread of pprofc waiting for its own tracees may take it. */
+#define ATTACH_WAIT_SLICE_NS 2000000u
+
 static inline uint64_t attach_now_ns(void)
 {
 	struct timespec ts;

@@ -366,9 +366,15 @@ static void wait_stops(struct session *ss, uint64_t deadline, const struct attac
 		if (now >= deadline)
 			break;
 		uint64_t left = deadline - now;
-		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
 		/* SIGCHLD is blocked: it stays pending until we look, so a stop
-		 * between the pass above and this call is not missed. */
+		 * between the pass above and this call is not missed.  But it
+		 * is the process's: another thread of pprofc waiting for its
+		 * own tracees (serve runs several collections) may take it, so
+		 * look again after a short slice rather than sleep to the
+		 * deadline with a thread stopped. */
+		if (left > ATTACH_WAIT_SLICE_NS)
+			left = ATTACH_WAIT_SLICE_NS;
+		struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
 		sigtimedwait(&chld, NULL, &ts);
 	}
 }

@@ -19,6 +19,7 @@ int cmd_dump_threads(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "pprofc: <message>" on stderr, one line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -96,6 +97,9 @@ struct cli_profile_options {
 	double interval;                /* heap, allocs: --interval, 0: none */
 	size_t max_hit_rate;            /* attach heap, allocs: --max-hit-rate */
 	int children;                   /* run heap, allocs: --children */
+	const char *serve;              /* run --serve ADDR: serve /debug/pprof/ */
+	const char *basic_auth_file;    /* ...with these credentials */
+	const char *token_file;
 };
 /* attach --profile heap|allocs: the probes close above this many hits/s
  * (at ~9 us a hit, measured here, about 0.9 of a CPU added). */
@@ -134,6 +138,11 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command, in
  * (the window starts there), and the summary (uprobes). */
 void cli_heap_attach_ready(const struct collect_summary *sum);
 void cli_heap_attach_summary(const struct collect_summary *sum);
+
+/* run --serve (serve.c): starts the command with the heap sampler and
+ * serves /debug/pprof/ for it until it exits.  Returns its exit code. */
+int cli_serve_command(const struct cli_profile_options *o, const char *listen, const char *basic_auth_file,
+		      const char *token_file);
 
 /* attach --profile threads: one snapshot as a threads/count profile
  * (dump_threads.c). */

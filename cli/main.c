@@ -19,6 +19,8 @@ static const char usage[] =
 	"                     file for `go tool pprof`\n"
 	"  run -- COMMAND     start COMMAND and profile it until it exits\n"
 	"  report FILE        top or folded view of a saved profile (no Go needed)\n"
+	"  serve PID          serve Go's /debug/pprof/ HTTP endpoint for a running\n"
+	"                     process (go tool pprof http://127.0.0.1:6060/...)\n"
 	"  dump-threads PID   print every thread's state, what it waits on, and its\n"
 	"                     stack (like Go's goroutine?debug=2)\n"
 	"  help [COMMAND]     show help\n"
@@ -39,6 +41,7 @@ static const struct command commands[] = {
 	{ "attach", cmd_attach },
 	{ "run", cmd_run },
 	{ "report", cmd_report },
+	{ "serve", cmd_serve },
 };
 
 static const struct command *find(const char *name)

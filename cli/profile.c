@@ -103,7 +103,12 @@ static const char run_help[] =
 	"removes itself from the environment of the programs COMMAND runs, and\n"
 	"records nothing in the children it forks.  The profile is written when\n"
 	"COMMAND exits, or after --seconds (COMMAND then runs on, not recorded;\n"
-	"with --children so do the processes it started that are still running).\n";
+	"with --children so do the processes it started that are still running).\n"
+	"\n"
+	"      --serve=ADDR      instead of writing a profile, serve Go's /debug/pprof/\n"
+	"                        for COMMAND on ADDR (as pprofc serve does, with heap\n"
+	"                        and allocs cumulative from its start), until it exits\n"
+	"      --basic-auth-file=F, --token-file=F   with --serve: as for pprofc serve\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
@@ -140,6 +145,9 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-hit-rate", required_argument, NULL, 'M' },
 		{ "children", no_argument, NULL, 'C' },
+		{ "serve", required_argument, NULL, 'S' },
+		{ "basic-auth-file", required_argument, NULL, 'B' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -242,6 +250,14 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				return cli_usage_error(cmd, "--children goes with run (attach takes one PID)");
 			o->children = 1;
 			break;
+		case 'S':
+		case 'B':
+		case 'T':
+			if (!run)
+				return cli_usage_error(cmd, "--serve, --basic-auth-file and --token-file go with "
+						       "run (for a running process: pprofc serve PID)");
+			*(c == 'S' ? &o->serve : c == 'B' ? &o->basic_auth_file : &o->token_file) = optarg;
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -271,6 +287,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				       "window's end");
 	if (heap && o->stack_size > 65536)
 		return cli_usage_error(cmd, "--stack-size: heap profiles copy at most 65536 bytes per sample");
+	if ((o->basic_auth_file || o->token_file) && !o->serve)
+		return cli_usage_error(cmd, "--basic-auth-file and --token-file go with --serve");
+	if (o->serve && (o->output || o->interval || o->seconds))
+		return cli_usage_error(cmd, "--serve answers HTTP requests: -o, --interval and --seconds "
+				       "do not apply (ask /debug/pprof/...?seconds=N)");
 	if (run) {
 		/* getopt stops at "--"; what follows is the command. */
 		if (o->n_tids)
@@ -304,6 +325,9 @@ static void on_progress(void *arg, double elapsed, uint64_t samples)
 void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
 		      struct collect_opts *co)
 {
+	/* Snapshots are heap's (SIGUSR1); the other kinds' loop would poll
+	 * more often for nothing. */
+	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
 	*pr = (struct cli_progress){ o->seconds, isatty(2), o };
 	*co = (struct collect_opts){
 		.kind = o->kind, .engine = o->engine, .hz = (int)o->hz, .seconds = o->seconds,
@@ -311,7 +335,7 @@ void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *
 		.force_stop = o->force_stop, .cancel = &cli_stop,
 		.on_progress = on_progress, .arg = pr,
 		.heap_rate = o->heap_rate, .children = o->children, .interval = o->interval,
-		.snapshot = &cli_snapshot,
+		.snapshot = heap ? &cli_snapshot : NULL,
 		.on_snapshot = cli_heap_snapshot, .max_hit_rate = o->max_hit_rate,
 	};
 }

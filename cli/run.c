@@ -36,6 +36,8 @@ int cmd_run(int argc, char **argv)
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	cli_catch_stop_signals();
+	if (o.serve)
+		return cli_serve_command(&o, o.serve, o.basic_auth_file, o.token_file);
 	if (o.kind == COLLECT_HEAP || o.kind == COLLECT_ALLOCS)
 		cli_heap_catch_snapshot();
 	/* The profile is named after the command as it was called. */

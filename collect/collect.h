@@ -27,6 +27,7 @@
 #include "../attach/engine.h"
 #include "../attach/proc.h"
 #include "../attach/wait.h"
+#include "../pprofout/dump.h"
 #include "../pprofout/profile.h"
 #include "../symbolize/sym.h"
 
@@ -55,9 +56,12 @@ struct collect_opts {
 	uint64_t heap_rate;             /* mean bytes between samples; 1: all */
 	int children;                   /* run: follow the processes the command starts */
 	double interval;                /* > 0: a snapshot every interval s */
-	volatile sig_atomic_t *snapshot;  /* set asynchronously: one now */
-	/* Called during collect_run for each snapshot; collect_profile(s)
-	 * holds it until the next one. */
+	/* heap, allocs of run; block, mutex, wall: set asynchronously for a
+	 * snapshot now (block, mutex, wall: looked at every 20 ms or less). */
+	volatile sig_atomic_t *snapshot;
+	/* Called during collect_run (on its thread) for each snapshot;
+	 * collect_profile(s) holds it until the next one and may be read
+	 * only meanwhile: collect_run changes it after. */
 	void (*on_snapshot)(void *arg, struct collect_session *s);
 	/* heap, allocs of attach: probe hits per second above which the
 	 * probes are closed early (0: no cap). */
@@ -216,6 +220,38 @@ void collect_exe_of(pid_t pid, char *exe, size_t len);
  * is the name it was started by, not where a symlink leads (redis-server,
  * not redis-check-rdb); longer from argv[0] when comm was cut at 15. */
 void collect_name_of(pid_t pid, char *name, size_t len);
+
+/* ---- thread dumps (dump.c): dump-threads, serve's goroutine -------------- */
+
+struct collect_dump_opts {
+	size_t stack_limit;             /* most stack bytes copied per thread */
+	int stop_timeout_ms;            /* how long to wait for threads to stop */
+	int stop_all;                   /* also stop blocked threads (comparison) */
+	int all_wchan;                  /* read every thread's wchan (JSON) */
+	volatile sig_atomic_t *cancel;  /* set asynchronously: give up (may be NULL) */
+};
+struct collect_dump;
+/* Takes one snapshot of every thread of tgid (checked with
+ * attach_check_process); the target runs again when it returns.  NULL with
+ * err set.  Then collect_dump_resolve() unwinds, names and classifies,
+ * collect_dump_view() is the dump for pprofout's writers, and
+ * collect_dump_profile() the same as a threads/count profile; frames'
+ * strings stay valid until collect_dump_release(), which lets go of the
+ * symbolizer and of any thread that had not stopped by the deadline
+ * (waiting up to wait_ns for them; returns how many are left). */
+struct collect_dump *collect_dump_take(pid_t tgid, const struct collect_dump_opts *o,
+				       struct collect_error *err);
+const struct attach_snapshot *collect_dump_snapshot(const struct collect_dump *d);
+int collect_dump_resolve(struct collect_dump *d, struct collect_error *err);
+const struct pp_dump *collect_dump_view(const struct collect_dump *d);
+/* type: the sample type, "threads" (dump-threads --pprof) or
+ * "goroutine" (serve, as Go names it).  c is initialized either way:
+ * collect_stacks_free() it. */
+int collect_dump_profile(struct collect_dump *d, const char *type, struct collect_stacks *c,
+			 struct collect_error *err);
+struct sym_memo_stats collect_dump_memo_stats(const struct collect_dump *d);
+size_t collect_dump_release(struct collect_dump *d, uint64_t wait_ns);
+void collect_dump_free(struct collect_dump *d);
 
 /* Symbolizer sessions of one target for unwinding many snapshots at once
  * (unwinders.c): collect_unwinders_open() starts opening them in the

@@ -195,6 +195,9 @@ void collect_on_tick_end(void *arg);
 void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s);
 void collect_on_thread_gone(void *arg, pid_t tid);
 void collect_kinds_flush(struct collect_session *s);
+/* Off-CPU kinds: what accumulates for a wait still going on goes into the
+ * profile now (the sums are unchanged), so that it can be read mid-run. */
+void collect_kinds_sync(struct collect_session *s);
 void collect_kinds_free(struct collect_session *s);
 
 /* spawn.c: starts argv stopped at its exec (ptrace), so the engine can be

@@ -220,6 +220,13 @@ void collect_kinds_flush(struct collect_session *p)
 	}
 }
 
+void collect_kinds_sync(struct collect_session *p)
+{
+	for (size_t i = 0; i < p->caplast; i++)
+		if (p->last[i].tid && p->last[i].locs)
+			flush_pending(p, &p->last[i]);
+}
+
 static void free_last(struct last_sample *t)
 {
 	free(t->locs);

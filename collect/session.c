@@ -232,6 +232,22 @@ int collect_child_exited(struct collect_session *s)
 	return s->child_reaped;
 }
 
+/* How long a snapshot asked for (o.snapshot) may wait, at most: the
+ * engine is polled at least this often while someone may ask. */
+#define SNAPSHOT_POLL_NS 20000000u
+
+/* Block, mutex, wall: the profile as it is now, for on_snapshot (waits
+ * still going on are counted up to their latest tick). */
+static void snapshot_if_asked(struct collect_session *s)
+{
+	if (!*s->o.snapshot)
+		return;
+	*s->o.snapshot = 0;
+	collect_kinds_sync(s);
+	if (s->o.on_snapshot)
+		s->o.on_snapshot(s->o.arg, s);
+}
+
 void collect_run(struct collect_session *s)
 {
 	if (s->heap) {
@@ -249,14 +265,23 @@ void collect_run(struct collect_session *s)
 		if (end && now >= end)
 			break;
 		uint64_t deadline = end && end < next_progress ? end : next_progress;
+		if (s->o.snapshot) {
+			/* Someone may ask for a snapshot at any moment: look often. */
+			if (deadline > now + SNAPSHOT_POLL_NS)
+				deadline = now + SNAPSHOT_POLL_NS;
+			snapshot_if_asked(s);
+		}
 		/* Running threads' latest stacks first, then the next tick. */
 		if (s->cpu_engine && attach_engine_poll(s->cpu_engine, 0))
 			break;
 		if (attach_engine_poll(s->engine, deadline) || collect_child_exited(s))
 			break;
-		if (s->o.on_progress && collect_now_ns() >= next_progress) {
-			s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
-					 s->sum.st.samples);
+		/* Advanced with or without a callback: it bounds the next
+		 * poll's deadline, which must stay ahead of now. */
+		if (collect_now_ns() >= next_progress) {
+			if (s->o.on_progress)
+				s->o.on_progress(s->o.arg, (double)(collect_now_ns() - s->start_ns) / 1e9,
+						 s->sum.st.samples);
 			next_progress += 1000000000u;
 		}
 	}

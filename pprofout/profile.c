@@ -224,6 +224,15 @@ struct pp_profile *pp_profile_new(const struct pp_profile_spec *spec)
 	return p;
 }
 
+int pp_profile_set_default_sample_type(struct pp_profile *p, const char *type)
+{
+	int64_t ix = type ? intern(p, type) : 0;
+	if (ix < 0)
+		return -1;
+	p->default_type_ix = ix;
+	return 0;
+}
+
 void pp_profile_clear_samples(struct pp_profile *p)
 {
 	for (size_t i = 0; i < p->samples.n; i++) {
@@ -386,23 +395,31 @@ static int same_sample(const void *ctx, uint64_t id)
 	       (!k->n_labels || memcmp(s->labels, k->labels, k->n_labels * sizeof *k->labels) == 0);
 }
 
+/* A sample's key (its locations and interned labels) hashed. */
+static uint64_t sample_hash(const uint64_t *locations, size_t n, const struct label *lab, size_t n_labels)
+{
+	uint64_t h = mix(n, n_labels);
+	for (size_t i = 0; i < n_labels; i++)
+		h = mix(mix(mix(h, (uint64_t)lab[i].key), (uint64_t)lab[i].str), (uint64_t)lab[i].num);
+	for (size_t i = 0; i < n; i++)
+		h = mix(h, locations[i]);
+	return h;
+}
+
 int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 		   const int64_t *values, const struct pp_label *labels, size_t n_labels)
 {
 	struct label lab[PP_MAX_LABELS];
 	if (n_labels > PP_MAX_LABELS)
 		return -1;
-	uint64_t h = mix(n, n_labels);
 	for (size_t i = 0; i < n_labels; i++) {
 		lab[i] = (struct label){ intern(p, labels[i].key), labels[i].str ? intern(p, labels[i].str) : 0,
 					 labels[i].str ? 0 : labels[i].num,
 					 labels[i].num_unit ? intern(p, labels[i].num_unit) : 0 };
 		if (lab[i].key < 0 || lab[i].str < 0 || lab[i].num_unit < 0)
 			return -1;
-		h = mix(mix(mix(h, (uint64_t)lab[i].key), (uint64_t)lab[i].str), (uint64_t)lab[i].num);
 	}
-	for (size_t i = 0; i < n; i++)
-		h = mix(h, locations[i]);
+	uint64_t h = sample_hash(locations, n, lab, n_labels);
 	struct sample_key k = { p, locations, n, lab, n_labels };
 	size_t slot;
 	if (index_reserve(&p->sample_ix))
@@ -430,6 +447,69 @@ int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 			*v = values[i] > 0 ? INT64_MAX : INT64_MIN;     /* saturate */
 	}
 	return 0;
+}
+
+/* ---- a saved state, and the difference from it ---------------------------- */
+
+/* The copy holds only the samples (and their index): their location and
+ * label ids are p's, which stay valid as p grows (ids are never reused,
+ * pp_profile_clear_samples keeps them), so a later state of p is matched
+ * against it by ids alone. */
+struct pp_profile *pp_profile_save(const struct pp_profile *p)
+{
+	struct pp_profile *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->spec = p->spec;
+	c->samples.v = calloc(p->samples.n ? p->samples.n : 1, sizeof *c->samples.v);
+	c->sample_ix.slots = calloc(p->sample_ix.cap ? p->sample_ix.cap : 1, sizeof *c->sample_ix.slots);
+	if (!c->samples.v || !c->sample_ix.slots) {
+		pp_profile_free(c);
+		return NULL;
+	}
+	c->samples.cap = p->samples.n;
+	for (size_t i = 0; i < p->samples.n; i++) {
+		const struct sample *from = &p->samples.v[i];
+		struct sample *to = &c->samples.v[i];
+		*to = (struct sample){ calloc(from->n ? from->n : 1, sizeof *from->locations), from->n, { 0 },
+				       calloc(from->n_labels ? from->n_labels : 1, sizeof *from->labels),
+				       from->n_labels };
+		c->samples.n = i + 1;
+		if (!to->locations || !to->labels) {
+			pp_profile_free(c);
+			return NULL;
+		}
+		memcpy(to->values, from->values, sizeof to->values);
+		memcpy(to->locations, from->locations, from->n * sizeof *from->locations);
+		memcpy(to->labels, from->labels, from->n_labels * sizeof *from->labels);
+	}
+	memcpy(c->sample_ix.slots, p->sample_ix.slots, p->sample_ix.cap * sizeof *p->sample_ix.slots);
+	c->sample_ix.cap = p->sample_ix.cap;
+	c->sample_ix.n = p->sample_ix.n;
+	return c;
+}
+
+/* Sample s of p minus its match in base (0 where it has none), into v;
+ * whether any value is nonzero. */
+static int sample_delta(const struct pp_profile *p, const struct sample *s, const struct pp_profile *base,
+			int64_t *v)
+{
+	size_t nv = p->spec.n_sample_types, slot;
+	const struct sample *b = NULL;
+	if (base->sample_ix.cap) {
+		struct sample_key k = { base, s->locations, s->n, s->labels, s->n_labels };
+		uint64_t id = index_find((struct index *)&base->sample_ix,
+					 sample_hash(s->locations, s->n, s->labels, s->n_labels), same_sample, &k,
+					 &slot);
+		b = id ? &base->samples.v[id - 1] : NULL;
+	}
+	int nonzero = 0;
+	for (size_t i = 0; i < nv; i++) {
+		if (__builtin_sub_overflow(s->values[i], b ? b->values[i] : 0, &v[i]))
+			v[i] = s->values[i] > 0 ? INT64_MAX : INT64_MIN;
+		nonzero |= v[i] != 0;
+	}
+	return nonzero;
 }
 
 size_t pp_profile_count(const struct pp_profile *p, char what)
@@ -577,17 +657,27 @@ static int pb_alloc(struct pb *b, const struct pp_profile *p, size_t n_labels, s
 #undef ALLOC
 }
 
-static void pb_fill_samples(struct pb *b, struct pp_profile *p)
+/* The samples, or with base their difference from it (dvalues: room for
+ * every sample's values); samples whose values are all 0 are left out,
+ * as go tool pprof's merge leaves them.  Returns how many. */
+static size_t pb_fill_samples(struct pb *b, struct pp_profile *p, const struct pp_profile *base,
+			      int64_t *dvalues)
 {
-	size_t nl = 0;
+	size_t nl = 0, out = 0;
 	for (size_t i = 0; i < p->samples.n; i++) {
 		struct sample *s = &p->samples.v[i];
-		PbSample *m = &b->samples[i];
+		int64_t *v = s->values;
+		if (base) {
+			v = dvalues + i * PP_MAX_VALUES;
+			if (!sample_delta(p, s, base, v))
+				continue;
+		}
+		PbSample *m = &b->samples[out];
 		perftools__profiles__sample__init(m);
 		m->n_location_id = s->n;
 		m->location_id = s->locations;
 		m->n_value = p->spec.n_sample_types;
-		m->value = s->values;
+		m->value = v;
 		m->label = &b->labelp[nl];
 		for (size_t j = 0; j < s->n_labels; j++, nl++) {
 			PbLabel *l = &b->labels[nl];
@@ -599,8 +689,9 @@ static void pb_fill_samples(struct pb *b, struct pp_profile *p)
 			b->labelp[nl] = l;
 		}
 		m->n_label = s->n_labels;
-		b->samplep[i] = m;
+		b->samplep[out++] = m;
 	}
+	return out;
 }
 
 static void pb_fill_tables(struct pb *b, struct pp_profile *p)
@@ -677,10 +768,14 @@ static int gzip_write(const uint8_t *data, size_t len, FILE *out)
 	return ferror(out) ? -1 : 0;
 }
 
-int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
+static int write_profile(struct pp_profile *p, const struct pp_profile *base, int64_t time_nanos,
+			 int64_t duration_nanos, FILE *out)
 {
 	struct pb b;
+	int64_t *dvalues = NULL;
 	memset(&b, 0, sizeof b);
+	if (base && !(dvalues = calloc(p->samples.n ? p->samples.n * PP_MAX_VALUES : 1, sizeof *dvalues)))
+		return -1;
 	size_t n_labels = 0, n_lines = 0;
 	for (size_t i = 0; i < p->samples.n; i++)
 		n_labels += p->samples.v[i].n_labels;
@@ -688,6 +783,7 @@ int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
 		n_lines += p->locations.v[i].n_lines;
 	if (pb_alloc(&b, p, n_labels, n_lines)) {
 		pb_free(&b);
+		free(dvalues);
 		return -1;
 	}
 	PbProfile *m = &b.prof;
@@ -710,11 +806,10 @@ int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
 		m->n_comment = 1;
 		m->comment = &p->comment_ix;
 	}
-	m->time_nanos = p->spec.time_nanos;
+	m->time_nanos = time_nanos;
 	m->duration_nanos = duration_nanos;
-	pb_fill_samples(&b, p);
+	m->n_sample = pb_fill_samples(&b, p, base, dvalues);
 	pb_fill_tables(&b, p);
-	m->n_sample = p->samples.n;
 	m->sample = b.samplep;
 	m->n_mapping = p->mappings.n;
 	m->mapping = b.mapp;
@@ -734,5 +829,17 @@ int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
 	}
 	free(buf);
 	pb_free(&b);
+	free(dvalues);
 	return r;
+}
+
+int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out)
+{
+	return write_profile(p, NULL, p->spec.time_nanos, duration_nanos, out);
+}
+
+int pp_profile_write_delta(struct pp_profile *p, const struct pp_profile *base, int64_t time_nanos,
+			   int64_t duration_nanos, FILE *out)
+{
+	return write_profile(p, base, time_nanos, duration_nanos, out);
 }

@@ -86,6 +86,22 @@ void pp_profile_clear_samples(struct pp_profile *p);
 /* Writes the profile, serialized and gzip'ed, to out.  0 or -1. */
 int pp_profile_write(struct pp_profile *p, int64_t duration_nanos, FILE *out);
 
+/* A copy of p's samples as they are now, for pp_profile_write_delta: a
+ * profile that accumulates (block, mutex, allocs) minus an earlier state
+ * of itself is what happened in between (Go's `seconds=N` on those).
+ * Only for p itself later, not for another builder.  Free it with
+ * pp_profile_free.  NULL when out of memory. */
+struct pp_profile *pp_profile_save(const struct pp_profile *p);
+/* Writes p minus base (a pp_profile_save of p), sample by sample, leaving
+ * out samples whose values are all 0; time_nanos and duration_nanos as
+ * given (the earlier state's time, and the time in between). */
+int pp_profile_write_delta(struct pp_profile *p, const struct pp_profile *base, int64_t time_nanos,
+			   int64_t duration_nanos, FILE *out);
+
+/* Sets which sample type readers show first (NULL: unset, they show the
+ * last): one heap profile served as heap and as allocs.  0 or -1. */
+int pp_profile_set_default_sample_type(struct pp_profile *p, const char *type);
+
 /* For tests and text writers: the counts the builder holds. */
 size_t pp_profile_count(const struct pp_profile *p, char what);   /* 's' 'l' 'f' 'm' 'S' */
 

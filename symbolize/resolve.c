@@ -491,3 +491,9 @@ void sym_cache_free(struct sym_session *s)
 	s->mods = NULL;
 	s->nmods = s->capmods = 0;
 }
+
+const char *sym_function_at(struct sym_session *s, uint64_t pc)
+{
+	const struct sym_resolved *r = sym_resolve(s, pc);
+	return r && r->n && r->frames[0].function ? r->frames[0].function : NULL;
+}

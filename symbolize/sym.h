@@ -104,6 +104,11 @@ void sym_prepare(struct sym_session *s);
 /* The build ID (lowercase hex) of the module mapped at addr, or NULL. */
 const char *sym_build_id(struct sym_session *s, uint64_t addr);
 
+/* The name of the function at pc (the innermost of an inline chain, as
+ * Go's runtime.FuncForPC names it), or NULL when unknown: for serve's
+ * /debug/pprof/symbol. */
+const char *sym_function_at(struct sym_session *s, uint64_t pc);
+
 /* Demangles C++ and Rust names; returns a malloc'ed string or NULL when
  * name is not mangled. */
 char *sym_demangle(const char *name);

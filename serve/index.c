@@ -1,0 +1,98 @@
+/* index.c — the /debug/pprof/ page, in the layout of Go's (a table of the
+ * profiles with their counts and debug=1 links, sorted by name, the "full
+ * goroutine stack dump" link, the descriptions), with pprofc's own words
+ * where its profiles differ from Go's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../attach/proc.h"
+#include "internal.h"
+
+struct row {
+	const char *name;
+	const char *desc;
+};
+
+/* Sorted by name, as Go sorts them.  symbol is not listed (nor by Go). */
+static const struct row rows[] = {
+	{ "allocs", "A sampling of all past memory allocations (run --serve: since the start; serve "
+		    "PID: allocs?seconds=N, the allocations made in those seconds)" },
+	{ "block", "Stack traces where threads blocked (every off-CPU wait, labelled with its state), "
+		   "cumulative since pprofc started serving" },
+	{ "cmdline", "The command line invocation of the current program" },
+	{ "goroutine", "Stack traces of all current threads (the process's OS threads: pprofc's "
+		       "goroutines)" },
+	{ "heap", "A sampling of memory allocations of live objects (run --serve: since the start; "
+		  "serve PID: heap?seconds=N, the blocks allocated in those seconds and still live)" },
+	{ "mutex", "Stack traces of holders of contended mutexes, cumulative since pprofc started "
+		   "serving" },
+	{ "profile", "CPU profile. You can specify the duration in the seconds GET parameter. After you "
+		     "get the profile file, use the go tool pprof command to investigate the profile." },
+};
+
+static size_t count_of(struct serve_server *s, const char *name)
+{
+	if (strcmp(name, "goroutine") == 0)
+		return attach_count_threads(s->pid);
+	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX
+		 : strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0 ? ACC_HEAP : -1;
+	struct accum_ask k = { .op = ACCUM_COUNT };
+	if (slot < 0 || !s->acc_on[slot] || accum_ask(&s->acc[slot], &k))
+		return 0;
+	return k.samples;
+}
+
+/* s with <, >, & and quotes as entities (a process name is anything). */
+static void put_html(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&#34;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+static void page(struct serve_server *s, FILE *f)
+{
+	char name[256];
+	collect_name_of(s->pid, name, sizeof name);
+	fputs("<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{\n"
+	      "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
+	      "/debug/pprof/<br>\n<br>\n", f);
+	fprintf(f, "pprofc serving process %d (", (int)s->pid);
+	put_html(f, name);
+	fputs(")<br>\n<br>\nTypes of profiles available:\n<table>\n"
+	      "<thead><td>Count</td><td>Profile</td></thead>\n", f);
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+		fprintf(f, "<tr><td>%zu</td><td><a href='%s?debug=1'>%s</a></td></tr>\n",
+			count_of(s, rows[i].name), rows[i].name, rows[i].name);
+	fputs("</table>\n<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n<br>\n<p>\n"
+	      "Profile Descriptions:\n<ul>\n", f);
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+		fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", rows[i].name, rows[i].desc);
+	fputs("</ul>\n</p>\n<p>\nNot available: threadcreate (from outside, where threads were created "
+	      "is not known), trace (no execution trace yet).\n", f);
+	if (s->acc_missing[0]) {
+		fputs("<br>\n", f);
+		put_html(f, s->acc_missing);
+		fputs("\n", f);
+	}
+	fputs("</p>\n</body>\n</html>\n", f);
+}
+
+enum MHD_Result serve_index(struct serve_req *r)
+{
+	struct membuf m;
+	if (membuf_open(&m))
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	page(r->srv, m.f);
+	if (membuf_close(&m))
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	return reply_text(r, m.buf, m.len, "text/html; charset=utf-8");
+}
