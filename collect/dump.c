@@ -373,7 +373,7 @@ void collect_dump_free(struct collect_dump *d)
 	free(d->cycles);
 	free(d->lens);
 	free(d->argv);
-	if (d->taken)
-		attach_snapshot_free(&d->snap);
+	/* Also after a failed take: it fills the snapshot as it goes. */
+	attach_snapshot_free(&d->snap);
 	free(d);
 }

@@ -480,10 +480,13 @@ struct pp_profile *pp_profile_save(const struct pp_profile *p)
 			return NULL;
 		}
 		memcpy(to->values, from->values, sizeof to->values);
-		memcpy(to->locations, from->locations, from->n * sizeof *from->locations);
-		memcpy(to->labels, from->labels, from->n_labels * sizeof *from->labels);
+		if (from->n)
+			memcpy(to->locations, from->locations, from->n * sizeof *from->locations);
+		if (from->n_labels)
+			memcpy(to->labels, from->labels, from->n_labels * sizeof *from->labels);
 	}
-	memcpy(c->sample_ix.slots, p->sample_ix.slots, p->sample_ix.cap * sizeof *p->sample_ix.slots);
+	if (p->sample_ix.cap)            /* memcpy from NULL is undefined, even of 0 bytes */
+		memcpy(c->sample_ix.slots, p->sample_ix.slots, p->sample_ix.cap * sizeof *p->sample_ix.slots);
 	c->sample_ix.cap = p->sample_ix.cap;
 	c->sample_ix.n = p->sample_ix.n;
 	return c;

@@ -3,13 +3,15 @@
  - real-time signals sent during dumps are all delivered, none twice;
  - SIGINT/SIGTERM/SIGHUP to pprofc at random moments of a dump or a CPU
    profile: it exits cleanly, target released, output valid or absent;
- - SIGKILL to pprofc at random moments (200 dumps, 200 profiles): the
-   kernel releases the target (PTRACE_SEIZE);
+ - SIGKILL to pprofc at random moments (200 dumps, 200 profiles, and 30
+   CPU profiles `pprofc serve` collects for an HTTP client): the kernel
+   releases the target (PTRACE_SEIZE);
  - during a CPU profile: 300 real-time signals, SIGSTOP then SIGCONT; a
    target stopped before the profile stays stopped;
  - a 2000-thread process, and one creating 1000 threads a second.
 The random moments come from a seed printed first (PPROFC_TEST_SEED=N
 replays a run); each repeated test prints a "COUNT name key=value..." line."""
+import http.client
 import json
 import os
 import random
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, engine_args, sampling, by_name, check, check_progress, check_untouched,  # noqa: E402
@@ -175,6 +178,57 @@ def test_sigkill_random(kind, rng, rounds=200):
             stopped, traced, stuck = stopped + s, traced + t, stuck + n
         check(fx.proc.poll() is None, "sigkill-%s: the target died" % kind)
         count_line("sigkill-" + kind, tried=rounds, killed_mid_run=mid, target_left_stopped=stopped,
+                   traced=traced, no_progress=stuck)
+
+
+def serve_started(p, lines):
+    """The base URL `pprofc serve -v` says it serves on, once it does."""
+    for line in iter(p.stderr.readline, ""):
+        lines.append(line)
+        m = re.search(r"on (http://[^/\s]+)/debug/pprof/", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def ask_profile(base, seconds):
+    """GET profile?seconds=N, the answer ignored (the server is killed)."""
+    try:
+        urllib.request.urlopen(base + "/debug/pprof/profile?seconds=%d" % seconds, timeout=120).read()
+    except (OSError, http.client.HTTPException):
+        pass
+
+
+def test_sigkill_serve(rng, rounds=30):
+    """SIGKILL to `pprofc serve` at a random moment of a CPU profile it is
+    collecting for a client (and, with the ptrace engine, stopping threads
+    for): the target is never left stopped or traced, and runs on."""
+    with Fixture("waits", progress=True) as fx:
+        mid = stopped = traced = stuck = 0
+        for i in range(rounds):
+            p = subprocess.Popen([PPROFC, "serve", "-v", "--listen", "127.0.0.1:0", str(fx.pid)] + engine_args(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            lines = []
+            base = serve_started(p, lines)
+            if not check(base, "sigkill-serve round %d: serve did not start: %r" % (i, lines)):
+                p.kill()
+                p.wait()
+                break
+            client = threading.Thread(target=ask_profile, args=(base, 30), daemon=True)
+            client.start()
+            check(wait_for(lambda: sampling(p.pid), 60, 0.001), "sigkill-serve round %d: never sampled" % i)
+            time.sleep(rng.uniform(0, 0.3))
+            mid += p.poll() is None
+            p.kill()
+            p.wait()
+            client.join(timeout=60)
+            s, t, n = settled(fx)
+            check(not s, "sigkill-serve round %d: threads left stopped" % i)
+            check(not t, "sigkill-serve round %d: threads left traced" % i)
+            check(not n, "sigkill-serve round %d: target made no progress" % i)
+            stopped, traced, stuck = stopped + s, traced + t, stuck + n
+        check(fx.proc.poll() is None, "sigkill-serve: the target died")
+        count_line("sigkill-serve", tried=rounds, killed_mid_run=mid, target_left_stopped=stopped,
                    traced=traced, no_progress=stuck)
 
 
@@ -467,6 +521,7 @@ if __name__ == "__main__":
     test_stop_signals_to_pprofc()
     test_sigkill_random("dump", rng)
     test_sigkill_random("cpu", rng)
+    test_sigkill_serve(rng)
     test_stop_signals_random("dump", rng)
     test_stop_signals_random("cpu", rng)
     test_many_threads()

@@ -292,7 +292,11 @@ def test_parallel_and_loop():
         fd0, rss0 = fds_rss()
         bad = sum(1 for i in range(100) if srv.get(paths[i % len(paths)])[0] != 200)
         fd1, rss1 = fds_rss()
-        check(bad == 0 and fd1 <= fd0 + 1 and rss1 - rss0 < 4096,
+        # Under ASan freed memory waits in its quarantine (256 MB), so RSS
+        # grows there whatever the code does; its leak check at exit is the
+        # test of memory in that build.
+        sanitized = os.environ.get("PPROFC_SANITIZE", "none") not in ("", "none")
+        check(bad == 0 and fd1 <= fd0 + 1 and (rss1 - rss0 < 4096 or sanitized),
               "100 requests: %d failed, fds %d -> %d, VmRSS %d -> %d kB" % (bad, fd0, fd1, rss0, rss1))
         count_line("serve-loop", requests=100, failed=bad, fds_before=fd0, fds_after=fd1, rss_kb_before=rss0,
                    rss_kb_after=rss1)
