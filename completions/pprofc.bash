@@ -6,7 +6,7 @@
 # bash-completion.  Where bash-completion is loaded, the words after
 # "pprofc run --" are completed by the completion of the command to run.
 #
-#   pprofc COMMAND [options] ...     COMMAND: dump-threads attach run report help
+#   pprofc COMMAND [options] ...     COMMAND: dump-threads attach run report serve help
 #
 # Both --opt=value and --opt value are understood, and so are -oFILE, option
 # clusters (-vo FILE), unique abbreviations of long options (--prof) and
@@ -183,7 +183,7 @@ _pprofc_value()
         ;;
     debug) _pprofc_add "$2" "$3" 1 2 ;;
     engine) _pprofc_add "$2" "$3" auto perf ptrace ;;
-    output) _pprofc_files "$2" "$3" ;;
+    output | basic-auth-file | token-file) _pprofc_files "$2" "$3" ;;
     tid) _pprofc_tids "$2" "$3" ;;
     esac
 }
@@ -215,7 +215,11 @@ _pprofc_command()
     attach)
         longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="force-stop verbose help" ;;
     run)
-        longv="profile seconds hz output format stack-size engine heap-rate interval" longf="children force-stop verbose help" ;;
+        longv="profile seconds hz output format stack-size engine heap-rate interval serve basic-auth-file token-file"
+        longf="children force-stop verbose help" ;;
+    serve)
+        longv="listen basic-auth-file token-file max-connections max-profiles max-seconds hz offcpu-hz engine heap-rate max-hit-rate"
+        longf="verbose help" ;;
     report)
         longv="format sample-index tagfocus tagignore output" longf="help" shortf=h ;;
     esac
@@ -284,7 +288,7 @@ _pprofc_command()
                 [[ $shortf == *"$c"* ]] || { cands=(); break; }
             done
         else
-            _pprofc_add "" "$cur" -o
+            [[ $cmd == serve ]] || _pprofc_add "" "$cur" -o
             for ((j = 0; j < ${#shortf}; j++)); do
                 _pprofc_add "" "$cur" "-${shortf:j:1}"
             done
@@ -361,14 +365,14 @@ _pprofc()
         if [[ $cur == -* ]]; then
             _pprofc_add "" "$cur" -h --help --version
         else
-            _pprofc_add "" "$cur" dump-threads attach run report help
+            _pprofc_add "" "$cur" dump-threads attach run report serve help
         fi
     else
         case ${words[1]} in
         help)
-            ((cword == 2)) && _pprofc_add "" "$cur" dump-threads attach run report
+            ((cword == 2)) && _pprofc_add "" "$cur" dump-threads attach run report serve
             ;;
-        dump-threads | attach | run | report)
+        dump-threads | attach | run | report | serve)
             _pprofc_command "${words[1]}"
             # the command after "run --" was completed by its own completion
             ((delegated)) && return 0

@@ -6,7 +6,8 @@
 # the line; after "pprofc run --" the command to run is completed as usual.
 
 # Long options that take a value, in any command.
-set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval max-hit-rate
+set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval max-hit-rate \
+    serve listen basic-auth-file token-file max-connections max-profiles max-seconds offcpu-hz engine
 
 # Prints the command (the word after "pprofc") if the line has one.
 function __pprofc_command
@@ -135,17 +136,19 @@ complete -c pprofc -n __pprofc_needs_command -a dump-threads -d "Print every thr
 complete -c pprofc -n __pprofc_needs_command -a attach -d 'Profile a running process'
 complete -c pprofc -n __pprofc_needs_command -a run -d 'Run a command and profile it'
 complete -c pprofc -n __pprofc_needs_command -a report -d 'Show a saved profile'
+complete -c pprofc -n __pprofc_needs_command -a serve -d "Serve Go's /debug/pprof/ for a running process"
 complete -c pprofc -n __pprofc_needs_command -a help -d 'Show help'
 complete -c pprofc -n __pprofc_needs_command -s h -l help -d 'Show help'
 complete -c pprofc -n __pprofc_needs_command -l version -d 'Print the version'
 complete -c pprofc -n '__pprofc_using help; and test (count (commandline -opc)) -eq 2' \
-    -a 'dump-threads attach run report'
+    -a 'dump-threads attach run report serve'
 
 # Options of the commands (none after "run --").
 set -l dt '__pprofc_using dump-threads'
 set -l at '__pprofc_using attach'
 set -l ru '__pprofc_using run; and not __pprofc_in_run_command'
 set -l re '__pprofc_using report'
+set -l se '__pprofc_using serve'
 
 complete -c pprofc -n $dt -l debug -x -a '1\t"Identical stacks grouped with a count" 2\t"One block per thread (default)"' -d 'Detail level'
 complete -c pprofc -n $dt -l format -x -a 'text\t"Text (default)" json\tJSON' -d 'Output format'
@@ -184,6 +187,9 @@ complete -c pprofc -n $ru -l format -x -a 'proto\t"pprof protobuf (default)" top
 complete -c pprofc -n $ru -l stack-size -x -d 'Stack bytes copied per sample'
 complete -c pprofc -n $ru -l engine -x -a 'auto\t"perf where allowed, else ptrace" perf\t"perf_event: nothing stopped" ptrace\t"ptrace stops"' -d 'Sampling engine'
 complete -c pprofc -n $ru -l force-stop -d 'Stop every thread each tick (for comparison)'
+complete -c pprofc -n $ru -l serve -x -d "Serve Go's /debug/pprof/ for the command on ADDR"
+complete -c pprofc -n $ru -l basic-auth-file -r -F -d 'With --serve: a file holding USER:PASSWORD'
+complete -c pprofc -n $ru -l token-file -r -F -d 'With --serve: a file holding the bearer token'
 complete -c pprofc -n $ru -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $ru -s h -l help -d 'Show help'
 complete -c pprofc -n "$ru; and __pprofc_operand_wanted run" -a '(__fish_complete_command)'
@@ -196,3 +202,18 @@ complete -c pprofc -n $re -l tagignore -x -d 'Leave out samples with a matching 
 complete -c pprofc -n $re -s o -l output -r -F -d 'Write to FILE'
 complete -c pprofc -n $re -s h -l help -d 'Show help'
 complete -c pprofc -n "$re; and __pprofc_operand_wanted report" -k -a '(__fish_complete_suffix .pb.gz)'
+
+complete -c pprofc -n $se -l listen -x -d 'HOST:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:6060)'
+complete -c pprofc -n $se -l basic-auth-file -r -F -d 'Require HTTP basic auth (a file holding USER:PASSWORD)'
+complete -c pprofc -n $se -l token-file -r -F -d 'Require a bearer token (a file holding it)'
+complete -c pprofc -n $se -l max-connections -x -d 'Open connections at once'
+complete -c pprofc -n $se -l max-profiles -x -d 'Collections of the process at once'
+complete -c pprofc -n $se -l max-seconds -x -d 'Longest seconds=N accepted'
+complete -c pprofc -n $se -l hz -x -d "CPU profiles' samples per second"
+complete -c pprofc -n $se -l offcpu-hz -x -d 'Ticks per second of the cumulative block and mutex profiles'
+complete -c pprofc -n $se -l engine -x -a 'auto\t"perf where allowed, else ptrace" perf\t"perf_event: nothing stopped" ptrace\t"ptrace stops"' -d 'CPU profiles: sampling engine'
+complete -c pprofc -n $se -l heap-rate -x -d 'Heap windows: mean bytes between samples'
+complete -c pprofc -n $se -l max-hit-rate -x -d 'Heap windows: close the probes above N calls per second'
+complete -c pprofc -n $se -s v -l verbose -d 'One line per request on stderr'
+complete -c pprofc -n $se -s h -l help -d 'Show help'
+complete -c pprofc -n "$se; and __pprofc_operand_wanted serve" -a '(__pprofc_pids)'

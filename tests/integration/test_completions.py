@@ -29,7 +29,7 @@ BASH_FILE = os.path.join(COMPLETIONS, "pprofc.bash")
 ZSH_FILE = os.path.join(COMPLETIONS, "_pprofc")
 FISH_FILE = os.path.join(COMPLETIONS, "pprofc.fish")
 
-COMMANDS = ["dump-threads", "attach", "run", "report", "help"]
+COMMANDS = ["dump-threads", "attach", "run", "report", "serve", "help"]
 PROFILES = ["cpu", "wall", "block", "mutex", "heap", "allocs", "threads"]
 
 # Characters of bash's default COMP_WORDBREAKS that split a word for
@@ -179,7 +179,7 @@ def test_commands():
     expect("pprofc r", ["run", "report"])
     expect("pprofc --v", ["--version"])
     expect("pprofc -", ["-h", "--help", "--version"])
-    expect("pprofc help ", ["dump-threads", "attach", "run", "report"])
+    expect("pprofc help ", ["dump-threads", "attach", "run", "report", "serve"])
     expect("pprofc help attach ", [])
     expect("pprofc --version ", [])
     expect("pprofc frobnicate ", [])
@@ -198,6 +198,15 @@ def test_options():
     check(all(g.startswith("--") for g in got), "'pprofc attach --': %r" % got)
     expect("pprofc run --h", ["--hz=", "--heap-rate=", "--help"])
     expect("pprofc run --ch", ["--children"])
+    expect("pprofc run --se", ["--seconds=", "--serve="])
+    expect("pprofc serve --l", ["--listen="])
+    expect("pprofc serve --max-", ["--max-connections=", "--max-profiles=", "--max-seconds=",
+                                   "--max-hit-rate="])
+    expect("pprofc serve -", ["-v", "-h", "--listen=", "--basic-auth-file=", "--token-file=",
+                              "--max-connections=", "--max-profiles=", "--max-seconds=", "--hz=",
+                              "--offcpu-hz=", "--engine=", "--heap-rate=", "--max-hit-rate=",
+                              "--verbose", "--help"])
+    expect("pprofc serve --engine ", ["auto", "perf", "ptrace"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
                                "--output=", "--format=", "--stack-size=", "--engine=", "--heap-rate=",
@@ -234,6 +243,7 @@ def test_pids():
         expect_has("pprofc attach --profile cpu -o out.pb.gz ", [pid])
         expect_has("pprofc attach --prof cpu ", [pid])
         expect_has("pprofc dump-threads -- ", [pid])
+        expect_has("pprofc serve --listen 127.0.0.1:7070 ", [pid])
         expect("pprofc dump-threads %s " % pid, [])  # the PID is given already
         expect("pprofc dump-threads --format json %s " % pid, [])
     finally:
@@ -352,7 +362,7 @@ def test_fish():
     fexpect("pprofc attach --profile=", ["--profile=" + p for p in PROFILES])
     fexpect("pprofc attach --format=", ["--format=proto", "--format=top", "--format=folded"])
     fexpect("pprofc dump-threads --format=", ["--format=text", "--format=json"])
-    fexpect("pprofc report --format=", ["--format=top", "--format=folded"])
+    fexpect("pprofc report --format=", ["--format=top", "--format=folded", "--format=svg"])
     child = subprocess.Popen(["sleep", "60"])
     try:
         got = fish_complete(fish, "pprofc dump-threads ")
@@ -368,8 +378,16 @@ def test_fish():
         fexpect("pprofc attach %d " % t.pid, [])  # the PID is given already
     finally:
         t.close()
-    fexpect("pprofc help ", ["dump-threads", "attach", "run", "report"])
+    fexpect("pprofc help ", ["dump-threads", "attach", "run", "report", "serve"])
     fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs"])
+    fexpect("pprofc serve --engine=", ["--engine=auto", "--engine=perf", "--engine=ptrace"])
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        got = fish_complete(fish, "pprofc serve --listen 127.0.0.1:7070 ")
+        check(str(child.pid) in got, "fish serve: PID %d not offered: %r" % (child.pid, got[:20]))
+    finally:
+        child.kill()
+        child.wait()
     d = tempfile.mkdtemp(prefix="pprofc-completion-")
     try:
         for name in ("cpu.pb.gz", "notes.txt"):
