@@ -71,3 +71,29 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def write_section(results, name, section):
+    """Puts section between the markers <!-- NAME:start --> and
+    <!-- NAME:end --> of results (bench/RESULTS.md), replacing what they
+    held, or appends them; each script owns one such section.  Written to
+    a temporary file and renamed: never half a file."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    try:
+        with open(results) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    block = f"{start}\n{section}\n{end}"
+    a, b = text.find(start), text.find(end)
+    if a >= 0 and b > a:
+        text = text[:a] + block + text[b + len(end):]
+    elif a < 0 and b < 0:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    else:
+        raise BenchError(f"{results}: the {start} / {end} markers are missing or out of "
+                         f"order; fix the file by hand")
+    tmp = results + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, results)

@@ -52,12 +52,10 @@ import threading
 import time
 
 from benchlib import (BenchError, check_unchanged, command_output, cpu_model, fingerprint,
-                      git_revision, loud)
+                      git_revision, loud, write_section)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
-START_MARK = "<!-- cpu:start -->"
-END_MARK = "<!-- cpu:end -->"
 
 MODES = ("unprofiled", "pprofc-perf", "pprofc-ptrace", "perf-record")
 LABEL = {"unprofiled": "unprofiled", "pprofc-perf": "pprofc perf",
@@ -1223,25 +1221,7 @@ def build_section(args, results, info):
 
 
 def write_results(section):
-    """Replace what lies between the cpu markers of RESULTS.md, or append them."""
-    try:
-        with open(RESULTS) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = ""
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    a, b = text.find(START_MARK), text.find(END_MARK)
-    if a >= 0 and b > a:
-        text = text[:a] + block + text[b + len(END_MARK):]
-    elif a < 0 and b < 0:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    else:
-        raise BenchError(f"{RESULTS}: the {START_MARK} / {END_MARK} markers are "
-                         f"missing or out of order; fix the file by hand")
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, RESULTS)
+    write_section(RESULTS, "cpu", section)
 
 
 # ---------------------------------------------------------------- main

@@ -39,12 +39,11 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import BenchError, check_unchanged, command_output, cpu_model, fingerprint, git_revision
+from benchlib import (BenchError, check_unchanged, command_output, cpu_model, fingerprint, git_revision,
+                      write_section)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
-START_MARK = "<!-- heap:start -->"
-END_MARK = "<!-- heap:end -->"
 MODES = ("none", "pprofc", "attach", "attach-nocap", "heaptrack")
 SLOWDOWN_GOAL = 0.03            # at most 3% slower at the default rate
 RATIO_GOAL = 10                 # heaptrack's overhead / pprofc's
@@ -202,19 +201,7 @@ def report(args, modes, rounds, med, slow):
 
 
 def write_results(section):
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else ""
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    a, b = text.find(START_MARK), text.find(END_MARK)
-    if a >= 0 and b > a:
-        text = text[:a] + block + text[b + len(END_MARK):]
-    elif a < 0 and b < 0:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        raise BenchError(f"{RESULTS}: the heap markers are damaged; fix them by hand")
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, RESULTS)
+    write_section(RESULTS, "heap", section)
 
 
 def main():

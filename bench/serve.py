@@ -27,11 +27,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, BenchError, cpu_model, git_revision  # noqa: E402
+from benchlib import ROOT, BenchError, cpu_model, git_revision, write_section  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
-START_MARK = "<!-- serve:start -->"
-END_MARK = "<!-- serve:end -->"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -134,19 +132,7 @@ def report(args, idle, serve, dump):
 
 
 def write_results(section):
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else ""
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    a, b = text.find(START_MARK), text.find(END_MARK)
-    if a >= 0 and b > a:
-        text = text[:a] + block + text[b + len(END_MARK):]
-    elif a < 0 and b < 0:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        raise BenchError(f"{RESULTS}: the serve markers are damaged; fix them by hand")
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, RESULTS)
+    write_section(RESULTS, "serve", section)
 
 
 def main():

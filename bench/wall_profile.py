@@ -42,10 +42,8 @@ import threading
 import time
 
 import cpu_profile as cp
-from benchlib import BenchError, cpu_model, git_revision, loud
+from benchlib import BenchError, cpu_model, git_revision, loud, write_section
 
-START_MARK = "<!-- wall:start -->"
-END_MARK = "<!-- wall:end -->"
 MODES = ("unprofiled", "pprofc", "ptrace", "force-stop")
 
 #   pprofc: 974 samples of 5 threads in 2.00 s: 9.74 s of thread time by the
@@ -224,17 +222,7 @@ def build_section(args, s, info):
 
 
 def write_results(section):
-    text = open(cp.RESULTS).read() if os.path.exists(cp.RESULTS) else ""
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    a, b = text.find(START_MARK), text.find(END_MARK)
-    if a >= 0 and b > a:
-        text = text[:a] + block + text[b + len(END_MARK):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = cp.RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, cp.RESULTS)
+    write_section(RESULTS, "wall", section)
 
 
 def main():
