@@ -6,8 +6,12 @@ The target is build/tests/targets/alloc_churn THREADS SECONDS (source
 tests/targets/alloc_churn.c): THREADS threads replace blocks of assorted
 sizes in rings of 256 live ones, filling each new block, as fast as they
 can, for SECONDS, then
-print "ops_per_s X" (malloc/free pairs per second, all threads).  That
-figure is the throughput.  Each round runs, in an order rotated every
+print "ops_per_s X" (malloc/free pairs per second, all threads) and
+"cpu_ns_per_op Y" (the fixture's own CPU time per pair).  The first is
+the throughput; the second is what the sampler costs inside the target,
+whatever else runs on the machine (on these 2 CPUs the fixture's threads
+take both, so pprofc's reader also slows it down: its own CPU time is
+reported apart).  Each round runs, in an order rotated every
 round so that no mode always goes first:
 
   none       the fixture alone
@@ -48,6 +52,8 @@ MODES = ("none", "pprofc", "attach", "attach-nocap", "heaptrack")
 SLOWDOWN_GOAL = 0.03            # at most 3% slower at the default rate
 RATIO_GOAL = 10                 # heaptrack's overhead / pprofc's
 OPS = re.compile(r"^ops_per_s (\d+)", re.M)
+CPU = re.compile(r"^cpu_ns_per_op ([\d.]+)", re.M)
+PAIRS = re.compile(r"^ops (\d+)", re.M)
 SUMMARY = re.compile(r"^pprofc: .*$", re.M)
 
 
@@ -94,20 +100,29 @@ def run_attached(mode, args, out):
 
 def run_once(mode, args, tmpdir, n):
     out = os.path.join(tmpdir, f"{mode}-{n}")
+    before = os.times()
     if mode.startswith("attach"):
         rc, stdout, stderr = run_attached(mode, args, out)
     else:
         r = subprocess.run(argv_for(mode, args, out), capture_output=True, text=True,
                            timeout=args.seconds * 20 + 60)
         rc, stdout, stderr = r.returncode, r.stdout, r.stderr
-    m = OPS.search(stdout)
-    if rc != 0 or not m:
+    after = os.times()
+    m, cpu, pairs = OPS.search(stdout), CPU.search(stdout), PAIRS.search(stdout)
+    if rc != 0 or not m or not cpu or not pairs:
         raise BenchError(f"{mode}: exit {rc}, no throughput line; stderr: "
                          f"{stderr.strip()[-400:]}")
     summary = SUMMARY.findall(stderr) if mode != "heaptrack" else []
     for f in os.listdir(tmpdir):
         os.unlink(os.path.join(tmpdir, f))
-    return {"ops_per_s": int(m.group(1)), "summary": summary[-1] if summary else ""}
+    # The children's CPU time is the fixture's plus the profiler's: the
+    # profiler's own is what is left when the fixture's is taken away.
+    children = (after.children_user + after.children_system -
+                before.children_user - before.children_system)
+    fixture = float(cpu.group(1)) * int(pairs.group(1)) / 1e9
+    return {"ops_per_s": int(m.group(1)), "cpu_ns": float(cpu.group(1)),
+            "tool_cpu_s": max(children - fixture, 0.0) if mode != "none" else 0.0,
+            "summary": summary[-1] if summary else ""}
 
 
 def rotated(modes, r):
@@ -138,7 +153,10 @@ def summarize(rounds, modes):
     slow = {m: 1 - statistics.median(r["recs"][m]["ops_per_s"] / r["recs"]["none"]["ops_per_s"]
                                      for r in rounds)
             for m in modes if m != "none"}
-    return med, slow
+    # The target's own extra CPU per pair, paired by round the same way.
+    cpu = {m: statistics.median(r["recs"][m]["cpu_ns"] / r["recs"]["none"]["cpu_ns"] for r in rounds) - 1
+           for m in modes if m != "none"}
+    return med, slow, cpu
 
 
 def header(args):
@@ -152,7 +170,7 @@ def header(args):
     ]
 
 
-def report(args, modes, rounds, med, slow):
+def report(args, modes, rounds, med, slow, cpu):
     lines = [
         "",
         f"## alloc_churn {args.threads} {args.seconds} {args.cur_passes}",
@@ -162,20 +180,31 @@ def report(args, modes, rounds, med, slow):
         f"256 live blocks, filling each new one and reading it {args.cur_passes} more times); pprofc at "
         f"`--heap-rate {args.rate}`. {args.rounds} rounds, order "
         "rotated each round. Throughput: malloc/free pairs per second, all threads, as the "
-        "fixture prints it.",
+        "fixture prints it. Target CPU: the fixture's own CPU time per pair (its "
+        "CLOCK_PROCESS_CPUTIME_ID over the pairs), against the fixture alone in the same round. "
+        "Tool CPU: the profiler's own CPU time per second of the run (its children's CPU time "
+        "less the fixture's), in % of one CPU.",
         "",
-        "| mode | median M ops/s | min | max | slowdown (median of per-round ratios) |",
-        "|---|---:|---:|---:|---:|",
+        "| mode | median M ops/s | min | max | slowdown (median of per-round ratios) "
+        "| target CPU per pair | extra target CPU | tool CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in modes:
         xs = [r["recs"][m]["ops_per_s"] / 1e6 for r in rounds]
         s = f"{slow[m] * 100:.1f}%" if m in slow else "-"
-        lines.append(f"| {m} | {med[m] / 1e6:.2f} | {min(xs):.2f} | {max(xs):.2f} | {s} |")
+        c = f"{cpu[m] * 100:.1f}%" if m in cpu else "-"
+        ns = statistics.median(r["recs"][m]["cpu_ns"] for r in rounds)
+        tool = statistics.median(r["recs"][m]["tool_cpu_s"] for r in rounds) / args.seconds
+        t = f"{tool * 100:.0f}%" if m != "none" else "-"
+        lines.append(f"| {m} | {med[m] / 1e6:.2f} | {min(xs):.2f} | {max(xs):.2f} | {s} "
+                     f"| {ns:.1f} ns | {c} | {t} |")
     lines += ["", "Against the goals:", ""]
     if "pprofc" in slow:
         ok = slow["pprofc"] <= SLOWDOWN_GOAL
         lines.append(f"- pprofc at most {SLOWDOWN_GOAL * 100:.0f}% slower: "
-                     f"{slow['pprofc'] * 100:.1f}% -> {'MET' if ok else 'NOT MET'}")
+                     f"{slow['pprofc'] * 100:.1f}% -> {'MET' if ok else 'NOT MET'}; "
+                     f"the target's own CPU per pair {cpu['pprofc'] * 100:+.1f}% -> "
+                     f"{'MET' if cpu['pprofc'] <= SLOWDOWN_GOAL else 'NOT MET'}")
     if "pprofc" in slow and "heaptrack" in slow:
         if slow["pprofc"] > 0:
             ratio = slow["heaptrack"] / slow["pprofc"]
@@ -236,8 +265,8 @@ def main():
             rounds = measure(args, modes)
         except BenchError as e:
             sys.exit(f"heap_profile.py: {e}")
-        med, slow = summarize(rounds, modes)
-        lines += report(args, modes, rounds, med, slow).splitlines()
+        med, slow, cpu = summarize(rounds, modes)
+        lines += report(args, modes, rounds, med, slow, cpu).splitlines()
     section = "\n".join(lines)
     print("\n" + section)
     if args.write_results:

@@ -40,18 +40,25 @@ extern void *__libc_stack_end;
 struct stack_proof {
 	uintptr_t lo;           /* lowest proven sp */
 	uintptr_t top;          /* end of the proven range; 0: none yet */
+	uintptr_t useful;       /* where a copy may stop: min(top, anchor) for a
+				 * thread's TLS anchor, top for the main thread */
 };
 
 static __thread struct stack_proof proof;
 
-/* Whether [sp, top) is proven readable; *len = top - sp. */
+/* Whether [sp, top) is proven readable; *len: the bytes from sp worth
+ * copying.  Above a thread's TLS anchor there is only static TLS and
+ * glibc's thread descriptor (2-3 KiB, more than the frames of a shallow
+ * stack), which no unwind reads: the copy stops at the anchor.  The main
+ * thread's anchor is the sp at entry, where _start's frame begins: its
+ * copy runs to the proven top, as the unwinder may read there. */
 bool preload_stack_proven(uint64_t sp, uint64_t *len)
 {
 	const struct stack_proof *p = &proof;
 
 	if (sp < p->lo || sp >= p->top)
 		return false;
-	*len = p->top - sp;
+	*len = p->useful > sp ? p->useful - sp : p->top - sp;
 	return true;
 }
 
@@ -87,8 +94,9 @@ void preload_stack_prove(uint64_t sp, uint32_t got)
 			p->lo = (uintptr_t)sp;
 		if (top > p->top)
 			p->top = top;
-		return;
+	} else {
+		p->lo = (uintptr_t)sp;
+		p->top = top;
 	}
-	p->lo = (uintptr_t)sp;
-	p->top = top;
+	p->useful = anchor == (uintptr_t)&proof ? anchor : p->top;
 }

@@ -455,8 +455,12 @@ def test_cxx(work):
         if samples:
             break
     leaves = {leaf(x, locs) for x in samples}
+    # The fixture's own allocations, and maybe the stdout buffer stdio
+    # allocates (_IO_file_doallocate, sampled about 1 run in 100); never a
+    # marker or the allocator.
     check(r.returncode == 0 and samples and not any(n.startswith("[") for n in leaves) and
-          all("Pool" in n or "make_arrays" in n for n in leaves),
+          all("Pool" in n or "make_arrays" in n or n.startswith("_IO_") for n in leaves) and
+          any("Pool" in n or "make_arrays" in n for n in leaves),
           "short-lived C++ command at the default rate: leaves %r (%d samples)" % (leaves, len(samples)))
 
 
