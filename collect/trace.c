@@ -344,7 +344,7 @@ static void switch_to(struct build *b, uint64_t t, enum seg_kind kind, uint32_t 
 	t = clamp(b, t);
 	if (t < b->cur.from)
 		t = b->cur.from;
-	if (b->cur.kind != SEG_NONE && t > b->cur.from) {
+	if (b->cur.kind != SEG_NONE && t >= b->cur.from + 3) {    /* 3 ns: see SLICE_GAP_NS */
 		if (grow((void **)&b->v, &b->cap, b->n, sizeof *b->v) == 0) {
 			b->cur.to = t;
 			b->v[b->n++] = b->cur;
@@ -450,6 +450,13 @@ static void build_ticks(struct build *b, const struct trace_ev *e, size_t n)
 
 #define MAX_NAMES 512
 
+/* Each slice ends this much before the next one on its track begins, and
+ * a CPU stack inside a running slice this much before the slice ends:
+ * readers that add ts and dur as floating-point microseconds (Chrome
+ * DevTools' engine) would otherwise find two slices that touch overlapping
+ * by a rounding error, and leave one out. */
+#define SLICE_GAP_NS 1u
+
 /* The function names of stack ref (+ 1), innermost first; how many. */
 static size_t stack_names(struct collect_session *s, uint32_t ref, const char **names, size_t max)
 {
@@ -495,6 +502,7 @@ static void write_samples(struct writer *wr, pid_t tid, const struct seg *g, con
 {
 	uint64_t from = 0, to = 0, count = 0;
 	uint32_t ref = 0;
+	uint64_t end = g->to - 2 * SLICE_GAP_NS;     /* segments are at least 1 us */
 	for (; *k < n && e[*k].t <= g->to; (*k)++) {
 		const struct trace_ev *x = &e[*k];
 		if (x->t < g->from || !((x->type == EV_CPU) || (x->type == EV_RUN && x->ref)))
@@ -504,8 +512,9 @@ static void write_samples(struct writer *wr, pid_t tid, const struct seg *g, con
 			start = g->from;
 		if (ref && start < to)
 			start = to;
+		uint64_t stop = x->t < end ? x->t : end;
 		if (ref == x->ref && start <= to + x->a / 2) {  /* the same stack goes on */
-			to = x->t;
+			to = stop > to ? stop : to;
 			count++;
 			continue;
 		}
@@ -513,7 +522,7 @@ static void write_samples(struct writer *wr, pid_t tid, const struct seg *g, con
 			write_stack_slice(wr, tid, from, to, ref, count);
 		ref = x->ref;
 		from = start;
-		to = x->t > start ? x->t : start;
+		to = stop > start ? stop : start;
 		count = 1;
 	}
 	if (ref && to > from)
@@ -557,7 +566,7 @@ static void write_seg(struct writer *wr, pid_t tid, const struct seg *g, int exa
 						    .str = "blocked; no tick read this wait (shorter than a "
 							   "tick: raise --hz)" };
 	}
-	pp_trace_slice(&wr->w, wr->pid, (int)tid, g->from, g->to - g->from, name, cat, args, na);
+	pp_trace_slice(&wr->w, wr->pid, (int)tid, g->from, g->to - g->from - SLICE_GAP_NS, name, cat, args, na);
 	wr->s->sum.trace_slices++;
 }
 

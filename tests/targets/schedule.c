@@ -6,7 +6,8 @@
  * Thread "sched-b" loops: wait for A's word, lock the mutex, sleep 10 ms
  * holding it, unlock.  So each 10 ms cycle A runs ~2 ms and waits ~8 ms
  * on the mutex, held by B (asleep in nanosleep).  Prints "A_TID B_TID"
- * once both run, then runs until killed.
+ * and "ready" once both run, then runs until killed, or for SECONDS if
+ * given (schedule [SECONDS]).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,7 +83,7 @@ static void *thread_a(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	pthread_t a, b;
 	sem_init(&b_go, 0, 0);
@@ -90,8 +92,12 @@ int main(void)
 	pthread_create(&a, NULL, thread_a, NULL);
 	while (!tid_a || !tid_b)
 		usleep(1000);
-	printf("%d %d\n", (int)tid_a, (int)tid_b);
+	printf("%d %d\nready\n", (int)tid_a, (int)tid_b);
 	fflush(stdout);
+	if (argc > 1) {         /* for run: exit after argv[1] seconds */
+		usleep((useconds_t)(atof(argv[1]) * 1e6));
+		return 0;
+	}
 	pthread_join(a, NULL);
 	return 0;
 }
