@@ -43,6 +43,7 @@ struct trace_ev {
 	uint64_t b;                     /* WAIT: when the wait began (0: unknown) */
 	pid_t tid;
 	uint32_t ref;                   /* CPU, RUN: stack + 1; WAIT, REPEAT: wait + 1 */
+	uint32_t runq_us;               /* ticks: time waiting for a CPU since the last */
 	uint8_t type;
 };
 
@@ -168,17 +169,27 @@ static uint32_t intern_stack(struct collect_trace *t, const uint64_t *locs, size
 	return (uint32_t)t->nst;
 }
 
-static void add_event(struct collect_session *s, enum ev_type type, pid_t tid, uint64_t time,
-		      uint64_t a, uint64_t b, uint32_t ref)
+static struct trace_ev *add_event(struct collect_session *s, enum ev_type type, pid_t tid,
+				   uint64_t time, uint64_t a, uint64_t b, uint32_t ref)
 {
 	struct collect_trace *t = s->trace;
 	if (t->nev >= TRACE_MAX_EVENTS || grow((void **)&t->ev, &t->capev, t->nev, sizeof *t->ev)) {
 		s->sum.trace_dropped++;
-		return;
+		return NULL;
 	}
-	t->ev[t->nev++] = (struct trace_ev){ .t = time, .a = a, .b = b, .tid = tid, .ref = ref,
-					     .type = (uint8_t)type };
+	t->ev[t->nev] = (struct trace_ev){ .t = time, .a = a, .b = b, .tid = tid, .ref = ref,
+					   .type = (uint8_t)type };
 	s->sum.trace_events++;
+	return &t->ev[t->nev++];
+}
+
+/* A tick's event, with the thread's time waiting for a CPU since the last. */
+static void add_tick(struct collect_session *s, enum ev_type type, const struct attach_raw_sample *smp,
+		     uint64_t b, uint32_t ref)
+{
+	struct trace_ev *e = add_event(s, type, smp->tid, smp->time_ns, smp->cpu_ns, b, ref);
+	if (e)
+		e->runq_us = smp->runq_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(smp->runq_ns / 1000);
 }
 
 /* The sample unwound into the stack table: its index + 1, 0 if not. */
@@ -234,13 +245,13 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *smp)
 		uint32_t ref = smp->use_cpu_stack ? 0 : stack_of(s, smp, &st, &unwound);
 		if (unwound)
 			sym_stack_free(&st);
-		add_event(s, EV_RUN, smp->tid, smp->time_ns, smp->cpu_ns, 0, ref);
+		add_tick(s, EV_RUN, smp, 0, ref);
 		th->last_wait = 0;
 		return;
 	}
 	if (smp->repeat) {
 		if (th->last_wait)
-			add_event(s, EV_REPEAT, smp->tid, smp->time_ns, smp->cpu_ns, 0, th->last_wait);
+			add_tick(s, EV_REPEAT, smp, 0, th->last_wait);
 		return;
 	}
 	if (grow((void **)&t->w, &t->capw, t->nw, sizeof *t->w)) {
@@ -253,10 +264,14 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *smp)
 	describe_wait(s, smp, unwound ? &st : NULL, w);
 	if (unwound)
 		sym_stack_free(&st);
-	th->last_wait = (uint32_t)++t->nw;
+	/* Read again (it woke and slept again, or ran a moment): the same
+	 * wait if nothing about it changed. */
+	const struct trace_wait *l = th->last_wait ? &t->w[th->last_wait - 1] : NULL;
+	if (!l || l->stack != w->stack || strcmp(l->reason, w->reason) || strcmp(l->detail, w->detail))
+		th->last_wait = (uint32_t)++t->nw;
 	uint64_t began = smp->blocked_ms >= 0 && smp->time_ns > (uint64_t)(smp->blocked_ms * 1e6)
 				 ? smp->time_ns - (uint64_t)(smp->blocked_ms * 1e6) : 0;
-	add_event(s, EV_WAIT, smp->tid, smp->time_ns, smp->cpu_ns, began, th->last_wait);
+	add_tick(s, EV_WAIT, smp, began, th->last_wait);
 }
 
 void collect_trace_on_cpu(void *arg, const struct attach_raw_sample *smp)
@@ -400,29 +415,49 @@ static void build_exact(struct build *b, const struct trace_ev *e, size_t n)
 	switch_to(b, b->end, SEG_NONE, 0);
 }
 
+/* A tick saw the thread on a CPU for c ns of the interval (prev, t] and
+ * waiting for one q ns: running over [to - c, to], where to is when it
+ * stopped (the tick, or when its wait began); what of the interval comes
+ * before that and is not the state it was in is runnable (q) or off CPU. */
+static void place_run(struct build *b, uint64_t prev, uint64_t to, uint64_t c, uint64_t q)
+{
+	uint64_t from = to - c > prev ? to - c : prev;
+	if (b->cur.kind == SEG_RUN && from > prev + q + 1000)
+		switch_to(b, prev, SEG_WAIT, 0);        /* it blocked meanwhile: unread */
+	if (b->cur.kind == SEG_RUN && from > prev + 1000)
+		switch_to(b, from - q > prev ? from - q : prev, SEG_RUNNABLE, 0);
+	else if (b->cur.kind != SEG_RUN && q && from - q > prev)
+		switch_to(b, from - q, SEG_RUNNABLE, 0);
+	if (b->cur.kind != SEG_RUN && to > from)
+		switch_to(b, from, SEG_RUN, 0);
+}
+
 /* From the ticks alone: each interval's CPU time (schedstat) is put as
  * running just before the wait began (exec_start), or just before the
- * tick that found the thread running; the rest stays in the state it was
- * in.  Right to within a tick. */
+ * tick that found the thread running, after its time waiting for a CPU;
+ * the rest stays in the state it was in.  Right to within a tick. */
 static void build_ticks(struct build *b, const struct trace_ev *e, size_t n)
 {
 	uint64_t prev = b->start;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t t = clamp(b, e[i].t), c = e[i].a < t - prev ? e[i].a : t - prev;
+		uint64_t q = (uint64_t)e[i].runq_us * 1000;
+		q = q < t - prev - c ? q : t - prev - c;
 		switch (e[i].type) {
 		case EV_BORN:
 			switch_to(b, e[i].t, SEG_RUNNABLE, 0);
 			break;
 		case EV_RUN:
-			if (b->cur.kind != SEG_RUN)
-				switch_to(b, t - c, SEG_RUN, 0);
+			place_run(b, prev, t, c, q);
 			break;
 		case EV_WAIT: {
+			/* A wait that began in the interval, unless it did not run
+			 * (no CPU time: the same wait read again; the CPUs'
+			 * scheduler clocks, which date it, differ a little). */
 			uint64_t began = e[i].b;
-			if (began > prev && began <= t) {
-				uint64_t ran = began - c > prev ? began - c : prev;
-				if (b->cur.kind != SEG_RUN && began > ran)
-					switch_to(b, ran, SEG_RUN, 0);
+			int same = b->cur.kind == SEG_WAIT && b->cur.ref == e[i].ref && c == 0;
+			if (began > prev && began <= t && !same) {
+				place_run(b, prev, began, c, q);
 				switch_to(b, began, SEG_WAIT, e[i].ref);
 			} else if (b->cur.kind != SEG_WAIT || (b->cur.ref && b->cur.ref != e[i].ref)) {
 				switch_to(b, prev, SEG_WAIT, e[i].ref);

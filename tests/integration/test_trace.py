@@ -118,11 +118,10 @@ def check_schedule(doc, fx, label, tick_ms, duty):
 def perf_switches(data, a_tid):
     """A's running intervals [(in, out)] in µs of CLOCK_MONOTONIC, from
     perf's own sched:sched_switch records."""
-    r = subprocess.run(["perf", "script", "-i", data, "--ns", "-F", "time,trace"], capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(["perf", "script", "-i", data, "--ns"], capture_output=True, text=True, timeout=300)
     out, cur = [], None
     for line in r.stdout.splitlines():
-        m = re.match(r"\s*(\d+)\.(\d+):\s+prev_comm=.* prev_pid=(\d+) .*==> next_comm=.* next_pid=(\d+)", line)
+        m = re.search(r" (\d+)\.(\d+): sched:sched_switch: .* prev_pid=(\d+) .*==> .* next_pid=(\d+)", line)
         if not m:
             continue
         t = int(m.group(1)) * 1e6 + int(m.group(2)) / 1e3
@@ -161,7 +160,7 @@ def test_perf_against_perf_sched():
         check_schedule(doc, fx, "perf", 1, duty)
         slices, _ = tracks(doc)
         ours = [(e["ts"], e["ts"] + e["dur"]) for e in sched_slices(slices[a_tid]) if e["name"] == "running"]
-        theirs = perf_switches(data, a_tid) if rec and rec.returncode == 0 and os.path.exists(data) else []
+        theirs = perf_switches(data, a_tid) if rec and os.path.exists(data) else []
         if not theirs:
             print("note: perf record gave no sched_switch records: %s" % (rec.stderr.read() if rec else "no perf"))
             return
