@@ -24,7 +24,11 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
-          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl)
+          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl
+          nodejs npm)
+# nodejs and npm: test_trace_reader.py reads the trace files with Chrome
+# DevTools' trace engine (@paulirish/trace_engine, pinned in
+# tests/reader/package-lock.json), installed by install_trace_reader.
 
 install_missing() {
 	local missing=() p
@@ -39,6 +43,15 @@ install_missing() {
 	"${sudo[@]}" apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null
+}
+
+# The trace reader of test_trace_reader.py, from npm (the test skips
+# without it: a machine that cannot reach npm still runs the rest).
+install_trace_reader() {
+	[ -d tests/reader/node_modules/@paulirish/trace_engine ] && return 0
+	command -v npm >/dev/null || return 0
+	(cd tests/reader && npm ci --no-audit --no-fund --silent) ||
+		echo "dev.sh: npm could not install the trace reader: test_trace_reader.py will skip" >&2
 }
 
 # configure DIR [meson options...]: set up once, reconfigure when options change.
@@ -90,9 +103,9 @@ demo() {
 }
 
 case "${1:-}" in
-	demo)          install_missing; configure build; demo ;;
-	test)          install_missing; configure build; run_tests build ;;
-	test-sanitize) install_missing
+	demo)          install_missing; install_trace_reader; configure build; demo ;;
+	test)          install_missing; install_trace_reader; configure build; run_tests build ;;
+	test-sanitize) install_missing; install_trace_reader
 	               configure build-sanitize -Db_sanitize=address,undefined -Db_lundef=false \
 	                         -Dc_args=-fno-sanitize-recover=all
 	               run_tests build-sanitize ;;

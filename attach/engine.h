@@ -53,7 +53,8 @@ struct attach_raw_sample {
 	int stack_cut;                  /* the copy ended at its size limit */
 	int probe;                      /* perf with uprobes: the index of the
 					 * probe in opts.uprobes; else -1 */
-	uint64_t time_ns;               /* perf: when taken (CLOCK_MONOTONIC) */
+	uint64_t time_ns;               /* when taken (CLOCK_MONOTONIC); ptrace:
+					 * when the tick began */
 	uint64_t stop_ns;               /* ptrace: how long the thread was
 					 * stopped for it; perf: 0 */
 	/* Wall mode (ptrace engine) only. */
@@ -71,6 +72,17 @@ struct attach_raw_sample {
 					 * sum_exec_runtime) and waiting for one */
 	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
 					 * cpu_ns + runq_ns <= weight_ns */
+};
+
+/* perf with opts.switches: a thread of the target left a CPU or came
+ * onto one (PERF_RECORD_SWITCH), or was born or exited (PERF_RECORD_FORK,
+ * _EXIT), at time_ns (CLOCK_MONOTONIC, the kernel's own stamp). */
+enum attach_sched_kind { ATTACH_SCHED_IN, ATTACH_SCHED_OUT, ATTACH_SCHED_PREEMPTED,
+			 ATTACH_SCHED_BORN, ATTACH_SCHED_EXITED };
+struct attach_sched_event {
+	pid_t tid;
+	enum attach_sched_kind kind;    /* PREEMPTED: out, still runnable */
+	uint64_t time_ns;
 };
 
 /* A probe on a function of a file mapped by the target (uprobes.h finds
@@ -100,6 +112,10 @@ struct attach_engine_opts {
 					 * not, and leave the EINTRs it causes */
 	void (*on_sample)(void *arg, const struct attach_raw_sample *s);
 	void (*on_tick_end)(void *arg); /* ptrace: after a tick's samples */
+	/* perf: also every context switch of the target's threads, and their
+	 * births and exits, to on_sched (the trace timeline). */
+	int switches;
+	void (*on_sched)(void *arg, const struct attach_sched_event *ev);
 	/* ptrace: a thread exited (or left /proc/PID/task); it gets no more
 	 * samples from this engine, so what the caller keeps for it can go. */
 	void (*on_thread_gone)(void *arg, pid_t tid);

@@ -595,6 +595,53 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 	e->o.on_sample(e->o.arg, &s);
 }
 
+/* The sample_id trailer of a non-sample record (sample_id_all): with our
+ * sample_type, pid and tid, time, then the identifier, in its last 24
+ * bytes. */
+static int trailer_of(const unsigned char *p, size_t len, uint32_t *tid, uint64_t *time, uint64_t *id)
+{
+	if (len < sizeof(struct perf_event_header) + 24)
+		return -1;
+	const unsigned char *t = p + len - 24;
+	memcpy(tid, t + 4, 4);
+	memcpy(time, t + 8, 8);
+	memcpy(id, t + 16, 8);
+	return 0;
+}
+
+/* opts.switches: a record about one of the target's threads to on_sched,
+ * once (records are read here as they are consumed, never rescanned). */
+static void on_sched_record(struct perf_engine *e, const struct perf_event_header *h,
+			    const unsigned char *p, size_t len)
+{
+	struct attach_sched_event ev;
+	uint32_t pid, tid;
+	uint64_t time, id;
+	if (!e->o.switches || !e->o.on_sched || trailer_of(p, len, &tid, &time, &id))
+		return;
+	if (h->type == PERF_RECORD_SWITCH) {
+		memcpy(&pid, p + len - 24, 4);
+		if ((pid_t)pid != e->pid || !wanted(e, (pid_t)tid) || doubled(e, id))
+			return;
+		ev.kind = !(h->misc & PERF_RECORD_MISC_SWITCH_OUT) ? ATTACH_SCHED_IN
+			: (h->misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) ? ATTACH_SCHED_PREEMPTED
+									    : ATTACH_SCHED_OUT;
+	} else {
+		/* FORK and EXIT: pid, ppid, tid, ptid, time (the task's own). */
+		if (len < sizeof *h + 24)
+			return;
+		memcpy(&pid, p + sizeof *h, 4);
+		memcpy(&tid, p + sizeof *h + 8, 4);
+		memcpy(&time, p + sizeof *h + 16, 8);
+		if ((pid_t)pid != e->pid || doubled(e, id))
+			return;
+		ev.kind = h->type == PERF_RECORD_FORK ? ATTACH_SCHED_BORN : ATTACH_SCHED_EXITED;
+	}
+	ev.tid = (pid_t)tid;
+	ev.time_ns = time;
+	e->o.on_sched(e->o.arg, &ev);
+}
+
 static void on_task_record(struct perf_engine *e, const struct perf_event_header *h,
 			   const unsigned char *p, size_t len)
 {
@@ -691,6 +738,9 @@ static const unsigned char *next_sample(struct perf_engine *e, struct ring *r, u
 			*t = sample_time(p, h->size);
 			return *t <= upto ? p : NULL;
 		}
+		if (h->type == PERF_RECORD_SWITCH || h->type == PERF_RECORD_FORK ||
+		    h->type == PERF_RECORD_EXIT)
+			on_sched_record(e, h, p, h->size);
 		if (h->type == PERF_RECORD_LOST && h->size >= sizeof *h + 16) {
 			uint64_t lost;
 			memcpy(&lost, p + sizeof *h + 8, 8);
@@ -872,6 +922,15 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 	a->comm = 1;
 	a->comm_exec = 1;
 	a->sample_id_all = 1;
+	/* The trace timeline's exact switch times: PERF_RECORD_SWITCH from the
+	 * same per-thread events, rather than the sched:sched_switch
+	 * tracepoint.  The tracepoint sees every task of a CPU and needs
+	 * perf_event_paranoid -1 or CAP_PERFMON (raw tracepoint data); these
+	 * records come only for the threads the events follow, with the
+	 * permission the samples already have, are inherited with them, and
+	 * say whether a thread left its CPU preempted (still runnable,
+	 * PERF_RECORD_MISC_SWITCH_OUT_PREEMPT, Linux 4.17) or blocked. */
+	a->context_switch = o->switches ? 1 : 0;
 	a->exclude_hv = 1;
 	a->use_clockid = 1;
 	a->clockid = CLOCK_MONOTONIC;

@@ -898,6 +898,7 @@ static void tick(struct sampler *s)
 			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
 			.repeat = k->repeat, .use_cpu_stack = k->use_cpu_stack, .sc = k->sc,
 			.blocked_ms = k->blocked_ms, .cpu_ns = k->cpu_ns, .runq_ns = k->runq_ns,
+			.time_ns = s->tick_ns,
 		};
 		s->st->samples++;
 		if (!k->repeat)

@@ -70,6 +70,7 @@ void cli_output_failed(struct cli_output *o, const char *what);
 struct cli_saved {
 	struct cli_output out;
 	int numbered;
+	const char *suffix;             /* ".pb.gz", or ".json" for a trace */
 	char dir[4096], prefix[512];
 };
 int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
@@ -77,7 +78,7 @@ int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const 
 int cli_saved_commit(struct cli_saved *w);
 
 /* attach and run (profile.c). */
-enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED };
+enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED, FMT_JSON };   /* JSON: the trace's */
 struct cli_profile_options {
 	pid_t pid;
 	int threads;                    /* --profile threads: one snapshot */

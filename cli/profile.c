@@ -46,7 +46,11 @@ static const char attach_help[] =
 	"                        allocs: the allocations made during the window\n"
 	"                        (uprobes on the allocator the process calls: each\n"
 	"                        call traps, ~9 us here; inuse counts only the\n"
-	"                        window's blocks not freed in it)\n"
+	"                        window's blocks not freed in it); trace: a timeline\n"
+	"                        of every thread (running with its stacks, each wait\n"
+	"                        with its reason, mutex holder or fd; created,\n"
+	"                        exited) as trace-event JSON for ui.perfetto.dev or\n"
+	"                        chrome://tracing, default pprof.<exe>.trace.NNN.json\n"
 	"      --heap-rate=BYTES heap, allocs: mean bytes between sampled\n"
 	"                        allocations (default 512K; 1: every one)\n"
 	"      --max-hit-rate=N  heap, allocs: close the probes above N calls per\n"
@@ -80,7 +84,7 @@ static const char run_help[] =
 	"SIGTERM or SIGHUP to pprofc end the profile, write it, pass the signal\n"
 	"on to COMMAND and wait for it, as perf record does.\n"
 	"\n"
-	"options: --profile=cpu|wall|block|mutex, --seconds=N (default: until\n"
+	"options: --profile=cpu|wall|block|mutex|trace, --seconds=N (default: until\n"
 	"COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
 	"--format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
 	"as for `pprofc attach`.\n"
@@ -176,9 +180,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->kind = COLLECT_HEAP;
 			else if (strcmp(optarg, "allocs") == 0)
 				o->kind = COLLECT_ALLOCS;
+			else if (strcmp(optarg, "trace") == 0)
+				o->kind = COLLECT_TRACE;
 			else
 				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex, heap, "
-						       "allocs%s, not '%s'", run ? "" : " or threads", optarg);
+						       "allocs, trace%s, not '%s'", run ? "" : " or threads", optarg);
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);
@@ -203,8 +209,11 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->format = FMT_TOP;
 			else if (strcmp(optarg, "folded") == 0)
 				o->format = FMT_FOLDED;
+			else if (strcmp(optarg, "json") == 0)
+				o->format = FMT_JSON;
 			else
-				return cli_usage_error(cmd, "--format takes proto, top or folded, not '%s'", optarg);
+				return cli_usage_error(cmd, "--format takes proto, top or folded (json: the "
+						       "trace's, its only one), not '%s'", optarg);
 			break;
 		case 'k':
 			if (cli_parse_size(optarg, &o->stack_size) || o->stack_size < 4096 ||
@@ -267,6 +276,16 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		default:
 			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
+	}
+	if (o->kind == COLLECT_TRACE && o->format != FMT_PROTO && o->format != FMT_JSON)
+		return cli_usage_error(cmd, "--profile trace writes a timeline as JSON (trace events), "
+				       "not pprof: --format does not apply");
+	if (o->kind != COLLECT_TRACE && o->format == FMT_JSON)
+		return cli_usage_error(cmd, "--format json goes with --profile trace");
+	if (o->kind == COLLECT_TRACE) {
+		o->format = FMT_JSON;
+		if (o->force_stop)
+			return cli_usage_error(cmd, "--force-stop goes with the pprof profiles, not trace");
 	}
 	if (o->output && strcmp(o->output, "-") == 0 && o->format == FMT_PROTO && isatty(STDOUT_FILENO))
 		return cli_usage_error(cmd, "-o -: stdout is a terminal and a pprof profile is binary: "
@@ -430,6 +449,30 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 			sum->unwind_failures);
 }
 
+/* trace: what the timeline holds and how exact its times are. */
+static void trace_summary(const struct cli_profile_options *o, const struct collect_summary *sum)
+{
+	const struct attach_engine_stats *st = &sum->st;
+	if (isatty(2))
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "pprofc: trace of %" PRIu64 " threads in %.2f s: %" PRIu64 " slices; switch "
+		"times %s", st->threads_seen, (double)st->duration_ns / 1e9, sum->trace_slices,
+		sum->trace_switches ? "exact (perf_event context switches)"
+				    : "from the ticks (within a tick)");
+	if (sum->trace_dropped)
+		fprintf(stderr, "; %" PRIu64 " events not kept (the cap was reached: the timeline "
+			"ends early for busy threads)", sum->trace_dropped);
+	if (sum->dropped_nomem)
+		fprintf(stderr, "; %" PRIu64 " dropped (out of memory)", sum->dropped_nomem);
+	engine_part(sum);
+	if (sum->fallback[0])
+		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
+	if (st->skipped_ticks)
+		fprintf(stderr, "pprofc: fell behind: %" PRIu64 " of %" PRIu64 " ticks skipped while "
+			"pprofc was busy (too many threads for --hz %ld)\n", st->skipped_ticks,
+			st->ticks + st->skipped_ticks, o->hz);
+}
+
 static void report_end(const struct collect_summary *sum, pid_t pid)
 {
 	if (sum->target_exited) {
@@ -460,8 +503,17 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 		cli_heap_summary(sum, o->command[0], o->children, o->verbose);
 	else if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_summary(sum);
-	else
+	else if (o->kind != COLLECT_TRACE)
 		summary(o, sum);
+	if (o->kind == COLLECT_TRACE) {
+		int r = collect_trace_write(s, w->out.f);
+		trace_summary(o, sum);
+		if (r) {
+			cli_output_failed(&w->out, "the trace");
+			return EXIT_FAIL;
+		}
+		return cli_saved_commit(w) ? EXIT_FAIL : EXIT_OK;
+	}
 	return cli_profile_write(o, prof, (int64_t)sum->st.duration_ns, w);
 }
 
@@ -487,7 +539,8 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 	struct cli_saved w;
 	struct cli_progress pr;
 	collect_name_of(pid, exe, sizeof exe);
-	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, collect_file_kind(o->kind)))
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO || o->format == FMT_JSON, exe,
+			   collect_file_kind(o->kind)))
 		return EXIT_FAIL;
 	cli_collect_opts(o, &pr, &co);
 	struct collect_session *s = collect_open(pid, &co, &err);

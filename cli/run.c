@@ -42,7 +42,7 @@ int cmd_run(int argc, char **argv)
 		cli_heap_catch_snapshot();
 	/* The profile is named after the command as it was called. */
 	struct cli_saved w;
-	if (cli_saved_open(&w, o.output, o.format == FMT_PROTO, o.command[0],
+	if (cli_saved_open(&w, o.output, o.format == FMT_PROTO || o.format == FMT_JSON, o.command[0],
 			   collect_file_kind(o.kind)))
 		return EXIT_FAIL;
 	struct collect_opts co;

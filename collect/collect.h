@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "../attach/engine.h"
@@ -33,8 +34,10 @@
 
 /* heap and allocs: the same data (sampled allocations, live or not, of a
  * command started by `run`); allocs sets default_sample_type alloc_space. */
+/* trace: a timeline of every thread (running, waiting and why), written
+ * as trace-event JSON by collect_trace_write, not as a profile. */
 enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX, COLLECT_HEAP,
-		    COLLECT_ALLOCS };
+		    COLLECT_ALLOCS, COLLECT_TRACE };
 enum collect_engine { COLLECT_ENGINE_AUTO, COLLECT_ENGINE_PERF, COLLECT_ENGINE_PTRACE };
 
 struct collect_session;
@@ -119,6 +122,11 @@ struct collect_summary {
 	int target_exited, exit_status; /* exit_status: wait status, -1 unknown */
 	int target_execed;
 	struct collect_heap_summary heap;
+	/* trace: */
+	int trace_switches;             /* exact switch times (perf) */
+	uint64_t trace_events;          /* events kept (switches, samples, ticks) */
+	uint64_t trace_dropped;         /* ...not kept: the cap was reached */
+	uint64_t trace_slices;          /* slices written */
 };
 
 struct collect_error {
@@ -153,6 +161,10 @@ void collect_signal_child(struct collect_session *s, int sig);
  * NULL. */
 int collect_wait_child(struct collect_session *s, volatile sig_atomic_t *pass);
 void collect_close(struct collect_session *s);
+
+/* trace: the timeline as Chrome trace-event JSON (docs/FORMATS.md §9),
+ * after collect_run.  0, or -1 if out of memory or the stream failed. */
+int collect_trace_write(struct collect_session *s, FILE *out);
 
 /* The pprof sample types and file-name kind of a profile kind
  * (docs/FORMATS.md §1.4, file names §1.5). */

@@ -150,6 +150,9 @@ struct collect_session {
 	struct collect_heap *heap;
 	/* heap_attach.c: heap and allocs of attach (NULL for the others) */
 	struct heap_attach *uheap;
+	/* trace.c: the trace kind (NULL for the others) */
+	struct collect_trace *trace;
+	uint64_t end_ns;                /* when the engines were closed */
 };
 
 /* heap_attach.c: the heap and allocs kinds of attach (uprobes), behind
@@ -199,6 +202,22 @@ void collect_kinds_flush(struct collect_session *s);
  * profile now (the sums are unchanged), so that it can be read mid-run. */
 void collect_kinds_sync(struct collect_session *s);
 void collect_kinds_free(struct collect_session *s);
+/* Unwinds a sample (counting failures and incomplete stacks); 0 with a
+ * stack to free, -1 with nothing. */
+int collect_unwind_sample(struct collect_session *p, const struct attach_raw_sample *s,
+			  struct sym_stack *st);
+
+/* trace.c: the trace kind.  The tick loop's samples (every thread at
+ * every tick: its state and wait), the perf engine's CPU samples, context
+ * switches, births and exits are kept as events, and made into each
+ * thread's timeline by collect_trace_write. */
+struct collect_trace;
+int collect_trace_open(struct collect_session *s);
+void collect_trace_on_tick(void *arg, const struct attach_raw_sample *s);
+void collect_trace_on_cpu(void *arg, const struct attach_raw_sample *s);
+void collect_trace_on_sched(void *arg, const struct attach_sched_event *ev);
+void collect_trace_on_gone(void *arg, pid_t tid);
+void collect_trace_free(struct collect_session *s);
 
 /* spawn.c: starts argv stopped at its exec (ptrace), so the engine can be
  * opened before its first instruction; collect_release_child() then lets

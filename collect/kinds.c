@@ -295,9 +295,8 @@ void collect_on_tick_end(void *arg)
 	p->nwaiters = 0;
 }
 
-/* Unwinds a sample (counting failures and incomplete stacks); 0 with a
- * stack to free, -1 with nothing. */
-static int unwind(struct collect_session *p, const struct attach_raw_sample *s, struct sym_stack *st)
+int collect_unwind_sample(struct collect_session *p, const struct attach_raw_sample *s,
+			  struct sym_stack *st)
 {
 	struct sym_snapshot snap = { s->tid, &s->regs, s->stack_addr, s->stack, s->stack_len,
 				     s->stack_cut, attach_read_mem };
@@ -340,7 +339,7 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 	struct last_sample *last = find_last(p, s->tid);
 	if (!last && attach_task_exists(p->pid, s->tid))
 		last = last_for(p, s->tid);
-	if (!last || unwind(p, s, &st))
+	if (!last || collect_unwind_sample(p, s, &st))
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
 	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
@@ -499,7 +498,7 @@ static void on_wall(struct collect_session *p, const struct attach_raw_sample *s
 	}
 	int running = s->use_cpu_stack || (!s->repeat && s->state == 'R');
 	if (!s->repeat && !s->use_cpu_stack) {
-		int ok = unwind(p, s, &st) == 0;
+		int ok = collect_unwind_sample(p, s, &st) == 0;
 		wall_new_stack(p, s, last, ok ? &st : NULL, running);
 		if (ok)
 			sym_stack_free(&st);
@@ -521,7 +520,7 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 		return;
 	}
 	if (p->o.kind == COLLECT_CPU) {
-		if (unwind(p, s, &st))
+		if (collect_unwind_sample(p, s, &st))
 			return;
 		uint64_t locs[COLLECT_MAX_LOCS];
 		size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
@@ -541,7 +540,7 @@ void collect_on_sample(void *arg, const struct attach_raw_sample *s)
 			charge(p, s, last, 0);
 		return;
 	}
-	if (unwind(p, s, &st))
+	if (collect_unwind_sample(p, s, &st))
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
 	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);

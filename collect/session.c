@@ -64,7 +64,8 @@ const char *collect_file_kind(enum collect_kind kind)
 	static const char *const names[] = { "samples.cpu", "samples.wall", "contentions.delay",
 					     "contentions.delay",
 					     "alloc_objects.alloc_space.inuse_objects.inuse_space",
-					     "alloc_objects.alloc_space.inuse_objects.inuse_space" };
+					     "alloc_objects.alloc_space.inuse_objects.inuse_space",
+					     "trace" };
 	return names[kind];
 }
 
@@ -84,7 +85,9 @@ static struct attach_engine *open_cpu_stacks(struct collect_session *s,
 	struct attach_engine_opts eo = *tick;
 	eo.wall = 0;
 	eo.stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT;
-	eo.on_sample = collect_on_cpu_stack;
+	eo.on_sample = s->trace ? collect_trace_on_cpu : collect_on_cpu_stack;
+	eo.switches = s->trace != NULL;
+	eo.on_sched = s->trace ? collect_trace_on_sched : NULL;
 	eo.on_tick_end = NULL;
 	eo.on_thread_gone = NULL;       /* the tick loop says when threads go */
 	return attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, ae);
@@ -96,9 +99,9 @@ static struct attach_engine *open_engine(struct collect_session *s, struct colle
 		.hz = s->o.hz, .stack_size = s->o.stack_size ? s->o.stack_size : PERF_STACK_DEFAULT,
 		.only = s->o.tids, .n_only = s->o.n_tids,
 		.wall = s->o.kind != COLLECT_CPU, .force_stop = s->o.force_stop,
-		.on_sample = collect_on_sample,
+		.on_sample = s->trace ? collect_trace_on_tick : collect_on_sample,
 		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL,
-		.on_thread_gone = collect_on_thread_gone, .arg = s,
+		.on_thread_gone = s->trace ? collect_trace_on_gone : collect_on_thread_gone, .arg = s,
 	};
 	struct attach_error ae;
 	struct attach_engine *e;
@@ -107,7 +110,7 @@ static struct attach_engine *open_engine(struct collect_session *s, struct colle
 		if ((e = attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, &ae)))
 			return e;
 	} else if (want_perf) {
-		/* The off-CPU kinds visit every thread at each tick (the ptrace
+		/* The off-CPU kinds and the trace visit every thread at each tick (the ptrace
 		 * engine's loop, which reads blocked threads without stopping
 		 * them); running threads take their stacks from perf samples,
 		 * so nothing is ever stopped. */
@@ -156,7 +159,8 @@ static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		spec.comment = collect_heap_attach_comment();   /* run's go by heap.c */
 	if (!(s->sym = sym_open(pid, why, sizeof why)) ||
-	    collect_stacks_init(&s->stacks, pid, s->sym, &spec)) {
+	    collect_stacks_init(&s->stacks, pid, s->sym, &spec) ||
+	    (o->kind == COLLECT_TRACE && collect_trace_open(s))) {
 		snprintf(err->msg, sizeof err->msg, "cannot prepare PID %d for profiling: %s", (int)pid,
 			 s->sym ? "out of memory" : why);
 		collect_close(s);
@@ -171,6 +175,7 @@ static int start(struct collect_session *s, struct collect_error *err)
 	if (!(s->engine = open_engine(s, err)))
 		return -1;
 	s->sum.engine = s->cpu_engine ? attach_engine_name(s->cpu_engine) : attach_engine_name(s->engine);
+	s->sum.trace_switches = s->trace && s->cpu_engine;
 	s->start_ns = collect_now_ns();
 	return 0;
 }
@@ -301,6 +306,7 @@ void collect_stop(struct collect_session *s)
 	if (s->stopped || !s->engine)
 		return;
 	s->stopped = 1;
+	s->end_ns = collect_now_ns();
 	attach_engine_close(s->engine, &s->sum.st);
 	s->engine = NULL;
 	if (s->cpu_engine) {
@@ -381,6 +387,7 @@ void collect_close(struct collect_session *s)
 	attach_engine_stats_free(&s->sum.st);
 	attach_engine_stats_free(&s->sum.cpu_st);
 	collect_kinds_free(s);
+	collect_trace_free(s);
 	collect_heap_free(s);
 	collect_heap_attach_free(s);
 	collect_stacks_free(&s->stacks);

@@ -11,7 +11,9 @@
  *                 PID: the uprobe window of seconds=N, required
  *   cmdline       argv joined by NUL bytes
  *   symbol        GET: num_symbols; addresses (POST body or query) to names
- *   trace, threadcreate   not available: 404 saying why
+ *   trace         the threads' timeline over seconds=N (float, default 1)
+ *                 as trace-event JSON (not Go's runtime/trace format)
+ *   threadcreate  not available: 404 saying why
  */
 #include <errno.h>
 #include <limits.h>
@@ -405,6 +407,50 @@ static enum MHD_Result symbol(struct serve_req *r)
 	return reply_text(r, m.buf, m.len, "text/plain; charset=utf-8");
 }
 
+/* ---- trace: the timeline ------------------------------------------------ */
+
+/* Go's trace?seconds=N: a float, 1 when missing or not positive (as
+ * net/http/pprof's Trace reads it).  Not Go's runtime/trace binary, which
+ * only Go programs make: the threads' timeline as trace-event JSON
+ * (docs/FORMATS.md §9), for ui.perfetto.dev or chrome://tracing. */
+static enum MHD_Result trace(struct serve_req *r)
+{
+	struct serve_server *s = r->srv;
+	const char *arg = req_arg(r, "seconds");
+	char *end;
+	double sec = arg ? strtod(arg, &end) : 0;
+	if (!arg || *end || end == arg || !(sec > 0))
+		sec = 1;
+	if (sec > (double)s->o.max_seconds)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "profile duration exceeds server's WriteTimeout");
+	if (serve_collect_begin(r))
+		return MHD_YES;
+	struct collect_opts co;
+	struct collect_error err;
+	serve_collect_opts(r, COLLECT_TRACE, sec, &co);
+	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	if (!cs) {
+		serve_collect_end(r);
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Could not enable tracing: %s", err.msg);
+	}
+	MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+	collect_run(cs);
+	MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, s->o.idle_timeout);
+	struct membuf m = { 0 };
+	int bad = membuf_open(&m);
+	if (!bad) {
+		int w = collect_trace_write(cs, m.f);
+		bad = membuf_close(&m) || w;
+	}
+	collect_close(cs);
+	serve_collect_end(r);
+	if (bad) {
+		free(m.buf);
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory writing the trace");
+	}
+	return reply_trace(r, m.buf, m.len);
+}
+
 enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 {
 	if (strcmp(name, "profile") == 0)
@@ -414,8 +460,7 @@ enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 	if (strcmp(name, "symbol") == 0)
 		return symbol(r);
 	if (strcmp(name, "trace") == 0)
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "trace: pprofc has no execution trace (a timeline "
-				   "of the threads) yet; profile, block and mutex show where time goes");
+		return trace(r);
 	if (strcmp(name, "threadcreate") == 0)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "threadcreate: not available: from outside, pprofc "
 				   "cannot see where threads were created (goroutine?debug=1 groups the "

@@ -29,6 +29,10 @@ static const struct row rows[] = {
 		   "serving" },
 	{ "profile", "CPU profile. You can specify the duration in the seconds GET parameter. After you "
 		     "get the profile file, use the go tool pprof command to investigate the profile." },
+	{ "trace", "A timeline of every thread (running with its stacks, each wait with its reason, "
+		   "created, exited) as trace-event JSON, not Go's execution trace: open it in "
+		   "ui.perfetto.dev or chrome://tracing, not go tool trace. You can specify the duration "
+		   "in the seconds GET parameter (default 1)." },
 };
 
 static size_t count_of(struct serve_server *s, const char *name)
@@ -77,7 +81,7 @@ static void page(struct serve_server *s, FILE *f)
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", rows[i].name, rows[i].desc);
 	fputs("</ul>\n</p>\n<p>\nNot available: threadcreate (from outside, where threads were created "
-	      "is not known), trace (no execution trace yet).\n", f);
+	      "is not known).\n", f);
 	if (s->acc_missing[0]) {
 		fputs("<br>\n", f);
 		put_html(f, s->acc_missing);

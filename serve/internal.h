@@ -131,6 +131,8 @@ enum MHD_Result reply_error(struct serve_req *r, unsigned status, const char *fm
 enum MHD_Result reply_profile(struct serve_req *r, char *buf, size_t len, const char *filename);
 /* Text (taken over) with a content type. */
 enum MHD_Result reply_text(struct serve_req *r, char *buf, size_t len, const char *type);
+/* The trace timeline: JSON, as a download named trace.json. */
+enum MHD_Result reply_trace(struct serve_req *r, char *buf, size_t len);
 /* 301 to location. */
 enum MHD_Result reply_redirect(struct serve_req *r, const char *location);
 

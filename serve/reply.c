@@ -103,6 +103,16 @@ enum MHD_Result reply_profile(struct serve_req *r, char *buf, size_t len, const 
 	return queue(r, MHD_HTTP_OK, resp, len);
 }
 
+enum MHD_Result reply_trace(struct serve_req *r, char *buf, size_t len)
+{
+	struct MHD_Response *resp = owning(buf, len);
+	if (resp) {
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+		MHD_add_response_header(resp, "Content-Disposition", "attachment; filename=\"trace.json\"");
+	}
+	return queue(r, MHD_HTTP_OK, resp, len);
+}
+
 enum MHD_Result reply_text(struct serve_req *r, char *buf, size_t len, const char *type)
 {
 	struct MHD_Response *resp = owning(buf, len);
