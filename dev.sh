@@ -103,7 +103,7 @@ demo() {
 }
 
 case "${1:-}" in
-	demo)          install_missing; install_trace_reader; configure build; demo ;;
+	demo)          install_missing; configure build; demo ;;
 	test)          install_missing; install_trace_reader; configure build; run_tests build ;;
 	test-sanitize) install_missing; install_trace_reader
 	               configure build-sanitize -Db_sanitize=address,undefined -Db_lundef=false \
