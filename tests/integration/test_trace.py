@@ -7,8 +7,11 @@ holds, over and over.  Checked against oracles pprofc does not write:
   starts and ends where perf saw A switched in and out;
 - the kernel's run time of A (/proc/PID/task/TID/schedstat): the share of
   the window A's running slices cover, with either engine;
-- the wait slices: named "mutex wait" with B as the holder, the stretches
-  between them about 2 ms and the waits about 8 ms (within a tick);
+- the wait slices: named "mutex wait" with B as the holder, and as long
+  each where perf's sched_switch records of the same window have A asleep
+  (start and end within 50 µs with the perf engine, within a tick with
+  ptrace): not the fixture's nominal 8 ms, which a loaded machine
+  stretches;
 a real program (python3 with threads): every thread has its track; the
 target is never left stopped or traced."""
 import http.client
@@ -17,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,19 +57,6 @@ def running_us(evs):
     return sum(e["dur"] for e in sched_slices(evs) if e["name"] == "running")
 
 
-def stretches(evs, b_tid):
-    """Durations (ms) of the mutex waits held by B, and of the stretches
-    between two of them."""
-    waits, between, last_end = [], [], None
-    for e in sched_slices(evs):
-        if e["name"] == "mutex wait" and e["args"].get("holder_tid") == b_tid:
-            if last_end is not None:
-                between.append((e["ts"] - last_end) / 1000)
-            waits.append(e["dur"] / 1000)
-            last_end = e["ts"] + e["dur"]
-    return waits, between
-
-
 def trace_of(fx, *args, seconds=3, hz=200):
     """Runs attach --profile trace; (document, stderr, A's schedstat delta,
     wall time of that delta)."""
@@ -80,7 +69,34 @@ def trace_of(fx, *args, seconds=3, hz=200):
     return (load(out) if r.returncode == 0 else None), r.stderr, (c1 - c0) / ((t1 - t0) * 1e9)
 
 
-def check_schedule(doc, fx, label, tick_ms, duty):
+def matched_sleeps(waits, sleeps, tol_us):
+    """(matched, seen): of the wait slices [(start, end)] (µs) for which
+    perf recorded a switch of A near both ends (seen: on a busy machine
+    perf loses records), how many have a sleep of perf's that starts and
+    ends within tol_us of theirs."""
+    import bisect
+    starts = [x[0] for x in sleeps]
+    edges = sorted(t for x in sleeps for t in x)
+
+    def recorded(t):
+        i = bisect.bisect_left(edges, t - tol_us)
+        return i < len(edges) and edges[i] <= t + tol_us
+
+    n = seen = 0
+    for s, e in waits:
+        if not (recorded(s) and recorded(e)):
+            continue
+        seen += 1
+        i = bisect.bisect_left(starts, s - tol_us)
+        while i < len(sleeps) and sleeps[i][0] <= s + tol_us:
+            if abs(sleeps[i][1] - e) <= tol_us:
+                n += 1
+                break
+            i += 1
+    return n, seen
+
+
+def check_schedule(doc, fx, label, tick_ms, duty, sleeps=None):
     a_tid, b_tid = (int(x) for x in fx.lines[0].split())
     slices, names = tracks(doc)
     check(names.get(a_tid) == "sched-a" and names.get(b_tid) == "sched-b",
@@ -92,13 +108,23 @@ def check_schedule(doc, fx, label, tick_ms, duty):
     # run (start-up included): A's duty is steady, so they agree closely.
     check(abs(share - duty) < 0.04, "%s: A runs %.1f%% of the window by the trace, %.1f%% by schedstat"
           % (label, share * 100, duty * 100))
-    waits, between = stretches(a, b_tid)
-    check(len(waits) >= 0.5 * window / 10000, "%s: %d mutex waits held by B in %.1f s"
-          % (label, len(waits), window / 1e6))
-    if len(waits) > 5:
-        mw, mb = statistics.median(waits), statistics.median(between)
-        check(8 - tick_ms - 1 <= mw <= 8 + tick_ms + 1, "%s: median mutex wait %.2f ms, want 8" % (label, mw))
-        check(1.5 <= mb <= 2 + tick_ms + 1, "%s: median run between waits %.2f ms, want 2" % (label, mb))
+    waits = [(e["ts"], e["ts"] + e["dur"]) for e in sched_slices(a)
+             if e["name"] == "mutex wait" and e["args"].get("holder_tid") == b_tid]
+    check(len(waits) >= 10, "%s: %d mutex waits held by B in %.1f s" % (label, len(waits), window / 1e6))
+    if sleeps:
+        # The kernel's truth: each mutex wait is one of A's sleeps by
+        # sched_switch, from the switch out to the switch back in.
+        lo, hi = sleeps[0][0], sleeps[-1][1]
+        inside = [w for w in waits if lo <= w[0] and w[1] <= hi]
+        # ptrace: an edge lies between two ticks, and a tick the engine
+        # skipped while busy (it says so) widens that: two ticks, and 80%.
+        tol = 50.0 if tick_ms == 0 else 2 * tick_ms * 1000 + 500
+        n, seen = matched_sleeps(inside, sleeps, tol)
+        check(seen >= 10 and n >= (0.9 if tick_ms == 0 else 0.8) * seen, "%s: %d of %d mutex waits "
+              "(of %d, perf lost the rest) are sleeps of A by perf's sched_switch within %.0f us"
+              % (label, n, seen, len(inside), tol))
+        print("%s: %d of %d mutex waits (of %d) are sleeps of A by perf's sched_switch within %.0f us"
+              % (label, n, seen, len(inside), tol))
     detail = next((e["args"].get("detail", "") for e in a if e["name"] == "mutex wait"), "")
     check(re.match(r"0x[0-9a-f]+ held by thread %d$" % b_tid, detail), "%s: mutex detail %r" % (label, detail))
     stack = next((e["args"].get("stack", []) for e in a if e["name"] == "mutex wait"), [])
@@ -116,39 +142,66 @@ def check_schedule(doc, fx, label, tick_ms, duty):
 
 
 def perf_switches(data, a_tid):
-    """A's running intervals [(in, out)] in µs of CLOCK_MONOTONIC, from
-    perf's own sched:sched_switch records."""
+    """From perf's own sched:sched_switch records: A's running intervals
+    [(in, out)] in µs of CLOCK_MONOTONIC, and its sleeps [(out, in)]
+    (switched out not runnable, until switched in again)."""
     r = subprocess.run(["perf", "script", "-i", data, "--ns"], capture_output=True, text=True, timeout=300)
-    out, cur = [], None
+    out, sleeps, cur, slept = [], [], None, None
     for line in r.stdout.splitlines():
-        m = re.search(r" (\d+)\.(\d+): sched:sched_switch: .* prev_pid=(\d+) .*==> .* next_pid=(\d+)", line)
+        m = re.search(r" (\d+)\.(\d+): sched:sched_switch: .* prev_pid=(\d+) .*prev_state=(\S+) "
+                      r"==> .* next_pid=(\d+)", line)
         if not m:
             continue
         t = int(m.group(1)) * 1e6 + int(m.group(2)) / 1e3
-        if int(m.group(3)) == a_tid and cur is not None:
-            out.append((cur, t))
+        if int(m.group(3)) == a_tid:
+            if cur is not None:
+                out.append((cur, t))
             cur = None
-        if int(m.group(4)) == a_tid:
-            cur = t
-    return out
+            slept = t if not m.group(4).startswith("R") else None
+        if int(m.group(5)) == a_tid:
+            if slept is not None:
+                sleeps.append((slept, t))
+            cur, slept = t, None
+    return out, sleeps
+
+
+class PerfSched:
+    """perf record of every sched_switch on the machine (CLOCK_MONOTONIC)
+    around a block: the oracle.  .switches(a_tid) after the block; (None,
+    None) without perf or its records."""
+
+    def __enter__(self):
+        self.tmp = tempfile.mkdtemp(prefix="pprofc-trace-")
+        self.data = os.path.join(self.tmp, "perf.data")
+        self.rec = None
+        if shutil.which("perf"):
+            self.rec = subprocess.Popen(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-a", "-e",
+                                         "sched:sched_switch", "-o", self.data], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.rec:
+            self.rec.send_signal(signal.SIGINT)
+            self.rec.wait(timeout=120)
+
+    def switches(self, a_tid):
+        got = perf_switches(self.data, a_tid) if self.rec and os.path.exists(self.data) else ([], [])
+        if not got[0]:
+            print("note: perf record gave no sched_switch records: %s"
+                  % (self.rec.stderr.read() if self.rec else "no perf"))
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return got
 
 
 def test_perf_against_perf_sched():
     """The perf engine's running slices against perf's sched_switch."""
     with Fixture("schedule") as fx:
         a_tid = int(fx.lines[0].split()[0])
-        tmp = tempfile.mkdtemp(prefix="pprofc-trace-")
-        data = os.path.join(tmp, "perf.data")
-        rec = None
-        if shutil.which("perf"):
-            rec = subprocess.Popen(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-a", "-e",
-                                    "sched:sched_switch", "-o", data], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
-            time.sleep(1)
-        doc, err, duty = trace_of(fx, seconds=3, hz=200)
-        if rec:
-            rec.send_signal(signal.SIGINT)
-            rec.wait(timeout=120)
+        with PerfSched() as perf:
+            doc, err, duty = trace_of(fx, seconds=3, hz=200)
+        theirs, sleeps = perf.switches(a_tid)
         check_untouched(fx.pid, label="perf")
         if not doc:
             return
@@ -157,12 +210,10 @@ def test_perf_against_perf_sched():
             print("note: perf_event refused here, the perf engine's part is not checked: %s" % err.strip())
             return
         check("switch times exact" in err, "summary: %r" % err)
-        check_schedule(doc, fx, "perf", 1, duty)
+        check_schedule(doc, fx, "perf", 0, duty, sleeps)
         slices, _ = tracks(doc)
         ours = [(e["ts"], e["ts"] + e["dur"]) for e in sched_slices(slices[a_tid]) if e["name"] == "running"]
-        theirs = perf_switches(data, a_tid) if rec and os.path.exists(data) else []
         if not theirs:
-            print("note: perf record gave no sched_switch records: %s" % (rec.stderr.read() if rec else "no perf"))
             return
         lo, hi = theirs[0][0], theirs[-1][1]
         inside = [s for s in ours if lo <= s[0] and s[1] <= hi]
@@ -181,18 +232,19 @@ def test_perf_against_perf_sched():
         print("perf: %d of %d running slices of A match perf sched_switch within 50 us; "
               "A runs %.1f%% by the trace" % (matched, len(inside), running_us(slices[a_tid]) /
                                                (doc["otherData"]["end_ns"] - doc["otherData"]["start_ns"]) * 1e5))
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_ptrace_engine():
     """From the ticks alone: within a tick (1 ms at 1000 Hz)."""
     with Fixture("schedule") as fx:
-        doc, err, duty = trace_of(fx, "--engine", "ptrace", seconds=3, hz=1000)
+        with PerfSched() as perf:
+            doc, err, duty = trace_of(fx, "--engine", "ptrace", seconds=3, hz=1000)
+        _, sleeps = perf.switches(int(fx.lines[0].split()[0]))
         check_untouched(fx.pid, label="ptrace")
         if doc:
             check(doc["otherData"]["switches"].startswith("inferred"), "ptrace: %r" % doc["otherData"])
             check("from the ticks" in err and "engine: ptrace" in err, "ptrace summary: %r" % err)
-            check_schedule(doc, fx, "ptrace", 1, duty)
+            check_schedule(doc, fx, "ptrace", 1, duty, sleeps)
 
 
 def test_run_and_default_name():
