@@ -159,12 +159,16 @@ struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start)
 {
 	struct serve_accum *a = NULL;
 	pthread_mutex_lock(&s->acc_mu);
-	if (s->acc_on[slot] && slot != ACC_HEAP && accum_idled(&s->acc[slot])) {
+	pthread_mutex_lock(&s->mu);
+	int gone = s->gone;
+	pthread_mutex_unlock(&s->mu);
+	/* Once the target is gone, what each had is all there is (--linger). */
+	if (s->acc_on[slot] && slot != ACC_HEAP && !gone && accum_idled(&s->acc[slot])) {
 		/* Ended unused: a fresh one, from now. */
 		accum_free(&s->acc[slot]);
 		s->acc_on[slot] = 0;
 	}
-	if (!s->acc_on[slot] && start && slot != ACC_HEAP && !s->gone)
+	if (!s->acc_on[slot] && start && slot != ACC_HEAP && !gone)
 		start_offcpu(s, slot);
 	if (s->acc_on[slot]) {
 		a = &s->acc[slot];
