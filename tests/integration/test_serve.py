@@ -213,6 +213,9 @@ def folded_total(data):
 
 def test_gopprof_and_delta():
     with Fixture("contended") as fx, Server([str(fx.pid)]) as srv:
+        # block and mutex accumulate from their first request: from here.
+        for name in ("block", "mutex"):
+            check(srv.get(name)[0] == 200, "%s: not served" % name)
         out, warn = gopprof_top(srv.url + "profile?seconds=2")
         check("Type: cpu" in out and not warn, "profile: %r %r" % (out[:300], warn))
         out, warn = gopprof_top(srv.url + "profile", "-seconds", "2")
@@ -250,6 +253,8 @@ def test_gopprof_and_delta():
 def test_parallel_and_loop():
     with Fixture("waits") as fx, Server(["--max-profiles", "8", str(fx.pid)]) as srv:
         results = {}
+        for name in ("block", "mutex"):     # running from the start, as they grow
+            check(srv.get(name)[0] == 200, "%s: not served" % name)
 
         def fetch(key, path):
             try:
@@ -283,7 +288,7 @@ def test_parallel_and_loop():
             t.join()
         # 100 requests in a loop: no descriptor or memory growth.
         paths = ["", "cmdline", "goroutine?debug=1", "mutex", "block", "symbol"]
-        for i in range(20):
+        for i in range(60):     # the connection threads' malloc arenas warm up
             srv.get(paths[i % len(paths)])
 
         def fds_rss():
