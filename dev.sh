@@ -24,7 +24,7 @@ cd "$(dirname "$0")"
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
-          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl)
+          libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl strace)
 
 install_missing() {
 	local missing=() p
