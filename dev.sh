@@ -25,7 +25,7 @@ PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
           libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl
-          nodejs npm)
+          nodejs npm strace)
 # nodejs and npm: test_trace_reader.py reads the trace files with Chrome
 # DevTools' trace engine (@paulirish/trace_engine, pinned in
 # tests/reader/package-lock.json), installed by install_trace_reader.

@@ -6,8 +6,9 @@ goroutine?debug=2 against `pprofc dump-threads` on the same target.
 1. Idle: pprofc serve on the many_threads fixture (500 threads, depth
    40; build/tests/targets/many_threads 500 40), no request for
    --idle-seconds: serve's utime+stime from /proc/PID/stat over that
-   window, extrapolated to an hour (the cumulative block and mutex
-   collections tick every thread at --offcpu-hz, 10 by default), and the
+   window, extrapolated to an hour (block and mutex, which tick every
+   thread at --offcpu-hz, run only from a request for them until
+   --offcpu-keep passes without one: none is made here), and the
    fixture's own CPU over the same window (its threads are parked: any
    CPU it uses is pprofc's doing).
 2. Latency: --rounds rounds, each one GET goroutine?debug=2 (a fresh

@@ -101,6 +101,7 @@ struct cli_profile_options {
 	const char *serve;              /* run --serve ADDR: serve /debug/pprof/ */
 	const char *basic_auth_file;    /* ...with these credentials */
 	const char *token_file;
+	int linger;                     /* ...and on after the command exits */
 };
 /* attach --profile heap|allocs: the probes close above this many hits/s
  * (at ~9 us a hit, measured here, about 0.9 of a CPU added). */

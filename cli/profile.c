@@ -112,7 +112,9 @@ static const char run_help[] =
 	"      --serve=ADDR      instead of writing a profile, serve Go's /debug/pprof/\n"
 	"                        for COMMAND on ADDR (as pprofc serve does, with heap\n"
 	"                        and allocs cumulative from its start), until it exits\n"
-	"      --basic-auth-file=F, --token-file=F   with --serve: as for pprofc serve\n";
+	"      --basic-auth-file=F, --token-file=F   with --serve: as for pprofc serve\n"
+	"      --linger          with --serve: when COMMAND exits, keep serving its final\n"
+	"                        heap and allocs until SIGINT or SIGTERM\n";
 
 static int parse_tids(const char *s, struct cli_profile_options *o)
 {
@@ -152,6 +154,7 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		{ "serve", required_argument, NULL, 'S' },
 		{ "basic-auth-file", required_argument, NULL, 'B' },
 		{ "token-file", required_argument, NULL, 'T' },
+		{ "linger", no_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -267,6 +270,12 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 						       "run (for a running process: pprofc serve PID)");
 			*(c == 'S' ? &o->serve : c == 'B' ? &o->basic_auth_file : &o->token_file) = optarg;
 			break;
+		case 'L':
+			if (!run)
+				return cli_usage_error(cmd, "--linger goes with run --serve (for a running "
+						       "process: pprofc serve --linger PID)");
+			o->linger = 1;
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -306,8 +315,8 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				       "window's end");
 	if (heap && o->stack_size > 65536)
 		return cli_usage_error(cmd, "--stack-size: heap profiles copy at most 65536 bytes per sample");
-	if ((o->basic_auth_file || o->token_file) && !o->serve)
-		return cli_usage_error(cmd, "--basic-auth-file and --token-file go with --serve");
+	if ((o->basic_auth_file || o->token_file || o->linger) && !o->serve)
+		return cli_usage_error(cmd, "--basic-auth-file, --token-file and --linger go with --serve");
 	if (o->serve && (o->output || o->interval || o->seconds))
 		return cli_usage_error(cmd, "--serve answers HTTP requests: -o, --interval and --seconds "
 				       "do not apply (ask /debug/pprof/...?seconds=N)");

@@ -24,11 +24,12 @@ static const char help[] =
 	"    curl http://127.0.0.1:6060/debug/pprof/goroutine?debug=2\n"
 	"\n"
 	"profile (CPU), goroutine (debug=0, 1, 2: the process's threads), block and\n"
-	"mutex (cumulative from the start; seconds=N: the difference over N s),\n"
-	"heap and allocs (heap?seconds=N: the allocations of those seconds), cmdline,\n"
-	"symbol.  The process is never stopped between requests.  SIGINT or SIGTERM\n"
-	"end it (requests in flight get what was collected); it also ends when the\n"
-	"process exits.\n"
+	"mutex (cumulative from the first request for each; seconds=N: the\n"
+	"difference over N s), heap and allocs (heap?seconds=N: the allocations of\n"
+	"those seconds), cmdline, symbol; debug=1 gives Go's legacy texts.  The\n"
+	"process is never stopped between requests.  SIGINT or SIGTERM end it\n"
+	"(requests in flight get what was collected); it also ends when the\n"
+	"process exits, unless --linger.\n"
 	"\n"
 	"options:\n"
 	"      --listen=ADDR         HOST:PORT, [IPV6]:PORT or unix:PATH (created 0600;\n"
@@ -41,6 +42,11 @@ static const char help[] =
 	"      --hz=N                CPU profiles' samples per second (default 100)\n"
 	"      --offcpu-hz=N         ticks per second of the cumulative block and mutex\n"
 	"                            profiles (default 10; 0: not collected)\n"
+	"      --offcpu-keep=S       block and mutex stop after S seconds without a\n"
+	"                            request for them (default 600; 0: never)\n"
+	"      --linger              when the process exits, keep serving the last\n"
+	"                            cumulative profiles (block, mutex) until SIGINT\n"
+	"                            or SIGTERM; the others answer 410 Gone\n"
 	"      --engine=ENGINE       CPU profiles: auto (default), perf or ptrace\n"
 	"      --heap-rate=BYTES     heap windows: mean bytes between samples (512K)\n"
 	"      --max-hit-rate=N      heap windows: close the probes above N calls/s\n"
@@ -92,6 +98,8 @@ static int parse_one(int c, const char *arg, struct options *o)
 	case 's': r = parse_count("--max-seconds", arg, 1, 86400, &o->so.max_seconds); break;
 	case 'z': r = parse_count("--hz", arg, 1, 10000, &v); o->so.hz = (int)v; break;
 	case 'o': r = parse_count("--offcpu-hz", arg, 0, 1000, &v); o->so.offcpu_hz = (int)v; break;
+	case 'k': r = parse_count("--offcpu-keep", arg, 0, 31536000, &o->so.offcpu_keep); break;
+	case 'L': o->so.linger = 1; break;
 	case 'e': r = parse_engine(arg, &o->so.engine); break;
 	case 'r':
 		if (cli_parse_size(arg, &o->so.heap_rate))
@@ -115,6 +123,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "max-seconds", required_argument, NULL, 's' },
 		{ "hz", required_argument, NULL, 'z' },
 		{ "offcpu-hz", required_argument, NULL, 'o' },
+		{ "offcpu-keep", required_argument, NULL, 'k' },
+		{ "linger", no_argument, NULL, 'L' },
 		{ "engine", required_argument, NULL, 'e' },
 		{ "heap-rate", required_argument, NULL, 'r' },
 		{ "max-hit-rate", required_argument, NULL, 'M' },
@@ -166,7 +176,7 @@ static void announce(struct serve_server *s, const struct serve_opts *so)
 	if (serve_cumulative_missing(s)[0])
 		cli_error("%s", serve_cumulative_missing(s));
 	cli_error("serving process %d (%s) on %s%s%s", (int)pid, name, serve_url(s),
-		  serve_cumulative(s)[0] ? "; cumulative from now: " : "", serve_cumulative(s));
+		  serve_cumulative(s)[0] ? "; cumulative: " : "", serve_cumulative(s));
 }
 
 /* Opens, binds and starts the server for a target (pid, or argv for run
@@ -207,7 +217,11 @@ int cmd_serve(int argc, char **argv)
 		return r;
 	enum serve_end why = serve_wait(s, &cli_stop);
 	pid_t pid = serve_target(s);
-	if (why == SERVE_END_TARGET_EXITED)
+	if (why == SERVE_END_TARGET_EXITED && o.so.linger) {
+		cli_error("process %d exited; serving its last profiles until SIGINT or SIGTERM (--linger)", (int)pid);
+		serve_wait(s, &cli_stop);
+		cli_error("stopped (signal %d)", (int)cli_stop);
+	} else if (why == SERVE_END_TARGET_EXITED)
 		cli_error("process %d exited; stopped serving", (int)pid);
 	else
 		cli_error("stopped (signal %d); process %d was left running, untouched", (int)cli_stop, (int)pid);
@@ -227,6 +241,7 @@ int cli_serve_command(const struct cli_profile_options *po, const char *listen, 
 	so.hz = (int)po->hz;
 	so.engine = po->engine;
 	so.heap_rate = po->heap_rate;
+	so.linger = po->linger;
 	if (po->verbose)
 		so.on_request = log_request;
 	signal(SIGPIPE, SIG_IGN);
@@ -234,6 +249,10 @@ int cli_serve_command(const struct cli_profile_options *po, const char *listen, 
 	if (!s)
 		return r;
 	enum serve_end why = serve_wait(s, &cli_stop);
+	if (why == SERVE_END_TARGET_EXITED && so.linger) {
+		cli_error("%s exited; serving its last profiles until SIGINT or SIGTERM (--linger)", po->command[0]);
+		why = serve_wait(s, &cli_stop);
+	}
 	/* As run does: a signal for pprofc goes on to the command (a Ctrl-C,
 	 * which it got from the terminal already, is not sent twice). */
 	int sig = cli_stop;

@@ -216,10 +216,10 @@ _pprofc_command()
         longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="force-stop verbose help" ;;
     run)
         longv="profile seconds hz output format stack-size engine heap-rate interval serve basic-auth-file token-file"
-        longf="children force-stop verbose help" ;;
+        longf="children force-stop linger verbose help" ;;
     serve)
-        longv="listen basic-auth-file token-file max-connections max-profiles max-seconds hz offcpu-hz engine heap-rate max-hit-rate"
-        longf="verbose help" ;;
+        longv="listen basic-auth-file token-file max-connections max-profiles max-seconds hz offcpu-hz offcpu-keep engine heap-rate max-hit-rate"
+        longf="linger verbose help" ;;
     report)
         longv="format sample-index tagfocus tagignore output" longf="help" shortf=h ;;
     esac

@@ -7,7 +7,7 @@
 
 # Long options that take a value, in any command.
 set -g __pprofc_valued profile seconds hz tid output format stack-size debug stop-timeout pprof heap-rate interval max-hit-rate \
-    serve listen basic-auth-file token-file max-connections max-profiles max-seconds offcpu-hz engine
+    serve listen basic-auth-file token-file max-connections max-profiles max-seconds offcpu-hz offcpu-keep engine
 
 # Prints the command (the word after "pprofc") if the line has one.
 function __pprofc_command
@@ -190,6 +190,7 @@ complete -c pprofc -n $ru -l force-stop -d 'Stop every thread each tick (for com
 complete -c pprofc -n $ru -l serve -x -d "Serve Go's /debug/pprof/ for the command on ADDR"
 complete -c pprofc -n $ru -l basic-auth-file -r -F -d 'With --serve: a file holding USER:PASSWORD'
 complete -c pprofc -n $ru -l token-file -r -F -d 'With --serve: a file holding the bearer token'
+complete -c pprofc -n $ru -l linger -d 'With --serve: keep serving the final heap and allocs after the command exits'
 complete -c pprofc -n $ru -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $ru -s h -l help -d 'Show help'
 complete -c pprofc -n "$ru; and __pprofc_operand_wanted run" -a '(__fish_complete_command)'
@@ -211,6 +212,8 @@ complete -c pprofc -n $se -l max-profiles -x -d 'Collections of the process at o
 complete -c pprofc -n $se -l max-seconds -x -d 'Longest seconds=N accepted'
 complete -c pprofc -n $se -l hz -x -d "CPU profiles' samples per second"
 complete -c pprofc -n $se -l offcpu-hz -x -d 'Ticks per second of the cumulative block and mutex profiles'
+complete -c pprofc -n $se -l offcpu-keep -x -d 'Block and mutex stop after S seconds without a request'
+complete -c pprofc -n $se -l linger -d 'Keep serving the last block and mutex profiles after the process exits'
 complete -c pprofc -n $se -l engine -x -a 'auto\t"perf where allowed, else ptrace" perf\t"perf_event: nothing stopped" ptrace\t"ptrace stops"' -d 'CPU profiles: sampling engine'
 complete -c pprofc -n $se -l heap-rate -x -d 'Heap windows: mean bytes between samples'
 complete -c pprofc -n $se -l max-hit-rate -x -d 'Heap windows: close the probes above N calls per second'

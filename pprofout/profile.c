@@ -564,6 +564,29 @@ size_t pp_profile_location_names(const struct pp_profile *p, uint64_t id, const 
 	return n;
 }
 
+size_t pp_profile_location_lines(const struct pp_profile *p, uint64_t id, uint64_t *address,
+				 struct pp_line *lines, size_t max)
+{
+	if (id == 0 || id > p->locations.n)
+		return 0;
+	const struct location *l = &p->locations.v[id - 1];
+	*address = l->address;
+	for (size_t i = 0; i < l->n_lines && i < max; i++) {
+		const struct function *f = &p->functions.v[l->lines[i].function_id - 1];
+		/* String 0 is "": unknown. */
+		lines[i] = (struct pp_line){ f->name ? p->strings.v[f->name] : NULL,
+					     f->system_name ? p->strings.v[f->system_name] : NULL,
+					     f->filename ? p->strings.v[f->filename] : NULL, l->lines[i].line,
+					     f->start_line };
+	}
+	return l->n_lines;
+}
+
+int64_t pp_profile_period(const struct pp_profile *p)
+{
+	return p->spec.period;
+}
+
 size_t pp_profile_n_values(const struct pp_profile *p)
 {
 	return p->spec.n_sample_types;

@@ -114,6 +114,12 @@ size_t pp_profile_sample(const struct pp_profile *p, size_t i, const uint64_t **
 size_t pp_profile_location_depth(const struct pp_profile *p, uint64_t id);
 size_t pp_profile_location_names(const struct pp_profile *p, uint64_t location_id,
 				 const char **names, size_t max);
+/* Location id's address and lines (its inline chain, innermost first;
+ * names, file NULL when unknown), at most max of them; returns how many
+ * it has (0: a location without names). */
+size_t pp_profile_location_lines(const struct pp_profile *p, uint64_t id, uint64_t *address,
+				 struct pp_line *lines, size_t max);
+int64_t pp_profile_period(const struct pp_profile *p);
 size_t pp_profile_n_values(const struct pp_profile *p);
 /* The value readers show first: default_sample_type's, else the last. */
 size_t pp_profile_default_value(const struct pp_profile *p);

@@ -10,12 +10,17 @@
  * the profile written (WRITE), or written minus a saved copy (DELTA: Go's
  * seconds=N).  Once collect_run has returned (the target exited) the
  * profile no longer changes and asks are done at once.
+ *
+ * A collection with keep_ns ends itself when no request has used it for
+ * that long (the server's idle cost is then nothing); requests hold it
+ * while they use it (accum_hold, accum_release), so it never ends under
+ * one, whose delta may span minutes.
  */
 #include <assert.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../pprofout/report.h"
 #include "internal.h"
 
 static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_ask *k)
@@ -38,14 +43,16 @@ static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_
 		return;
 	case ACCUM_WRITE:
 	case ACCUM_WRITE_DELTA:
-	case ACCUM_WRITE_TOP:
+	case ACCUM_WRITE_LEGACY:
 		break;
 	}
 	if (membuf_open(&m))
 		return;
 	int r = pp_profile_set_default_sample_type(prof, k->default_type);
-	if (r == 0 && k->op == ACCUM_WRITE_TOP)
-		r = pp_report_top(prof, NULL, m.f);
+	if (r == 0 && k->op == ACCUM_WRITE_LEGACY && strcmp(k->legacy_name, "heap") == 0)
+		r = pp_write_legacy_heap(m.f, prof, k->legacy);
+	else if (r == 0 && k->op == ACCUM_WRITE_LEGACY)
+		r = pp_write_legacy_contention(m.f, prof, k->legacy_name, k->legacy);
 	else if (r == 0 && k->op == ACCUM_WRITE)
 		r = pp_profile_write(prof, (int64_t)(now - a->start_ns), m.f);
 	else if (r == 0)
@@ -69,6 +76,21 @@ static void answer_all(struct serve_accum *a, struct pp_profile *prof)
 		k->done = 1;
 	}
 	pthread_cond_broadcast(&a->cv);
+}
+
+/* collect_opts.on_progress, about once a second on this collection's
+ * thread: ends it after keep_ns unused. */
+static void on_progress(void *arg, double elapsed, uint64_t samples)
+{
+	(void)elapsed;
+	(void)samples;
+	struct serve_accum *a = arg;
+	pthread_mutex_lock(&a->mu);
+	if (a->keep_ns && !a->users && serve_now_ns() - a->last_used_ns >= a->keep_ns) {
+		a->idled = 1;
+		a->cancel = 1;
+	}
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* collect_opts.on_snapshot: on this collection's thread. */
@@ -102,15 +124,22 @@ void accum_init(struct serve_accum *a, const struct collect_opts *o, struct coll
 	co->cancel = &a->cancel;
 	co->snapshot = &a->snapshot;
 	co->on_snapshot = on_snapshot;
-	co->on_progress = NULL;
+	co->on_progress = on_progress;
 	co->arg = a;
 }
 
 int accum_start(struct serve_accum *a, struct collect_session *cs, struct collect_error *err)
 {
+	sigset_t all, old;
 	a->cs = cs;
-	a->start_ns = serve_now_ns();
-	if (pthread_create(&a->thread, NULL, run, a)) {
+	a->start_ns = a->last_used_ns = serve_now_ns();
+	/* Signals for pprofc (SIGTERM...) go to the thread waiting for them
+	 * (serve_wait), not to this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int failed = pthread_create(&a->thread, NULL, run, a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (failed) {
 		snprintf(err->msg, sizeof err->msg, "cannot start a thread for the cumulative profile");
 		a->cs = NULL;
 		return -1;
@@ -142,6 +171,30 @@ int accum_ask(struct serve_accum *a, struct accum_ask *k)
 	}
 	pthread_mutex_unlock(&a->mu);
 	return k->failed ? -1 : 0;
+}
+
+void accum_hold(struct serve_accum *a)
+{
+	pthread_mutex_lock(&a->mu);
+	a->users++;
+	pthread_mutex_unlock(&a->mu);
+}
+
+void accum_release(struct serve_accum *a)
+{
+	pthread_mutex_lock(&a->mu);
+	assert(a->users > 0);
+	a->users--;
+	a->last_used_ns = serve_now_ns();
+	pthread_mutex_unlock(&a->mu);
+}
+
+int accum_idled(struct serve_accum *a)
+{
+	pthread_mutex_lock(&a->mu);
+	int idled = a->idled && a->ended && !a->users;
+	pthread_mutex_unlock(&a->mu);
+	return idled;
 }
 
 int accum_ended(struct serve_accum *a)

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "../attach/proc.h"
-#include "../pprofout/report.h"
 #include "internal.h"
 
 /* ---- counting collections of the target ----------------------------------- */
@@ -223,10 +222,24 @@ static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 
 /* ---- block, mutex, heap, allocs: cumulative and deltas ----------------- */
 
-static struct serve_accum *accum_for(struct serve_server *s, const char *name)
+static int slot_of(const char *name)
 {
-	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX : ACC_HEAP;
-	return s->acc_on[slot] ? &s->acc[slot] : NULL;
+	return strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX : ACC_HEAP;
+}
+
+/* Whether the target exited (then, with --linger, only the cumulative
+ * profiles as they ended are served). */
+static int target_gone(struct serve_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int gone = s->gone;
+	pthread_mutex_unlock(&s->mu);
+	return gone;
+}
+
+static enum MHD_Result reply_gone(struct serve_req *r)
+{
+	return reply_error(r, MHD_HTTP_GONE, "process %d exited: nothing more to profile", (int)r->srv->pid);
 }
 
 static const char *default_type(const char *name)
@@ -234,23 +247,81 @@ static const char *default_type(const char *name)
 	return strcmp(name, "allocs") == 0 ? "alloc_space" : NULL;
 }
 
+/* pp_legacy.func_start: by the server's symbolizer (symbol's), opened
+ * at the first use while the target runs. */
+static uint64_t func_start(void *arg, uint64_t address)
+{
+	struct serve_server *s = arg;
+	char why[256];
+	uint64_t start = 0;
+	pthread_mutex_lock(&s->sym_mu);
+	if (!s->sym && !target_gone(s))
+		s->sym = sym_open(s->pid, why, sizeof why);
+	if (s->sym)
+		start = sym_function_start(s->sym, address);
+	pthread_mutex_unlock(&s->sym_mu);
+	return start;
+}
+
+/* Where Go's heap text ends with runtime.MemStats, which only Go's
+ * runtime has: the process's memory as the kernel counts it, the
+ * /proc/PID/status Vm and Rss lines in bytes, as "# NAME = VALUE". */
+static void put_memory(FILE *out, pid_t pid)
+{
+	char path[64], *buf = NULL, *save = NULL;
+	size_t len = 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	fprintf(out, "\n# %s (in place of Go's runtime.MemStats: the kernel's counts of the process's "
+		"memory, in bytes)\n", path);
+	if (attach_read_file(path, &buf, &len)) {
+		fprintf(out, "# not readable: %s\n", errno == ENOENT ? "the process exited" : strerror(errno));
+		return;
+	}
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char name[32];
+		unsigned long long kb;
+		if ((strncmp(l, "Vm", 2) == 0 || strncmp(l, "Rss", 3) == 0) &&
+		    sscanf(l, "%31[^:]: %llu kB", name, &kb) == 2)
+			fprintf(out, "# %s = %llu\n", name, kb * 1024);
+	}
+	free(buf);
+}
+
+/* debug=N (N > 0): Go's legacy text of the profile. */
+static enum MHD_Result legacy_text(struct serve_req *r, struct serve_accum *a, const char *name)
+{
+	struct pp_legacy lo = { func_start, r->srv };
+	int heap = strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0;
+	struct accum_ask k = { .op = ACCUM_WRITE_LEGACY, .legacy = &lo,
+			       .legacy_name = heap ? "heap" : strcmp(name, "block") == 0 ? "contention" : "mutex" };
+	if (accum_ask(a, &k))
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s profile: out of memory", name);
+	if (heap) {
+		struct membuf m;
+		if (membuf_open(&m)) {
+			free(k.buf);
+			return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		}
+		fwrite(k.buf, 1, k.len, m.f);
+		put_memory(m.f, r->srv->pid);
+		free(k.buf);
+		if (membuf_close(&m))
+			return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		k.buf = m.buf;
+		k.len = m.len;
+	}
+	return reply_text(r, k.buf, k.len, "text/plain; charset=utf-8");
+}
+
 static enum MHD_Result cumulative(struct serve_req *r, struct serve_accum *a, const char *name,
 				  long long debug)
 {
-	struct accum_ask k = { .op = debug ? ACCUM_WRITE_TOP : ACCUM_WRITE, .default_type = default_type(name) };
+	if (debug)
+		return legacy_text(r, a, name);
+	struct accum_ask k = { .op = ACCUM_WRITE, .default_type = default_type(name) };
 	if (accum_ask(a, &k))
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s profile: out of memory", name);
-	if (!debug)
-		return reply_profile(r, k.buf, k.len, name);
-	/* pprofc has no legacy text format: the top view, said so. */
-	char *text = NULL;
-	int n = asprintf(&text, "%s profile of process %d, cumulative over %.0f s (pprofc's top view; "
-			 "debug=0 gives the profile):\n%.*s", name, (int)r->srv->pid,
-			 (double)(serve_now_ns() - a->start_ns) / 1e9, (int)k.len, k.buf);
-	free(k.buf);
-	if (n < 0)
-		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	return reply_text(r, text, (size_t)n, "text/plain; charset=utf-8");
+	return reply_profile(r, k.buf, k.len, name);
 }
 
 /* Go's serveDeltaProfile: the cumulative profile N seconds later minus
@@ -312,12 +383,11 @@ static enum MHD_Result unavailable(struct serve_req *r, const char *name)
 			   r->srv->acc_missing);
 }
 
-static enum MHD_Result named(struct serve_req *r, const char *name)
+static enum MHD_Result named_with(struct serve_req *r, const char *name, struct serve_accum *a)
 {
 	const char *secs = req_arg(r, "seconds");
 	long long sec = 0, debug = debug_arg(r);
 	int is_heap = strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0;
-	struct serve_accum *a = strcmp(name, "goroutine") ? accum_for(r->srv, name) : NULL;
 	if (secs && *secs) {
 		if (parse_int(secs, &sec) || sec <= 0)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST,
@@ -336,6 +406,23 @@ static enum MHD_Result named(struct serve_req *r, const char *name)
 	if (strcmp(name, "goroutine") == 0)
 		return goroutine(r, debug);
 	return a ? cumulative(r, a, name, debug) : unavailable(r, name);
+}
+
+/* A named profile, with its cumulative collection held meanwhile (block
+ * and mutex start at their first request).  Once the target is gone only
+ * the cumulative ones that ran are left (--linger). */
+static enum MHD_Result named(struct serve_req *r, const char *name)
+{
+	int gone = target_gone(r->srv);
+	const char *secs = req_arg(r, "seconds");
+	if (gone && (strcmp(name, "goroutine") == 0 || (secs && *secs)))
+		return reply_gone(r);
+	struct serve_accum *a = strcmp(name, "goroutine") ? serve_accum_use(r->srv, slot_of(name), 1) : NULL;
+	if (gone && !a)
+		return reply_gone(r);
+	enum MHD_Result ret = named_with(r, name, a);
+	serve_accum_done(a);
+	return ret;
 }
 
 /* ---- cmdline, symbol, and what is not there ----------------------------- */
@@ -393,6 +480,14 @@ static enum MHD_Result symbol(struct serve_req *r)
 	/* pprof only asks whether there are symbols at all (> 0). */
 	fputs("num_symbols: 1\n", m.f);
 	pthread_mutex_lock(&s->sym_mu);
+	if (!s->sym && target_gone(s)) {
+		/* One opened before the exit still answers (go tool pprof asks
+		 * it about the addresses of debug=1 texts); none can open now. */
+		pthread_mutex_unlock(&s->sym_mu);
+		if (membuf_close(&m) == 0)
+			free(m.buf);
+		return reply_gone(r);
+	}
 	if (!s->sym)
 		s->sym = sym_open(s->pid, why, sizeof why);
 	if (s->sym && strcmp(r->method, "POST") == 0) {
@@ -453,6 +548,12 @@ static enum MHD_Result trace(struct serve_req *r)
 
 enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 {
+	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs" };
+	for (size_t i = 0; i < sizeof named_profiles / sizeof *named_profiles; i++)
+		if (strcmp(name, named_profiles[i]) == 0)
+			return named(r, name);
+	if (target_gone(r->srv) && strcmp(name, "symbol"))
+		return reply_gone(r);
 	if (strcmp(name, "profile") == 0)
 		return cpu_profile(r);
 	if (strcmp(name, "cmdline") == 0)
@@ -465,9 +566,5 @@ enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "threadcreate: not available: from outside, pprofc "
 				   "cannot see where threads were created (goroutine?debug=1 groups the "
 				   "threads by their own stacks)");
-	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs" };
-	for (size_t i = 0; i < sizeof named_profiles / sizeof *named_profiles; i++)
-		if (strcmp(name, named_profiles[i]) == 0)
-			return named(r, name);
 	return reply_error(r, MHD_HTTP_NOT_FOUND, "Unknown profile");
 }

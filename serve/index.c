@@ -42,9 +42,11 @@ static size_t count_of(struct serve_server *s, const char *name)
 	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX
 		 : strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0 ? ACC_HEAP : -1;
 	struct accum_ask k = { .op = ACCUM_COUNT };
-	if (slot < 0 || !s->acc_on[slot] || accum_ask(&s->acc[slot], &k))
-		return 0;
-	return k.samples;
+	/* Not started by the index: block and mutex not asked for yet are 0. */
+	struct serve_accum *a = slot < 0 ? NULL : serve_accum_use(s, slot, 0);
+	int failed = !a || accum_ask(a, &k);
+	serve_accum_done(a);
+	return failed ? 0 : k.samples;
 }
 
 /* s with <, >, & and quotes as entities (a process name is anything). */

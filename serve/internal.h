@@ -7,13 +7,14 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "../pprofout/legacy.h"
 #include "serve.h"
 
 /* ---- accum.c: a cumulative collection, on its own thread --------------- */
 
 /* What a request asks of a cumulative collection, done on its thread
  * (the only one that may read its profile while it runs). */
-enum accum_op { ACCUM_SAVE, ACCUM_WRITE, ACCUM_WRITE_DELTA, ACCUM_WRITE_TOP, ACCUM_COUNT };
+enum accum_op { ACCUM_SAVE, ACCUM_WRITE, ACCUM_WRITE_DELTA, ACCUM_WRITE_LEGACY, ACCUM_COUNT };
 
 struct accum_ask {
 	enum accum_op op;
@@ -21,8 +22,10 @@ struct accum_ask {
 	struct pp_profile *base;        /* SAVE: out; WRITE_DELTA: in */
 	int64_t base_time_nanos;        /* SAVE: out (wall clock); DELTA: in */
 	uint64_t base_ns;               /* SAVE: out (monotonic); DELTA: in */
-	char *buf;                      /* WRITE*: the gzip'ed profile, or the top
-					 * view's text (TOP), malloc'ed */
+	char *buf;                      /* WRITE*: the gzip'ed profile, or Go's
+					 * legacy text (LEGACY), malloc'ed */
+	const char *legacy_name;        /* LEGACY: "heap", "contention" or "mutex" */
+	const struct pp_legacy *legacy; /* LEGACY: the frames' offsets */
 	size_t len;
 	size_t samples;                 /* COUNT: out */
 	int done, failed;
@@ -40,6 +43,10 @@ struct serve_accum {
 	struct accum_ask *asks;         /* waiting for the next snapshot */
 	int ended;                      /* collect_run returned: read directly */
 	uint64_t start_ns;              /* CLOCK_MONOTONIC at the start */
+	uint64_t keep_ns;               /* ends itself unused this long (0: never) */
+	unsigned users;                 /* requests holding it */
+	uint64_t last_used_ns;          /* the last release */
+	int idled;                      /* it ended for keep_ns unused */
 };
 
 /* Prepares a (zeroed) a for a collection of o->kind: co is o with a's
@@ -52,6 +59,13 @@ int accum_start(struct serve_accum *a, struct collect_session *cs, struct collec
  * -1 (not running, out of memory). */
 int accum_ask(struct serve_accum *a, struct accum_ask *ask);
 int accum_ended(struct serve_accum *a);
+/* A request using a: it does not end for keep_ns meanwhile; release
+ * counts as a use. */
+void accum_hold(struct serve_accum *a);
+void accum_release(struct serve_accum *a);
+/* Whether it ended for keep_ns unused (not for the target's exit), and
+ * nobody holds it: then it may be freed and started again. */
+int accum_idled(struct serve_accum *a);
 /* Cancels the collection and joins its thread (safe if never started). */
 void accum_stop(struct serve_accum *a);
 void accum_free(struct serve_accum *a);
@@ -70,10 +84,13 @@ struct serve_server {
 	char *basic_user, *basic_pass, *token;
 	struct MHD_Daemon *mhd;
 	pid_t pid;                      /* 0: no target yet */
+	int pidfd;                      /* the target's, for serve_wait; -1 */
 	int command;                    /* run --serve: we started it */
+	pthread_mutex_t acc_mu;         /* acc_on, acc_missing, starting and
+					 * ending the collections (server.c) */
 	struct serve_accum acc[ACC_N];
-	int acc_on[ACC_N];              /* started */
-	char acc_names[64];
+	int acc_on[ACC_N];              /* started (and not freed) */
+	char acc_names[128];
 	char acc_missing[700];
 	uint64_t start_ns;
 	pthread_mutex_t mu;             /* everything below */
@@ -91,6 +108,13 @@ struct serve_server {
 					 * traced (by pprofc) and refuse */
 	struct sym_session *sym;        /* opened at the first symbol request */
 };
+
+/* The cumulative collection of slot (ACC_*) held for a request (NULL:
+ * none, and s->acc_missing says why if one could not start).  block and
+ * mutex start here when asked to (start), at their first request, and
+ * again after they ended unused.  serve_accum_done() releases it. */
+struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start);
+void serve_accum_done(struct serve_accum *a);
 
 /* ---- listen.c: the address ---------------------------------------------- */
 

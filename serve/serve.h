@@ -4,9 +4,11 @@
  * The server answers each request by running the same collections as the
  * CLI (collect/): a CPU profile for profile?seconds=N, a thread dump for
  * goroutine, a uprobe window for heap?seconds=N.  block and mutex (and,
- * for a command it starts, heap and allocs) are cumulative from the start,
- * as Go's are: collections that run on their own threads for the server's
- * lifetime and never stop the target, read by snapshot.  HTTP is
+ * for a command it starts, heap and allocs) are cumulative, as Go's are:
+ * collections that run on their own threads and never stop the target,
+ * read by snapshot; heap and allocs from the start, block and mutex from
+ * the first request for each until offcpu_keep seconds pass without one
+ * (so that a server nobody asks costs nothing).  HTTP is
  * libmicrohttpd's, one thread per connection.  Semantics, headers and
  * error bodies are net/http/pprof's (docs/FORMATS.md §8).
  *
@@ -39,6 +41,8 @@ struct serve_opts {
 	enum collect_engine engine;     /* CPU profiles */
 	int hz;                         /* CPU profiles */
 	int offcpu_hz;                  /* the cumulative block and mutex ticks */
+	unsigned offcpu_keep;           /* seconds block and mutex run on unasked */
+	int linger;                     /* the target exited: serve on (serve_wait) */
 	size_t heap_rate;               /* heap windows; run's sampler */
 	size_t max_hit_rate;            /* heap windows (uprobes) */
 	/* Called on a connection's thread after each request, for -v. */
@@ -48,7 +52,8 @@ struct serve_opts {
 };
 
 /* Defaults: 16 connections, 4 profiles, 600 s, idle 60 s, 100 Hz,
- * off-CPU 10 Hz, heap rate 512 KiB, 100000 probe hits/s. */
+ * off-CPU 10 Hz kept 600 s unasked, heap rate 512 KiB, 100000 probe
+ * hits/s, no linger. */
 void serve_default_opts(struct serve_opts *o);
 
 struct serve_error {
@@ -75,18 +80,24 @@ const char *serve_url(const struct serve_server *s);
 int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err);
 int serve_target_command(struct serve_server *s, char **argv, struct serve_error *err, int *status);
 pid_t serve_target(const struct serve_server *s);
-/* Which cumulative profiles run ("block, mutex, heap, allocs"), and why
- * some do not ("" when all do). */
+/* Which profiles are cumulative, and from when ("heap, allocs from now;
+ * block, mutex from the first request for each"), and why some cannot
+ * run ("" when all can, as far as known yet). */
 const char *serve_cumulative(const struct serve_server *s);
 const char *serve_cumulative_missing(const struct serve_server *s);
 
 int serve_start(struct serve_server *s, struct serve_error *err);
 
 enum serve_end { SERVE_END_STOPPED, SERVE_END_TARGET_EXITED };
-/* Serves until *stop is set (by a signal handler) or the target exits;
- * then refuses new requests (410 once the target is gone, 503 while
- * stopping), cancels the collections in flight (their requests get what
- * was collected), and returns when none is left. */
+/* Serves until *stop is set (by a signal handler for SIGINT, SIGTERM or
+ * SIGHUP: serve's own threads block those, so the caller's thread takes
+ * them) or the target exits; then refuses new requests (410 once the
+ * target is gone, 503 while stopping), cancels the collections in flight
+ * (their requests get what was collected), and returns when none is left.
+ * With o.linger the target's exit returns at once and the server serves
+ * on: the cumulative profiles as they ended, 410 for the others; call
+ * serve_wait again to wait for *stop.  Idle, it makes no system call but
+ * one ppoll a second. */
 enum serve_end serve_wait(struct serve_server *s, volatile sig_atomic_t *stop);
 /* run --serve: the command's wait status once it exited (else -1); passes
  * a signal on to it; waits for it (after serve_wait). */

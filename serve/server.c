@@ -16,8 +16,11 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,13 +36,18 @@
 /* How long answers already made may take to reach their clients at the
  * end. */
 #define SEND_GRACE_S 10
-/* How often serve_wait looks at the stop flag and at the target. */
-#define WAIT_POLL_NS 100000000u
+/* serve_wait: how often it looks at the target without a pidfd; at
+ * most how long it sleeps with one; how often it looks while the target's
+ * end is being read (its pidfd said it exited). */
+#define WAIT_POLL_MS 100
+#define GUARD_MS 1000
+#define EXIT_POLL_MS 10
 
 void serve_default_opts(struct serve_opts *o)
 {
 	*o = (struct serve_opts){ .listen = "127.0.0.1:6060", .max_connections = 16, .max_profiles = 4,
 				  .max_seconds = 600, .idle_timeout = 60, .hz = 100, .offcpu_hz = 10,
+				  .offcpu_keep = 600,
 				  .heap_rate = 512 * 1024, .max_hit_rate = 100000 };
 }
 
@@ -54,7 +62,9 @@ struct serve_server *serve_open(const struct serve_opts *o, struct serve_error *
 	s->o = *o;
 	s->listen_fd = -1;
 	s->exit_status = -1;
+	s->pidfd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->acc_mu, NULL);
 	pthread_mutex_init(&s->sym_mu, NULL);
 	pthread_mutex_init(&s->dump_mu, NULL);
 	pthread_cond_init(&s->idle, NULL);
@@ -92,42 +102,86 @@ const char *serve_cumulative_missing(const struct serve_server *s)
 
 /* ---- the target and its cumulative collections -------------------------- */
 
-static void name_started(struct serve_server *s, const char *name)
+/* --linger: the symbolizer for symbol requests opened now, while the
+ * target's files can be, so that it still answers after the exit. */
+static void open_symbolizer(struct serve_server *s)
 {
-	size_t len = strlen(s->acc_names);
-	snprintf(s->acc_names + len, sizeof s->acc_names - len, "%s%s", len ? ", " : "", name);
+	char why[256];
+	if (!s->o.linger)
+		return;
+	pthread_mutex_lock(&s->sym_mu);
+	if (!s->sym && (s->sym = sym_open(s->pid, why, sizeof why)))
+		sym_prepare(s->sym);
+	pthread_mutex_unlock(&s->sym_mu);
+}
+
+/* What serve_cumulative says. */
+static void describe_cumulative(struct serve_server *s)
+{
+	snprintf(s->acc_names, sizeof s->acc_names, "%s%s%s", s->acc_on[ACC_HEAP] ? "heap, allocs from now" : "",
+		 s->acc_on[ACC_HEAP] && s->o.offcpu_hz > 0 ? "; " : "",
+		 s->o.offcpu_hz > 0 ? "block, mutex from the first request for each" : "");
 }
 
 /* block and mutex: never stopping the target (the perf engine gives
  * running threads their stacks; blocked ones are read without a stop).
  * Where perf_event is refused they would stop running threads at every
- * tick, between requests: then they do not run, and say why. */
-static void start_offcpu(struct serve_server *s)
+ * tick, between requests: then they do not run, and say why.  They start
+ * at the first request for them and end after offcpu_keep seconds
+ * without one: ticking every thread of a big process costs a few percent
+ * of a core, which nobody should pay for profiles nobody reads.
+ * s->acc_mu is held. */
+static int start_offcpu(struct serve_server *s, int slot)
 {
-	static const struct { int slot; enum collect_kind kind; const char *name; } kinds[] = {
-		{ ACC_BLOCK, COLLECT_BLOCK, "block" }, { ACC_MUTEX, COLLECT_MUTEX, "mutex" },
-	};
+	enum collect_kind kind = slot == ACC_BLOCK ? COLLECT_BLOCK : COLLECT_MUTEX;
+	const char *name = slot == ACC_BLOCK ? "block" : "mutex";
+	struct collect_opts o = { .kind = kind, .engine = COLLECT_ENGINE_PERF, .hz = s->o.offcpu_hz }, co;
+	struct collect_error err;
+	struct serve_accum *a = &s->acc[slot];
 	if (s->o.offcpu_hz <= 0) {
 		snprintf(s->acc_missing, sizeof s->acc_missing, "block and mutex: not collected (--offcpu-hz 0)");
-		return;
+		return -1;
 	}
-	for (size_t i = 0; i < 2; i++) {
-		struct collect_opts o = { .kind = kinds[i].kind, .engine = COLLECT_ENGINE_PERF,
-					  .hz = s->o.offcpu_hz }, co;
-		struct collect_error err;
-		struct serve_accum *a = &s->acc[kinds[i].slot];
-		accum_init(a, &o, &co);
-		struct collect_session *cs = collect_open(s->pid, &co, &err);
-		if (!cs || accum_start(a, cs, &err)) {
-			collect_close(cs);
-			if (!s->acc_missing[0])
-				snprintf(s->acc_missing, sizeof s->acc_missing, "%s: %s", kinds[i].name, err.msg);
-			accum_free(a);
-			continue;
-		}
-		s->acc_on[kinds[i].slot] = 1;
-		name_started(s, kinds[i].name);
+	accum_init(a, &o, &co);
+	a->keep_ns = (uint64_t)s->o.offcpu_keep * 1000000000u;
+	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	if (!cs || accum_start(a, cs, &err)) {
+		collect_close(cs);
+		snprintf(s->acc_missing, sizeof s->acc_missing, "%s: %s", name, err.msg);
+		accum_free(a);
+		return -1;
 	}
+	s->acc_on[slot] = 1;
+	return 0;
+}
+
+struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start)
+{
+	struct serve_accum *a = NULL;
+	pthread_mutex_lock(&s->acc_mu);
+	pthread_mutex_lock(&s->mu);
+	int gone = s->gone;
+	pthread_mutex_unlock(&s->mu);
+	/* Once the target is gone, what each had is all there is (--linger). */
+	if (s->acc_on[slot] && slot != ACC_HEAP && !gone && accum_idled(&s->acc[slot])) {
+		/* Ended unused: a fresh one, from now. */
+		accum_free(&s->acc[slot]);
+		s->acc_on[slot] = 0;
+	}
+	if (!s->acc_on[slot] && start && slot != ACC_HEAP && !gone)
+		start_offcpu(s, slot);
+	if (s->acc_on[slot]) {
+		a = &s->acc[slot];
+		accum_hold(a);
+	}
+	pthread_mutex_unlock(&s->acc_mu);
+	return a;
+}
+
+void serve_accum_done(struct serve_accum *a)
+{
+	if (a)
+		accum_release(a);
 }
 
 int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
@@ -141,7 +195,8 @@ int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 	}
 	s->pid = tgid;
 	s->start_ns = serve_now_ns();
-	start_offcpu(s);
+	describe_cumulative(s);
+	open_symbolizer(s);
 	return 0;
 }
 
@@ -167,8 +222,8 @@ int serve_target_command(struct serve_server *s, char **argv, struct serve_error
 	s->command = 1;
 	s->pid = collect_pid(cs);
 	s->start_ns = serve_now_ns();
-	name_started(s, "heap, allocs");
-	start_offcpu(s);
+	describe_cumulative(s);
+	open_symbolizer(s);
 	return 0;
 }
 
@@ -203,12 +258,13 @@ static int gather_body(struct serve_req *r, const char *data, size_t *size)
 	return 1;
 }
 
-/* 410 once the target is gone, 503 while stopping; else counts r in. */
+/* 410 once the target is gone (unless lingering: then the endpoints
+ * say what is left), 503 while stopping; else counts r in. */
 static int admit(struct serve_req *r)
 {
 	struct serve_server *s = r->srv;
 	pthread_mutex_lock(&s->mu);
-	int gone = s->gone, stopping = s->stopping;
+	int gone = s->gone && !s->o.linger, stopping = s->stopping;
 	if (!gone && !stopping) {
 		s->active++;
 		s->unsent++;
@@ -307,6 +363,12 @@ int serve_start(struct serve_server *s, struct serve_error *err)
 	 * (perf events, /proc files), so ours may be past FD_SETSIZE. */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			 MHD_USE_ITC;
+	/* The daemon's threads (and those they start: connections, and the
+	 * collections requests start) take no signal: SIGTERM and the like
+	 * go to serve_wait's thread, which sleeps until one comes. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 				  MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections,
@@ -314,6 +376,7 @@ int serve_start(struct serve_server *s, struct serve_error *err)
 				  MHD_OPTION_CONNECTION_TIMEOUT, s->o.idle_timeout,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				  MHD_OPTION_END);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!s->mhd) {
 		snprintf(err->msg, sizeof err->msg, "cannot start the HTTP server (libmicrohttpd) on %.400s",
 			 s->url);
@@ -339,22 +402,62 @@ static int target_exited(struct serve_server *s)
 	return 0;
 }
 
-enum serve_end serve_wait(struct serve_server *s, volatile sig_atomic_t *stop)
+/* Sleeps until a stop signal, the target's pidfd says it exited, or
+ * timeout_ms; the signals are taken only inside ppoll (unblocked), so
+ * one that came after *stop was looked at cuts it short. */
+static int sleep_for(struct serve_server *s, int watch, int timeout_ms, const sigset_t *unblocked)
 {
+	struct pollfd pfd = { s->pidfd, POLLIN, 0 };
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 };
+	return ppoll(watch ? &pfd : NULL, watch ? 1 : 0, &ts, unblocked) > 0 && pfd.revents;
+}
+
+/* Until *stop, or (unless the target is gone already) the target exits.
+ * With a pidfd the server sleeps until either happens (waking once a
+ * GUARD_MS, in case a signal went to another thread); without one (Linux
+ * before 5.3) it looks every WAIT_POLL_MS. */
+static enum serve_end wait_for_end(struct serve_server *s, volatile sig_atomic_t *stop)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	sigset_t block, old;
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&block, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
 	enum serve_end why = SERVE_END_STOPPED;
+	int first = 1, seen = 0;        /* seen: the pidfd said it exited */
 	while (!*stop) {
-		if (target_exited(s)) {
+		if (!s->gone && (first || seen || s->pidfd < 0) && target_exited(s)) {
 			why = SERVE_END_TARGET_EXITED;
 			break;
 		}
-		struct timespec ts = { 0, WAIT_POLL_NS };
-		nanosleep(&ts, NULL);   /* a signal cuts it short: fine */
+		first = 0;
+		/* Once seen, its end is being read (run's heap session): soon. */
+		int watch = !s->gone && s->pidfd >= 0 && !seen;
+		int ms = s->gone ? GUARD_MS : s->pidfd < 0 ? WAIT_POLL_MS : seen ? EXIT_POLL_MS : GUARD_MS;
+		if (sleep_for(s, watch, ms, &old))
+			seen = 1;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return why;
+}
+
+enum serve_end serve_wait(struct serve_server *s, volatile sig_atomic_t *stop)
+{
+	if (s->pidfd < 0 && !s->gone)
+		s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	enum serve_end why = wait_for_end(s, stop);
 	pthread_mutex_lock(&s->mu);
-	if (why == SERVE_END_TARGET_EXITED)
+	if (why == SERVE_END_TARGET_EXITED) {
 		s->gone = 1;
-	else
+		if (s->o.linger) {
+			/* Serving on: the cumulative profiles as they ended. */
+			pthread_mutex_unlock(&s->mu);
+			return why;
+		}
+	} else {
 		s->stopping = 1;        /* in-flight collections see it and end */
+	}
 	while (s->active)
 		pthread_cond_wait(&s->idle, &s->mu);
 	/* Answers queued are sent before the daemon closes their
@@ -409,7 +512,10 @@ void serve_close(struct serve_server *s)
 	serve_unlisten(s);
 	serve_auth_free(s);
 	sym_close(s->sym);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->acc_mu);
 	pthread_mutex_destroy(&s->sym_mu);
 	pthread_mutex_destroy(&s->dump_mu);
 	pthread_cond_destroy(&s->idle);

@@ -497,3 +497,11 @@ const char *sym_function_at(struct sym_session *s, uint64_t pc)
 	const struct sym_resolved *r = sym_resolve(s, pc);
 	return r && r->n && r->frames[0].function ? r->frames[0].function : NULL;
 }
+
+uint64_t sym_function_start(struct sym_session *s, uint64_t pc)
+{
+	/* The outermost frame of the chain is the physical function. */
+	const struct sym_resolved *r = sym_resolve(s, pc);
+	const struct sym_frame *f = r && r->n ? &r->frames[r->n - 1] : NULL;
+	return f && f->has_offset ? pc - f->func_offset : 0;
+}

@@ -108,6 +108,10 @@ const char *sym_build_id(struct sym_session *s, uint64_t addr);
  * Go's runtime.FuncForPC names it), or NULL when unknown: for serve's
  * /debug/pprof/symbol. */
 const char *sym_function_at(struct sym_session *s, uint64_t pc);
+/* The start address of the function that holds pc (the one an inline
+ * chain at pc is inlined into), or 0 when unknown: serve's debug=1 texts
+ * print Go's "function+0xOFFSET". */
+uint64_t sym_function_start(struct sym_session *s, uint64_t pc);
 
 /* Demangles C++ and Rust names; returns a malloc'ed string or NULL when
  * name is not mangled. */

@@ -199,13 +199,14 @@ def test_options():
     expect("pprofc run --h", ["--hz=", "--heap-rate=", "--help"])
     expect("pprofc run --ch", ["--children"])
     expect("pprofc run --se", ["--seconds=", "--serve="])
-    expect("pprofc serve --l", ["--listen="])
+    expect("pprofc serve --l", ["--listen=", "--linger"])
+    expect("pprofc run --li", ["--linger"])
     expect("pprofc serve --max-", ["--max-connections=", "--max-profiles=", "--max-seconds=",
                                    "--max-hit-rate="])
     expect("pprofc serve -", ["-v", "-h", "--listen=", "--basic-auth-file=", "--token-file=",
                               "--max-connections=", "--max-profiles=", "--max-seconds=", "--hz=",
-                              "--offcpu-hz=", "--engine=", "--heap-rate=", "--max-hit-rate=",
-                              "--verbose", "--help"])
+                              "--offcpu-hz=", "--offcpu-keep=", "--linger", "--engine=", "--heap-rate=",
+                              "--max-hit-rate=", "--verbose", "--help"])
     expect("pprofc serve --engine ", ["auto", "perf", "ptrace"])
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",

@@ -28,19 +28,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, check, check_untouched, count_line, done,  # noqa: E402
-                     pprofc, require_ptrace, tracer_pid, wait_for)
+                     fixture_path, gopprof, pprofc, require_ptrace, tracer_pid, wait_for)
 
 
 class Server:
     """pprofc serve (or run --serve) on a free port; its stderr lines are
     kept in .lines as they come."""
 
-    def __init__(self, args, run=False):
+    def __init__(self, args, run=False, stdin=None, stdout=subprocess.DEVNULL):
         cmd = [PPROFC, "run", "--serve", "127.0.0.1:0"] + args if run else \
               [PPROFC, "serve", "--listen", "127.0.0.1:0", "-v"] + args
         if not run and any(a.startswith("--listen") for a in args):
             cmd = [PPROFC, "serve", "-v"] + args
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -52,6 +52,7 @@ class Server:
         self.base = m.group(1) if m and m.group(1) else None
         self.url = (self.base + "/debug/pprof/") if self.base else None
         self.host, self.port = (re.match(r"http://([^:]+):(\d+)", self.base).groups() if self.base else (None, 0))
+        self.target = int(re.search(r"serving process (\d+)", line).group(1))
 
     def _read(self):
         for line in self.proc.stderr:
@@ -212,6 +213,9 @@ def folded_total(data):
 
 def test_gopprof_and_delta():
     with Fixture("contended") as fx, Server([str(fx.pid)]) as srv:
+        # block and mutex accumulate from their first request: from here.
+        for name in ("block", "mutex"):
+            check(srv.get(name)[0] == 200, "%s: not served" % name)
         out, warn = gopprof_top(srv.url + "profile?seconds=2")
         check("Type: cpu" in out and not warn, "profile: %r %r" % (out[:300], warn))
         out, warn = gopprof_top(srv.url + "profile", "-seconds", "2")
@@ -249,6 +253,8 @@ def test_gopprof_and_delta():
 def test_parallel_and_loop():
     with Fixture("waits") as fx, Server(["--max-profiles", "8", str(fx.pid)]) as srv:
         results = {}
+        for name in ("block", "mutex"):     # running from the start, as they grow
+            check(srv.get(name)[0] == 200, "%s: not served" % name)
 
         def fetch(key, path):
             try:
@@ -282,7 +288,7 @@ def test_parallel_and_loop():
             t.join()
         # 100 requests in a loop: no descriptor or memory growth.
         paths = ["", "cmdline", "goroutine?debug=1", "mutex", "block", "symbol"]
-        for i in range(20):
+        for i in range(60):     # the connection threads' malloc arenas warm up
             srv.get(paths[i % len(paths)])
 
         def fds_rss():
@@ -470,6 +476,205 @@ def test_redis():
         shutil.rmtree(d, ignore_errors=True)
 
 
+# ---- debug=1: Go's legacy texts; --linger; the idle server ---------------
+
+def raw_stacks(path):
+    """{(address, ...): [values]} of a profile by go tool pprof -raw,
+    samples with the same addresses summed (the legacy texts have no
+    labels), and how many samples went into each."""
+    text, err = gopprof("-raw", path)
+    locs, stacks, parts = {}, {}, {}
+    body, _, tail = text.partition("\nLocations\n")
+    for line in tail.splitlines():
+        m = re.match(r"^\s+(\d+): 0x([0-9a-f]+) ", line)
+        if m:
+            locs[m.group(1)] = int(m.group(2), 16)
+    for line in body.split("Samples:", 1)[-1].splitlines()[2:]:
+        m = re.match(r"^\s*(-?\d+(?:\s+-?\d+)*):((?:\s+\d+)*)\s*$", line)
+        if not m:
+            continue
+        key = tuple(locs.get(i, -1) for i in m.group(2).split())
+        vals = [int(v) for v in m.group(1).split()]
+        old = stacks.get(key, [0] * len(vals))
+        stacks[key] = [a + b for a, b in zip(old, vals)]
+        parts[key] = parts.get(key, 0) + 1
+    return stacks, parts
+
+
+def same_stacks(legacy, proto, slack):
+    """Whether two raw_stacks agree stack by stack; slack(value, parts):
+    the difference allowed (heap values are unsampled twice, by pprofc's
+    exp() and by Go's math.Exp)."""
+    (a, _), (b, parts) = legacy, proto
+    bad = [(k, a.get(k), v) for k, v in b.items()
+           if k not in a or any(abs(x - y) > slack(y, parts[k]) for x, y in zip(a[k], v))]
+    return not bad and set(a) == set(b), bad[:3]
+
+
+def tabwriter_ok(text):
+    """Whether Go's text/tabwriter, set up as runtime/pprof sets it up,
+    aligns the '#' columns of text as it is (tests/targets/tabwriter_check.go)."""
+    tool = fixture_path("tabwriter_check")
+    if not tool:
+        print("tabwriter_check not built (no go): alignment not checked")
+        return True
+    r = subprocess.run([tool], input=text, capture_output=True, text=True, timeout=60)
+    return r.returncode == 0 and r.stdout == text
+
+
+def save(data, suffix):
+    f = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
+    f.write(data)
+    f.close()
+    return f.name
+
+
+def gone_cases(srv, paths):
+    """Each path answers 410 with Go's kind of text error."""
+    ok = 0
+    for path in paths:
+        s, h, b = srv.get(path)
+        ok += check(s == 410 and b == b"process %d exited: nothing more to profile\n" % srv.target and
+                    h.get("x-go-pprof") == "1", "after the exit, %s: %d %r" % (path, s, b[:80]))
+    return ok
+
+
+def test_legacy_contention_and_linger():
+    """block and mutex debug=1 as Go's legacy texts; serve --linger keeps
+    them after the target exited, and then they are frozen: the text read
+    by go tool pprof's legacy parser gives the same stacks and values as
+    the protobuf, exactly."""
+    with Fixture("contended") as fx:
+        srv = Server(["--linger", str(fx.pid)])
+        for name in ("block", "mutex"):
+            check(srv.get(name)[0] == 200, "%s: not served" % name)
+        # Until the holder's stack is in the mutex text (a state).
+        wait_for(lambda: b"slow_critical_section" in srv.get("mutex?debug=1")[2], 30)
+        heads = {"block": "--- contention:\ncycles/second=1000000000\n",
+                 "mutex": "--- mutex:\ncycles/second=1000000000\nsampling period=1\n"}
+        live = {}
+        for name, head in heads.items():
+            s, h, b = srv.get(name + "?debug=1")
+            live[name] = b.decode()
+            check(s == 200 and h["content-type"] == "text/plain; charset=utf-8" and live[name].startswith(head),
+                  "%s?debug=1: %d %r" % (name, s, b[:120]))
+            check(re.search(r"^\d+ \d+ @( 0x[0-9a-f]+)+$", live[name], re.M), "%s?debug=1: no record" % name)
+            check(re.search(r"^#\t0x[0-9a-f]+\t\S.*\+0x[0-9a-f]+\t+\S+:\d+$", live[name], re.M),
+                  "%s?debug=1: no '#' frame line" % name)
+            check(tabwriter_ok(live[name]), "%s?debug=1: columns not as Go's tabwriter aligns them:\n%s" %
+                  (name, live[name][:600]))
+        fx.kill()
+        exited = wait_for(lambda: any("exited; serving its last profiles" in l for l in srv.lines), 20)
+        check(exited, "--linger: no line after the exit: %r" % srv.lines[-3:])
+        gone = gone_cases(srv, ["profile?seconds=1", "goroutine", "goroutine?debug=2", "cmdline",
+                                "mutex?seconds=1", "heap?seconds=1"])
+        same = 0
+        for name in heads:
+            _, _, text = srv.get(name + "?debug=1")
+            s, _, proto = srv.get(name)
+            tpath, ppath = save(text, ".txt"), save(proto, ".pb.gz")
+            legacy, pb = raw_stacks(tpath), raw_stacks(ppath)
+            ok, bad = same_stacks(legacy, pb, lambda v, n: 0)
+            ok = check(ok and pb[0] and s == 200, "%s: legacy text and protobuf differ: %r" % (name, bad)) and ok
+            # Through the URL, as a user would: go tool pprof symbolizes
+            # the text's addresses with /debug/pprof/symbol, after the exit.
+            out, warn = gopprof_top(srv.url + name + "?debug=1")
+            total = re.search(r"of (\S+) total", out)
+            out_pb, _ = gopprof_top(ppath)
+            ok = check("Type: delay" in out and not warn and total and
+                       "of %s total" % total.group(1) in out_pb and
+                       ("holder" in out or name == "block"),
+                       "go tool pprof %s?debug=1 after the exit: %r %r" % (name, out[:400], warn)) and ok
+            same += bool(ok)
+            os.unlink(tpath)
+            os.unlink(ppath)
+        code = srv.stop()
+        check(code == 0, "serve --linger: exit %d after SIGTERM" % code)
+    count_line("serve-legacy-contention", same=same, of=2, gone_410=gone, exit=code)
+
+
+def test_run_linger_heap():
+    """run --serve --linger: heap?debug=1 while the command runs (Go's
+    header, /proc/PID/status in place of runtime.MemStats), then after it
+    exited: the final heap served, its text equal to its protobuf."""
+    srv = Server(["--linger", "--", fixture_path("heap_alloc"), "--hold", "8", "64"], run=True,
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    for line in srv.proc.stdout:
+        if line.strip() == "done":
+            break
+    s, _, b = srv.get("heap?debug=1")
+    text = b.decode()
+    head = re.match(r"heap profile: (\d+): (\d+) \[(\d+): (\d+)\] @ heap/1048576\n", text)
+    check(s == 200 and head and int(head.group(2)) > 0 and int(head.group(4)) >= int(head.group(2)),
+          "heap?debug=1: %d %r" % (s, text[:200]))
+    with open("/proc/%d/status" % srv.target) as f:
+        rss = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+    m = re.search(r"^# VmRSS = (\d+)$", text, re.M)
+    check(m and abs(int(m.group(1)) - rss) <= rss // 10, "# VmRSS %r, /proc says %d" % (m and m.group(1), rss))
+    check(tabwriter_ok(text), "heap?debug=1: columns not as Go's tabwriter aligns them:\n%s" % text[:600])
+    srv.proc.stdin.close()
+    exited = wait_for(lambda: any("exited; serving its last profiles" in l for l in srv.lines), 30)
+    check(exited, "run --serve --linger: no line after the exit: %r" % srv.lines[-3:])
+    gone = gone_cases(srv, ["profile?seconds=1", "goroutine?debug=1", "cmdline"])
+    same = 0
+    for name, typ in (("heap", "inuse_space"), ("allocs", "alloc_space")):
+        _, _, text = srv.get(name + "?debug=1")
+        _, _, proto = srv.get(name)
+        check(b"# not readable: the process exited" in text, "%s?debug=1 after the exit: %r" % (name, text[-200:]))
+        tpath, ppath = save(text, ".txt"), save(proto, ".pb.gz")
+        legacy, pb = raw_stacks(tpath), raw_stacks(ppath)
+        ok, bad = same_stacks(legacy, pb, lambda v, n: 2 * n + abs(v) // 10 ** 9)
+        ok = check(ok and len(pb[0]) > 3, "%s: legacy text and protobuf differ: %r" % (name, bad)) and ok
+        out, warn = gopprof_top(srv.url + name + "?debug=1")
+        ok = check("Type: inuse_space" in out and not warn, "go tool pprof %s?debug=1: %r %r" % (name, out[:300], warn)) and ok
+        out, warn = gopprof_top(srv.url + name)
+        ok = check("Type: %s" % typ in out and not warn, "go tool pprof %s after the exit: %r" % (name, out[:300])) and ok
+        same += bool(ok)
+        os.unlink(tpath)
+        os.unlink(ppath)
+    code = srv.stop()
+    check(code == 0, "run --serve --linger: exit %d, want the command's 0" % code)
+    count_line("serve-legacy-heap", same=same, of=2, gone_410=gone, exit=code)
+
+
+def syscalls(pid, seconds):
+    """System calls of every thread of pid over seconds, by strace -c -f."""
+    out = tempfile.NamedTemporaryFile(suffix=".strace", delete=False)
+    out.close()
+    subprocess.run(["timeout", "-s", "INT", str(seconds), "strace", "-f", "-c", "-o", out.name, "-p", str(pid)],
+                   capture_output=True, timeout=seconds + 30)
+    with open(out.name) as f:
+        total = [l.split() for l in f if l.split()[-1:] == ["total"]]
+    os.unlink(out.name)
+    return int(total[0][3]) if total else -1
+
+
+def test_idle():
+    """An idle server makes a handful of system calls per second (strace
+    counts them: an oracle that does not depend on the machine's speed);
+    block, asked for, ticks the threads until --offcpu-keep passes without
+    a request, then the server is idle again."""
+    if not shutil.which("strace"):
+        print("strace not installed: idle check skipped")
+        return
+    with Fixture("many_threads", ["50", "10"]) as fx:
+        srv = Server(["--offcpu-keep", "2", str(fx.pid)])
+        threads = lambda: len(os.listdir("/proc/%d/task" % srv.proc.pid))
+        base = threads()
+        idle = syscalls(srv.proc.pid, 4)
+        srv.get("block")
+        busy = syscalls(srv.proc.pid, 2)
+        ended = wait_for(lambda: threads() == base, 30)
+        again = syscalls(srv.proc.pid, 4)
+        check(0 <= idle <= 20 and 0 <= again <= 20, "idle server: %d and %d system calls in 4 s" % (idle, again))
+        check(busy > 200, "block collecting: only %d system calls in 2 s (the count sees nothing?)" % busy)
+        check(ended, "block still collecting after --offcpu-keep 2: %d threads, %d idle" % (threads(), base))
+        check(srv.get("block")[0] == 200, "block after it ended: not started again")
+        srv.stop()
+        check_untouched(fx.pid, label="idle")
+    count_line("serve-idle", syscalls_idle_4s=idle, syscalls_block_2s=busy, syscalls_after_keep_4s=again)
+
+
 def require_perf():
     """The cumulative block and mutex profiles need perf_event (they never
     stop the target): exit 77 where it is refused."""
@@ -499,6 +704,9 @@ if __name__ == "__main__":
     test_target_exits()
     test_auth_unix_public()
     test_heap()
+    test_legacy_contention_and_linger()
+    test_run_linger_heap()
+    test_idle()
     test_redis()
     print("took %.0f s" % (time.monotonic() - t0))
     done()
