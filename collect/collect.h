@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "../attach/engine.h"
@@ -32,9 +33,12 @@
 #include "../symbolize/sym.h"
 
 /* heap and allocs: the same data (sampled allocations, live or not, of a
- * command started by `run`); allocs sets default_sample_type alloc_space. */
+ * command started by `run`); allocs sets default_sample_type alloc_space.
+ * threadcreate: the threads alive at the start under their start routine,
+ * and each thread created in the window under its creator's stack at the
+ * clone (threadcreate.c). */
 enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX, COLLECT_HEAP,
-		    COLLECT_ALLOCS };
+		    COLLECT_ALLOCS, COLLECT_THREADCREATE };
 enum collect_engine { COLLECT_ENGINE_AUTO, COLLECT_ENGINE_PERF, COLLECT_ENGINE_PTRACE };
 
 struct collect_session;
@@ -98,6 +102,15 @@ struct collect_heap_summary {
 					 * the window's start) */
 };
 
+/* threadcreate: how the count is made up. */
+struct collect_threadcreate_summary {
+	uint64_t alive;                 /* threads alive at the start */
+	uint64_t alive_no_root;         /* ...whose stack did not reach its root */
+	uint64_t created;               /* threads created in the window */
+	uint64_t unseen;                /* created while the watch began: no stack */
+	uint64_t no_stack;              /* created, the creator's stack not unwound */
+};
+
 /* What a collection did, for the summary line. */
 struct collect_summary {
 	const char *engine;             /* "perf" or "ptrace" */
@@ -119,6 +132,7 @@ struct collect_summary {
 	int target_exited, exit_status; /* exit_status: wait status, -1 unknown */
 	int target_execed;
 	struct collect_heap_summary heap;
+	struct collect_threadcreate_summary tc;
 };
 
 struct collect_error {
@@ -159,6 +173,12 @@ void collect_close(struct collect_session *s);
 void collect_spec(const struct collect_opts *o, struct pp_profile_spec *spec);
 const char *collect_file_kind(enum collect_kind kind);
 
+/* threadcreate: Go's debug=1 text of the profile as it is now
+ * ("threadcreate profile: total N", then each stack with its count,
+ * largest first).  Only while collect_run is not running, or from its
+ * on_snapshot.  0 or -1. */
+int collect_threadcreate_text(struct collect_session *s, FILE *out);
+
 /* ---- stacks into a profile (stacks.c), also for dump-threads --pprof ---- */
 
 /* Locations of one stack: every frame a walk can give, and the marker of a
@@ -171,7 +191,8 @@ const char *collect_file_kind(enum collect_kind kind);
  * running was sampled, and time off CPU whose wait was not read; in a
  * heap profile, an allocation whose stack was not copied or unwound. */
 enum collect_marker { COLLECT_MARK_CUT, COLLECT_MARK_NO_CPU_STACK, COLLECT_MARK_NO_WAIT_STACK,
-		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARKERS };
+		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARK_TC_NO_ROOT, COLLECT_MARK_TC_UNSEEN,
+		      COLLECT_MARK_TC_MAIN, COLLECT_MARK_TC_NO_STACK, COLLECT_MARKERS };
 
 struct collect_stacks {
 	pid_t pid;
