@@ -33,9 +33,15 @@ static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_
 		k->failed = !k->base;
 		return;
 	case ACCUM_COUNT:
-		k->samples = pp_profile_count(prof, 's');
+		if (a->kind == COLLECT_THREADCREATE) {
+			const struct collect_threadcreate_summary *tc = &collect_summary(a->cs)->tc;
+			k->samples = tc->alive + tc->created + tc->unseen;
+		} else {
+			k->samples = pp_profile_count(prof, 's');
+		}
 		k->failed = 0;
 		return;
+	case ACCUM_WRITE_TEXT:
 	case ACCUM_WRITE:
 	case ACCUM_WRITE_DELTA:
 	case ACCUM_WRITE_TOP:
@@ -46,6 +52,8 @@ static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_
 	int r = pp_profile_set_default_sample_type(prof, k->default_type);
 	if (r == 0 && k->op == ACCUM_WRITE_TOP)
 		r = pp_report_top(prof, NULL, m.f);
+	else if (r == 0 && k->op == ACCUM_WRITE_TEXT)
+		r = collect_threadcreate_text(a->cs, m.f);
 	else if (r == 0 && k->op == ACCUM_WRITE)
 		r = pp_profile_write(prof, (int64_t)(now - a->start_ns), m.f);
 	else if (r == 0)

@@ -11,7 +11,9 @@
  *                 PID: the uprobe window of seconds=N, required
  *   cmdline       argv joined by NUL bytes
  *   symbol        GET: num_symbols; addresses (POST body or query) to names
- *   trace, threadcreate   not available: 404 saying why
+ *   threadcreate          cumulative since serve started (accum.c): the
+ *                         threads alive then, and each created since
+ *   trace                 not available: 404 saying why
  */
 #include <errno.h>
 #include <limits.h>
@@ -223,7 +225,8 @@ static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 
 static struct serve_accum *accum_for(struct serve_server *s, const char *name)
 {
-	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX : ACC_HEAP;
+	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX
+		 : strcmp(name, "threadcreate") == 0 ? ACC_THREADCREATE : ACC_HEAP;
 	return s->acc_on[slot] ? &s->acc[slot] : NULL;
 }
 
@@ -235,11 +238,15 @@ static const char *default_type(const char *name)
 static enum MHD_Result cumulative(struct serve_req *r, struct serve_accum *a, const char *name,
 				  long long debug)
 {
-	struct accum_ask k = { .op = debug ? ACCUM_WRITE_TOP : ACCUM_WRITE, .default_type = default_type(name) };
+	int go_text = debug && a->kind == COLLECT_THREADCREATE;   /* Go's own text */
+	struct accum_ask k = { .op = go_text ? ACCUM_WRITE_TEXT : debug ? ACCUM_WRITE_TOP : ACCUM_WRITE,
+			       .default_type = default_type(name) };
 	if (accum_ask(a, &k))
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s profile: out of memory", name);
 	if (!debug)
 		return reply_profile(r, k.buf, k.len, name);
+	if (go_text)
+		return reply_text(r, k.buf, k.len, "text/plain; charset=utf-8");
 	/* pprofc has no legacy text format: the top view, said so. */
 	char *text = NULL;
 	int n = asprintf(&text, "%s profile of process %d, cumulative over %.0f s (pprofc's top view; "
@@ -416,11 +423,8 @@ enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 	if (strcmp(name, "trace") == 0)
 		return reply_error(r, MHD_HTTP_NOT_FOUND, "trace: pprofc has no execution trace (a timeline "
 				   "of the threads) yet; profile, block and mutex show where time goes");
-	if (strcmp(name, "threadcreate") == 0)
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "threadcreate: not available: from outside, pprofc "
-				   "cannot see where threads were created (goroutine?debug=1 groups the "
-				   "threads by their own stacks)");
-	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs" };
+	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs",
+						      "threadcreate" };
 	for (size_t i = 0; i < sizeof named_profiles / sizeof *named_profiles; i++)
 		if (strcmp(name, named_profiles[i]) == 0)
 			return named(r, name);

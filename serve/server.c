@@ -130,6 +130,37 @@ static void start_offcpu(struct serve_server *s)
 	}
 }
 
+/* Adds "name: why" to what is not collected. */
+static void missing(struct serve_server *s, const char *name, const char *why)
+{
+	size_t len = strlen(s->acc_missing);
+	snprintf(s->acc_missing + len, sizeof s->acc_missing - len, "%s%s: %s", len ? "; " : "", name, why);
+}
+
+/* threadcreate, cumulative as Go's: the threads alive now (a thread
+ * blocked in a system call is read without a stop; a running one is
+ * stopped once, for a fraction of a millisecond, as a dump does), then
+ * each created since, from the perf engine's inherited clone tracepoints:
+ * nothing is stopped while serving, and an idle target makes no event.
+ * Never the ptrace watch: it would keep every thread traced between
+ * requests. */
+static void start_threadcreate(struct serve_server *s)
+{
+	struct collect_opts o = { .kind = COLLECT_THREADCREATE, .engine = COLLECT_ENGINE_PERF }, co;
+	struct collect_error err;
+	struct serve_accum *a = &s->acc[ACC_THREADCREATE];
+	accum_init(a, &o, &co);
+	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	if (!cs || accum_start(a, cs, &err)) {
+		collect_close(cs);
+		missing(s, "threadcreate", err.msg);
+		accum_free(a);
+		return;
+	}
+	s->acc_on[ACC_THREADCREATE] = 1;
+	name_started(s, "threadcreate");
+}
+
 int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 {
 	struct attach_error ae;
@@ -142,6 +173,7 @@ int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 	s->pid = tgid;
 	s->start_ns = serve_now_ns();
 	start_offcpu(s);
+	start_threadcreate(s);
 	return 0;
 }
 
@@ -169,6 +201,7 @@ int serve_target_command(struct serve_server *s, char **argv, struct serve_error
 	s->start_ns = serve_now_ns();
 	name_started(s, "heap, allocs");
 	start_offcpu(s);
+	start_threadcreate(s);
 	return 0;
 }
 
