@@ -340,6 +340,9 @@ static void on_created(void *arg, const struct attach_raw_sample *smp)
 	s->sum.tc.created++;
 	struct sym_snapshot snap = { smp->tid, &smp->regs, smp->stack_addr, smp->stack, smp->stack_len,
 				     smp->stack_cut, attach_read_mem };
+	/* A creation is rare and each counts: a library the command loaded
+	 * a moment ago (run) is read now, not up to 100 ms later. */
+	sym_refresh_now(s->sym, REG(&smp->regs, PC));
 	if (sym_unwind(s->sym, &snap, &st) || st.n == 0) {
 		sym_stack_free(&st);
 		s->sum.unwind_failures++;

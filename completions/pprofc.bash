@@ -169,9 +169,9 @@ _pprofc_value()
     case $1 in
     profile)
         if [[ $cmd == attach ]]; then
-            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs threads
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs threadcreate threads
         else
-            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs threadcreate
         fi
         ;;
     format)

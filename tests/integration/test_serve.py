@@ -121,7 +121,8 @@ def test_index_and_errors():
         check(s == 200 and h["content-type"] == "text/html; charset=utf-8", "index: %d %r" % (s, h))
         names = re.findall(r"<tr><td>(\d+)</td><td><a href='(\w+)\?debug=1'>(\w+)</a>", page)
         listed = [n for _, _, n in names]
-        check(listed == sorted(["allocs", "block", "cmdline", "goroutine", "heap", "mutex", "profile"]),
+        check(listed == sorted(["allocs", "block", "cmdline", "goroutine", "heap", "mutex", "profile",
+                                "threadcreate"]),
               "index lists %r" % listed)
         count = {n: int(c) for c, _, n in names}
         check(count.get("goroutine") == len(os.listdir("/proc/%d/task" % fx.pid)),
@@ -144,8 +145,7 @@ def test_index_and_errors():
              "pprofc run --serve gives cumulative heap and allocs"),
             ("trace", 404, "trace: pprofc has no execution trace (a timeline of the threads) yet; "
              "profile, block and mutex show where time goes"),
-            ("threadcreate", 404, "threadcreate: not available: from outside, pprofc cannot see where "
-             "threads were created (goroutine?debug=1 groups the threads by their own stacks)"),
+            ("threadcreate?seconds=0", 400, 'invalid value for "seconds" - must be a positive integer'),
             ("/elsewhere", 404, "404 page not found"),
         ]:
             error_case(srv, path, status, body, counts=counts)
