@@ -1,5 +1,6 @@
 /* engine.c — the engine interface (engine.h) dispatched to the engine
- * chosen: engine_perf.c or engine_ptrace.c. */
+ * chosen: engine_perf.c, engine_ptrace.c, or engine_clones.c (thread creations
+ * with ptrace). */
 #include "engine.h"
 
 #include <stdlib.h>
@@ -25,7 +26,8 @@ struct attach_engine *attach_engine_open(enum attach_engine_kind kind, pid_t pid
 		strcpy(err->msg, "out of memory");
 		return NULL;
 	}
-	e->ops = kind == ATTACH_ENGINE_PERF ? &attach_engine_perf_ops : &attach_engine_ptrace_ops;
+	e->ops = kind == ATTACH_ENGINE_PERF ? &attach_engine_perf_ops
+	       : o->clones ? &attach_engine_clones_ops : &attach_engine_ptrace_ops;
 	if (!(e->state = e->ops->open(pid, o, &e->st, err))) {
 		attach_engine_stats_free(&e->st);
 		free(e);

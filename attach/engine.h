@@ -17,6 +17,10 @@
  *                    blocked threads without stopping them (peek.c) and,
  *                    with no_stop, leaves running threads to the perf
  *                    engine's samples.
+ *   engine_clones.c  ptrace for thread creations (opts.clones): every thread
+ *                    seized (not stopped) with PTRACE_O_TRACECLONE on a
+ *                    thread of its own, the creator sampled at each clone
+ *                    event stop and resumed at once.
  *
  * All of an engine's state lives in its struct attach_engine: several can
  * run in one process, each on its own thread.  One thing is not the
@@ -72,6 +76,9 @@ struct attach_raw_sample {
 					 * sum_exec_runtime) and waiting for one */
 	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
 					 * cpu_ns + runq_ns <= weight_ns */
+	/* opts.clones: the thread this sample's thread created (its stack is
+	 * the creator's at the clone); else 0. */
+	pid_t created;
 };
 
 /* perf with opts.switches: a thread of the target left a CPU or came
@@ -110,6 +117,13 @@ struct attach_engine_opts {
 	int force_stop;                 /* ptrace, for comparison only: stop
 					 * every thread at every tick, blocked or
 					 * not, and leave the EINTRs it causes */
+	/* Thread creations instead of time (hz unused): a sample for each
+	 * thread the target creates (clone or clone3 with CLONE_THREAD that
+	 * succeeded; a fork is not one), with the creator's registers and
+	 * stack at the call and the new thread in `created`.  perf: the
+	 * syscall tracepoints, inherited, nothing stopped; ptrace: the clone
+	 * event stop of the creator, resumed as soon as it is copied. */
+	int clones;
 	void (*on_sample)(void *arg, const struct attach_raw_sample *s);
 	void (*on_tick_end)(void *arg); /* ptrace: after a tick's samples */
 	/* perf: also every context switch of the target's threads, and their
@@ -156,6 +170,12 @@ struct attach_engine_stats {
 	int uprobes_inherited;          /* perf: the uprobes are tracefs events,
 					 * inherited by new threads from birth
 					 * (else each thread gets its own) */
+	uint64_t clones_not_threads;    /* clones: clone calls that made a
+					 * process (fork, vfork), not counted */
+	uint64_t clones_failed;         /* clones: thread clones that failed */
+	uint64_t threads_released;      /* clones, ptrace: threads let go of
+					 * early (a job-control stop, another
+					 * tracer): their creations unseen after */
 	uint64_t *stop_ns;              /* ptrace: each sample's stop time */
 	size_t n_stop_ns, cap_stop_ns;
 	struct attach_thread_cpu *thread_cpu;   /* perf, at close: live threads */

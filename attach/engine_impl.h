@@ -21,5 +21,6 @@ int attach_engine_wants(const struct attach_engine_opts *o, pid_t tid);
 
 extern const struct attach_engine_ops attach_engine_perf_ops;
 extern const struct attach_engine_ops attach_engine_ptrace_ops;
+extern const struct attach_engine_ops attach_engine_clones_ops;
 
 #endif

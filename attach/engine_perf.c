@@ -34,6 +34,14 @@
  * then handed out in time order, so that a thread's entry into a function
  * comes before its return even when it moved to another CPU between them.
  *
+ * With opts.clones, the events are the syscall tracepoints of clone and
+ * clone3 (entry and exit), inherited like the clock: an entry with
+ * CLONE_THREAD in its flags (clone: the first argument; clone3: the first
+ * field of the struct it points to, read from the stack copy, where
+ * glibc builds it) keeps its registers and stack until the same thread's
+ * exit says whether a thread was made (the return value, its tid, > 0).
+ * A fork (no CLONE_THREAD) is not a thread creation: counted apart.
+ *
  * If pprofc dies, the kernel closes the events with its descriptors and
  * the target runs on as if nothing happened.  See docs/ARCHITECTURE.md,
  * "Engines", and docs/NOTES.md, "perf_event".
@@ -60,6 +68,14 @@
 #include "uprobes.h"
 
 #define MAX_STACK_COPY 65528u           /* the kernel's limit (u16, 8-aligned) */
+#define CLONE_THREAD_FLAG 0x00010000u   /* <linux/sched.h>'s CLONE_THREAD */
+
+/* opts.clones: the events, in this order (the index is the sample's probe). */
+enum { TP_ENTER_CLONE, TP_ENTER_CLONE3, TP_EXIT_CLONE, TP_EXIT_CLONE3, TP_N };
+static const char *const tracepoints[TP_N] = {
+	"syscalls/sys_enter_clone", "syscalls/sys_enter_clone3",
+	"syscalls/sys_exit_clone", "syscalls/sys_exit_clone3",
+};
 #define EXIT_CHECK_NS 100000000u        /* how often to look for the target's end */
 
 /* The user registers asked for, in perf's numbering; the kernel writes
@@ -99,6 +115,15 @@ struct ring {
 	size_t map_len;
 	uint64_t head;                  /* this pass: where samples end */
 	uint64_t tail;                  /* this pass: the next record to read */
+};
+
+/* opts.clones: a thread inside clone(CLONE_THREAD...): its entry's
+ * registers and stack, until its exit says whether a thread was made. */
+struct pending_clone {
+	pid_t tid;                      /* 0: free */
+	struct attach_raw_sample s;
+	unsigned char *stack;           /* s.stack points here */
+	size_t cap;
 };
 
 /* A thread the engine knows of. */
@@ -144,6 +169,8 @@ struct perf_engine {
 					 * .n: inherited events on them */
 	int forked;                     /* uprobes: a FORK read, its thread
 					 * without probes yet (open_all) */
+	struct pending_clone *pending;  /* clones: calls in flight */
+	size_t npending;
 	uint64_t cpu_start;             /* the kernel's count at the start */
 	uint64_t cpu_last;              /* ...and when last looked at */
 	int ended;
@@ -304,6 +331,8 @@ static size_t ring_bytes(const struct perf_engine *e)
 	size_t per = e->o.stack_size + 256;     /* the stack, registers, header */
 	if (e->o.n_uprobes)
 		return 64u << 20;       /* hits come as fast as the code calls */
+	if (e->o.clones)
+		return per * 64;        /* a burst of thread creations */
 	return per * (size_t)(e->o.hz / 10 > 16 ? e->o.hz / 10 : 16);
 }
 
@@ -413,7 +442,7 @@ static int open_event(struct perf_engine *e, struct perf_event_attr *a, pid_t ti
 {
 	int fd = perf_open(a, tid, cpu);
 	if (fd < 0 && (errno == EACCES || errno == EPERM) && !a->exclude_kernel && e->nfds == 0 &&
-	    !e->o.n_uprobes) {
+	    !e->o.n_uprobes && !e->o.clones) {
 		/* perf_event_paranoid 2 allows user-space samples only:
 		 * take those, and say that kernel time is not sampled. */
 		a->exclude_kernel = 1;
@@ -453,7 +482,7 @@ static int open_thread(struct perf_engine *e, pid_t tid)
 			close(fd);
 			return er;
 		}
-		if (remember_fd(e, fd, tid, e->o.n_uprobes ? (int)(k / e->nrings) : -1)) {
+		if (remember_fd(e, fd, tid, e->nattrs > 1 ? (int)(k / e->nrings) : -1)) {
 			close(fd);
 			return ENOMEM;
 		}
@@ -531,6 +560,110 @@ static const unsigned char *record_at(struct perf_engine *e, const struct ring *
 	return e->scratch;
 }
 
+/* ---- thread creations (opts.clones) -------------------------------------- */
+
+static struct pending_clone *pending_of(struct perf_engine *e, pid_t tid, int add)
+{
+	struct pending_clone *free_slot = NULL;
+	for (size_t i = 0; i < e->npending; i++) {
+		if (e->pending[i].tid == tid)
+			return &e->pending[i];
+		if (!e->pending[i].tid && !free_slot)
+			free_slot = &e->pending[i];
+	}
+	if (!add || free_slot)
+		return free_slot;
+	struct pending_clone *v = realloc(e->pending, (e->npending + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	e->pending = v;
+	memset(&v[e->npending], 0, sizeof *v);
+	return &v[e->npending++];
+}
+
+/* The flags of a clone entry: clone's first argument; clone3's struct
+ * clone_args (its flags first) is in the caller's frame, so in the stack
+ * copy, or else still in the target's memory (the call is in flight). */
+static uint64_t clone_flags(const struct attach_raw_sample *s)
+{
+	uint64_t arg = REG(&s->regs, DI), flags = 0;
+	if (s->probe == TP_ENTER_CLONE)
+		return arg;
+	if (s->stack && arg >= s->stack_addr && arg - s->stack_addr + 8 <= s->stack_len)
+		memcpy(&flags, s->stack + (arg - s->stack_addr), 8);
+	else if (attach_read_mem(s->tid, arg, &flags, 8) != 8)
+		flags = CLONE_THREAD_FLAG;      /* unreadable: the exit decides */
+	return flags;
+}
+
+/* An entry with CLONE_THREAD is kept until its exit; an exit that made a
+ * thread (its tid returned, > 0, to the creator; the new thread's own
+ * exit returns 0) hands the entry out as the sample. */
+static void on_clone_event(struct perf_engine *e, const struct attach_raw_sample *s)
+{
+	struct pending_clone *pc;
+	if (s->probe == TP_ENTER_CLONE || s->probe == TP_ENTER_CLONE3) {
+		if (!(clone_flags(s) & CLONE_THREAD_FLAG)) {
+			e->st->clones_not_threads++;
+			return;
+		}
+		if (!(pc = pending_of(e, s->tid, 1)))
+			return;
+		if (pc->cap < s->stack_len) {
+			unsigned char *b = realloc(pc->stack, s->stack_len);
+			if (!b) {
+				pc->tid = 0;
+				return;
+			}
+			pc->stack = b;
+			pc->cap = s->stack_len;
+		}
+		pc->tid = s->tid;
+		pc->s = *s;
+		if (s->stack_len)
+			memcpy(pc->stack, s->stack, s->stack_len);
+		pc->s.stack = pc->stack;
+		pc->s.comm = NULL;
+		return;
+	}
+	if (s->probe != TP_EXIT_CLONE && s->probe != TP_EXIT_CLONE3)
+		return;
+	if (!(pc = pending_of(e, s->tid, 0)) || pc->tid != s->tid)
+		return;
+	int64_t ret = (int64_t)REG(&s->regs, AX);
+	pc->tid = 0;
+	if (ret <= 0) {
+		e->st->clones_failed++;
+		return;
+	}
+	pc->s.created = (pid_t)ret;
+	pc->s.comm = s->comm;
+	pc->s.weight_ns = 1;
+	e->st->samples++;
+	e->o.on_sample(e->o.arg, &pc->s);
+}
+
+/* The id of a tracepoint ("syscalls/sys_enter_clone"), from tracefs; -1
+ * with errno set. */
+static int tracepoint_id(const char *name)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events" };
+	for (size_t i = 0; i < 2; i++) {
+		char path[160], buf[32];
+		size_t len;
+		snprintf(path, sizeof path, "%s/%s/id", roots[i], name);
+		if (attach_read_small(path, buf, sizeof buf, &len) == 0) {
+			buf[len < sizeof buf ? len : sizeof buf - 1] = 0;
+			int id = atoi(buf);
+			if (id > 0)
+				return id;
+		}
+	}
+	if (errno != EACCES && errno != EPERM)
+		errno = ENOENT;
+	return -1;
+}
+
 static void on_sample_record(struct perf_engine *e, const unsigned char *p, size_t len)
 {
 	const unsigned char *end = p + len;
@@ -576,7 +709,7 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 		s.stack_len = (size_t)(dyn < size ? dyn : size);
 	}
 	s.tid = (pid_t)tid;
-	s.probe = e->o.n_uprobes ? probe_of(e, id) : -1;
+	s.probe = e->nattrs > 1 ? probe_of(e, id) : -1;
 	if (s.probe >= 0 && e->probe_hits)
 		e->probe_hits[s.probe]++;
 	s.time_ns = time;
@@ -590,6 +723,10 @@ static void on_sample_record(struct perf_engine *e, const unsigned char *p, size
 	s.stack_cut = size && dyn >= size;
 	s.state = 'R';
 	s.blocked_ms = -1;
+	if (e->o.clones) {
+		on_clone_event(e, &s);
+		return;
+	}
 	e->st->samples++;
 	e->st->sampled_ns += period;
 	e->o.on_sample(e->o.arg, &s);
@@ -830,16 +967,40 @@ static void record_thread_cpu(struct perf_engine *e)
 
 /* ---- the interface ------------------------------------------------------- */
 
+/* opts.clones: the four syscall tracepoints, each sampled at every hit;
+ * only the entries copy the stack. */
+static int set_clone_events(struct perf_engine *e)
+{
+	for (size_t i = 0; i < TP_N; i++) {
+		struct perf_event_attr *a = &e->attrs[i];
+		int id = tracepoint_id(tracepoints[i]);
+		if (id < 0)
+			return -1;
+		*a = e->attr;
+		a->type = PERF_TYPE_TRACEPOINT;
+		a->config = (uint64_t)id;
+		a->sample_period = 1;
+		a->task = a->comm = a->comm_exec = i == 0;      /* one copy of each */
+		if (i >= TP_EXIT_CLONE) {
+			a->sample_type &= ~(uint64_t)PERF_SAMPLE_STACK_USER;
+			a->sample_stack_user = 0;
+		}
+	}
+	return 0;
+}
+
 /* The events opened per thread and CPU: the clock (e->attr), or one
  * uprobe per probe asked for, made from it.  Return probes are opened
  * before entry probes (see uprobes.h): an entry seen has its return to
  * come.  -1 with errno set. */
 static int set_events(struct perf_engine *e)
 {
-	size_t n = e->o.n_uprobes ? e->o.n_uprobes : 1;
+	size_t n = e->o.n_uprobes ? e->o.n_uprobes : e->o.clones ? TP_N : 1;
 	if (!(e->attrs = calloc(n, sizeof *e->attrs)) || !(e->probe_hits = calloc(n, sizeof *e->probe_hits)))
 		return -1;
 	e->nattrs = n;
+	if (e->o.clones)
+		return set_clone_events(e);
 	if (!e->o.n_uprobes) {
 		e->attrs[0] = e->attr;
 		return 0;
@@ -910,7 +1071,7 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 	a->size = sizeof *a;
 	a->type = PERF_TYPE_SOFTWARE;
 	a->config = PERF_COUNT_SW_TASK_CLOCK;
-	a->sample_period = 1000000000u / (unsigned)o->hz;
+	a->sample_period = o->clones ? 1 : 1000000000u / (unsigned)(o->hz > 0 ? o->hz : 100);
 	a->sample_type = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_TID | PERF_SAMPLE_TIME |
 			 PERF_SAMPLE_PERIOD | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
 	for (size_t i = 0; i < NREGS_USER; i++)
@@ -938,7 +1099,12 @@ static void *perf_open_engine(pid_t pid, const struct attach_engine_opts *o,
 	a->wakeup_watermark = 0;        /* set per ring size below */
 
 	if (set_events(e)) {
-		explain(errno, pid, err);
+		int er = errno;
+		explain(er, pid, err);
+		if (o->clones && (er == ENOENT || er == EACCES || er == EPERM))
+			snprintf(err->msg, sizeof err->msg, "the clone system call tracepoints cannot be "
+				 "read (%s: %s): mount tracefs on /sys/kernel/tracing and run as root, or "
+				 "use --engine ptrace", tracepoints[0], strerror(er));
 		perf_close(e);
 		return NULL;
 	}
@@ -1076,6 +1242,9 @@ static void perf_close(void *state)
 	free(e->pfds);
 	free(e->threads);
 	free(e->scratch);
+	for (size_t i = 0; i < e->npending; i++)
+		free(e->pending[i].stack);
+	free(e->pending);
 	free(e);
 }
 

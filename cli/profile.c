@@ -50,7 +50,11 @@ static const char attach_help[] =
 	"                        of every thread (running with its stacks, each wait\n"
 	"                        with its reason, mutex holder or fd; created,\n"
 	"                        exited) as trace-event JSON for ui.perfetto.dev or\n"
-	"                        chrome://tracing, default pprof.<exe>.trace.NNN.json\n"
+	"                        chrome://tracing, default pprof.<exe>.trace.NNN.json;\n"
+	"                        threadcreate: each thread created in the window\n"
+	"                        under the stack that created it, and the threads\n"
+	"                        alive at the start under their start routine (Go's\n"
+	"                        threadcreate)\n"
 	"      --heap-rate=BYTES heap, allocs: mean bytes between sampled\n"
 	"                        allocations (default 512K; 1: every one)\n"
 	"      --max-hit-rate=N  heap, allocs: close the probes above N calls per\n"
@@ -84,8 +88,8 @@ static const char run_help[] =
 	"SIGTERM or SIGHUP to pprofc end the profile, write it, pass the signal\n"
 	"on to COMMAND and wait for it, as perf record does.\n"
 	"\n"
-	"options: --profile=cpu|wall|block|mutex|trace, --seconds=N (default: until\n"
-	"COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
+	"options: --profile=cpu|wall|block|mutex|trace|threadcreate, --seconds=N\n"
+	"(default: until COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
 	"--format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
 	"as for `pprofc attach`.\n"
 	"\n"
@@ -185,9 +189,12 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				o->kind = COLLECT_ALLOCS;
 			else if (strcmp(optarg, "trace") == 0)
 				o->kind = COLLECT_TRACE;
+			else if (strcmp(optarg, "threadcreate") == 0)
+				o->kind = COLLECT_THREADCREATE;
 			else
 				return cli_usage_error(cmd, "--profile takes cpu, wall, block, mutex, heap, "
-						       "allocs, trace%s, not '%s'", run ? "" : " or threads", optarg);
+						       "allocs, trace, threadcreate%s, not '%s'",
+						       run ? "" : " or threads", optarg);
 			break;
 		case 's':
 			o->seconds = strtod(optarg, &end);
@@ -301,6 +308,8 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 				       "redirect stdout to a file, or use --format top");
 	if (o->engine == COLLECT_ENGINE_PERF && o->stack_size > 65528)
 		return cli_usage_error(cmd, "--stack-size: the perf engine copies at most 65528 bytes per sample");
+	if (o->force_stop && o->kind == COLLECT_THREADCREATE)
+		return cli_usage_error(cmd, "--force-stop goes with the sampled profiles, not threadcreate");
 	if (o->force_stop && o->engine == COLLECT_ENGINE_PERF)
 		return cli_usage_error(cmd, "--force-stop stops threads: it goes with --engine ptrace, not perf");
 	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
@@ -482,6 +491,51 @@ static void trace_summary(const struct cli_profile_options *o, const struct coll
 			st->ticks + st->skipped_ticks, o->hz);
 }
 
+/* threadcreate: what the count is made of. */
+static void tc_summary(const struct cli_profile_options *o, const struct collect_summary *sum)
+{
+	const struct collect_threadcreate_summary *tc = &sum->tc;
+	const struct attach_engine_stats *st = &sum->st;
+	if (isatty(2))
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "pprofc: %" PRIu64 " threads: %" PRIu64 " alive at the start, %" PRIu64
+		" created in %.2f s", tc->alive + tc->created + tc->unseen, tc->alive,
+		tc->created + tc->unseen, (double)st->duration_ns / 1e9);
+	if (tc->unseen)
+		fprintf(stderr, " (%" PRIu64 " while the watch began: their creating stacks not seen)",
+			tc->unseen);
+	if (st->clones_not_threads)
+		fprintf(stderr, "; %" PRIu64 " processes forked (not counted)", st->clones_not_threads);
+	if (st->clones_failed)
+		fprintf(stderr, "; %" PRIu64 " thread creations failed (not counted)", st->clones_failed);
+	if (st->lost_records)
+		fprintf(stderr, "; %" PRIu64 " events dropped by the kernel (its buffer was full)",
+			st->lost_records);
+	if (strcmp(sum->engine, "perf") == 0) {
+		fprintf(stderr, "; engine: perf, nothing stopped\n");
+	} else {
+		uint64_t max = 0;
+		for (size_t i = 0; i < st->n_stop_ns; i++)
+			max = st->stop_ns[i] > max ? st->stop_ns[i] : max;
+		fprintf(stderr, "; engine: ptrace, each creator stopped at its clone: at most %.0f us\n",
+			(double)max / 1e3);
+	}
+	if (sum->fallback[0])
+		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
+	if (tc->alive_no_root)
+		fprintf(stderr, "pprofc: %" PRIu64 " threads alive at the start could not be unwound to "
+			"their root: counted under a marker\n", tc->alive_no_root);
+	if (st->threads_released)
+		fprintf(stderr, "pprofc: %" PRIu64 " threads were let go of in a job-control stop: what "
+			"they created after was not seen\n", st->threads_released);
+	if (sum->cut_short)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied: they end "
+			"with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
+	if (o->verbose && sum->unwind_failures)
+		fprintf(stderr, "pprofc: %" PRIu64 " stacks could not be unwound to their root\n",
+			sum->unwind_failures);
+}
+
 static void report_end(const struct collect_summary *sum, pid_t pid)
 {
 	if (sum->target_exited) {
@@ -512,6 +566,8 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 		cli_heap_summary(sum, o->command[0], o->children, o->verbose);
 	else if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_summary(sum);
+	else if (o->kind == COLLECT_THREADCREATE)
+		tc_summary(o, sum);
 	else if (o->kind != COLLECT_TRACE)
 		summary(o, sum);
 	if (o->kind == COLLECT_TRACE) {
@@ -560,6 +616,8 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 	}
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_ready(collect_summary(s));
+	if (o->kind == COLLECT_THREADCREATE)
+		fprintf(stderr, "pprofc: watching thread creations of PID %d: the window starts\n", (int)pid);
 	int rc = cli_profile_finish(o, s, &w, 0);
 	collect_close(s);
 	return rc;

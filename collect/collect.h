@@ -33,11 +33,14 @@
 #include "../symbolize/sym.h"
 
 /* heap and allocs: the same data (sampled allocations, live or not, of a
- * command started by `run`); allocs sets default_sample_type alloc_space. */
-/* trace: a timeline of every thread (running, waiting and why), written
- * as trace-event JSON by collect_trace_write, not as a profile. */
+ * command started by `run`); allocs sets default_sample_type alloc_space.
+ * trace: a timeline of every thread (running, waiting and why), written
+ * as trace-event JSON by collect_trace_write, not as a profile.
+ * threadcreate: the threads alive at the start under their start routine,
+ * and each thread created in the window under its creator's stack at the
+ * clone (threadcreate.c). */
 enum collect_kind { COLLECT_CPU, COLLECT_WALL, COLLECT_BLOCK, COLLECT_MUTEX, COLLECT_HEAP,
-		    COLLECT_ALLOCS, COLLECT_TRACE };
+		    COLLECT_ALLOCS, COLLECT_TRACE, COLLECT_THREADCREATE };
 enum collect_engine { COLLECT_ENGINE_AUTO, COLLECT_ENGINE_PERF, COLLECT_ENGINE_PTRACE };
 
 struct collect_session;
@@ -101,6 +104,15 @@ struct collect_heap_summary {
 					 * the window's start) */
 };
 
+/* threadcreate: how the count is made up. */
+struct collect_threadcreate_summary {
+	uint64_t alive;                 /* threads alive at the start */
+	uint64_t alive_no_root;         /* ...whose stack did not reach its root */
+	uint64_t created;               /* threads created in the window */
+	uint64_t unseen;                /* created while the watch began: no stack */
+	uint64_t no_stack;              /* created, the creator's stack not unwound */
+};
+
 /* What a collection did, for the summary line. */
 struct collect_summary {
 	const char *engine;             /* "perf" or "ptrace" */
@@ -127,6 +139,7 @@ struct collect_summary {
 	uint64_t trace_events;          /* events kept (switches, samples, ticks) */
 	uint64_t trace_dropped;         /* ...not kept: the cap was reached */
 	uint64_t trace_slices;          /* slices written */
+	struct collect_threadcreate_summary tc;
 };
 
 struct collect_error {
@@ -171,6 +184,12 @@ int collect_trace_write(struct collect_session *s, FILE *out);
 void collect_spec(const struct collect_opts *o, struct pp_profile_spec *spec);
 const char *collect_file_kind(enum collect_kind kind);
 
+/* threadcreate: Go's debug=1 text of the profile as it is now
+ * ("threadcreate profile: total N", then each stack with its count,
+ * largest first).  Only while collect_run is not running, or from its
+ * on_snapshot.  0 or -1. */
+int collect_threadcreate_text(struct collect_session *s, FILE *out);
+
 /* ---- stacks into a profile (stacks.c), also for dump-threads --pprof ---- */
 
 /* Locations of one stack: every frame a walk can give, and the marker of a
@@ -183,7 +202,8 @@ const char *collect_file_kind(enum collect_kind kind);
  * running was sampled, and time off CPU whose wait was not read; in a
  * heap profile, an allocation whose stack was not copied or unwound. */
 enum collect_marker { COLLECT_MARK_CUT, COLLECT_MARK_NO_CPU_STACK, COLLECT_MARK_NO_WAIT_STACK,
-		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARKERS };
+		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARK_TC_NO_ROOT, COLLECT_MARK_TC_UNSEEN,
+		      COLLECT_MARK_TC_MAIN, COLLECT_MARK_TC_NO_STACK, COLLECT_MARKERS };
 
 struct collect_stacks {
 	pid_t pid;

@@ -97,6 +97,7 @@ int collect_follow_pidfd(pid_t pid);
 
 struct collect_heap;
 struct heap_attach;
+struct collect_tc;
 
 /* heap_account.c: sampled allocations by (stack, size), and the sampled
  * blocks still live.  Zeroed: empty. */
@@ -153,7 +154,20 @@ struct collect_session {
 	/* trace.c: the trace kind (NULL for the others) */
 	struct collect_trace *trace;
 	uint64_t end_ns;                /* when the engines were closed */
+	/* threadcreate.c (NULL for the other kinds) */
+	struct collect_tc *tc;
 };
+
+/* threadcreate.c: the threadcreate kind behind collect_open and
+ * collect_spawn (start: the engine watching creations, the threads alive
+ * now; released: run's command let go of, the ptrace watch opened then),
+ * collect_run (tick: counts the alive threads once the watch settled) and
+ * collect_stop (finish).  start and released: 0, or -1 with err set. */
+int collect_tc_start(struct collect_session *s, struct collect_error *err);
+int collect_tc_released(struct collect_session *s, struct collect_error *err);
+void collect_tc_tick(struct collect_session *s);
+void collect_tc_finish(struct collect_session *s);
+void collect_tc_free(struct collect_session *s);
 
 /* heap_attach.c: the heap and allocs kinds of attach (uprobes), behind
  * collect_open (after prepare), collect_run, collect_stop,

@@ -49,6 +49,17 @@ void collect_spec(const struct collect_opts *o, struct pp_profile_spec *spec)
 		spec->time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
 		return;
 	}
+	if (kind == COLLECT_THREADCREATE) {
+		/* As runtime/pprof writes it: one type, period 1 (§7). */
+		*spec = (struct pp_profile_spec){
+			.sample_types = { { "threadcreate", "count" } },
+			.n_sample_types = 1,
+			.period_type = { "threadcreate", "count" },
+			.period = 1,
+			.time_nanos = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec,
+		};
+		return;
+	}
 	*spec = (struct pp_profile_spec){
 		.sample_types = { { offcpu ? "contentions" : "samples", "count" },
 				  { offcpu ? "delay" : k, "nanoseconds" } },
@@ -65,7 +76,7 @@ const char *collect_file_kind(enum collect_kind kind)
 					     "contentions.delay",
 					     "alloc_objects.alloc_space.inuse_objects.inuse_space",
 					     "alloc_objects.alloc_space.inuse_objects.inuse_space",
-					     "trace" };
+					     "trace", "threadcreate" };
 	return names[kind];
 }
 
@@ -172,9 +183,14 @@ static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
 static int start(struct collect_session *s, struct collect_error *err)
 {
 	sym_prepare(s->sym);
-	if (!(s->engine = open_engine(s, err)))
+	if (s->o.kind == COLLECT_THREADCREATE) {
+		if (collect_tc_start(s, err))
+			return -1;
+	} else if (!(s->engine = open_engine(s, err))) {
 		return -1;
-	s->sum.engine = s->cpu_engine ? attach_engine_name(s->cpu_engine) : attach_engine_name(s->engine);
+	}
+	s->sum.engine = s->cpu_engine ? attach_engine_name(s->cpu_engine)
+		      : s->engine ? attach_engine_name(s->engine) : "ptrace";
 	s->sum.trace_switches = s->trace && s->cpu_engine;
 	s->start_ns = collect_now_ns();
 	return 0;
@@ -209,7 +225,13 @@ struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
 		s->child = pid;
 		if (start(s, err) == 0) {
 			collect_release_child(pid);
-			return s;
+			if (collect_tc_released(s, err) == 0)
+				return s;
+			/* It runs already: it cannot be stopped at its exec. */
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			collect_close(s);
+			return NULL;
 		}
 		collect_close(s);
 	}
@@ -249,6 +271,7 @@ static void snapshot_if_asked(struct collect_session *s)
 		return;
 	*s->o.snapshot = 0;
 	collect_kinds_sync(s);
+	collect_tc_finish(s);   /* threadcreate: settled now, if not yet */
 	if (s->o.on_snapshot)
 		s->o.on_snapshot(s->o.arg, s);
 }
@@ -281,6 +304,7 @@ void collect_run(struct collect_session *s)
 			break;
 		if (attach_engine_poll(s->engine, deadline) || collect_child_exited(s))
 			break;
+		collect_tc_tick(s);
 		/* Advanced with or without a callback: it bounds the next
 		 * poll's deadline, which must stay ahead of now. */
 		if (collect_now_ns() >= next_progress) {
@@ -314,6 +338,7 @@ void collect_stop(struct collect_session *s)
 		s->cpu_engine = NULL;
 	}
 	collect_kinds_flush(s);
+	collect_tc_finish(s);
 	collect_child_exited(s);
 	s->sum.target_execed = s->sum.st.target_execed;
 	s->sum.target_exited = s->sum.st.target_exited || s->child_reaped;
@@ -390,6 +415,7 @@ void collect_close(struct collect_session *s)
 	collect_trace_free(s);
 	collect_heap_free(s);
 	collect_heap_attach_free(s);
+	collect_tc_free(s);
 	collect_stacks_free(&s->stacks);
 	sym_close(s->sym);
 	free(s);

@@ -225,6 +225,10 @@ uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 		[COLLECT_MARK_NO_CPU_STACK] = "[on CPU: no stack sampled yet]",
 		[COLLECT_MARK_NO_WAIT_STACK] = "[off CPU: wait not sampled]",
 		[COLLECT_MARK_NO_ALLOC_STACK] = "[allocation: no stack copied or unwound]",
+		[COLLECT_MARK_TC_NO_ROOT] = "[thread alive at the start: stack not unwound to its root]",
+		[COLLECT_MARK_TC_UNSEEN] = "[thread created before the watch began: creating stack not seen]",
+		[COLLECT_MARK_TC_MAIN] = "[the program's main thread]",
+		[COLLECT_MARK_TC_NO_STACK] = "[thread created: the creator's stack not unwound]",
 	};
 	if (!c->markers[m]) {
 		/* No mapping; the builder keys locations by (mapping, address),

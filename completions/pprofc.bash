@@ -169,9 +169,9 @@ _pprofc_value()
     case $1 in
     profile)
         if [[ $cmd == attach ]]; then
-            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs trace threads
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs trace threadcreate threads
         else
-            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs trace
+            _pprofc_add "$2" "$3" cpu wall block mutex heap allocs trace threadcreate
         fi
         ;;
     format)

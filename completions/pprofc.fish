@@ -161,7 +161,7 @@ complete -c pprofc -n $dt -s v -l verbose -d 'Report how long the process was st
 complete -c pprofc -n $dt -s h -l help -d 'Show help'
 complete -c pprofc -n "$dt; and __pprofc_operand_wanted dump-threads" -a '(__pprofc_pids)'
 
-complete -c pprofc -n $at -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations made in the window" allocs\t"Allocations made in the window" trace\t"Timeline of every thread (JSON)" threads\t"Thread stacks"' -d 'Profile to take'
+complete -c pprofc -n $at -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations made in the window" allocs\t"Allocations made in the window" trace\t"Timeline of every thread (JSON)" threadcreate\t"Thread creations" threads\t"Thread stacks"' -d 'Profile to take'
 complete -c pprofc -n $at -l heap-rate -x -d 'Mean bytes between sampled allocations'
 complete -c pprofc -n $at -l max-hit-rate -x -d 'Close the probes above N calls per second'
 complete -c pprofc -n $at -l seconds -x -d 'How long to sample'
@@ -176,7 +176,7 @@ complete -c pprofc -n $at -s v -l verbose -d 'More detail in the summary'
 complete -c pprofc -n $at -s h -l help -d 'Show help'
 complete -c pprofc -n "$at; and __pprofc_operand_wanted attach" -a '(__pprofc_pids)'
 
-complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations" allocs\t"All allocations" trace\t"Timeline of every thread (JSON)"' -d 'Profile to take'
+complete -c pprofc -n $ru -l profile -x -a 'cpu\t"On-CPU time" wall\t"Wall-clock time" block\t"Time blocked" mutex\t"Lock contention" heap\t"Live allocations" allocs\t"All allocations" trace\t"Timeline of every thread (JSON)" threadcreate\t"Thread creations"' -d 'Profile to take'
 complete -c pprofc -n $ru -l heap-rate -x -d 'Mean bytes between sampled allocations'
 complete -c pprofc -n $ru -l interval -x -d 'A numbered heap snapshot every SECS'
 complete -c pprofc -n $ru -l children -d 'Heap: also record the processes the command starts'

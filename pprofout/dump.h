@@ -70,6 +70,20 @@ int pp_write_debug2(FILE *out, const struct pp_dump *d);
 int pp_write_debug1(FILE *out, const struct pp_dump *d);
 int pp_write_json(FILE *out, const struct pp_dump *d);
 
+/* A count profile's debug=1 text, as Go's runtime/pprof writes
+ * threadcreate?debug=1 (printCountProfile): "NAME profile: total N", then
+ * each distinct stack, largest count first: "COUNT @ pc pc..." and a
+ * "#\tpc\tfunction+0xoff\tfile:line" line per frame, a blank line after. */
+struct pp_count_stack {
+	const struct pp_frame *frames;  /* innermost first, inline frames expanded */
+	size_t nframes;
+	size_t count;
+	int callers_only;               /* frames[0] is a caller (a return
+					 * address): a stack kept from its root
+					 * side, shown at return address - 1 */
+};
+int pp_write_count_profile(FILE *out, const char *name, const struct pp_count_stack *v, size_t n);
+
 /* "12 seconds", "3 minutes", or "" below one second (Go's wording). */
 void pp_format_duration(double seconds, char *buf, size_t len);
 /* Writes s as the inside of a C string literal (invalid UTF-8 as \xNN). */

@@ -194,27 +194,28 @@ static int cmp_group(const void *a, const void *b)
 	return (x->rep->tid > y->rep->tid) - (x->rep->tid < y->rep->tid);
 }
 
-static void write_group(FILE *out, const struct group *g)
+/* One stack of a debug=1 text: its count, raw pcs, then a line per frame. */
+static void write_counted(FILE *out, size_t count, const struct pp_frame *frames, size_t nframes,
+			  int callers_only, int taken, int complete, const char *error)
 {
-	const struct pp_thread *t = g->rep;
-	fprintf(out, "%zu @", g->count);
-	for (size_t k = 0; k < t->nframes; k++)
-		if (!t->frames[k].inlined)       /* one raw pc per physical frame */
-			fprintf(out, " 0x%" PRIx64, t->frames[k].pc);
+	fprintf(out, "%zu @", count);
+	for (size_t k = 0; k < nframes; k++)
+		if (!frames[k].inlined)         /* one raw pc per physical frame */
+			fprintf(out, " 0x%" PRIx64, frames[k].pc);
 	fputc('\n', out);
 	size_t leaf_end = 0;            /* the leaf's inline chain ends here */
-	while (leaf_end + 1 < t->nframes && t->frames[leaf_end].inlined)
+	while (leaf_end + 1 < nframes && frames[leaf_end].inlined)
 		leaf_end++;
-	for (size_t k = 0; k < t->nframes; k++) {
-		const struct pp_frame *f = &t->frames[k];
+	for (size_t k = 0; k < nframes; k++) {
+		const struct pp_frame *f = &frames[k];
 		/* Callers are shown at return address - 1, inside the call. */
-		int caller = k > leaf_end;
+		int caller = callers_only || k > leaf_end;
 		uint64_t pc = caller ? f->pc - 1 : f->pc;
 		size_t phys = k;
-		while (phys < t->nframes && t->frames[phys].inlined)
+		while (phys < nframes && frames[phys].inlined)
 			phys++;
-		uint64_t off = phys < t->nframes ? t->frames[phys].func_offset : 0;
-		int has = phys < t->nframes && t->frames[phys].has_offset;
+		uint64_t off = phys < nframes ? frames[phys].func_offset : 0;
+		int has = phys < nframes && frames[phys].has_offset;
 		if (caller && has)
 			off = off ? off - 1 : 0;
 		fprintf(out, "#\t0x%" PRIx64 "\t%s", pc, f->function ? f->function : "??");
@@ -227,11 +228,50 @@ static void write_group(FILE *out, const struct group *g)
 		else
 			fputc('\n', out);
 	}
-	if (!t->stack_taken)
-		fprintf(out, "#\t...stack not taken: %s\n", t->stack_error ? t->stack_error : "unknown");
-	else if (!t->complete)
-		fprintf(out, "#\t...unwinding stopped: %s\n", t->stack_error ? t->stack_error : "unknown");
+	if (!taken)
+		fprintf(out, "#\t...stack not taken: %s\n", error ? error : "unknown");
+	else if (!complete)
+		fprintf(out, "#\t...unwinding stopped: %s\n", error ? error : "unknown");
 	fputc('\n', out);
+}
+
+static void write_group(FILE *out, const struct group *g)
+{
+	const struct pp_thread *t = g->rep;
+	write_counted(out, g->count, t->frames, t->nframes, 0, t->stack_taken, t->complete,
+		      t->stack_error);
+}
+
+static int cmp_counted(const void *a, const void *b)
+{
+	const struct pp_count_stack *x = *(const struct pp_count_stack *const *)a;
+	const struct pp_count_stack *y = *(const struct pp_count_stack *const *)b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	for (size_t k = 0; k < x->nframes && k < y->nframes; k++)
+		if (x->frames[k].pc != y->frames[k].pc)
+			return x->frames[k].pc < y->frames[k].pc ? -1 : 1;
+	return (x->nframes > y->nframes) - (x->nframes < y->nframes);
+}
+
+int pp_write_count_profile(FILE *out, const char *name, const struct pp_count_stack *v, size_t n)
+{
+	const struct pp_count_stack **order = malloc((n ? n : 1) * sizeof *order);
+	size_t total = 0;
+	if (!order)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		order[i] = &v[i];
+		total += v[i].count;
+	}
+	qsort(order, n, sizeof *order, cmp_counted);
+	fprintf(out, "%s profile: total %zu\n", name, total);
+	for (size_t i = 0; i < n; i++)
+		if (order[i]->count)
+			write_counted(out, order[i]->count, order[i]->frames, order[i]->nframes,
+				      order[i]->callers_only, 1, 1, NULL);
+	free(order);
+	return ferror(out) ? -1 : 0;
 }
 
 int pp_write_debug1(FILE *out, const struct pp_dump *d)

@@ -38,9 +38,15 @@ static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_
 		k->failed = !k->base;
 		return;
 	case ACCUM_COUNT:
-		k->samples = pp_profile_count(prof, 's');
+		if (a->kind == COLLECT_THREADCREATE) {
+			const struct collect_threadcreate_summary *tc = &collect_summary(a->cs)->tc;
+			k->samples = tc->alive + tc->created + tc->unseen;
+		} else {
+			k->samples = pp_profile_count(prof, 's');
+		}
 		k->failed = 0;
 		return;
+	case ACCUM_WRITE_TEXT:
 	case ACCUM_WRITE:
 	case ACCUM_WRITE_DELTA:
 	case ACCUM_WRITE_LEGACY:
@@ -53,6 +59,8 @@ static void do_ask(struct serve_accum *a, struct pp_profile *prof, struct accum_
 		r = pp_write_legacy_heap(m.f, prof, k->legacy);
 	else if (r == 0 && k->op == ACCUM_WRITE_LEGACY)
 		r = pp_write_legacy_contention(m.f, prof, k->legacy_name, k->legacy);
+	else if (r == 0 && k->op == ACCUM_WRITE_TEXT)
+		r = collect_threadcreate_text(a->cs, m.f);
 	else if (r == 0 && k->op == ACCUM_WRITE)
 		r = pp_profile_write(prof, (int64_t)(now - a->start_ns), m.f);
 	else if (r == 0)

@@ -13,7 +13,8 @@
  *   symbol        GET: num_symbols; addresses (POST body or query) to names
  *   trace         the threads' timeline over seconds=N (float, default 1)
  *                 as trace-event JSON (not Go's runtime/trace format)
- *   threadcreate  not available: 404 saying why
+ *   threadcreate  cumulative since serve started (accum.c): the threads
+ *                 alive then, and each created since
  */
 #include <errno.h>
 #include <limits.h>
@@ -224,7 +225,8 @@ static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 
 static int slot_of(const char *name)
 {
-	return strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX : ACC_HEAP;
+	return strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX
+	     : strcmp(name, "threadcreate") == 0 ? ACC_THREADCREATE : ACC_HEAP;
 }
 
 /* Whether the target exited (then, with --linger, only the cumulative
@@ -316,6 +318,12 @@ static enum MHD_Result legacy_text(struct serve_req *r, struct serve_accum *a, c
 static enum MHD_Result cumulative(struct serve_req *r, struct serve_accum *a, const char *name,
 				  long long debug)
 {
+	if (debug && a->kind == COLLECT_THREADCREATE) {        /* Go's own text */
+		struct accum_ask k = { .op = ACCUM_WRITE_TEXT };
+		if (accum_ask(a, &k))
+			return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s profile: out of memory", name);
+		return reply_text(r, k.buf, k.len, "text/plain; charset=utf-8");
+	}
 	if (debug)
 		return legacy_text(r, a, name);
 	struct accum_ask k = { .op = ACCUM_WRITE, .default_type = default_type(name) };
@@ -548,7 +556,8 @@ static enum MHD_Result trace(struct serve_req *r)
 
 enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 {
-	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs" };
+	static const char *const named_profiles[] = { "goroutine", "block", "mutex", "heap", "allocs",
+						      "threadcreate" };
 	for (size_t i = 0; i < sizeof named_profiles / sizeof *named_profiles; i++)
 		if (strcmp(name, named_profiles[i]) == 0)
 			return named(r, name);
@@ -562,9 +571,5 @@ enum MHD_Result serve_endpoint(struct serve_req *r, const char *name)
 		return symbol(r);
 	if (strcmp(name, "trace") == 0)
 		return trace(r);
-	if (strcmp(name, "threadcreate") == 0)
-		return reply_error(r, MHD_HTTP_NOT_FOUND, "threadcreate: not available: from outside, pprofc "
-				   "cannot see where threads were created (goroutine?debug=1 groups the "
-				   "threads by their own stacks)");
 	return reply_error(r, MHD_HTTP_NOT_FOUND, "Unknown profile");
 }

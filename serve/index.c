@@ -29,6 +29,9 @@ static const struct row rows[] = {
 		   "serving" },
 	{ "profile", "CPU profile. You can specify the duration in the seconds GET parameter. After you "
 		     "get the profile file, use the go tool pprof command to investigate the profile." },
+	{ "threadcreate", "Stack traces that led to the creation of new OS threads: the threads alive "
+			  "when pprofc started serving under their start routine, and each thread "
+			  "created since under the stack that created it" },
 	{ "trace", "A timeline of every thread (running with its stacks, each wait with its reason, "
 		   "created, exited) as trace-event JSON, not Go's execution trace: open it in "
 		   "ui.perfetto.dev or chrome://tracing, not go tool trace. You can specify the duration "
@@ -40,7 +43,8 @@ static size_t count_of(struct serve_server *s, const char *name)
 	if (strcmp(name, "goroutine") == 0)
 		return attach_count_threads(s->pid);
 	int slot = strcmp(name, "block") == 0 ? ACC_BLOCK : strcmp(name, "mutex") == 0 ? ACC_MUTEX
-		 : strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0 ? ACC_HEAP : -1;
+		 : strcmp(name, "heap") == 0 || strcmp(name, "allocs") == 0 ? ACC_HEAP
+		 : strcmp(name, "threadcreate") == 0 ? ACC_THREADCREATE : -1;
 	struct accum_ask k = { .op = ACCUM_COUNT };
 	/* Not started by the index: block and mutex not asked for yet are 0. */
 	struct serve_accum *a = slot < 0 ? NULL : serve_accum_use(s, slot, 0);
@@ -82,8 +86,7 @@ static void page(struct serve_server *s, FILE *f)
 	      "Profile Descriptions:\n<ul>\n", f);
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", rows[i].name, rows[i].desc);
-	fputs("</ul>\n</p>\n<p>\nNot available: threadcreate (from outside, where threads were created "
-	      "is not known).\n", f);
+	fputs("</ul>\n</p>\n<p>\n", f);
 	if (s->acc_missing[0]) {
 		fputs("<br>\n", f);
 		put_html(f, s->acc_missing);

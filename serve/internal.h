@@ -14,7 +14,8 @@
 
 /* What a request asks of a cumulative collection, done on its thread
  * (the only one that may read its profile while it runs). */
-enum accum_op { ACCUM_SAVE, ACCUM_WRITE, ACCUM_WRITE_DELTA, ACCUM_WRITE_LEGACY, ACCUM_COUNT };
+enum accum_op { ACCUM_SAVE, ACCUM_WRITE, ACCUM_WRITE_DELTA, ACCUM_WRITE_LEGACY, ACCUM_WRITE_TEXT,
+		ACCUM_COUNT };
 
 struct accum_ask {
 	enum accum_op op;
@@ -22,12 +23,14 @@ struct accum_ask {
 	struct pp_profile *base;        /* SAVE: out; WRITE_DELTA: in */
 	int64_t base_time_nanos;        /* SAVE: out (wall clock); DELTA: in */
 	uint64_t base_ns;               /* SAVE: out (monotonic); DELTA: in */
-	char *buf;                      /* WRITE*: the gzip'ed profile, or Go's
-					 * legacy text (LEGACY), malloc'ed */
+	char *buf;                      /* WRITE*: the gzip'ed profile, Go's
+					 * legacy text (LEGACY), or the kind's own
+					 * debug=1 text (TEXT: threadcreate),
+					 * malloc'ed */
 	const char *legacy_name;        /* LEGACY: "heap", "contention" or "mutex" */
 	const struct pp_legacy *legacy; /* LEGACY: the frames' offsets */
 	size_t len;
-	size_t samples;                 /* COUNT: out */
+	size_t samples;                 /* COUNT: out (threadcreate: threads) */
 	int done, failed;
 	struct accum_ask *next;
 };
@@ -73,7 +76,7 @@ void accum_free(struct serve_accum *a);
 /* ---- server.c: the server object --------------------------------------- */
 
 /* Which cumulative collections a server runs. */
-enum { ACC_BLOCK, ACC_MUTEX, ACC_HEAP, ACC_N };
+enum { ACC_BLOCK, ACC_MUTEX, ACC_HEAP, ACC_THREADCREATE, ACC_N };
 
 struct serve_server {
 	struct serve_opts o;

@@ -118,9 +118,19 @@ static void open_symbolizer(struct serve_server *s)
 /* What serve_cumulative says. */
 static void describe_cumulative(struct serve_server *s)
 {
-	snprintf(s->acc_names, sizeof s->acc_names, "%s%s%s", s->acc_on[ACC_HEAP] ? "heap, allocs from now" : "",
-		 s->acc_on[ACC_HEAP] && s->o.offcpu_hz > 0 ? "; " : "",
+	snprintf(s->acc_names, sizeof s->acc_names, "%s%s%s%s%s",
+		 s->acc_on[ACC_HEAP] ? "heap, allocs from now" : "",
+		 s->acc_on[ACC_HEAP] && s->acc_on[ACC_THREADCREATE] ? "; " : "",
+		 s->acc_on[ACC_THREADCREATE] ? "threadcreate from now" : "",
+		 (s->acc_on[ACC_HEAP] || s->acc_on[ACC_THREADCREATE]) && s->o.offcpu_hz > 0 ? "; " : "",
 		 s->o.offcpu_hz > 0 ? "block, mutex from the first request for each" : "");
+}
+
+/* Adds "name: why" to what is not collected. */
+static void missing(struct serve_server *s, const char *name, const char *why)
+{
+	size_t len = strlen(s->acc_missing);
+	snprintf(s->acc_missing + len, sizeof s->acc_missing - len, "%s%s: %s", len ? "; " : "", name, why);
 }
 
 /* block and mutex: never stopping the target (the perf engine gives
@@ -139,7 +149,8 @@ static int start_offcpu(struct serve_server *s, int slot)
 	struct collect_error err;
 	struct serve_accum *a = &s->acc[slot];
 	if (s->o.offcpu_hz <= 0) {
-		snprintf(s->acc_missing, sizeof s->acc_missing, "block and mutex: not collected (--offcpu-hz 0)");
+		if (!strstr(s->acc_missing, "--offcpu-hz 0"))
+			missing(s, "block and mutex", "not collected (--offcpu-hz 0)");
 		return -1;
 	}
 	accum_init(a, &o, &co);
@@ -147,7 +158,7 @@ static int start_offcpu(struct serve_server *s, int slot)
 	struct collect_session *cs = collect_open(s->pid, &co, &err);
 	if (!cs || accum_start(a, cs, &err)) {
 		collect_close(cs);
-		snprintf(s->acc_missing, sizeof s->acc_missing, "%s: %s", name, err.msg);
+		missing(s, name, err.msg);
 		accum_free(a);
 		return -1;
 	}
@@ -163,12 +174,13 @@ struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start)
 	int gone = s->gone;
 	pthread_mutex_unlock(&s->mu);
 	/* Once the target is gone, what each had is all there is (--linger). */
-	if (s->acc_on[slot] && slot != ACC_HEAP && !gone && accum_idled(&s->acc[slot])) {
+	int offcpu = slot == ACC_BLOCK || slot == ACC_MUTEX;
+	if (s->acc_on[slot] && offcpu && !gone && accum_idled(&s->acc[slot])) {
 		/* Ended unused: a fresh one, from now. */
 		accum_free(&s->acc[slot]);
 		s->acc_on[slot] = 0;
 	}
-	if (!s->acc_on[slot] && start && slot != ACC_HEAP && !gone)
+	if (!s->acc_on[slot] && start && offcpu && !gone)
 		start_offcpu(s, slot);
 	if (s->acc_on[slot]) {
 		a = &s->acc[slot];
@@ -184,6 +196,29 @@ void serve_accum_done(struct serve_accum *a)
 		accum_release(a);
 }
 
+/* threadcreate, cumulative as Go's: the threads alive now (a thread
+ * blocked in a system call is read without a stop; a running one is
+ * stopped once, for a fraction of a millisecond, as a dump does), then
+ * each created since, from the perf engine's inherited clone tracepoints:
+ * nothing is stopped while serving, and an idle target makes no event.
+ * Never the ptrace watch: it would keep every thread traced between
+ * requests. */
+static void start_threadcreate(struct serve_server *s)
+{
+	struct collect_opts o = { .kind = COLLECT_THREADCREATE, .engine = COLLECT_ENGINE_PERF }, co;
+	struct collect_error err;
+	struct serve_accum *a = &s->acc[ACC_THREADCREATE];
+	accum_init(a, &o, &co);
+	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	if (!cs || accum_start(a, cs, &err)) {
+		collect_close(cs);
+		missing(s, "threadcreate", err.msg);
+		accum_free(a);
+		return;
+	}
+	s->acc_on[ACC_THREADCREATE] = 1;
+}
+
 int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 {
 	struct attach_error ae;
@@ -195,6 +230,7 @@ int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 	}
 	s->pid = tgid;
 	s->start_ns = serve_now_ns();
+	start_threadcreate(s);
 	describe_cumulative(s);
 	open_symbolizer(s);
 	return 0;
@@ -222,6 +258,7 @@ int serve_target_command(struct serve_server *s, char **argv, struct serve_error
 	s->command = 1;
 	s->pid = collect_pid(cs);
 	s->start_ns = serve_now_ns();
+	start_threadcreate(s);
 	describe_cumulative(s);
 	open_symbolizer(s);
 	return 0;

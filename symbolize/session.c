@@ -195,6 +195,14 @@ int sym_refresh_for(struct sym_session *s, uint64_t pc)
 	return dwfl_addrmodule(s->dwfl, pc) != NULL;
 }
 
+int sym_refresh_now(struct sym_session *s, uint64_t pc)
+{
+	if (dwfl_addrmodule(s->dwfl, pc))
+		return 0;
+	s->next_refresh_ns = 0;
+	return sym_refresh_for(s, pc);
+}
+
 struct sym_session *sym_open(pid_t pid, char *err, size_t errlen)
 {
 	struct sym_session *s = calloc(1, sizeof *s);

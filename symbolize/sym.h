@@ -77,6 +77,12 @@ void sym_close(struct sym_session *s);
  * none: a library loaded since); rate-limited.  A caller keeping its own
  * copy of the maps reads them again when this changes. */
 uint64_t sym_modules_generation(const struct sym_session *s);
+/* If pc is in no module, reads the modules again now, whenever they were
+ * last read (sym_unwind re-reads them at most every 100 ms): for a rare
+ * event that must not be lost to a library loaded a moment ago (a thread
+ * creation right after `run` started the command).  1 if pc is in a
+ * module now and was not before. */
+int sym_refresh_now(struct sym_session *s, uint64_t pc);
 
 /* A memo of unwinds (memo.c), owned by the caller, for snapshots taken
  * at a few fixed pcs (the heap sampler's; a dump's threads blocked in the

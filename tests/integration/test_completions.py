@@ -30,7 +30,7 @@ ZSH_FILE = os.path.join(COMPLETIONS, "_pprofc")
 FISH_FILE = os.path.join(COMPLETIONS, "pprofc.fish")
 
 COMMANDS = ["dump-threads", "attach", "run", "report", "serve", "help"]
-PROFILES = ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace", "threads"]
+PROFILES = ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace", "threadcreate", "threads"]
 
 # Characters of bash's default COMP_WORDBREAKS that split a word for
 # COMP_WORDS (the blanks separate words; quotes quote).
@@ -224,7 +224,7 @@ def test_values():
     expect("pprofc dump-threads --format=", ["text", "json"])
     expect("pprofc dump-threads --format ", ["text", "json"])
     expect("pprofc dump-threads --debug=", ["1", "2"])
-    expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace"])
+    expect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace", "threadcreate"])
     expect("pprofc attach --engine ", ["auto", "perf", "ptrace"])
     expect("pprofc run --engine=p", ["perf", "ptrace"])
     expect("pprofc run --format=", ["proto", "top", "folded"])
@@ -380,7 +380,7 @@ def test_fish():
     finally:
         t.close()
     fexpect("pprofc help ", ["dump-threads", "attach", "run", "report", "serve"])
-    fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace"])
+    fexpect("pprofc run --profile ", ["cpu", "wall", "block", "mutex", "heap", "allocs", "trace", "threadcreate"])
     fexpect("pprofc serve --engine=", ["--engine=auto", "--engine=perf", "--engine=ptrace"])
     child = subprocess.Popen(["sleep", "60"])
     try:

@@ -123,7 +123,7 @@ def test_index_and_errors():
         names = re.findall(r"<tr><td>(\d+)</td><td><a href='(\w+)\?debug=1'>(\w+)</a>", page)
         listed = [n for _, _, n in names]
         check(listed == sorted(["allocs", "block", "cmdline", "goroutine", "heap", "mutex", "profile",
-                                "trace"]),
+                                "threadcreate", "trace"]),
               "index lists %r" % listed)
         count = {n: int(c) for c, _, n in names}
         check(count.get("goroutine") == len(os.listdir("/proc/%d/task" % fx.pid)),
@@ -145,8 +145,7 @@ def test_index_and_errors():
              "PID sees the allocations made from when its probes are in place (uprobes), not before; "
              "pprofc run --serve gives cumulative heap and allocs"),
             ("trace?seconds=100000", 400, "profile duration exceeds server's WriteTimeout"),
-            ("threadcreate", 404, "threadcreate: not available: from outside, pprofc cannot see where "
-             "threads were created (goroutine?debug=1 groups the threads by their own stacks)"),
+            ("threadcreate?seconds=0", 400, 'invalid value for "seconds" - must be a positive integer'),
             ("/elsewhere", 404, "404 page not found"),
         ]:
             error_case(srv, path, status, body, counts=counts)
