@@ -150,7 +150,22 @@ struct collect_session {
 	struct collect_heap *heap;
 	/* heap_attach.c: heap and allocs of attach (NULL for the others) */
 	struct heap_attach *uheap;
+	/* group.c: several processes, each with a session of its own (NULL:
+	 * this one collects) */
+	struct collect_group *group;
 };
+
+/* group.c: several processes behind collect_open_many and
+ * collect_spawn_following, then collect_run, collect_stop,
+ * collect_profile, collect_close; run's command is the session
+ * collect_group_child gives (NULL when attached). */
+struct collect_session *collect_spawn_following(char **argv, const struct collect_opts *o,
+						struct collect_error *err, int *status);
+void collect_group_run(struct collect_session *s);
+void collect_group_stop(struct collect_session *s);
+struct pp_profile *collect_group_profile(struct collect_session *s);
+struct collect_session *collect_group_child(struct collect_session *s);
+void collect_group_free(struct collect_session *s);
 
 /* heap_attach.c: the heap and allocs kinds of attach (uprobes), behind
  * collect_open (after prepare), collect_run, collect_stop,

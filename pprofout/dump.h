@@ -70,6 +70,13 @@ int pp_write_debug2(FILE *out, const struct pp_dump *d);
 int pp_write_debug1(FILE *out, const struct pp_dump *d);
 int pp_write_json(FILE *out, const struct pp_dump *d);
 
+/* Several processes (docs/FORMATS.md §2-§4): in text, each process's dump
+ * (debug=2 or 1) follows a header line, `process <pid> "<name>": <argv>`
+ * and a blank line; in JSON, one object {"processes": [...]} holding each
+ * process's object as pp_write_json writes it. */
+int pp_write_process_header(FILE *out, const struct pp_dump *d);
+int pp_write_json_processes(FILE *out, const struct pp_dump *const *d, size_t n);
+
 /* "12 seconds", "3 minutes", or "" below one second (Go's wording). */
 void pp_format_duration(double seconds, char *buf, size_t len);
 /* Writes s as the inside of a C string literal (invalid UTF-8 as \xNN). */
