@@ -478,7 +478,8 @@ static void report_end(const struct collect_summary *sum, pid_t pid)
 /* Several processes: how many, and what became of them. */
 static void report_processes(const struct collect_summary *sum, int run)
 {
-	fprintf(stderr, "pprofc: %" PRIu64 " processes in the profile (label pid)", sum->processes);
+	fprintf(stderr, "pprofc: %" PRIu64 " process%s in the profile (label pid)", sum->processes,
+		sum->processes == 1 ? "" : "es");
 	if (sum->processes_exited)
 		fprintf(stderr, ", %" PRIu64 " of which exited during it", sum->processes_exited);
 	fputc('\n', stderr);

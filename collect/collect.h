@@ -141,7 +141,7 @@ struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
  * checked with attach_check_target): each gets a collection of its own,
  * on a thread of its own, over the same window; the profile merges them,
  * every sample labelled with the numeric `pid` and the string `process`
- * (docs/FORMATS.md §1.6).  o->seconds and o->cancel end the window, as
+ * (docs/FORMATS.md §1.7).  o->seconds and o->cancel end the window, as
  * does the exit (or exec) of every process.  When one of the first
  * n_named cannot be opened, none stays attached: NULL with err saying
  * which and why; the others (descendants found in /proc) may have ended

@@ -20,7 +20,7 @@
  *   3. it sets the stop flag, joins the members, and merges their
  *      profiles into one (pp_profile_merge), each sample labelled with the
  *      numeric `pid` and the string `process` (the process's comm), each
- *      process's mappings its own unless identical (docs/FORMATS.md §1.6).
+ *      process's mappings its own unless identical (docs/FORMATS.md §1.7).
  * SIGCHLD is blocked in the caller's thread meanwhile: ptrace stops are
  * reported to the process, and a thread that does not block SIGCHLD would
  * take (and drop) a signal meant to wake a member's wait.
