@@ -303,6 +303,14 @@ struct collect_session *collect_spawn_following(char **argv, const struct collec
 
 /* ---- the window ---------------------------------------------------------- */
 
+/* Whether m's collection ended at an exec of its process (seen by either
+ * engine: off-CPU kinds' perf engine may see it first). */
+static int execed(const struct member *m)
+{
+	const struct collect_summary *sum = collect_summary(m->s);
+	return sum->target_execed || sum->cpu_st.target_execed;
+}
+
 static int known(const struct collect_group *g, pid_t pid)
 {
 	for (size_t i = 0; i < g->n; i++)
@@ -327,7 +335,7 @@ static void follow(struct collect_group *g)
 		if (st == M_FAILED || m->pid <= 0)
 			continue;
 		roots[nroots++] = m->pid;
-		if (st == M_DONE && !m->succeeded && collect_summary(m->s)->target_execed) {
+		if (st == M_DONE && !m->succeeded && execed(m)) {
 			m->succeeded = 1;
 			add_member(g, m->pid, NULL, 1);
 		}
@@ -341,18 +349,29 @@ static void follow(struct collect_group *g)
 }
 
 /* Whether the window is over for the members: every process gone (attach);
- * the command gone (run). */
+ * the command gone (run: no collection of its pid running or opening, nor
+ * one that exec'ed still waiting for follow() to give it a successor). */
 static int members_over(struct collect_group *g)
 {
 	int over = 1;
 	pthread_mutex_lock(&g->mu);
-	if (g->follow)
-		over = g->m[0]->state != M_RUNNING;
-	else
-		for (size_t i = 0; i < g->n && over; i++)
-			over = g->m[i]->state != M_RUNNING;
+	for (size_t i = 0; i < g->n && over; i++)
+		if (!g->follow || g->m[i]->pid == g->m[0]->pid)
+			over = g->m[i]->state == M_FAILED ||
+			       (g->m[i]->state == M_DONE && (!g->follow || g->m[i]->succeeded ||
+							      !execed(g->m[i])));
 	pthread_mutex_unlock(&g->mu);
 	return over;
+}
+
+/* run: the last collection of the command's pid (it may have exec'ed). */
+static struct member *command(struct collect_group *g)
+{
+	struct member *last = g->m[0];
+	for (size_t i = 1; i < g->n; i++)
+		if (g->m[i]->pid == g->m[0]->pid && g->m[i]->s)
+			last = g->m[i];
+	return last;
 }
 
 static uint64_t samples_so_far(struct collect_group *g)
@@ -454,7 +473,7 @@ static void summarize(struct collect_session *s)
 	sum->st.duration_ns = collect_now_ns() - s->start_ns;
 	if (g->follow) {
 		/* run: the command's end, as for one process */
-		const struct collect_summary *root = collect_summary(g->m[0]->s);
+		const struct collect_summary *root = collect_summary(command(g)->s);
 		sum->target_exited = root->target_exited;
 		sum->target_execed = root->target_execed;
 		sum->exit_status = root->exit_status;
@@ -489,10 +508,12 @@ void collect_group_run(struct collect_session *s)
 	uint64_t next_progress = s->start_ns + 1000000000u;
 	while (!(s->o.cancel && *s->o.cancel) && !g->stop) {
 		uint64_t now = collect_now_ns();
-		if ((end && now >= end) || members_over(g))
+		if (end && now >= end)
 			break;
 		if (g->follow)
 			follow(g);
+		if (members_over(g))
+			break;
 		if (now >= next_progress) {
 			if (s->o.on_progress)
 				s->o.on_progress(s->o.arg, (double)(now - s->start_ns) / 1e9, samples_so_far(g));

@@ -10,6 +10,7 @@ run --children), checked against oracles nobody here wrote:
   - `dump-threads --children MASTER` (JSON and text): every thread of every
     process, as the kernel lists them in /proc/PID/task, each process once
     with its argv; blocked threads' stacks equal eu-stack's (frame by frame);
+  - `run --children -- env cpu_split`: followed through exec;
   - `run --children -- sh -c 'cpu_split A 2 | cpu_split B 2'`: both
     commands of the pipeline in the profile under their pids, each with the
     functions its own clock measured (share_c about half of its CPU), and
@@ -255,6 +256,22 @@ def pipeline(tmp):
     check(n == 2, "%d mappings of %s in the profile, 2 expected (one per process)" % (n, fx))
 
 
+def through_exec(tmp):
+    """run --children --profile wall -- env cpu_split: the command execs
+    (env runs the program), and the program is what is profiled."""
+    fx = fixture_path("cpu_split")
+    out = os.path.join(tmp, "exec.pb.gz")
+    r = pprofc("run", "--children", "--profile", "wall", "-o", out, "--", "env", fx,
+               os.path.join(tmp, "truth_e"), "1")
+    check(r.returncode == 3, "run --children -- env: exit %d: %s" % (r.returncode, r.stderr.strip()))
+    pids = {lb.get("pid") for _, _, lb in raw_samples(out)} if os.path.exists(out) else set()
+    check(len(pids) == 1, "run --children through exec: pids %s, one expected" % sorted(pids))
+    # The process label is the name when pprofc opened the program: the
+    # moments after an exec before pprofc sees it keep the old one (README).
+    text, _ = gopprof("-top", "-nodefraction=0", out)
+    check("share_c" in text, "the program after exec has no share_c: %s" % text[-500:])
+
+
 def errors(tmp):
     fx = fixture_path("cpu_split")
     proc = subprocess.Popen([fx, os.path.join(tmp, "truth_err")], stdout=subprocess.PIPE, text=True)
@@ -315,6 +332,7 @@ def main():
     try:
         errors(tmp)
         pipeline(tmp)
+        through_exec(tmp)
         killed(tmp)
         nginx(tmp)
     finally:
