@@ -696,6 +696,90 @@ int attach_list_tasks(pid_t pid, pid_t **tidsp, size_t *np)
 	return 0;
 }
 
+/* Every process's (pid, ppid), from each /proc/PID/stat; 0 or -errno. */
+static int list_parents(pid_t (**pairs)[2], size_t *np)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	size_t n = 0, cap = 0;
+	pid_t (*v)[2] = NULL;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		char path[300], buf[1024];
+		size_t len;
+		struct attach_stat st;
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+		if (attach_read_small(path, buf, sizeof buf, &len) || attach_parse_stat(buf, len, &st))
+			continue;       /* gone meanwhile */
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			pid_t (*nv)[2] = realloc(v, nc * sizeof *v);
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n][0] = (pid_t)atoi(de->d_name);
+		v[n++][1] = st.ppid;
+	}
+	closedir(d);
+	if (r)
+		free(v);
+	else
+		*pairs = v, *np = n;
+	return r;
+}
+
+static int in_list(const pid_t *v, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == pid)
+			return 1;
+	return 0;
+}
+
+int attach_list_descendants(const pid_t *roots, size_t nroots, pid_t **pidsp, size_t *np)
+{
+	pid_t (*pairs)[2] = NULL, *out = NULL;
+	size_t npairs = 0, n = 0;
+	int r = list_parents(&pairs, &npairs);
+	if (r)
+		return r;
+	if (npairs && !(out = malloc(npairs * sizeof *out))) {
+		free(pairs);
+		return -ENOMEM;
+	}
+	/* Breadth first: out grows while it is walked, each parent before
+	 * its children; a process is taken once (pids are unique). */
+	for (size_t head = 0;; head++) {
+		pid_t parent;
+		if (head < nroots)
+			parent = roots[head];
+		else if (head - nroots < n)
+			parent = out[head - nroots];
+		else
+			break;
+		for (size_t i = 0; i < npairs; i++)
+			if (pairs[i][1] == parent && !in_list(roots, nroots, pairs[i][0]) &&
+			    !in_list(out, n, pairs[i][0]))
+				out[n++] = pairs[i][0];
+	}
+	free(pairs);
+	if (!n) {
+		free(out);
+		out = NULL;
+	}
+	*pidsp = out;
+	*np = n;
+	return 0;
+}
+
 /* A zombie leader alone does not end a process (its other threads may
  * run on after it called pthread_exit): every thread must be a zombie. */
 static int all_zombies(pid_t pid)

@@ -108,6 +108,13 @@ int attach_read_small(const char *path, char *buf, size_t size, size_t *len);
  * opened once: the path is not walked again for each of its files). */
 int attach_read_at(int dirfd, const char *name, char *buf, size_t size, size_t *len);
 int attach_list_tasks(pid_t pid, pid_t **tids, size_t *n);
+/* The processes descending from any of roots now (children, theirs...),
+ * roots left out, parents before their children, by the ppid field of
+ * every /proc/PID/stat: /proc/PID/task/TID/children needs
+ * CONFIG_PROC_CHILDREN, which kernels often lack.  A process whose parent
+ * exited was handed to a reaper (init) and is no longer found.  0 or
+ * -errno; *pids is malloc'ed (NULL when n is 0). */
+int attach_list_descendants(const pid_t *roots, size_t nroots, pid_t **pids, size_t *n);
 /* A thread's time on a CPU (ns), the first field of its schedstat; 0 if
  * unreadable (it exited). */
 uint64_t attach_read_schedstat(pid_t pid, pid_t tid);

@@ -77,10 +77,23 @@ int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const 
 		   const char *kind);
 int cli_saved_commit(struct cli_saved *w);
 
+/* The processes attach and dump-threads work on (targets.c): the PIDs
+ * named (each checked; a TID stands for its process), then with children
+ * their descendants now.  pids[0..n_named) are the named.  Returns
+ * EXIT_OK, or EXIT_FAIL after saying why. */
+struct cli_targets {
+	pid_t *pids;
+	size_t n, n_named;
+};
+int cli_targets_resolve(struct cli_targets *t, const pid_t *named, size_t n, int children, int dump);
+void cli_targets_free(struct cli_targets *t);
+
 /* attach and run (profile.c). */
 enum cli_format { FMT_PROTO, FMT_TOP, FMT_FOLDED, FMT_JSON };   /* JSON: the trace's */
 struct cli_profile_options {
-	pid_t pid;
+	pid_t pid;                      /* attach: the first PID */
+	pid_t *pids;                    /* ...all of them (free them) */
+	size_t n_pids;
 	int threads;                    /* --profile threads: one snapshot */
 	enum collect_kind kind;         /* cpu, wall, block, mutex */
 	enum collect_engine engine;     /* --engine auto|perf|ptrace */
@@ -97,7 +110,9 @@ struct cli_profile_options {
 	size_t heap_rate;               /* heap, allocs: --heap-rate */
 	double interval;                /* heap, allocs: --interval, 0: none */
 	size_t max_hit_rate;            /* attach heap, allocs: --max-hit-rate */
-	int children;                   /* run heap, allocs: --children */
+	int children;                   /* --children: run: follow the processes
+					 * COMMAND starts; attach: the PIDs'
+					 * descendants at the start */
 	const char *serve;              /* run --serve ADDR: serve /debug/pprof/ */
 	const char *basic_auth_file;    /* ...with these credentials */
 	const char *token_file;
@@ -127,6 +142,8 @@ int cli_profile_write(const struct cli_profile_options *o, struct pp_profile *pr
 		      int64_t duration_ns, struct cli_saved *w);
 /* attach: profiles the running process pid.  Returns EXIT_*. */
 int cli_profile_take(const struct cli_profile_options *o, pid_t pid);
+/* attach: profiles several processes into one profile.  Returns EXIT_*. */
+int cli_profile_take_many(const struct cli_profile_options *o, const struct cli_targets *t);
 
 /* run --profile heap|allocs (heap.c): SIGUSR1 asks for a snapshot
  * (cli_snapshot set); cli_heap_snapshot writes one (collect_opts'
@@ -149,5 +166,7 @@ int cli_serve_command(const struct cli_profile_options *o, const char *listen, c
 /* attach --profile threads: one snapshot as a threads/count profile
  * (dump_threads.c). */
 int cli_threads_profile(pid_t tgid, const char *output, enum cli_format format);
+/* The same of several processes, one profile labelled pid and process. */
+int cli_threads_profile_many(const struct cli_targets *t, const char *output, enum cli_format format);
 
 #endif

@@ -21,12 +21,14 @@
 #include "cli.h"
 
 static const char help[] =
-	"usage: pprofc dump-threads [options] PID\n"
+	"usage: pprofc dump-threads [options] PID [PID...]\n"
 	"\n"
 	"Print what every thread of process PID is doing: its name, what it waits\n"
 	"on (mutex and holder, file descriptor, ...), for how long, and its stack\n"
 	"with inlined frames and source lines.  The process is stopped only while\n"
 	"registers and stacks are copied (milliseconds), then runs on.\n"
+	"With several PIDs (or --children), one process after another, each under\n"
+	"a line `process PID \"NAME\": ARGV` (JSON: {\"processes\": [...]}).\n"
 	"\n"
 	"options:\n"
 	"      --debug=N         2: one block per thread (default); 1: identical\n"
@@ -37,6 +39,8 @@ static const char help[] =
 	"                        counts by stack (like Go's goroutine profile)\n"
 	"      --stack-size=SIZE most stack bytes copied per thread (default 512K)\n"
 	"      --stop-timeout=MS how long to wait for threads to stop (default 500)\n"
+	"      --children        also the PIDs' descendants (processes they started,\n"
+	"                        theirs...)\n"
 	"      --stop-all        also stop threads blocked in system calls (by default\n"
 	"                        they are read without stopping them), for comparison\n"
 	"  -v, --verbose         report on stderr how long the process was stopped\n"
@@ -55,6 +59,9 @@ struct options {
 	long stop_timeout_ms;
 	int verbose;
 	pid_t pid;
+	pid_t *pids;                    /* every PID named (pid is the first) */
+	size_t n_pids;
+	int children;                   /* --children: their descendants too */
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -65,6 +72,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "output", required_argument, NULL, 'o' },
 		{ "pprof", required_argument, NULL, 'p' },
 		{ "stop-all", no_argument, NULL, 'S' },
+		{ "children", no_argument, NULL, 'C' },
 		{ "stack-size", required_argument, NULL, 's' },
 		{ "stop-timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -114,6 +122,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'S':
 			o->stop_all = 1;
 			break;
+		case 'C':
+			o->children = 1;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return -1;
@@ -121,10 +132,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind + 1 != argc)
-		return cli_usage_error(cmd, optind == argc ? "missing PID" : "too many arguments");
-	if (cli_parse_pid(argv[optind], &o->pid))
-		return cli_usage_error(cmd, "'%s' is not a process ID", argv[optind]);
+	if (optind == argc)
+		return cli_usage_error(cmd, "missing PID");
+	if (!(o->pids = calloc((size_t)(argc - optind), sizeof *o->pids)))
+		return cli_usage_error(cmd, "out of memory");
+	for (int i = optind; i < argc; i++)
+		if (cli_parse_pid(argv[i], &o->pids[o->n_pids++]))
+			return cli_usage_error(cmd, "'%s' is not a process ID", argv[i]);
+	o->pid = o->pids[0];
 	return 0;
 }
 
@@ -259,13 +274,168 @@ int cli_threads_profile(pid_t tgid, const char *output, enum cli_format format)
 	return dump(&o, tgid);
 }
 
+/* ---- several processes --------------------------------------------------- */
+
+/* The text or JSON of every dump taken (NULL entries: processes gone). */
+static int write_dumps(const struct options *o, struct collect_dump **d, size_t n)
+{
+	const struct pp_dump **v = calloc(n ? n : 1, sizeof *v);
+	size_t nv = 0;
+	struct cli_output out;
+	if (!v || cli_output_open(&out, o->output)) {
+		free(v);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (d[i])
+			v[nv++] = collect_dump_view(d[i]);
+	int r = 0;
+	if (o->json)
+		r = pp_write_json_processes(out.f, v, nv);
+	for (size_t i = 0; !o->json && i < nv && !r; i++) {
+		if (i)
+			fputc('\n', out.f);
+		r = pp_write_process_header(out.f, v[i]) ||
+		    (o->debug == 1 ? pp_write_debug1(out.f, v[i]) : pp_write_debug2(out.f, v[i]));
+	}
+	free(v);
+	if (r) {
+		cli_output_failed(&out, "the dump");
+		return -1;
+	}
+	return cli_output_commit(&out);
+}
+
+/* One threads/count profile of every dump, labelled pid and process. */
+static int write_threads_profiles(const struct options *o, struct cli_saved *w, struct collect_dump **d,
+				  const pid_t *pids, size_t n)
+{
+	struct pp_profile *all = NULL;
+	int r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
+		struct collect_stacks c;
+		struct collect_error err;
+		if (!d[i])
+			continue;
+		if (collect_dump_profile(d[i], "threads", &c, &err)) {
+			cli_error("%s", err.msg);
+			r = -1;
+		} else {
+			const struct pp_dump *v = collect_dump_view(d[i]);
+			const char *name = v->n && v->threads[0].tid == pids[i] ? v->threads[0].name : "?";
+			struct pp_label who[2] = { { "pid", NULL, pids[i], NULL }, { "process", name, 0, NULL } };
+			struct pp_profile_spec spec = { .sample_types = { { "threads", "count" } },
+							.n_sample_types = 1, .period_type = { "threads", "count" },
+							.period = 1, .time_nanos = (int64_t)time(NULL) * 1000000000LL };
+			if ((!all && !(all = pp_profile_new(&spec))) || pp_profile_merge(all, c.prof, i + 1, who, 2)) {
+				cli_error("out of memory");
+				r = -1;
+			}
+		}
+		collect_stacks_free(&c);
+	}
+	if (r == 0 && all) {
+		FILE *f = w->out.f;
+		r = o->pprof_format == FMT_PROTO ? pp_profile_write(all, 0, f)
+		  : o->pprof_format == FMT_TOP   ? pp_report_top(all, NULL, f)
+						 : pp_report_folded(all, NULL, f);
+		if (r)
+			cli_output_failed(&w->out, "the profile");
+		else
+			r = cli_saved_commit(w);
+	}
+	pp_profile_free(all);
+	return r;
+}
+
+/* Snapshots of each process, one after another (each runs again before
+ * the next is stopped), then unwound and written.  A named process that
+ * cannot be dumped fails the command; a child that ended meanwhile is
+ * left out. */
+static int take_all(const struct options *o, const struct cli_targets *t, struct collect_dump **d)
+{
+	struct collect_dump_opts co = { .stack_limit = o->stack_size,
+					.stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop,
+					.stop_all = o->stop_all, .all_wchan = o->json };
+	for (size_t i = 0; i < t->n; i++) {
+		struct collect_error err;
+		if (cli_stop) {
+			cli_error("interrupted; no output written");
+			return -1;
+		}
+		if (!(d[i] = collect_dump_take(t->pids[i], &co, &err)) && i < t->n_named) {
+			cli_error("%s; no output written", err.msg);
+			return -1;
+		}
+		if (d[i] && o->verbose) {
+			fprintf(stderr, "pprofc: PID %d: ", (int)t->pids[i]);
+			report_stop(collect_dump_snapshot(d[i]));
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct collect_error err;
+		if (d[i] && collect_dump_resolve(d[i], &err)) {
+			cli_error("PID %d: %s; no output written", (int)t->pids[i], err.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int dump_many(const struct options *o, const struct cli_targets *t)
+{
+	struct cli_saved w;
+	int want_pprof = o->pprof || o->pprof_numbered;
+	char exe[4096];
+	collect_name_of(t->pids[0], exe, sizeof exe);
+	if (want_pprof && cli_saved_open(&w, o->pprof, o->pprof_numbered && o->pprof_format == FMT_PROTO,
+					 exe, "threads"))
+		return EXIT_FAIL;
+	struct collect_dump **d = calloc(t->n, sizeof *d);
+	int r = EXIT_FAIL;
+	if (!d)
+		cli_error("out of memory");
+	else if (take_all(o, t, d) == 0 && (!o->text || write_dumps(o, d, t->n) == 0) &&
+		 (!want_pprof || write_threads_profiles(o, &w, d, t->pids, t->n) == 0))
+		r = EXIT_OK;
+	if (want_pprof)
+		cli_output_abort(&w.out);       /* not written (harmless if committed) */
+	for (size_t i = 0; d && i < t->n; i++) {
+		if (d[i])
+			collect_dump_release(d[i], (uint64_t)o->stop_timeout_ms * 1000000u);
+		collect_dump_free(d[i]);
+	}
+	free(d);
+	return r;
+}
+
+int cli_threads_profile_many(const struct cli_targets *t, const char *output, enum cli_format format)
+{
+	struct options o = { .debug = 2, .stack_size = 512 * 1024, .stop_timeout_ms = 500,
+			     .pprof = output, .pprof_numbered = 1, .pprof_format = format };
+	return dump_many(&o, t);
+}
+
 int cmd_dump_threads(int argc, char **argv)
 {
 	struct options o;
 	cli_catch_stop_signals();
 	int r = parse_options(argc, argv, &o);
-	if (r)
+	if (r) {
+		free(o.pids);
 		return r < 0 ? EXIT_OK : r;
+	}
+	if (o.n_pids > 1 || o.children) {
+		struct cli_targets t;
+		/* dump: each thread's tracer is checked by the snapshot */
+		r = cli_targets_resolve(&t, o.pids, o.n_pids, o.children, 1);
+		if (r == EXIT_OK)
+			r = dump_many(&o, &t);
+		cli_targets_free(&t);
+		free(o.pids);
+		return r;
+	}
+	free(o.pids);
 	struct attach_error err;
 	pid_t tgid;
 	/* Each thread's tracer is checked by the snapshot, which reads its

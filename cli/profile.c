@@ -26,10 +26,13 @@
 #include "cli.h"
 
 static const char attach_help[] =
-	"usage: pprofc attach [options] PID\n"
+	"usage: pprofc attach [options] PID [PID...]\n"
 	"\n"
 	"Profile the running process PID and write a pprof profile, as Go's\n"
 	"net/http/pprof would: open it with `go tool pprof -http=:8080 FILE`.\n"
+	"With several PIDs (or --children), one profile of them all over the\n"
+	"same window, each sample labelled pid and process: see one with\n"
+	"`go tool pprof -tagfocus=pid=1234 FILE`.\n"
 	"CPU profiles are sampled by the kernel (perf_event): nothing is stopped.\n"
 	"Where perf_event_open is refused, or for the wall, block and mutex\n"
 	"profiles, threads running on a CPU are stopped for a fraction of a\n"
@@ -61,7 +64,9 @@ static const char attach_help[] =
 	"                        second (default 100000; 0: no cap)\n"
 	"      --seconds=N       how long to sample (default 30); Ctrl-C ends early\n"
 	"      --hz=N            samples per second per running thread (default 100)\n"
-	"      --tid=T1,T2...    sample only these threads\n"
+	"      --tid=T1,T2...    sample only these threads (one PID only)\n"
+	"      --children        also the PIDs' descendants (processes they started,\n"
+	"                        theirs...) as they are at the start; not heap, allocs\n"
 	"  -o, --output=FILE     write here (\"-\": stdout); default: $PPROF_TMPDIR or\n"
 	"                        $HOME/pprof, pprof.<exe>.samples.cpu.NNN.pb.gz\n"
 	"      --format=FORMAT   proto (default), top (what go tool pprof -top shows)\n"
@@ -92,6 +97,11 @@ static const char run_help[] =
 	"(default: until COMMAND exits), --hz=N, --engine=auto|perf|ptrace, -o FILE,\n"
 	"--format=proto|top|folded, --stack-size=SIZE, --force-stop, -v, -h:\n"
 	"as for `pprofc attach`.\n"
+	"      --children        also profile every process COMMAND starts (and\n"
+	"                        theirs), found as they start (within 20 ms; one\n"
+	"                        that ends sooner is missed) and followed through\n"
+	"                        exec, all in one profile labelled pid and process;\n"
+	"                        the profile ends when COMMAND exits\n"
 	"\n"
 	"heap and allocs profiles (Go's: inuse and alloc objects and space):\n"
 	"      --profile=heap    live allocations (go tool pprof shows inuse_space)\n"
@@ -137,6 +147,29 @@ static int parse_tids(const char *s, struct cli_profile_options *o)
 	}
 	free(copy);
 	return o->n_tids ? 0 : -1;
+}
+
+/* attach's PIDs, the arguments left after the options. */
+static int parse_pids(const char *cmd, int argc, char **argv, struct cli_profile_options *o, int heap)
+{
+	if (optind == argc)
+		return cli_usage_error(cmd, "missing PID");
+	if (!(o->pids = calloc((size_t)(argc - optind), sizeof *o->pids)))
+		return cli_usage_error(cmd, "out of memory");
+	for (int i = optind; i < argc; i++)
+		if (cli_parse_pid(argv[i], &o->pids[o->n_pids++]))
+			return cli_usage_error(cmd, "'%s' is not a process ID", argv[i]);
+	o->pid = o->pids[0];
+	if (o->n_pids > 1 && heap)
+		return cli_usage_error(cmd, "heap and allocs take one PID (for several processes: "
+				       "pprofc run --children)");
+	if (o->n_pids > 1 && (o->kind == COLLECT_TRACE || o->kind == COLLECT_THREADCREATE))
+		return cli_usage_error(cmd, "--profile %s takes one process: one PID, without --children",
+				       o->kind == COLLECT_TRACE ? "trace" : "threadcreate");
+	if ((o->n_pids > 1 || o->children) && o->n_tids)
+		return cli_usage_error(cmd, "--tid names threads of one process: it goes with one PID "
+				       "and without --children");
+	return 0;
 }
 
 int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options *o)
@@ -265,8 +298,6 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 						       "cap), not '%s'", optarg);
 			break;
 		case 'C':
-			if (!run)
-				return cli_usage_error(cmd, "--children goes with run (attach takes one PID)");
 			o->children = 1;
 			break;
 		case 'S':
@@ -315,10 +346,18 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 	int heap = o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS;
 	if (heap_only && !heap)
 		return cli_usage_error(cmd, "%s goes with --profile heap or allocs", heap_only);
-	/* CPU and off-CPU profiles would need one engine and symbolizer per
-	 * process, found as the processes start: not done yet. */
-	if (o->children && !heap)
-		return cli_usage_error(cmd, "--children goes with --profile heap or allocs");
+	/* heap of attach: uprobes in one process (collect/heap_attach.c) */
+	if (!run && o->children && heap)
+		return cli_usage_error(cmd, "--children goes with cpu, wall, block, mutex or threads "
+				       "(for heap and allocs of several processes: pprofc run --children)");
+	/* One timeline, one creation watch: per process (collect/group.c
+	 * merges profiles, which these are not, or not yet). */
+	if (o->children && (o->kind == COLLECT_TRACE || o->kind == COLLECT_THREADCREATE))
+		return cli_usage_error(cmd, "--profile %s takes one process: one PID, without --children",
+				       o->kind == COLLECT_TRACE ? "trace" : "threadcreate");
+	if (o->serve && o->children && !heap)
+		return cli_usage_error(cmd, "--serve with --children serves heap and allocs only: add "
+				       "--profile heap");
 	if (!run && o->interval)
 		return cli_usage_error(cmd, "--interval goes with run: attach writes one profile, at the "
 				       "window's end");
@@ -338,11 +377,7 @@ int cli_profile_parse(int argc, char **argv, int run, struct cli_profile_options
 		o->command = argv + optind;
 		return 0;
 	}
-	if (optind + 1 != argc)
-		return cli_usage_error(cmd, optind == argc ? "missing PID" : "too many arguments");
-	if (cli_parse_pid(argv[optind], &o->pid))
-		return cli_usage_error(cmd, "'%s' is not a process ID", argv[optind]);
-	return 0;
+	return parse_pids(cmd, argc, argv, o, heap);
 }
 
 /* ---- progress, summary, output ------------------------------------------ */
@@ -554,12 +589,28 @@ static void report_end(const struct collect_summary *sum, pid_t pid)
 	}
 }
 
+/* Several processes: how many, and what became of them. */
+static void report_processes(const struct collect_summary *sum, int run)
+{
+	fprintf(stderr, "pprofc: %" PRIu64 " process%s in the profile (label pid)", sum->processes,
+		sum->processes == 1 ? "" : "es");
+	if (sum->processes_exited)
+		fprintf(stderr, ", %" PRIu64 " of which exited during it", sum->processes_exited);
+	fputc('\n', stderr);
+	if (sum->processes_missed)
+		fprintf(stderr, "pprofc: %" PRIu64 " processes %s could not be profiled (the first: %s)\n",
+			sum->processes_missed, run ? "started by the command" : "of the tree", sum->missed);
+	if (!run && sum->target_exited)
+		cli_error("every process exited during the profile; writing what was collected");
+}
+
 int cli_profile_finish(const struct cli_profile_options *o, struct collect_session *s,
 		       struct cli_saved *w, int run)
 {
+	int several = o->children || o->n_pids > 1;
 	collect_run(s);
 	const struct collect_summary *sum = collect_summary(s);
-	if (!run)
+	if (!run && !several)
 		report_end(sum, collect_pid(s));
 	struct pp_profile *prof = collect_profile(s);
 	if ((o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS) && run)
@@ -570,6 +621,8 @@ int cli_profile_finish(const struct cli_profile_options *o, struct collect_sessi
 		tc_summary(o, sum);
 	else if (o->kind != COLLECT_TRACE)
 		summary(o, sum);
+	if (several && o->kind != COLLECT_HEAP && o->kind != COLLECT_ALLOCS)
+		report_processes(sum, run);
 	if (o->kind == COLLECT_TRACE) {
 		int r = collect_trace_write(s, w->out.f);
 		trace_summary(o, sum);
@@ -618,6 +671,30 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 		cli_heap_attach_ready(collect_summary(s));
 	if (o->kind == COLLECT_THREADCREATE)
 		fprintf(stderr, "pprofc: watching thread creations of PID %d: the window starts\n", (int)pid);
+	int rc = cli_profile_finish(o, s, &w, 0);
+	collect_close(s);
+	return rc;
+}
+
+int cli_profile_take_many(const struct cli_profile_options *o, const struct cli_targets *t)
+{
+	char exe[4096];
+	struct collect_opts co;
+	struct collect_error err;
+	struct cli_saved w;
+	struct cli_progress pr;
+	/* Named after the first process, as go tool pprof would name it
+	 * (its main mapping comes first). */
+	collect_name_of(t->pids[0], exe, sizeof exe);
+	if (cli_saved_open(&w, o->output, o->format == FMT_PROTO, exe, collect_file_kind(o->kind)))
+		return EXIT_FAIL;
+	cli_collect_opts(o, &pr, &co);
+	struct collect_session *s = collect_open_many(t->pids, t->n, t->n_named, &co, &err);
+	if (!s) {
+		cli_error("%s; nothing was profiled", err.msg);
+		cli_output_abort(&w.out);
+		return EXIT_FAIL;
+	}
 	int rc = cli_profile_finish(o, s, &w, 0);
 	collect_close(s);
 	return rc;

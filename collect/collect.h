@@ -60,7 +60,9 @@ struct collect_opts {
 	void *arg;
 	/* heap, allocs: */
 	uint64_t heap_rate;             /* mean bytes between samples; 1: all */
-	int children;                   /* run: follow the processes the command starts */
+	int children;                   /* run: follow the processes the command
+					 * starts (heap, allocs: by the sampler
+					 * they inherit; the others: group.c) */
 	double interval;                /* > 0: a snapshot every interval s */
 	/* heap, allocs of run; block, mutex, wall: set asynchronously for a
 	 * snapshot now (block, mutex, wall: looked at every 20 ms or less). */
@@ -133,6 +135,11 @@ struct collect_summary {
 	uint64_t cut_short;             /* ...of which the copy was too short */
 	int target_exited, exit_status; /* exit_status: wait status, -1 unknown */
 	int target_execed;
+	/* several processes (collect_open_many, run --children): */
+	uint64_t processes;             /* collected */
+	uint64_t processes_exited;      /* ...of which exited in the window */
+	uint64_t processes_missed;      /* found, gone before they were opened */
+	char missed[600];               /* ...the first one's reason */
 	struct collect_heap_summary heap;
 	/* trace: */
 	int trace_switches;             /* exact switch times (perf) */
@@ -151,6 +158,17 @@ struct collect_error {
  * attach_check_target) and starts its engine.  NULL with err set. */
 struct collect_session *collect_open(pid_t pid, const struct collect_opts *o,
 				     struct collect_error *err);
+/* Several running processes in one collection and one profile (each
+ * checked with attach_check_target): each gets a collection of its own,
+ * on a thread of its own, over the same window; the profile merges them,
+ * every sample labelled with the numeric `pid` and the string `process`
+ * (docs/FORMATS.md §1.7).  o->seconds and o->cancel end the window, as
+ * does the exit (or exec) of every process.  When one of the first
+ * n_named cannot be opened, none stays attached: NULL with err saying
+ * which and why; the others (descendants found in /proc) may have ended
+ * meanwhile and are left out (summary: processes_missed, missed). */
+struct collect_session *collect_open_many(const pid_t *pids, size_t n, size_t n_named,
+					  const struct collect_opts *o, struct collect_error *err);
 /* `run`: starts argv (with pprofc's environment) and prepares a collection
  * of it from its first instruction (the exec).  NULL with err set; then
  * *status is the command's wait status if it could not run (exec failed:

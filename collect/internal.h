@@ -156,6 +156,9 @@ struct collect_session {
 	uint64_t end_ns;                /* when the engines were closed */
 	/* threadcreate.c (NULL for the other kinds) */
 	struct collect_tc *tc;
+	/* group.c: several processes, each with a session of its own (NULL:
+	 * this one collects) */
+	struct collect_group *group;
 };
 
 /* threadcreate.c: the threadcreate kind behind collect_open and
@@ -168,6 +171,18 @@ int collect_tc_released(struct collect_session *s, struct collect_error *err);
 void collect_tc_tick(struct collect_session *s);
 void collect_tc_finish(struct collect_session *s);
 void collect_tc_free(struct collect_session *s);
+
+/* group.c: several processes behind collect_open_many and
+ * collect_spawn_following, then collect_run, collect_stop,
+ * collect_profile, collect_close; run's command is the session
+ * collect_group_child gives (NULL when attached). */
+struct collect_session *collect_spawn_following(char **argv, const struct collect_opts *o,
+						struct collect_error *err, int *status);
+void collect_group_run(struct collect_session *s);
+void collect_group_stop(struct collect_session *s);
+struct pp_profile *collect_group_profile(struct collect_session *s);
+struct collect_session *collect_group_child(struct collect_session *s);
+void collect_group_free(struct collect_session *s);
 
 /* heap_attach.c: the heap and allocs kinds of attach (uprobes), behind
  * collect_open (after prepare), collect_run, collect_stop,

@@ -214,6 +214,8 @@ struct collect_session *collect_spawn(char **argv, const struct collect_opts *o,
 	memset(err, 0, sizeof *err);
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		return collect_heap_spawn(argv, o, err, status);
+	if (o->children)
+		return collect_spawn_following(argv, o, err, status);
 	pid_t pid = collect_start_child(argv, err, status);
 	if (pid < 0)
 		return NULL;
@@ -278,6 +280,10 @@ static void snapshot_if_asked(struct collect_session *s)
 
 void collect_run(struct collect_session *s)
 {
+	if (s->group) {
+		collect_group_run(s);
+		return;
+	}
 	if (s->heap) {
 		collect_heap_run(s);
 		return;
@@ -319,6 +325,10 @@ void collect_run(struct collect_session *s)
 
 void collect_stop(struct collect_session *s)
 {
+	if (s->group) {
+		collect_group_stop(s);
+		return;
+	}
 	if (s->heap) {
 		collect_heap_stop(s);
 		return;
@@ -347,6 +357,8 @@ void collect_stop(struct collect_session *s)
 
 struct pp_profile *collect_profile(struct collect_session *s)
 {
+	if (s->group)
+		return collect_group_profile(s);
 	if (s->heap)
 		return collect_heap_profile(s);
 	if (s->uheap)
@@ -366,6 +378,8 @@ pid_t collect_pid(const struct collect_session *s)
 
 void collect_signal_child(struct collect_session *s, int sig)
 {
+	if (s->group && !(s = collect_group_child(s)))
+		return;
 	if (s->child && !s->child_reaped)
 		kill(s->child, sig);
 }
@@ -373,6 +387,8 @@ void collect_signal_child(struct collect_session *s, int sig)
 int collect_wait_child(struct collect_session *s, volatile sig_atomic_t *pass)
 {
 	int status;
+	if (s->group && !(s = collect_group_child(s)))
+		return -1;
 	if (!s->child)
 		return -1;
 	while (!s->child_reaped) {
@@ -401,6 +417,8 @@ void collect_close(struct collect_session *s)
 {
 	if (!s)
 		return;
+	if (s->group)
+		collect_group_free(s);
 	if (s->engine) {
 		attach_engine_close(s->engine, &s->sum.st);
 		s->engine = NULL;

@@ -211,9 +211,9 @@ _pprofc_command()
     local cmd=$1 longv longf shortf=vh
     case $cmd in
     dump-threads)
-        longv="debug format output pprof stack-size stop-timeout" longf="stop-all verbose help" ;;
+        longv="debug format output pprof stack-size stop-timeout" longf="children stop-all verbose help" ;;
     attach)
-        longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="force-stop verbose help" ;;
+        longv="profile seconds hz tid output format stack-size engine heap-rate max-hit-rate" longf="children force-stop verbose help" ;;
     run)
         longv="profile seconds hz output format stack-size engine heap-rate interval serve basic-auth-file token-file"
         longf="children force-stop linger verbose help" ;;

@@ -83,6 +83,12 @@ struct pp_count_stack {
 					 * side, shown at return address - 1 */
 };
 int pp_write_count_profile(FILE *out, const char *name, const struct pp_count_stack *v, size_t n);
+/* Several processes (docs/FORMATS.md §2-§4): in text, each process's dump
+ * (debug=2 or 1) follows a header line, `process <pid> "<name>": <argv>`
+ * and a blank line; in JSON, one object {"processes": [...]} holding each
+ * process's object as pp_write_json writes it. */
+int pp_write_process_header(FILE *out, const struct pp_dump *d);
+int pp_write_json_processes(FILE *out, const struct pp_dump *const *d, size_t n);
 
 /* "12 seconds", "3 minutes", or "" below one second (Go's wording). */
 void pp_format_duration(double seconds, char *buf, size_t len);

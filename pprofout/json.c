@@ -123,7 +123,8 @@ static void write_thread(FILE *out, const struct pp_thread *t, int last)
 	fprintf(out, " }%s\n", last ? "" : ",");
 }
 
-int pp_write_json(FILE *out, const struct pp_dump *d)
+/* One process's object, without the newline after it. */
+static void write_process(FILE *out, const struct pp_dump *d)
 {
 	char when[32];
 	struct tm tm;
@@ -148,6 +149,23 @@ int pp_write_json(FILE *out, const struct pp_dump *d)
 			fprintf(out, "%s%d", k ? ", " : "", (int)d->cycles[at + k]);
 		fputs("] }", out);
 		at += d->cycle_lens[c];
+	}
+	fputs("]\n}", out);
+}
+
+int pp_write_json(FILE *out, const struct pp_dump *d)
+{
+	write_process(out, d);
+	fputc('\n', out);
+	return ferror(out) ? -1 : 0;
+}
+
+int pp_write_json_processes(FILE *out, const struct pp_dump *const *d, size_t n)
+{
+	fputs("{\n\"processes\": [\n", out);
+	for (size_t i = 0; i < n; i++) {
+		write_process(out, d[i]);
+		fputs(i + 1 < n ? ",\n" : "\n", out);
 	}
 	fputs("]\n}\n", out);
 	return ferror(out) ? -1 : 0;

@@ -449,6 +449,104 @@ int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 	return 0;
 }
 
+/* ---- merging the profile of another process ------------------------------ */
+
+/* src's string at index ix, NULL for "" (pp_line and pp_mapping's unset). */
+static const char *src_str(const struct pp_profile *src, int64_t ix)
+{
+	return ix > 0 ? src->strings.v[ix] : NULL;
+}
+
+/* src's location id's counterpart in p; 0 when out of memory.  map holds
+ * p's id of each src mapping. */
+static uint64_t merge_location(struct pp_profile *p, const struct pp_profile *src, uint64_t id,
+			       const uint64_t *map, uint64_t scope)
+{
+	const struct location *l = &src->locations.v[id - 1];
+	struct pp_line stack_lines[16], *lines = stack_lines;
+	if (l->n_lines > 16 && !(lines = calloc(l->n_lines, sizeof *lines)))
+		return 0;
+	for (size_t i = 0; i < l->n_lines; i++) {
+		const struct function *f = &src->functions.v[l->lines[i].function_id - 1];
+		lines[i] = (struct pp_line){ src_str(src, f->name), src_str(src, f->system_name),
+					     src_str(src, f->filename), l->lines[i].line, f->start_line };
+	}
+	uint64_t mapping = l->mapping_id ? map[l->mapping_id - 1] : 0;
+	uint64_t r = pp_profile_location_scoped(p, mapping ? 0 : scope, mapping, l->address, lines,
+						l->n_lines);
+	if (lines != stack_lines)
+		free(lines);
+	return r;
+}
+
+/* src's mappings into p: their ids in p, in map (src->mappings.n). */
+static int merge_mappings(struct pp_profile *p, const struct pp_profile *src, uint64_t *map)
+{
+	for (size_t i = 0; i < src->mappings.n; i++) {
+		const struct mapping *m = &src->mappings.v[i];
+		struct pp_mapping e = { m->start, m->limit, m->offset, src_str(src, m->filename),
+					src_str(src, m->build_id), m->symbolized };
+		if (!(map[i] = pp_profile_mapping(p, &e)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Sample s of src with its labels as pp_labels, then the extra ones. */
+static size_t merge_labels(const struct pp_profile *src, const struct sample *s, const struct pp_label *extra,
+			   size_t n_extra, struct pp_label *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_labels; i++, n++) {
+		const struct label *l = &s->labels[i];
+		out[n] = (struct pp_label){ src->strings.v[l->key], l->str ? src->strings.v[l->str] : NULL,
+					    l->num, src_str(src, l->num_unit) };
+	}
+	for (size_t i = 0; i < n_extra; i++)
+		out[n++] = extra[i];
+	return n;
+}
+
+int pp_profile_merge(struct pp_profile *p, const struct pp_profile *src, uint64_t scope,
+		     const struct pp_label *extra, size_t n_extra)
+{
+	uint64_t *map = calloc(src->mappings.n + 1, sizeof *map);
+	uint64_t *loc = calloc(src->locations.n + 1, sizeof *loc);
+	uint64_t *locs = NULL;
+	size_t cap = 0;
+	int r = -1;
+	if (!map || !loc || merge_mappings(p, src, map))
+		goto out;
+	for (size_t i = 0; i < src->samples.n; i++) {
+		const struct sample *s = &src->samples.v[i];
+		struct pp_label labels[PP_MAX_LABELS];
+		if (s->n_labels + n_extra > PP_MAX_LABELS)
+			goto out;
+		if (s->n > cap) {
+			uint64_t *v = realloc(locs, s->n * sizeof *v);
+			if (!v)
+				goto out;
+			locs = v;
+			cap = s->n;
+		}
+		for (size_t j = 0; j < s->n; j++) {
+			uint64_t id = s->locations[j];
+			if (!loc[id - 1] && !(loc[id - 1] = merge_location(p, src, id, map, scope)))
+				goto out;
+			locs[j] = loc[id - 1];
+		}
+		size_t nl = merge_labels(src, s, extra, n_extra, labels);
+		if (pp_profile_add(p, locs, s->n, s->values, labels, nl))
+			goto out;
+	}
+	r = 0;
+out:
+	free(map);
+	free(loc);
+	free(locs);
+	return r;
+}
+
 /* ---- a saved state, and the difference from it ---------------------------- */
 
 /* The copy holds only the samples (and their index): their location and

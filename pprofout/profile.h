@@ -78,6 +78,16 @@ uint64_t pp_profile_location_scoped(struct pp_profile *p, uint64_t scope, uint64
 int pp_profile_add(struct pp_profile *p, const uint64_t *locations, size_t n,
 		   const int64_t *values, const struct pp_label *labels, size_t n_labels);
 
+/* Adds every sample of src into p (built with the same sample types),
+ * each with src's labels followed by the extra ones (src's samples must
+ * leave room for them under PP_MAX_LABELS): one profile of several
+ * processes, each collected on its own.  src's mappings become p's (one
+ * Mapping when start, limit, offset, file and build ID are all equal:
+ * then so is the code); its locations in no mapping are kept apart from
+ * other sources' by scope (nonzero).  0, or -1 when out of memory. */
+int pp_profile_merge(struct pp_profile *p, const struct pp_profile *src, uint64_t scope,
+		     const struct pp_label *extra, size_t n_extra);
+
 /* Removes every sample, keeping strings, mappings, locations and
  * functions (their ids stay valid): a profile of a state that changes
  * (heap: live values go down) is filled again for each snapshot. */

@@ -142,6 +142,22 @@ static void write_deadlocks(FILE *out, const struct pp_dump *d)
 	}
 }
 
+int pp_write_process_header(FILE *out, const struct pp_dump *d)
+{
+	/* The name is the main thread's (the process's comm), as ps shows it. */
+	const char *name = d->n && d->threads[0].tid == d->pid ? d->threads[0].name : NULL;
+	const char *base = d->exe ? strrchr(d->exe, '/') : NULL;
+	fprintf(out, "process %d \"", (int)d->pid);
+	pp_write_cstring(out, name ? name : base ? base + 1 : d->exe ? d->exe : "?");
+	fputs("\":", out);
+	for (size_t i = 0; i < d->argc; i++) {
+		fputc(' ', out);
+		pp_write_cstring(out, d->argv[i]);
+	}
+	fputs("\n\n", out);
+	return ferror(out) ? -1 : 0;
+}
+
 int pp_write_debug2(FILE *out, const struct pp_dump *d)
 {
 	flockfile(out);

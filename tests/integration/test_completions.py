@@ -211,7 +211,7 @@ def test_options():
     expect("pprofc attach -v", ["-v"])
     expect("pprofc attach -", ["-o", "-v", "-h", "--profile=", "--seconds=", "--hz=", "--tid=",
                                "--output=", "--format=", "--stack-size=", "--engine=", "--heap-rate=",
-                               "--max-hit-rate=", "--force-stop", "--verbose", "--help"])
+                               "--max-hit-rate=", "--children", "--force-stop", "--verbose", "--help"])
 
 
 def test_values():
