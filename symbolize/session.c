@@ -628,6 +628,31 @@ static int newborn_thread(struct sym_session *s, const struct sym_snapshot *snap
 	return !partial(snap) && REG(snap->regs, AX) == 0 && newborn_site(s, snap);
 }
 
+/* The parent at the same site: its clone or clone3 call under way (a
+ * sample at the system call's entry, as threadcreate's are) or just
+ * returned.  No CFI describes pc, so libdwfl would stop there (or, with
+ * glibc's debug info, find its symbol and guess); but the FDE's last row,
+ * at the instruction before the syscall, still holds at pc: a syscall
+ * changes no stack pointer and no stack slot.  So the walk is the one
+ * from pc - 3 (inside that instruction: the FDE's row there), with pc
+ * put back as the innermost frame.  Returns 0 with that walk in w. */
+static int walk_from_clone_site(struct sym_session *s, const struct sym_snapshot *snap, struct walk *w)
+{
+	const uint64_t pc = REG(snap->regs, PC);
+	if (REG(snap->regs, AX) == 0 && !partial(snap))
+		return -1;      /* the child: newborn_thread's case */
+	if (!newborn_site(s, snap))
+		return -1;
+	struct arch_regs at = *snap->regs;
+	REG(&at, PC) = pc - 3;
+	struct sym_snapshot from = *snap;
+	from.regs = &at;
+	if (walk(s, &from, w, 0) != 0 || !w->n || !ends_at_root(s, w))
+		return -1;
+	w->pcs[0] = pc;
+	return 0;
+}
+
 /* libdwfl ends a walk quietly, as if at the root, when it cannot read the
  * memory a frame needs: so does a thread whose sp is bogus (no stack was
  * copied there). */
@@ -710,6 +735,11 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	 * without stopping, the walk from sp and pc alone, before any guess
 	 * of rbp (memo.c says why sp and pc are then all it used). */
 	int plain = r == 0;
+	if ((r != 0 || !ends_at_root(s, w)) && walk_from_clone_site(s, snap, &w[1]) == 0) {
+		w[0] = w[1];
+		r = 0;
+		plain = 0;
+	}
 	/* Unwinding stopped at a pc in no known module: read them again. */
 	if (r != 0 && w->n && sym_refresh_for(s, w->pcs[w->n - 1] - (w->n > 1)))
 		r = walk(s, snap, w, 0);
