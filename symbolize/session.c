@@ -134,8 +134,11 @@ static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 	const struct arch_regs *r = s->cur->regs;
 	if (partial(s->cur)) {
 		/* Only what /proc/PID/task/TID/syscall told: sp and pc (and a
-		 * candidate bp when retrying).  The rest stays undefined. */
+		 * candidate bp when retrying), or what a goroutine saved: sp,
+		 * pc and bp.  The rest stays undefined. */
 		Dwarf_Word sp = REG(r, SP), bp = s->rbp_guess;
+		if (!bp && (r->known & REGBIT(BP)))
+			bp = REG(r, BP);
 		if (!dwfl_thread_state_registers(thread, REGNAME(SP), 1, &sp))
 			return false;
 		if (bp && !dwfl_thread_state_registers(thread, REGNAME(BP), 1, &bp))
@@ -750,7 +753,8 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 		else
 			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64 "%s",
 				 why ? why : "unknown error", last,
-				 partial(snap) ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
+				 partial(snap) && !(snap->regs->known & REGBIT(BP))
+					 ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
 	}
 	if (t)
 		trace_plain(s, snap, w, out, plain, t);
