@@ -193,6 +193,56 @@ def test_dump(work):
         check_untouched(fx.pid, label="go_goroutines")
 
 
+STARTED_BY_MAIN = {"main.main.func1", "main.chanReceiver", "main.chanSender", "main.selecter",
+                   "main.mutexWaiter", "main.sleeper", "main.acceptor", "main.reader",
+                   "main.waitGroupWaiter", "main.idler", "main.epoller", "main.spinner",
+                   "main.pingPong", "main.spawner"}
+STATUSES = {"idle", "runnable", "running", "syscall", "waiting", "copystack", "preempted"}
+
+
+def test_churn(work):
+    """Goroutines that change while they are read (4 pairs passing a token,
+    short-lived goroutines started one after another): each listed once,
+    and each stack its own: a goroutine's outermost frame is the function
+    its go statement started."""
+    with Fixture("go_goroutines", args=[os.path.join(work, "unused"), "200", "4"]) as fx:
+        unavailable = retries = 0
+        for _ in range(5):
+            r = pprofc("dump-threads", "--format=json", "-v", fx.pid)
+            check(r.returncode == 0, "churn dump: %s" % r.stderr)
+            d = json.loads(r.stdout)
+            m = re.search(r"(\d+) read again as they changed", r.stderr)
+            retries += int(m.group(1)) if m else 0
+            goids = [g["goid"] for g in d["goroutines"]]
+            check(len(goids) == len(set(goids)), "churn: a goroutine listed twice")
+            check(len(goids) >= 200 + 8 + 10, "churn: only %d goroutines" % len(goids))
+            for g in d["goroutines"]:
+                check(g["status"] in STATUSES or " " in g["status"] or g["status"] in
+                      ("select", "sleep", "semacquire", "panicwait", "preempted"),
+                      "churn: goroutine %d status %r" % (g["goid"], g["status"]))
+                if not g["stack_taken"]:
+                    unavailable += 1
+                    continue
+                names = [f["function"] for f in g["frames"]]
+                creator = (g["created_by"] or {}).get("function")
+                if not names:
+                    # Not started yet: at the entry of the go statement's
+                    # wrapper, which Go leaves out, as it does goexit.
+                    check(g["status"] == "runnable", "churn: goroutine %d [%s] has no frame"
+                          % (g["goid"], g["status"]))
+                elif g["goid"] == 1:
+                    check(names[-1:] == ["main.main"], "churn: goroutine 1: %s" % names)
+                elif creator == "main.main" and g["complete"]:
+                    check(names and names[-1] in STARTED_BY_MAIN,
+                          "churn: goroutine %d created by main.main runs %s" % (g["goid"], names))
+                elif creator == "main.spawner" and g["complete"]:
+                    check(names[-1:] == ["main.shortLived"],
+                          "churn: goroutine %d created by main.spawner runs %s" % (g["goid"], names))
+        print("churn: 5 dumps, %d goroutines read again as they changed, %d without a stack"
+              % (retries, unavailable))
+        check_untouched(fx.pid, label="go_goroutines churn")
+
+
 def test_stripped():
     with Fixture("go_goroutines_stripped", args=[os.devnull, "10"]) as fx:
         r = pprofc("dump-threads", fx.pid)
@@ -223,6 +273,7 @@ def main():
     work = tempfile.mkdtemp(prefix="pprofc-goroutines-")
     try:
         test_dump(work)
+        test_churn(work)
         test_stripped()
         test_not_go()
     finally:

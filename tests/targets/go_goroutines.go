@@ -6,6 +6,10 @@
 // epoll_wait (which counts the EINTRs it sees), plus IDLE idle goroutines
 // (default 2000) parked on one channel and one spinning (running).
 //
+// With a third argument N, N pairs of goroutines also pass a token back and
+// forth without end, and a spawner starts short-lived goroutines one after
+// another: goroutines that change while pprofc reads them.
+//
 // The oracle: on SIGUSR1 a goroutine writes, to the file named by the first
 // argument, the program's own runtime.Stack(buf, true) after a line
 // "spins N eintr M" (the spinner's progress and the EINTR count), then
@@ -101,6 +105,23 @@ func epoller() {
 	}
 }
 
+func pingPong(in, out chan int) {
+	for v := range in {
+		out <- v + 1
+	}
+}
+
+//go:noinline
+func shortLived(done chan int) { done <- 1 }
+
+func spawner() {
+	done := make(chan int)
+	for {
+		go shortLived(done)
+		<-done
+	}
+}
+
 func writeOracle(path string) {
 	buf := make([]byte, 64<<20)
 	n := runtime.Stack(buf, true)
@@ -118,7 +139,7 @@ func allStack() string {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go_goroutines ORACLE_FILE [IDLE]")
+		fmt.Fprintln(os.Stderr, "usage: go_goroutines ORACLE_FILE [IDLE [CHURN]]")
 		os.Exit(2)
 	}
 	idle := 2000
@@ -167,6 +188,19 @@ func main() {
 	}
 	go epoller()
 	go spinner()
+	churn := 0
+	if len(os.Args) > 3 {
+		churn, _ = strconv.Atoi(os.Args[3])
+	}
+	for i := 0; i < churn; i++ {
+		a, b := make(chan int), make(chan int)
+		go pingPong(a, b)
+		go pingPong(b, a)
+		a <- 0
+	}
+	if churn > 0 {
+		go spawner()
+	}
 
 	// Ready once every goroutine is parked where it should be, by the
 	// program's own account.
