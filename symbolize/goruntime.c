@@ -243,6 +243,8 @@ static const char *fill_fields(struct scan *sc, struct sym_go_layout *L, char *b
 		}
 	}
 	L->g.parent_goid = field(&sc->g, "parentGoid");
+	if (L->g.parent_goid.off + L->g.parent_goid.size > L->g_size)
+		L->g.parent_goid.size = 0;
 	L->m.procid = field(&sc->m, "procid");
 	L->m.curg = field(&sc->m, "curg");
 	if (!L->m.procid.size)
