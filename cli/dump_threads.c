@@ -30,6 +30,10 @@ static const char help[] =
 	"With several PIDs (or --children), one process after another, each under\n"
 	"a line `process PID \"NAME\": ARGV` (JSON: {\"processes\": [...]}).\n"
 	"\n"
+	"For a Go program, its goroutines come first, as Go's goroutine?debug=2\n"
+	"prints them (read without stopping it; needs the binary's DWARF), then\n"
+	"the threads, each with the goroutine it runs.\n"
+	"\n"
 	"options:\n"
 	"      --debug=N         2: one block per thread (default); 1: identical\n"
 	"                        stacks grouped with a count\n"
@@ -202,6 +206,25 @@ static double ms_since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* A Go program: what reading its goroutines took, or why they are not
+ * shown (said even without -v: a Go user expects them). */
+static void report_go(const struct collect_dump *d, int verbose)
+{
+	struct collect_go_stats st;
+	collect_dump_go_stats(d, &st);
+	if (!st.go)
+		return;
+	if (st.note) {
+		fprintf(stderr, "pprofc: %s\n", st.note);
+		return;
+	}
+	if (verbose)
+		fprintf(stderr, "pprofc: %s: %zu goroutines read in %.1f ms without stopping the process "
+			"(%zu shown, as Go shows them), %zu read again as they changed, %zu never read "
+			"the same twice\n", st.version ? st.version : "Go", st.goroutines, st.read_ms,
+			st.shown, st.retries, st.unstable);
+}
+
 static void report_stop(const struct attach_snapshot *s)
 {
 	size_t taken = 0;
@@ -234,7 +257,8 @@ static int dump(const struct options *o, pid_t tgid)
 	}
 	struct collect_dump_opts co = { .stack_limit = o->stack_size,
 					.stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop,
-					.stop_all = o->stop_all, .all_wchan = o->json };
+					.stop_all = o->stop_all, .all_wchan = o->json,
+					.goroutines = o->text };
 	struct collect_error err;
 	int r = EXIT_FAIL;
 	struct collect_dump *d = collect_dump_take(tgid, &co, &err);
@@ -246,6 +270,8 @@ static int dump(const struct options *o, pid_t tgid)
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		r = report(o, d, want_pprof ? &w : NULL);
+		if (o->text && collect_dump_view(d))
+			report_go(d, o->verbose);
 		if (o->verbose && collect_dump_view(d)) {
 			struct sym_memo_stats ms = collect_dump_memo_stats(d);
 			fprintf(stderr, "pprofc: unwound, symbolized and written in %.1f ms\n", ms_since(&t0));

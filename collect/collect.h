@@ -278,7 +278,19 @@ struct collect_dump_opts {
 	int stop_timeout_ms;            /* how long to wait for threads to stop */
 	int stop_all;                   /* also stop blocked threads (comparison) */
 	int all_wchan;                  /* read every thread's wchan (JSON) */
+	int goroutines;                 /* a Go program: read its goroutines too */
 	volatile sig_atomic_t *cancel;  /* set asynchronously: give up (may be NULL) */
+};
+/* What reading a Go program's goroutines took (collect_dump_go_stats). */
+struct collect_go_stats {
+	int go;                         /* a Go program */
+	const char *note;               /* ...whose goroutines were not read: why */
+	const char *version;            /* runtime.buildVersion, or NULL */
+	size_t goroutines;              /* read (dead ones left out) */
+	size_t shown;                   /* ...not the runtime's own (as Go shows them) */
+	size_t retries;                 /* reads made again: the goroutine changed */
+	size_t unstable;                /* ...never read the same twice: no stack */
+	double read_ms;                 /* reading them (the target ran on) */
 };
 struct collect_dump;
 /* Takes one snapshot of every thread of tgid (checked with
@@ -300,6 +312,8 @@ const struct pp_dump *collect_dump_view(const struct collect_dump *d);
 int collect_dump_profile(struct collect_dump *d, const char *type, struct collect_stacks *c,
 			 struct collect_error *err);
 struct sym_memo_stats collect_dump_memo_stats(const struct collect_dump *d);
+/* After collect_dump_resolve(): st->go is 0 for a program not in Go. */
+void collect_dump_go_stats(const struct collect_dump *d, struct collect_go_stats *st);
 size_t collect_dump_release(struct collect_dump *d, uint64_t wait_ns);
 void collect_dump_free(struct collect_dump *d);
 

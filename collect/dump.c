@@ -10,7 +10,10 @@
  *   3. with the target running again, unwind and symbolize each stack,
  *      classify each wait and find what it waits on (attach/wait.h), and
  *      look for mutex deadlocks;
- *   4. hand out the result as pprofout's plain struct pp_dump, or as a
+ *   4. for a Go program, its goroutines (goroutines.c): read right after
+ *      the symbolizer knows the runtime's layouts, unwound with the
+ *      threads, a running one given its thread's stack;
+ *   5. hand out the result as pprofout's plain struct pp_dump, or as a
  *      threads/count profile.
  */
 #include <assert.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "goroutines.h"
 #include "internal.h"
 
 /* Everything one thread's entry needs, owned here. */
@@ -48,6 +52,7 @@ struct collect_dump {
 	size_t *lens;
 	const char **argv;
 	struct pp_dump view;
+	struct collect_go *go;          /* a Go program's goroutines, or NULL */
 	int resolved;
 };
 
@@ -95,6 +100,35 @@ static void unwind(struct sym_session *sym, struct sym_memo *memo, const char *s
 static void unwind_one(struct sym_session *sym, struct sym_memo *memo, size_t i, void *entries)
 {
 	unwind(sym, memo, "", &((struct entry *)entries)[i]);
+}
+
+/* collect_unwinders_run()'s job i: goroutine i. */
+static void unwind_goroutine(struct sym_session *sym, struct sym_memo *memo, size_t i, void *go)
+{
+	(void)memo;             /* Go's stacks end at Go's roots: never memoized */
+	collect_go_unwind(go, sym, i);
+}
+
+/* Each thread's goroutine, and the running goroutines' stacks. */
+static int finish_goroutines(struct collect_dump *d)
+{
+	size_t n = d->snap.n;
+	struct collect_go_thread *t = calloc(n ? n : 1, sizeof *t);
+	int64_t *goids = calloc(n ? n : 1, sizeof *goids);
+	int r = -1;
+	if (t && goids) {
+		for (size_t i = 0; i < n; i++) {
+			const struct attach_thread *at = d->e[i].t;
+			t[i] = (struct collect_go_thread){ at->tid, at->taken, REG(&at->regs, SP),
+							   d->e[i].frames ? &d->e[i].stack : NULL };
+		}
+		r = collect_go_finish(d->go, d->sym, t, n, goids);
+		for (size_t i = 0; r == 0 && i < n; i++)
+			d->pt[i].goroutine = goids[i];
+	}
+	free(t);
+	free(goids);
+	return r;
 }
 
 /* poll(2): the descriptors are in the target's memory. */
@@ -266,10 +300,19 @@ int collect_dump_resolve(struct collect_dump *d, struct collect_error *err)
 		return -1;
 	}
 	d->sym = collect_unwinders_sym(d->u, d->sym_err, sizeof d->sym_err);
+	int nomem = 0;
+	if (d->sym && d->o.goroutines)
+		d->go = collect_go_read(s->pid, d->sym, d->o.stack_limit, &nomem);
+	if (nomem) {
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return -1;
+	}
 	for (size_t i = 0; i < s->n; i++)
 		d->e[i].t = &s->threads[i];
 	if (d->sym)
 		collect_unwinders_run(d->u, s->n, unwind_one, d->e, cancel);
+	if (d->go)
+		collect_unwinders_run(d->u, collect_go_count(d->go), unwind_goroutine, d->go, cancel);
 	for (size_t i = 0; i < s->n && !(cancel && *cancel); i++) {
 		if (!d->sym)
 			unwind(NULL, NULL, d->sym_err, &d->e[i]);
@@ -279,6 +322,10 @@ int collect_dump_resolve(struct collect_dump *d, struct collect_error *err)
 		d->waits[i] = d->e[i].wait.reason == ATTACH_R_MUTEX ? d->e[i].wait.owner : 0;
 	}
 	attach_fdcache_free(&fc);
+	if (d->go && !(cancel && *cancel) && finish_goroutines(d)) {
+		snprintf(err->msg, sizeof err->msg, "out of memory");
+		return -1;
+	}
 	if (cancel && *cancel) {
 		snprintf(err->msg, sizeof err->msg, "interrupted: the target was already resumed and detached");
 		return -1;
@@ -291,6 +338,7 @@ int collect_dump_resolve(struct collect_dump *d, struct collect_error *err)
 	d->view = (struct pp_dump){
 		.pid = s->pid, .exe = s->exe, .argv = d->argv, .argc = argc, .time = time(NULL),
 		.threads = d->pt, .n = s->n, .cycles = d->cycles, .cycle_lens = d->lens, .ncycles = ncycles,
+		.go = collect_go_view(d->go),
 	};
 	d->resolved = 1;
 	return 0;
@@ -348,6 +396,11 @@ struct sym_memo_stats collect_dump_memo_stats(const struct collect_dump *d)
 	return collect_unwinders_memo_stats(d->u);
 }
 
+void collect_dump_go_stats(const struct collect_dump *d, struct collect_go_stats *st)
+{
+	collect_go_stats(d->go, st);
+}
+
 size_t collect_dump_release(struct collect_dump *d, uint64_t wait_ns)
 {
 	/* The symbolizer's threads first: they may hold the target's files. */
@@ -366,6 +419,7 @@ void collect_dump_free(struct collect_dump *d)
 		sym_stack_free(&d->e[i].stack);
 		free(d->e[i].frames);
 	}
+	collect_go_free(d->go);
 	free(d->e);
 	free(d->pt);
 	free(d->tids);

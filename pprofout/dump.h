@@ -51,6 +51,33 @@ struct pp_thread {
 	int complete;               /* the stack reaches the thread's root */
 	const char *stack_error;    /* why the stack is missing or cut short */
 	int stack_taken;            /* 0: the thread was not stopped */
+	int64_t goroutine;          /* Go: the goroutine it runs, 0: none */
+};
+
+/* A goroutine of a Go program, as Go's goroutine?debug=2 shows it
+ * (FORMATS.md §2.1): frames already filtered as Go filters them. */
+struct pp_goroutine {
+	int64_t goid;
+	const char *status;         /* "chan receive", "running", "syscall"... */
+	int scan;                   /* the GC's scan bit was set: " (scan)" */
+	int64_t wait_minutes;       /* shown when >= 1 */
+	int locked;                 /* locked to its thread */
+	pid_t tid;                  /* the thread running it, 0: none */
+	const struct pp_frame *frames;
+	size_t nframes;
+	int complete;               /* the stack reaches the goroutine's root */
+	const char *stack_error;    /* why the stack is missing or cut short */
+	int stack_taken;            /* 0: no stack (stack_error says why) */
+	const struct pp_frame *created_by;  /* NULL: not shown (goroutine 1...) */
+	int64_t creator;            /* Go 1.21+: "in goroutine N"; < 0: not shown */
+};
+
+struct pp_goroutines {
+	const char *go_version;     /* runtime.buildVersion, NULL: unknown */
+	const char *note;           /* a Go program whose goroutines are not
+				     * shown: why (NULL otherwise) */
+	const struct pp_goroutine *g;
+	size_t n;
 };
 
 struct pp_dump {
@@ -64,6 +91,7 @@ struct pp_dump {
 	const pid_t *cycles;               /* deadlocks: cycle_lens[i] tids each */
 	const size_t *cycle_lens;
 	size_t ncycles;
+	const struct pp_goroutines *go;    /* NULL: not a Go program */
 };
 
 int pp_write_debug2(FILE *out, const struct pp_dump *d);
@@ -89,6 +117,15 @@ int pp_write_count_profile(FILE *out, const char *name, const struct pp_count_st
  * process's object as pp_write_json writes it. */
 int pp_write_process_header(FILE *out, const struct pp_dump *d);
 int pp_write_json_processes(FILE *out, const struct pp_dump *const *d, size_t n);
+/* The goroutines of d->go (goroutines.c), as debug=2 text, each block
+ * followed by a blank line; and as the JSON members "go" and
+ * "goroutines" (each line indented, ending with a comma). */
+void pp_write_goroutines(FILE *out, const struct pp_goroutines *go);
+void pp_write_goroutines_json(FILE *out, const struct pp_goroutines *go);
+/* One frame as the text dump prints it (text.c), two lines. */
+void pp_write_frame(FILE *out, const struct pp_frame *f);
+/* One frame as a JSON object (json.c), on one line; comma after it unless last. */
+void pp_write_json_frame(FILE *out, const struct pp_frame *f, int last);
 
 /* "12 seconds", "3 minutes", or "" below one second (Go's wording). */
 void pp_format_duration(double seconds, char *buf, size_t len);

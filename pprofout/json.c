@@ -77,7 +77,7 @@ static void write_blocked(FILE *out, const struct pp_blocked *b)
 	}
 }
 
-static void write_frame(FILE *out, const struct pp_frame *f, int last)
+void pp_write_json_frame(FILE *out, const struct pp_frame *f, int last)
 {
 	fprintf(out, "        { \"pc\": \"0x%" PRIx64 "\", \"function\": ", f->pc);
 	str_or_null(out, f->function);
@@ -116,10 +116,14 @@ static void write_thread(FILE *out, const struct pp_thread *t, int last)
 	write_blocked(out, &t->blocked);
 	fputs(",\n      \"frames\": [\n", out);
 	for (size_t k = 0; k < t->nframes; k++)
-		write_frame(out, &t->frames[k], k + 1 == t->nframes);
+		pp_write_json_frame(out, &t->frames[k], k + 1 == t->nframes);
 	fprintf(out, "      ],\n      \"complete\": %s, \"stack_taken\": %s, \"stack_error\": ",
 		t->complete ? "true" : "false", t->stack_taken ? "true" : "false");
 	str_or_null(out, t->complete ? NULL : t->stack_error);
+	if (t->goroutine)
+		fprintf(out, ", \"goroutine\": %lld", (long long)t->goroutine);
+	else
+		fputs(", \"goroutine\": null", out);
 	fprintf(out, " }%s\n", last ? "" : ",");
 }
 
@@ -138,7 +142,9 @@ static void write_process(FILE *out, const struct pp_dump *d)
 			fputs(", ", out);
 		pp_write_json_string(out, d->argv[i]);
 	}
-	fprintf(out, "], \"time\": \"%s\",\n  \"threads\": [\n", when);
+	fprintf(out, "], \"time\": \"%s\",\n", when);
+	pp_write_goroutines_json(out, d->go);
+	fputs("  \"threads\": [\n", out);
 	for (size_t i = 0; i < d->n; i++)
 		write_thread(out, &d->threads[i], i + 1 == d->n);
 	fputs("  ],\n  \"deadlocks\": [", out);

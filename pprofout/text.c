@@ -55,7 +55,10 @@ static void write_header(FILE *out, const struct pp_thread *t)
 	char dur[32];
 	fprintf(out, "thread %d \"", (int)t->tid);
 	pp_write_cstring(out, t->name);
-	fprintf(out, "\" [%s", t->reason);
+	fputc('"', out);
+	if (t->goroutine)
+		fprintf(out, " goroutine %lld", (long long)t->goroutine);
+	fprintf(out, " [%s", t->reason);
 	if (t->detail && *t->detail)
 		fprintf(out, " (%s)", t->detail);
 	pp_format_duration(t->wait_seconds, dur, sizeof dur);
@@ -97,7 +100,7 @@ static void put_int(FILE *out, int v)
 	fwrite_unlocked(buf + sizeof buf - n, 1, n, out);
 }
 
-static void write_frame(FILE *out, const struct pp_frame *f)
+void pp_write_frame(FILE *out, const struct pp_frame *f)
 {
 	put_str(out, f->function ? f->function : "??");
 	put_str(out, f->inlined ? "(...) (inlined)\n\t" : "(...)\n\t");
@@ -161,13 +164,17 @@ int pp_write_process_header(FILE *out, const struct pp_dump *d)
 int pp_write_debug2(FILE *out, const struct pp_dump *d)
 {
 	flockfile(out);
+	/* A Go program: its goroutines first, as Go prints them: they are
+	 * what a Go programmer thinks in; the threads follow. */
+	if (d->go)
+		pp_write_goroutines(out, d->go);
 	for (size_t i = 0; i < d->n; i++) {
 		const struct pp_thread *t = &d->threads[i];
 		if (i)
 			fputc('\n', out);
 		write_header(out, t);
 		for (size_t k = 0; k < t->nframes; k++)
-			write_frame(out, &t->frames[k]);
+			pp_write_frame(out, &t->frames[k]);
 		if (!t->stack_taken)
 			fprintf(out, "...stack not taken: %s\n", t->stack_error ? t->stack_error : "unknown");
 		else if (!t->complete)

@@ -50,6 +50,7 @@ struct sym_session {
 	/* the snapshot being unwound, served by the thread callbacks */
 	const struct sym_snapshot *cur;
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
+	void *walks;                    /* session.c's two walks, reused (or NULL) */
 };
 
 /* What sym_unwind did, for the memo (memo.c).  plain: out is exactly the

@@ -134,8 +134,11 @@ static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
 	const struct arch_regs *r = s->cur->regs;
 	if (partial(s->cur)) {
 		/* Only what /proc/PID/task/TID/syscall told: sp and pc (and a
-		 * candidate bp when retrying).  The rest stays undefined. */
+		 * candidate bp when retrying), or what a goroutine saved: sp,
+		 * pc and bp.  The rest stays undefined. */
 		Dwarf_Word sp = REG(r, SP), bp = s->rbp_guess;
+		if (!bp && (r->known & REGBIT(BP)))
+			bp = REG(r, BP);
 		if (!dwfl_thread_state_registers(thread, REGNAME(SP), 1, &sp))
 			return false;
 		if (bp && !dwfl_thread_state_registers(thread, REGNAME(BP), 1, &bp))
@@ -676,7 +679,7 @@ static int ran_out_of_copy(struct sym_session *s, const struct sym_snapshot *sna
 	return sp + 1024 >= end;
 }
 
-/* Names the walk's frames into out, and frees the walk. */
+/* Names the walk's frames into out. */
 static int push_resolved(struct sym_session *s, struct sym_stack *out, struct walk *w)
 {
 	size_t cap = 0;
@@ -685,12 +688,10 @@ static int push_resolved(struct sym_session *s, struct sym_stack *out, struct wa
 		uint64_t lookup = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
 		const struct sym_resolved *res = sym_resolve(s, lookup);
 		if (!res || push_frames(out, &cap, res, w->pcs[i])) {
-			free(w);
 			sym_stack_free(out);
 			return -1;
 		}
 	}
-	free(w);
 	return 0;
 }
 
@@ -718,9 +719,13 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	memset(out, 0, sizeof *out);
 	if (t)
 		t->plain = 0, t->n = 0;
-	struct walk *w = malloc(2 * sizeof *w);
-	if (!w)
+	/* Two walks of 40 KiB each, kept by the session: allocated anew for
+	 * each unwind, glibc gave them back to the system at each free and
+	 * the kernel cleared fresh pages for the next (most of the time of a
+	 * dump of 2,000 goroutines). */
+	if (!s->walks && !(s->walks = malloc(2 * sizeof(struct walk))))
 		return -1;
+	struct walk *w = s->walks;
 	sym_refresh_for(s, REG(snap->regs, PC));
 	if (newborn_thread(s, snap)) {
 		w->pcs[0] = REG(snap->regs, PC);
@@ -788,7 +793,8 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 		else
 			snprintf(out->stop_reason, sizeof out->stop_reason, "%s after 0x%" PRIx64 "%s",
 				 why ? why : "unknown error", last,
-				 partial(snap) ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
+				 partial(snap) && !(snap->regs->known & REGBIT(BP))
+					 ? " (read without stopping the thread: only sp and pc known; --stop-all reads the rest)" : "");
 	}
 	if (t)
 		trace_plain(s, snap, w, out, plain, t);
@@ -809,6 +815,7 @@ void sym_close(struct sym_session *s)
 	if (reporting == s)
 		reporting = NULL;
 	sym_cache_free(s);
+	free(s->walks);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
 	sym_strings_free(&s->strings);

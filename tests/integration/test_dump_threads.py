@@ -145,14 +145,18 @@ def test_waits():
 THREAD_KEYS = {"tid": int, "name": str, "state": str, "reason": str, "detail": (str, type(None)),
                "wait_seconds": (float, int, type(None)), "syscall": (str, type(None)),
                "wchan": (str, type(None)), "blocked_on": (dict, type(None)), "frames": list,
-               "complete": bool, "stack_taken": bool, "stack_error": (str, type(None))}
+               "complete": bool, "stack_taken": bool, "stack_error": (str, type(None)),
+               "goroutine": (int, type(None))}
 FRAME_KEYS = {"pc": str, "function": (str, type(None)), "file": (str, type(None)),
               "line": (int, type(None)), "inlined": bool, "module": (str, type(None)),
               "offset": (str, type(None))}
 
 
 def check_schema(d):
-    check(set(d) == {"pid", "exe", "cmdline", "time", "threads", "deadlocks"}, "top-level keys %s" % set(d))
+    check(set(d) == {"pid", "exe", "cmdline", "time", "go", "goroutines", "threads", "deadlocks"},
+          "top-level keys %s" % set(d))
+    # A C program: nothing of Go (test_goroutines.py checks a Go one).
+    check(d["go"] is None and d["goroutines"] is None, "go %r" % d["go"])
     check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", d["time"]) is not None, "time %r" % d["time"])
     check(isinstance(d["cmdline"], list) and d["cmdline"][0].endswith("waits"), "cmdline %r" % d["cmdline"])
     for t in d["threads"]:

@@ -1,0 +1,371 @@
+/* goruntime.c — the Go runtime's goroutine structures, from the binary's
+ * DWARF, and unwinding goroutines from the registers they saved
+ * (goruntime.h).
+ *
+ * Go writes every package-level variable and every type into its DWARF
+ * (one compile unit per package): runtime.allgs, runtime.g, runtime.m...
+ * So the offsets come from the very build that runs, whatever its Go
+ * version; a member that moved or changed type between versions is found
+ * where it is (g.atomicstatus, a uint32 in Go 1.19, is an atomic.Uint32
+ * struct from 1.20: its "v").  Names are Go's, read in Go 1.19's
+ * src/runtime/runtime2.go.
+ */
+#include "goruntime.h"
+#include "internal.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- finding the module that holds the Go runtime ---------------------- */
+
+/* Every Go binary, stripped or not, keeps its build ID note, its build
+ * info and (outside PIE builds) its line table under these names. */
+static int is_go_elf(Elf *elf)
+{
+	static const char *const names[] = { ".note.go.buildid", ".go.buildinfo", ".gopclntab" };
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+		for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+			if (strcmp(name, names[i]) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+static int find_go_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_Addr start, void *arg)
+{
+	(void)ud;
+	(void)start;
+	Dwfl_Module **found = arg;
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	if (!elf || !is_go_elf(elf) || !name)
+		return DWARF_CB_OK;
+	*found = mod;
+	return DWARF_CB_ABORT;
+}
+
+/* ---- types and members ------------------------------------------------- */
+
+static int type_of(Dwarf_Die *die, Dwarf_Die *type)
+{
+	Dwarf_Attribute a;
+	if (!dwarf_attr_integrate(die, DW_AT_type, &a) || !dwarf_formref_die(&a, type))
+		return -1;
+	while (dwarf_tag(type) == DW_TAG_typedef)
+		if (!dwarf_attr_integrate(type, DW_AT_type, &a) || !dwarf_formref_die(&a, type))
+			return -1;
+	return 0;
+}
+
+/* The member called name of struct st: its offset and its type. */
+static int member(Dwarf_Die *st, const char *name, size_t *off, Dwarf_Die *type)
+{
+	Dwarf_Die m;
+	if (dwarf_child(st, &m) != 0)
+		return -1;
+	do {
+		const char *n = dwarf_diename(&m);
+		Dwarf_Attribute a;
+		Dwarf_Word w;
+		if (dwarf_tag(&m) != DW_TAG_member || !n || strcmp(n, name) != 0)
+			continue;
+		if (!dwarf_attr_integrate(&m, DW_AT_data_member_location, &a) || dwarf_formudata(&a, &w) != 0 ||
+		    type_of(&m, type) != 0)
+			return -1;
+		*off = (size_t)w;
+		return 0;
+	} while (dwarf_siblingof(&m, &m) == 0);
+	return -1;
+}
+
+static size_t size_of(Dwarf_Die *type)
+{
+	Dwarf_Word size;
+	int tag = dwarf_tag(type);
+	if (tag == DW_TAG_pointer_type)
+		return 8;
+	return dwarf_aggregate_size(type, &size) == 0 ? (size_t)size : 0;
+}
+
+/* A member by its path ("sched.pc") from struct st.  A struct wrapping
+ * one value, as Go's sync/atomic types do ({noCopy; v}), stands for its
+ * "v".  Only plain scalars of 1, 2, 4 or 8 bytes are accepted. */
+static struct sym_go_field field(Dwarf_Die *st, const char *path)
+{
+	struct sym_go_field f = { 0, 0 };
+	char part[64];
+	Dwarf_Die cur = *st, type;
+	size_t off = 0;
+	while (*path) {
+		size_t len = strcspn(path, ".");
+		size_t at;
+		if (len >= sizeof part)
+			return f;
+		memcpy(part, path, len);
+		part[len] = 0;
+		if (member(&cur, part, &at, &type) != 0)
+			return f;
+		off += at;
+		cur = type;
+		path += len + (path[len] == '.');
+	}
+	if (dwarf_tag(&cur) == DW_TAG_structure_type) {
+		size_t at;
+		if (member(&cur, "v", &at, &type) != 0)
+			return f;
+		off += at;
+		cur = type;
+	}
+	size_t size = size_of(&cur);
+	if (size == 1 || size == 2 || size == 4 || size == 8)
+		f = (struct sym_go_field){ off, size };
+	return f;
+}
+
+/* ---- the runtime's variables and structs ------------------------------- */
+
+struct scan {
+	uint64_t (*wrappers)[2];
+	size_t nwrappers, cap;
+	int nomem;
+	Dwarf_Die g, m;
+	int has_g, has_m;
+	Dwarf_Die wait_reasons_type;
+	uint64_t allgs, fing_running, wait_reasons, build_version;
+};
+
+/* A variable's address: its location is the one operation DW_OP_addr.
+ * Go writes it as a DW_FORM_block1, which dwarf_getlocation refuses in
+ * a DWARF 4 unit ("not a location list value"), so it is decoded here. */
+static uint64_t var_address(Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	Dwarf_Block b;
+	uint64_t addr = 0;
+	if (!dwarf_attr(die, DW_AT_location, &a) || dwarf_formblock(&a, &b) != 0 || b.length != 9 ||
+	    b.data[0] != DW_OP_addr)
+		return 0;
+	for (int i = 8; i >= 1; i--)    /* little-endian, x86_64 */
+		addr = addr << 8 | b.data[i];
+	return addr;
+}
+
+/* A function marked DW_AT_trampoline: a wrapper (goruntime.h). */
+static void add_wrapper(Dwarf_Die *die, struct scan *sc)
+{
+	Dwarf_Addr lo, hi;
+	if (!dwarf_hasattr(die, DW_AT_trampoline) || dwarf_lowpc(die, &lo) != 0 || dwarf_highpc(die, &hi) != 0)
+		return;
+	if (sc->nwrappers == sc->cap) {
+		size_t cap = sc->cap ? 2 * sc->cap : 64;
+		uint64_t (*w)[2] = realloc(sc->wrappers, cap * sizeof *w);
+		if (!w) {
+			sc->nomem = 1;
+			return;
+		}
+		sc->wrappers = w;
+		sc->cap = cap;
+	}
+	sc->wrappers[sc->nwrappers][0] = lo;
+	sc->wrappers[sc->nwrappers++][1] = hi;
+}
+
+static void scan_die(Dwarf_Die *die, struct scan *sc)
+{
+	const char *name = dwarf_diename(die);
+	int tag = dwarf_tag(die);
+	if (tag == DW_TAG_subprogram)
+		add_wrapper(die, sc);
+	if (!name || strncmp(name, "runtime.", 8) != 0)
+		return;
+	if (tag == DW_TAG_structure_type && !sc->has_g && strcmp(name, "runtime.g") == 0)
+		sc->g = *die, sc->has_g = 1;
+	else if (tag == DW_TAG_structure_type && !sc->has_m && strcmp(name, "runtime.m") == 0)
+		sc->m = *die, sc->has_m = 1;
+	else if (tag != DW_TAG_variable)
+		return;
+	else if (strcmp(name, "runtime.allgs") == 0)
+		sc->allgs = var_address(die);
+	else if (strcmp(name, "runtime.fingRunning") == 0)
+		sc->fing_running = var_address(die);
+	else if (strcmp(name, "runtime.buildVersion") == 0)
+		sc->build_version = var_address(die);
+	else if (strcmp(name, "runtime.waitReasonStrings") == 0 &&
+		 (sc->wait_reasons = var_address(die)) && type_of(die, &sc->wait_reasons_type) != 0)
+		sc->wait_reasons = 0;
+}
+
+/* The top-level entries of every compile unit: Go puts its variables,
+ * types and functions there (10,000 entries for a small program: a few
+ * ms). */
+static void scan_dwarf(Dwarf *dw, struct scan *sc)
+{
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+	while (dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu, die;
+		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_child(&cu, &die) == 0)
+			do
+				scan_die(&die, sc);
+			while (dwarf_siblingof(&die, &die) == 0);
+		off = next;
+	}
+}
+
+/* Fills the members; the name of the first one missing (in buf), or NULL. */
+static const char *fill_fields(struct scan *sc, struct sym_go_layout *L, char *buf, size_t len)
+{
+	static const char *const gpaths[] = {
+		"goid", "atomicstatus", "waitreason", "waitsince", "sched.pc", "sched.sp", "sched.bp",
+		"syscallsp", "syscallpc", "gopc", "startpc", "m", "lockedm", "stack.lo", "stack.hi",
+	};
+	struct sym_go_field *gf[] = {
+		&L->g.goid, &L->g.status, &L->g.waitreason, &L->g.waitsince, &L->g.sched_pc,
+		&L->g.sched_sp, &L->g.sched_bp, &L->g.syscallsp, &L->g.syscallpc, &L->g.gopc,
+		&L->g.startpc, &L->g.m, &L->g.lockedm, &L->g.stack_lo, &L->g.stack_hi,
+	};
+	L->g_size = size_of(&sc->g);
+	for (size_t i = 0; i < sizeof gpaths / sizeof gpaths[0]; i++) {
+		*gf[i] = field(&sc->g, gpaths[i]);
+		if (!gf[i]->size || gf[i]->off + gf[i]->size > L->g_size) {
+			snprintf(buf, len, "g.%s", gpaths[i]);
+			return buf;
+		}
+	}
+	L->g.parent_goid = field(&sc->g, "parentGoid");
+	if (L->g.parent_goid.off + L->g.parent_goid.size > L->g_size)
+		L->g.parent_goid.size = 0;
+	L->m.procid = field(&sc->m, "procid");
+	L->m.curg = field(&sc->m, "curg");
+	if (!L->m.procid.size)
+		return "m.procid";
+	if (!L->m.curg.size)
+		return "m.curg";
+	return NULL;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+	return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+int sym_go_is_wrapper(const struct sym_go_layout *L, uint64_t pc)
+{
+	size_t lo = 0, hi = L->nwrappers;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pc < L->wrappers[mid][0])
+			hi = mid;
+		else if (pc >= L->wrappers[mid][1])
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+void sym_go_layout_free(struct sym_go_layout *L)
+{
+	free(L->wrappers);
+	L->wrappers = NULL;
+	L->nwrappers = 0;
+}
+
+int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
+{
+	Dwfl_Module *mod = NULL;
+	memset(L, 0, sizeof *L);
+	dwfl_getmodules(s->dwfl, find_go_module, &mod, 0);
+	if (!mod)
+		return 0;
+	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	snprintf(L->module, sizeof L->module, "%s", name ? name : "?");
+	L->kind = SYM_GO_UNKNOWN;
+	Dwarf_Addr bias;
+	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+	if (!dw) {
+		snprintf(L->why, sizeof L->why,
+			 "a Go program without DWARF (built with -ldflags=-s -w?): the goroutines' "
+			 "layouts are read from it, so only OS threads are shown");
+		return 0;
+	}
+	struct scan *sc = calloc(1, sizeof *sc);
+	if (!sc)
+		return -1;
+	char buf[64];
+	scan_dwarf(dw, sc);
+	if (sc->nomem) {
+		free(sc->wrappers);
+		free(sc);
+		return -1;
+	}
+	for (size_t i = 0; i < sc->nwrappers; i++)
+		sc->wrappers[i][0] += bias, sc->wrappers[i][1] += bias;
+	qsort(sc->wrappers, sc->nwrappers, sizeof *sc->wrappers, cmp_range);
+	L->wrappers = sc->wrappers;
+	L->nwrappers = sc->nwrappers;
+	const char *missing = !sc->has_g ? "the type runtime.g" : !sc->has_m ? "the type runtime.m"
+			    : !sc->allgs ? "runtime.allgs" : !sc->wait_reasons ? "runtime.waitReasonStrings"
+			    : fill_fields(sc, L, buf, sizeof buf);
+	if (missing) {
+		snprintf(L->why, sizeof L->why,
+			 "this Go program's DWARF has no %s: only OS threads are shown", missing);
+		free(sc);
+		return 0;
+	}
+	L->allgs = sc->allgs + bias;
+	L->fing_running = sc->fing_running ? sc->fing_running + bias : 0;
+	L->build_version = sc->build_version ? sc->build_version + bias : 0;
+	L->wait_reasons = sc->wait_reasons + bias;
+	L->n_wait_reasons = size_of(&sc->wait_reasons_type) / 16;      /* [N]string: {ptr, len} */
+	L->kind = SYM_GO_OK;
+	free(sc);
+	return 0;
+}
+
+/* ---- addresses and unwinding ------------------------------------------- */
+
+const struct sym_frame *sym_frames_at(struct sym_session *s, uint64_t lookup_pc, size_t *n)
+{
+	const struct sym_resolved *r = sym_resolve(s, lookup_pc);
+	*n = r ? r->n : 0;
+	return r && r->n ? r->frames : NULL;
+}
+
+int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
+			 struct sym_stack *out)
+{
+	uint64_t pc = REG(snap->regs, PC);
+	const struct sym_resolved *r = sym_resolve(s, pc);
+	const struct sym_frame *phys = r && r->n ? &r->frames[r->n - 1] : NULL;
+	/* At a function's entry nothing has called anything yet: a goroutine
+	 * that never ran starts there. */
+	uint64_t back = phys && phys->has_offset && phys->func_offset == 0 ? 0 : 1;
+	struct arch_regs regs = *snap->regs;
+	struct sym_snapshot at = *snap;
+	REG(&regs, PC) = pc - back;
+	at.regs = &regs;
+	if (sym_unwind(s, &at, out))
+		return -1;
+	/* The innermost physical frame and the frames inlined into it, back
+	 * at pc (the lookup stays at pc - 1, where the call is). */
+	for (size_t i = 0; back && i < out->n && out->frames[i].pc == pc - back; i++) {
+		out->frames[i].pc = pc;
+		out->frames[i].func_offset += back;
+		out->frames[i].module_offset += back;
+		if (!out->frames[i].inlined)
+			break;
+	}
+	return 0;
+}

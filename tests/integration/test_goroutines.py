@@ -1,0 +1,285 @@
+"""Goroutine dumps of a live Go program (issue 15 item 2), against the
+program's own view.
+
+The go_goroutines fixture (tests/targets/go_goroutines.go) has goroutines
+blocked on a channel receive, a send, a select, a sync.Mutex, time.Sleep,
+a loopback accept and read, a sync.WaitGroup and a raw epoll_wait, 2000
+idle ones and one spinning.  pprofc dumps it (text, JSON, --debug=1,
+--stop-all), then the fixture writes its own runtime.Stack(buf, true) on
+SIGUSR1: the oracle.  Its goroutines sit still, so both must list the same
+goroutine ids, each once, with the same wait reasons and the same
+functions frame by frame (file:line too where pprofc has them), and the
+same "created by".  The thread running the epoll_wait goroutine must be
+the thread the kernel says is in epoll_wait.  The fixture counts the
+EINTRs its epoll_wait sees: none may come, and it must still run.  The
+same program built with -ldflags=-s -w (no DWARF) gets its threads and
+one line saying why no goroutines.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+
+from fixture import (Fixture, check, check_untouched, done, fixture_path, pprofc,
+                     require_ptrace, wait_for)
+
+IDLE = 2000
+HEADER = re.compile(r"^goroutine (\d+) \[([^\]]*)\]:$")
+SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT = 232, 281
+
+
+def parse_dump(text, oracle):
+    """{goid: {"header": bracket text, "frames": [(name, inlined, file, line)],
+    "created_by": name or None}} of Go's debug=2 layout, and the list of
+    goids in order.  In Go's own output an inlined frame's arguments are
+    "(...)"; pprofc writes "(...)" for every frame and marks inlined ones
+    " (inlined)"."""
+    blocks, order = {}, []
+    cur = None
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = HEADER.match(line)
+        if m:
+            cur = {"header": m.group(2), "frames": [], "created_by": None, "created_at": None,
+                   "note": None}
+            goid = int(m.group(1))
+            check(goid not in blocks, "goroutine %d listed twice (%s)" %
+                  (goid, "oracle" if oracle else "pprofc"))
+            blocks[goid] = cur
+            order.append(goid)
+        elif cur is not None and line.startswith("created by "):
+            cur["created_by"] = re.sub(r" in goroutine \d+$", "", line[len("created by "):])
+            cur["created_at"] = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            i += 1
+        elif cur is not None and line.startswith("..."):
+            cur["note"] = line
+        elif cur is not None and line and not line.startswith("\t") and "(" in line:
+            inlined = line.endswith(" (inlined)") if not oracle else line.endswith("(...)")
+            name = line[:line.rindex("(")] if oracle else line[:line.rindex("(...)")]
+            where = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            fm = re.match(r"^(\S+\.go):(\d+)", where)
+            cur["frames"].append((name, inlined, fm.group(1) if fm else None,
+                                  int(fm.group(2)) if fm else None))
+            i += 1
+        elif not line:
+            cur = None
+        i += 1
+    return blocks, order
+
+
+def read_oracle(fx, path):
+    """Asks the fixture for its own dump; (spins, eintr, blocks, order, me)
+    where me is the goroutine that wrote it (the first, "running")."""
+    if os.path.exists(path):
+        os.unlink(path)
+    os.kill(fx.pid, signal.SIGUSR1)
+    check(wait_for(lambda: os.path.exists(path), timeout=30), "the fixture wrote no oracle")
+    with open(path) as f:
+        head, text = f.read().split("\n", 1)
+    m = re.match(r"spins (\d+) eintr (\d+)", head)
+    blocks, order = parse_dump(text, oracle=True)
+    return int(m.group(1)), int(m.group(2)), blocks, order, order[0]
+
+
+def compare(ours, oracle, me, spinner, label):
+    check(set(ours) == set(oracle), "%s: goroutines only in pprofc's dump %s, only in Go's %s" %
+          (label, sorted(set(ours) - set(oracle))[:10], sorted(set(oracle) - set(ours))[:10]))
+    compared = 0
+    for goid, want in oracle.items():
+        got = ours.get(goid)
+        if not got or goid == me:
+            continue
+        if goid == spinner:
+            check(got["header"] in ("running", "runnable"),
+                  "%s: the spinner %d is [%s]" % (label, goid, got["header"]))
+        else:
+            check(got["header"] == want["header"], "%s: goroutine %d is [%s] by pprofc, [%s] by Go" %
+                  (label, goid, got["header"], want["header"]))
+        check(got["note"] is None, "%s: goroutine %d: %s" % (label, goid, got["note"]))
+        # Go's inlined frames are compared where pprofc gives inline chains.
+        has_inline = any(f[1] for f in got["frames"])
+        expect = [f for f in want["frames"] if has_inline or not f[1]]
+        names = [f[0] for f in got["frames"]]
+        check(names == [f[0] for f in expect], "%s: goroutine %d: frames %s by pprofc, %s by Go" %
+              (label, goid, names, [f[0] for f in expect]))
+        for g, w in zip(got["frames"], expect):
+            if g[2] is not None:
+                check((g[2], g[3]) == (w[2], w[3]), "%s: goroutine %d: %s at %s:%s, Go says %s:%s" %
+                      (label, goid, g[0], g[2], g[3], w[2], w[3]))
+        check(got["created_by"] == want["created_by"], "%s: goroutine %d created by %s, Go says %s" %
+              (label, goid, got["created_by"], want["created_by"]))
+        compared += 1
+    return compared
+
+
+def by_function(blocks, name):
+    return [goid for goid, b in blocks.items() if any(f[0] == name for f in b["frames"])]
+
+
+def test_dump(work):
+    oracle_path = os.path.join(work, "oracle")
+    with Fixture("go_goroutines", args=[oracle_path, str(IDLE)]) as fx:
+        r = pprofc("dump-threads", "-v", fx.pid)
+        check(r.returncode == 0, "dump-threads: %s" % r.stderr)
+        text, verbose = r.stdout, r.stderr
+        j = pprofc("dump-threads", "--format=json", fx.pid)
+        check(j.returncode == 0, "dump-threads --format=json: %s" % j.stderr)
+        d = json.loads(j.stdout)
+        for extra in (("--debug=1",), ("--stop-all",)):
+            e = pprofc("dump-threads", *extra, fx.pid)
+            check(e.returncode == 0, "dump-threads %s: %s" % (extra, e.stderr))
+        spins, eintr, oracle, order, me = read_oracle(fx, oracle_path)
+
+        ours, our_order = parse_dump(text, oracle=False)
+        check(len(oracle) >= IDLE + 10, "the oracle lists %d goroutines" % len(oracle))
+        check(text.startswith("goroutine 1 ["), "the dump does not start with goroutine 1: %r" % text[:80])
+        spinner = (by_function(oracle, "main.spinner") or [None])[0]
+        n = compare(ours, oracle, me, spinner, "text")
+        check(n >= IDLE + 9, "only %d goroutines compared" % n)
+        check(len(by_function(ours, "main.idler")) == IDLE, "%d idle goroutines, want %d" %
+              (len(by_function(ours, "main.idler")), IDLE))
+        for fn in ("main.chanReceiver", "main.chanSender", "main.selecter", "main.mutexWaiter",
+                   "main.sleeper", "main.acceptor", "main.reader", "main.waitGroupWaiter",
+                   "main.epoller", "main.spinner"):
+            check(len(by_function(ours, fn)) == 1, "%s: %d goroutines in pprofc's dump" %
+                  (fn, len(by_function(ours, fn))))
+        # Go lists them in the order of runtime.allgs, as pprofc does.
+        check([g for g in our_order if g != me] == order[1:], "goroutine order differs from Go's")
+        m = re.search(r"(\d+) goroutines read in ([\d.]+) ms .*?(\d+) read again as they changed, "
+                      r"(\d+) never read the same twice", verbose)
+        check(m is not None, "-v says nothing of the goroutines: %r" % verbose)
+        if m:
+            print("goroutines: %s read in %s ms, %s read again, %s unstable" % m.groups())
+
+        # JSON: the same goroutines, fields and frames.
+        jg = {g["goid"]: g for g in d["goroutines"]}
+        check(set(jg) == set(ours), "JSON and text list different goroutines")
+        check(d["go"]["version"] and d["go"]["version"].startswith("go1."),
+              "go version: %r" % d["go"]["version"])
+        for goid, g in jg.items():
+            b = ours.get(goid)
+            if not b:
+                continue
+            header = g["status"] + (", locked to thread" if g["locked_to_thread"] else "")
+            check(b["header"] == header, "JSON goroutine %d [%s], text [%s]" % (goid, header, b["header"]))
+            check([f["function"] for f in g["frames"]] == [f[0] for f in b["frames"]],
+                  "JSON goroutine %d frames differ from the text's" % goid)
+            check((g["created_by"] or {}).get("function") == b["created_by"],
+                  "JSON goroutine %d created_by differs" % goid)
+        # Each thread's goroutine: the epoll_wait goroutine's thread is the
+        # one the kernel says is in epoll_wait.
+        ep = by_function(ours, "main.epoller")
+        if ep:
+            g = jg[ep[0]]
+            check(g["status"] == "syscall" and g["tid"], "the epoller: %r" % g["status"])
+            if g["tid"]:
+                with open("/proc/%d/task/%d/syscall" % (fx.pid, g["tid"])) as f:
+                    nr = int(f.read().split()[0])
+                check(nr in (SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT),
+                      "the epoller's thread %d is in system call %d" % (g["tid"], nr))
+                th = [t for t in d["threads"] if t["tid"] == g["tid"]]
+                check(th and th[0]["goroutine"] == ep[0], "thread %d does not show goroutine %d" %
+                      (g["tid"], ep[0]))
+
+        # Untouched: no EINTR, still running.
+        check(eintr == 0, "the fixture's epoll_wait failed with EINTR %d times" % eintr)
+        spins2 = read_oracle(fx, oracle_path)[0]
+        check(spins2 > spins, "the fixture stopped spinning (%d, then %d)" % (spins, spins2))
+        check_untouched(fx.pid, label="go_goroutines")
+
+
+STARTED_BY_MAIN = {"main.main.func1", "main.chanReceiver", "main.chanSender", "main.selecter",
+                   "main.mutexWaiter", "main.sleeper", "main.acceptor", "main.reader",
+                   "main.waitGroupWaiter", "main.idler", "main.epoller", "main.spinner",
+                   "main.pingPong", "main.spawner"}
+STATUSES = {"idle", "runnable", "running", "syscall", "waiting", "copystack", "preempted"}
+
+
+def test_churn(work):
+    """Goroutines that change while they are read (4 pairs passing a token,
+    short-lived goroutines started one after another): each listed once,
+    and each stack its own: a goroutine's outermost frame is the function
+    its go statement started."""
+    with Fixture("go_goroutines", args=[os.path.join(work, "unused"), "200", "4"]) as fx:
+        unavailable = retries = 0
+        for _ in range(5):
+            r = pprofc("dump-threads", "--format=json", "-v", fx.pid)
+            check(r.returncode == 0, "churn dump: %s" % r.stderr)
+            d = json.loads(r.stdout)
+            m = re.search(r"(\d+) read again as they changed", r.stderr)
+            retries += int(m.group(1)) if m else 0
+            goids = [g["goid"] for g in d["goroutines"]]
+            check(len(goids) == len(set(goids)), "churn: a goroutine listed twice")
+            check(len(goids) >= 200 + 8 + 10, "churn: only %d goroutines" % len(goids))
+            for g in d["goroutines"]:
+                check(g["status"] in STATUSES or " " in g["status"] or g["status"] in
+                      ("select", "sleep", "semacquire", "panicwait", "preempted"),
+                      "churn: goroutine %d status %r" % (g["goid"], g["status"]))
+                if not g["stack_taken"]:
+                    unavailable += 1
+                    continue
+                names = [f["function"] for f in g["frames"]]
+                creator = (g["created_by"] or {}).get("function")
+                if not names:
+                    # Not started yet: at the entry of the go statement's
+                    # wrapper, which Go leaves out, as it does goexit.
+                    check(g["status"] == "runnable", "churn: goroutine %d [%s] has no frame"
+                          % (g["goid"], g["status"]))
+                elif g["goid"] == 1:
+                    check(names[-1:] == ["main.main"], "churn: goroutine 1: %s" % names)
+                elif creator == "main.main" and g["complete"]:
+                    check(names and names[-1] in STARTED_BY_MAIN,
+                          "churn: goroutine %d created by main.main runs %s" % (g["goid"], names))
+                elif creator == "main.spawner" and g["complete"]:
+                    check(names[-1:] == ["main.shortLived"],
+                          "churn: goroutine %d created by main.spawner runs %s" % (g["goid"], names))
+        print("churn: 5 dumps, %d goroutines read again as they changed, %d without a stack"
+              % (retries, unavailable))
+        check_untouched(fx.pid, label="go_goroutines churn")
+
+
+def test_stripped():
+    with Fixture("go_goroutines_stripped", args=[os.devnull, "10"]) as fx:
+        r = pprofc("dump-threads", fx.pid)
+        check(r.returncode == 0, "dump-threads of the stripped program: %s" % r.stderr)
+        check(r.stdout.startswith("thread %d " % fx.pid), "stripped: %r" % r.stdout[:80])
+        check(not re.search(r"^goroutine ", r.stdout, re.M), "stripped: goroutines shown")
+        lines = [l for l in r.stderr.splitlines() if "DWARF" in l]
+        check(len(lines) == 1 and "only OS threads" in lines[0], "stripped: %r" % r.stderr)
+        d = json.loads(pprofc("dump-threads", "--format=json", fx.pid).stdout)
+        check(d["goroutines"] is None and "DWARF" in (d["go"]["note"] or ""), "stripped JSON: %r" % d["go"])
+        check_untouched(fx.pid, label="go_goroutines_stripped")
+
+
+def test_not_go():
+    """A C program: nothing about Go."""
+    with Fixture("waits") as fx:
+        r = pprofc("dump-threads", "--format=json", fx.pid)
+        d = json.loads(r.stdout)
+        check(d["go"] is None and d["goroutines"] is None, "waits: go %r" % d["go"])
+        check("Go" not in r.stderr, "waits: %r" % r.stderr)
+
+
+def main():
+    require_ptrace()
+    if not fixture_path("go_goroutines") or not os.path.exists(fixture_path("go_goroutines")):
+        print("skipped: the go_goroutines fixture is not built (no go tool)")
+        sys.exit(77)
+    work = tempfile.mkdtemp(prefix="pprofc-goroutines-")
+    try:
+        test_dump(work)
+        test_churn(work)
+        test_stripped()
+        test_not_go()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
