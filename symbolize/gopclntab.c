@@ -165,10 +165,12 @@ static int header_ok(const unsigned char *p)
 }
 
 /* Where the table is: its section (.gopclntab, or .data.rel.ro.gopclntab
- * when an external linker merged it), else the runtime.pclntab and
- * runtime.epclntab symbols, else, in a binary without section headers, a
- * search of the read-only segments for its header (confirmed later by the
- * module data that points at it). */
+ * in a position-independent binary), else, in a Go binary (.go.buildinfo)
+ * whose table an external linker merged into another section, the
+ * runtime.pclntab and runtime.epclntab symbols, else, in a binary without
+ * section headers, a search of the read-only segments for its header.
+ * Any other ELF (every library of every process) costs one walk of its
+ * section headers. */
 static int locate_table(struct sym_gotab *t, Elf *elf)
 {
 	static const char *const names[] = { ".gopclntab", ".data.rel.ro.gopclntab" };
@@ -181,13 +183,20 @@ static int locate_table(struct sym_gotab *t, Elf *elf)
 			return header_ok(t->tab) ? 0 : -1;
 		}
 	}
-	uint64_t start = symbol_value(elf, "runtime.pclntab");
-	uint64_t end = symbol_value(elf, "runtime.epclntab");
-	if (start && end > start && (t->tab = at_vaddr(t, start, end - start))) {
-		t->vaddr = start;
-		t->len = end - start;
-		return header_ok(t->tab) ? 0 : -1;
+	GElf_Shdr sh;
+	if (section_named(elf, ".go.buildinfo", &sh)) {
+		uint64_t start = symbol_value(elf, "runtime.pclntab");
+		uint64_t end = symbol_value(elf, "runtime.epclntab");
+		if (start && end > start && (t->tab = at_vaddr(t, start, end - start))) {
+			t->vaddr = start;
+			t->len = end - start;
+			return header_ok(t->tab) ? 0 : -1;
+		}
+		return -1;
 	}
+	size_t nsec;
+	if (elf_getshdrnum(elf, &nsec) != 0 || nsec != 0)
+		return -1;
 	for (size_t i = 0; i < t->nsegs; i++) {
 		const struct segment *s = &t->segs[i];
 		if (s->writable || s->exec)
@@ -232,7 +241,7 @@ static int parse_header(struct sym_gotab *t)
 	t->functab = off[4];
 	t->func_size = t->version == GO116 ? 44 : t->version == GO118 ? 40 : 44;
 	size_t field = t->version == GO116 ? 8 : 4;
-	if (nfunc == 0 || nfunc > (t->len - t->functab) / (2 * field) - 1)
+	if (nfunc == 0 || nfunc + 1 > (t->len - t->functab) / (2 * field))
 		return -1;
 	t->nfunc = (uint32_t)nfunc;
 	return 0;
@@ -293,13 +302,34 @@ static void read_moduledata(struct sym_gotab *t, Elf *elf)
 	}
 }
 
+/* Whether elf may be a Go binary: it has one of the sections the Go
+ * linker writes, or no section headers at all (then the search decides).
+ * Asked first, as it costs nothing more than the section headers: every
+ * library of every process comes here. */
+static int maybe_go(Elf *elf)
+{
+	static const char *const names[] = { ".gopclntab", ".data.rel.ro.gopclntab", ".go.buildinfo" };
+	GElf_Shdr sh;
+	size_t nsec;
+	if (elf_getshdrnum(elf, &nsec) != 0)
+		return 0;
+	for (size_t i = 0; nsec && i < sizeof names / sizeof names[0]; i++)
+		if (section_named(elf, names[i], &sh))
+			return 1;
+	return nsec == 0;
+}
+
 struct sym_gotab *sym_gotab_open(Elf *elf)
 {
 	size_t size;
-	char *raw = elf ? elf_rawfile(elf, &size) : NULL;
 	GElf_Ehdr eh;
-	if (!raw || !gelf_getehdr(elf, &eh) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh.e_ident[EI_DATA] != ELFDATA2LSB)
+	if (!elf || !gelf_getehdr(elf, &eh) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_ident[EI_DATA] != ELFDATA2LSB || !maybe_go(elf))
+		return NULL;
+	/* The file's bytes: mapped by libelf (a file it could not map is read
+	 * whole, which only a Go binary gets this far to pay). */
+	char *raw = elf_rawfile(elf, &size);
+	if (!raw)
 		return NULL;
 	struct sym_gotab *t = calloc(1, sizeof *t);
 	if (!t)
@@ -435,7 +465,8 @@ static int32_t pcvalue(const struct sym_gotab *t, const struct gofunc *fn, uint3
 		uint32_t dv, dpc;
 		if (varint(&p, end, &dv) || (dv == 0 && !first) || varint(&p, end, &dpc))
 			return -1;
-		val += (int32_t)((dv >> 1) ^ -(dv & 1));
+		/* unsigned: a corrupt table may overflow, which is no UB so */
+		val = (int32_t)((uint32_t)val + ((dv >> 1) ^ -(dv & 1)));
 		at += dpc;
 		if (pc < at)
 			return val;
@@ -479,9 +510,9 @@ static uint64_t inline_tree(const struct sym_gotab *t, const struct gofunc *fn)
 /* The inline tree index at pc (-1: in the function's own body). */
 static int32_t inline_index(const struct sym_gotab *t, const struct gofunc *fn, uint64_t pc)
 {
-	if (fn->npcdata <= PCDATA_INLTREEINDEX)
-		return -1;
-	return pcvalue(t, fn, u32(fn->f + t->func_size + 4 * PCDATA_INLTREEINDEX), pc);
+	const unsigned char *p = fn->npcdata > PCDATA_INLTREEINDEX
+		? at_tab(t, (size_t)(fn->f - t->tab) + t->func_size + 4 * PCDATA_INLTREEINDEX, 4) : NULL;
+	return p ? pcvalue(t, fn, u32(p), pc) : -1;
 }
 
 int sym_gotab_lookup(const struct sym_gotab *t, uint64_t pc, struct sym_goframe *out, size_t max)
