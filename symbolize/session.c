@@ -333,10 +333,10 @@ static int walk(struct sym_session *s, const struct sym_snapshot *snap, struct w
  * runtime ends its stacks in known places: a goroutine's at
  * runtime.goexit, a thread's own (g0) stack at runtime.clone or, for the
  * first thread, runtime.rt0_go (runtime.mstart, which both call, is the
- * top of a g0 stack for Go's own traceback), and a scheduler switching stacks (mcall,
- * morestack) ends one too, as Go's own tracebacks end there.  Since Go
- * 1.17 assembly functions carry an ".abi0" suffix in ELF symbols (names
- * from pclntab come without it). */
+ * top of a g0 stack for Go's own traceback), and a scheduler switching
+ * stacks (mcall, morestack) ends one too, as Go's own tracebacks end
+ * there.  Since Go 1.17 assembly functions carry an ".abi0" suffix in ELF
+ * symbols (names from pclntab come without it). */
 static int is_go_root(const char *name)
 {
 	static const char *const roots[] = {
