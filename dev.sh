@@ -7,7 +7,8 @@
 #   ./dev.sh test-sanitize   the same suite built with ASan + UBSan (in CI)
 #   ./dev.sh build           install what is missing and build only
 #
-# Packages come from apt-get; nothing is downloaded from anywhere else.
+# Packages come from apt-get; nothing else is downloaded here (the esbuild
+# test fetches its binaries with npm when it runs).
 # With CI=true, compiler warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,8 +20,10 @@ cd "$(dirname "$0")"
 # test_cpu_truth.py (CPU profiles against perf's), nginx for
 # test_real_programs.py; tcmalloc and mimalloc for test_heap_attach.py's
 # allocators; chromium for test_flame.py (the flame graph SVG drawn
-# headless).  libc6-dbg gives glibc frames their source lines
-# (the -nodebug tests hide it again).
+# headless); npm fetches the Go binaries (esbuild, built by Go 1.17, 1.18
+# and 1.26) that test_gopclntab_esbuild.py reads Go's line table of.
+# libc6-dbg gives glibc frames their source lines (the -nodebug tests hide
+# it again).
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
@@ -28,7 +31,8 @@ PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib
           nodejs npm strace)
 # nodejs and npm: test_trace_reader.py reads the trace files with Chrome
 # DevTools' trace engine (@paulirish/trace_engine, pinned in
-# tests/reader/package-lock.json), installed by install_trace_reader.
+# tests/reader/package-lock.json), installed by install_trace_reader;
+# test_gopclntab_esbuild.py fetches esbuild's Go binaries with npm pack.
 
 install_missing() {
 	local missing=() p

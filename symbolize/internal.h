@@ -3,6 +3,7 @@
 #define PPROFC_SYMBOLIZE_INTERNAL_H
 
 #include <elfutils/libdwfl.h>
+#include <libelf.h>
 
 #include "sym.h"
 
@@ -70,6 +71,27 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 /* The CFI row libdwfl unwinds pc with (.eh_frame, else .debug_frame), to
  * free; NULL if none. */
 Dwarf_Frame *sym_cfi_at(struct sym_session *s, uint64_t pc);
+
+/* Go's own line table of a Go module (gopclntab.c): names, file:line and
+ * inlined frames for Go code, where DWARF has no lines or is stripped. */
+struct sym_gotab;
+struct sym_goframe {
+	const char *function;       /* as Go names it, raw (".abi0" kept) */
+	const char *file;           /* NULL when unknown */
+	int line;
+	int inlined;                /* inlined into the frame that follows it */
+	uint64_t entry;             /* the physical function's link-time entry */
+};
+/* The table of elf, or NULL if it has none (not Go, or a layout not
+ * known).  It points into elf's data: free it before elf ends. */
+struct sym_gotab *sym_gotab_open(Elf *elf);
+/* The frames at link-time pc, innermost first, physical function last:
+ * how many (at most max) were written, 0 if no Go function holds pc.
+ * Strings point into the ELF file. */
+int sym_gotab_lookup(const struct sym_gotab *t, uint64_t pc, struct sym_goframe *out, size_t max);
+/* "1.16", "1.18" or "1.20": the first Go release of the table's layout. */
+const char *sym_gotab_version(const struct sym_gotab *t);
+void sym_gotab_free(struct sym_gotab *t);
 
 /* Resolves one address into its inline chain (cached). */
 const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t lookup_pc);

@@ -37,6 +37,9 @@ struct modinfo {
 	const unsigned char *fdes;
 	size_t nfde;
 	uint64_t hdr_vaddr, bias;
+	/* A Go module's own line table (gopclntab.c), or NULL. */
+	struct sym_gotab *go;
+	uint64_t elf_bias;          /* load address - link-time address */
 };
 
 static int cmp_symbol(const void *a, const void *b)
@@ -220,6 +223,8 @@ static struct modinfo *module_info(struct sym_session *s, Dwfl_Module *mod)
 	}
 	load_symbols(s, mod, mi);
 	load_fde_starts(mod, mi);
+	mi->go = sym_gotab_open(dwfl_module_getelf(mod, &elf_bias));
+	mi->elf_bias = elf_bias;
 	*ud = mi;
 	return mi;
 }
@@ -346,6 +351,63 @@ static void call_site(struct sym_session *s, Dwarf_Die *cu, Dwarf_Die *inl,
 	}
 }
 
+/* ---- Go code: Go's own line table ------------------------------------- */
+
+/* A name as Go's own tracebacks and profiles print it: without the
+ * ".abi0" suffix the linker gives assembly functions, and with a generic
+ * function's type arguments as "[...]" (runtime.funcNameForPrint). */
+static const char *go_name(struct sym_session *s, const char *raw)
+{
+	size_t n = strlen(raw);
+	const char *open = strchr(raw, '['), *close = strrchr(raw, ']');
+	int abi0 = n > 5 && strcmp(raw + n - 5, ".abi0") == 0;
+	if (!abi0 && !(open && close > open + 1))
+		return sym_intern(&s->strings, raw);
+	char *copy = malloc(n + 4);
+	if (!copy)
+		return sym_intern(&s->strings, raw);
+	if (abi0)
+		n -= 5;
+	if (open && close > open + 1 && (size_t)(close - raw) < n)
+		snprintf(copy, n + 4, "%.*s[...]%.*s", (int)(open - raw), raw,
+			 (int)(n - (size_t)(close - raw) - 1), close + 1);
+	else
+		snprintf(copy, n + 4, "%.*s", (int)n, raw);
+	const char *r = sym_intern(&s->strings, copy);
+	free(copy);
+	return r;
+}
+
+/* The frames of Go code at pc from the module's pclntab, as Go's own
+ * traceback makes them: inlined calls first, the physical function last,
+ * each at the file:line its pc-value tables give.  NULL if no Go function
+ * holds pc (cgo's C code, assembly trampolines of the C side). */
+static struct sym_frame *expand_go(struct sym_session *s, const struct modinfo *mi, uint64_t pc,
+				   size_t *n_out)
+{
+	struct sym_goframe g[64];
+	int n = sym_gotab_lookup(mi->go, pc - mi->elf_bias, g, sizeof g / sizeof g[0]);
+	struct sym_frame *frames = n > 0 ? calloc((size_t)n, sizeof *frames) : NULL;
+	if (!frames)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		struct sym_frame *f = &frames[i];
+		f->lookup_pc = pc;
+		f->module = mi->path;
+		f->build_id = mi->build_id;
+		f->module_offset = pc - mi->low;
+		f->function = go_name(s, g[i].function);
+		f->mangled = f->function;       /* Go's profiles: system name = name */
+		f->file = g[i].file ? sym_intern(&s->strings, g[i].file) : NULL;
+		f->line = g[i].file ? g[i].line : 0;
+		f->inlined = g[i].inlined;
+	}
+	frames[n - 1].has_offset = 1;
+	frames[n - 1].func_offset = pc - (g[n - 1].entry + mi->elf_bias);
+	*n_out = (size_t)n;
+	return frames;
+}
+
 /* The inline chain at pc, innermost first, ending with the physical
  * function: a malloc'ed array of *n frames (at least 1), or NULL.  Each
  * scope adds at most one frame, so the array is sized from the scopes and
@@ -353,6 +415,11 @@ static void call_site(struct sym_session *s, Dwarf_Die *cu, Dwarf_Die *inl,
 static struct sym_frame *expand(struct sym_session *s, Dwfl_Module *mod, struct modinfo *mi,
 				uint64_t pc, size_t *n_out)
 {
+	if (mi && mi->go) {
+		struct sym_frame *go = expand_go(s, mi, pc, n_out);
+		if (go)
+			return go;
+	}
 	struct sym_frame base = { .lookup_pc = pc };
 	if (mi) {
 		base.module = mi->path;
@@ -485,6 +552,7 @@ void sym_cache_free(struct sym_session *s)
 	memset(&s->cache, 0, sizeof s->cache);
 	for (size_t i = 0; i < s->nmods; i++) {
 		free(s->mods[i]->syms);
+		sym_gotab_free(s->mods[i]->go);
 		free(s->mods[i]);
 	}
 	free(s->mods);

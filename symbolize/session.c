@@ -343,15 +343,17 @@ static int walk(struct sym_session *s, const struct sym_snapshot *snap, struct w
 /* Go code has no CFI (its binaries carry no .eh_frame for it) and Go's
  * runtime ends its stacks in known places: a goroutine's at
  * runtime.goexit, a thread's own (g0) stack at runtime.clone or, for the
- * first thread, runtime.rt0_go, and a scheduler switching stacks (mcall,
- * morestack) ends one too, as Go's own tracebacks end there.  Since Go
- * 1.17 assembly functions carry an ".abi0" suffix. */
+ * first thread, runtime.rt0_go (runtime.mstart, which both call, is the
+ * top of a g0 stack for Go's own traceback), and a scheduler switching
+ * stacks (mcall, morestack) ends one too, as Go's own tracebacks end
+ * there.  Since Go 1.17 assembly functions carry an ".abi0" suffix in ELF
+ * symbols (names from pclntab come without it). */
 static int is_go_root(const char *name)
 {
 	static const char *const roots[] = {
 		"runtime.goexit", "runtime.goexit.abi0", "runtime.clone", "runtime.clone.abi0",
 		"runtime.rt0_go", "runtime.rt0_go.abi0", "runtime.mcall", "runtime.morestack",
-		"runtime.morestack.abi0",
+		"runtime.morestack.abi0", "runtime.mstart", "runtime.mstart.abi0",
 	};
 	for (size_t i = 0; name && i < sizeof roots / sizeof roots[0]; i++)
 		if (strcmp(name, roots[i]) == 0)
@@ -594,7 +596,9 @@ static int walk_frameless_leaf(struct sym_session *s, const struct sym_snapshot 
 	REG(&caller, SP) = sp + 8;
 	struct sym_snapshot from = *snap;
 	from.regs = &caller;
-	if (walk(s, &from, w, 0) != 0 || !ends_at_root(s, w) || w->n == MAX_DEPTH)
+	/* An error past a root is no failure (see sym_unwind_traced). */
+	walk(s, &from, w, 0);
+	if (!ends_at_root(s, w) || w->n == MAX_DEPTH)
 		return -1;
 	memmove(w->pcs + 1, w->pcs, w->n * sizeof *w->pcs);
 	memmove(w->sps + 1, w->sps, w->n * sizeof *w->sps);
@@ -754,6 +758,11 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 		r = 0;          /* it ends at a root: whatever came after is not ours */
 		plain = 0;
 	}
+	/* Past a root there is nothing of this stack: libdwfl fails there
+	 * in a Go binary without .debug_frame (-ldflags=-w), whose roots
+	 * pclntab names (runtime.goexit, runtime.mcall...). */
+	if (r != 0 && ends_at_root(s, w))
+		r = 0;
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
 	char bad_sp[96];
 	if (r == 0 && sp_outside_copy(snap) && !ends_at_root(s, w)) {

@@ -268,7 +268,7 @@ def check_go(name):
         spinning = [t for t in d["threads"] if "main.spin" in functions(t)]
         check(len(spinning) == 1, "%s: %d threads in main.spin, want 1" % (name, len(spinning)))
         if spinning:
-            check(functions(spinning[0])[-1] == "runtime.goexit.abi0",
+            check(functions(spinning[0])[-1] == "runtime.goexit",
                   "%s: the spinner's stack ends at %s" % (name, functions(spinning[0])[-1]))
         for t in d["threads"]:
             if name == "go_threads":
