@@ -180,15 +180,17 @@ static int seize_all(struct watcher *w)
 			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)PTRACE_O_TRACECLONE) != 0) {
 				if (errno == ESRCH)
 					continue;       /* exited meanwhile */
-				if (errno == EPERM && traced_here(w->pid, tids[i]))
-					continue;       /* born traced, its clone event
-							 * on its way */
+				if (errno == EPERM && (round > 0 || traced_here(w->pid, tids[i])))
+					continue;       /* born since the first look:
+							 * traced at birth, its clone
+							 * event on its way; or
+							 * seize_late's to try again */
 				int e = errno;
-				free(tids);
 				w->err.code = e == EPERM ? ATTACH_ERR_TRACED : ATTACH_ERR_OTHER;
 				snprintf(w->err.msg, sizeof w->err.msg, "cannot watch thread %d of PID %d for "
 					 "thread creations: PTRACE_SEIZE: %s (another tracer, or no permission)",
 					 (int)tids[i], (int)w->pid, strerror(e));
+				free(tids);
 				return -1;
 			}
 			if (add_tid(w, tids[i])) {
