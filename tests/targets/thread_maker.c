@@ -9,9 +9,6 @@
  *             stays alive; prints "done N" with N threads in the process.
  *   "quit"    exits.
  * Prints "ready" once the idle threads run.
- * With an argument N, N more idle threads are created at the start, one
- * after the other at once: under `pprofc run` the watch begins while they
- * are being made (test_threadcreate's burst case).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -82,15 +79,14 @@ static void fork_one(void)
 		waitpid(p, NULL, 0);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
 	char line[128];
-	int idle = IDLE + (argc > 1 ? atoi(argv[1]) : 0);
 	if (pipe(parked)) {
 		perror("pipe");
 		return 1;
 	}
-	for (int i = 0; i < idle; i++)
+	for (int i = 0; i < IDLE; i++)
 		start(idle_worker);
 	printf("ready\n");
 	fflush(stdout);
