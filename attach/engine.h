@@ -79,6 +79,10 @@ struct attach_raw_sample {
 	/* opts.clones: the thread this sample's thread created (its stack is
 	 * the creator's at the clone); else 0. */
 	pid_t created;
+	/* ptrace, opts.clones: `created` joined the watch without its creation
+	 * being seen (a clone under way when its creator was seized): no
+	 * creator, no registers, no stack. */
+	int created_unseen;
 };
 
 /* perf with opts.switches: a thread of the target left a CPU or came

@@ -41,6 +41,7 @@
 #include <sys/eventfd.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -57,6 +58,7 @@
 /* One creation, copied while its creator was stopped. */
 struct creation {
 	pid_t tid, created;
+	int unseen;                     /* a late joiner: no creator, no stack */
 	struct arch_regs regs;
 	uint64_t stack_addr;
 	unsigned char *stack;
@@ -82,6 +84,8 @@ struct watcher {
 	/* The watcher thread's own: */
 	pid_t *tids;                    /* threads seized */
 	size_t n, cap;
+	pid_t *let_go;                  /* released stopped: not seized again */
+	size_t nlet, caplet;
 	struct attach_maps maps;
 	int maps_stale;
 	uint64_t maps_read_at;
@@ -122,6 +126,42 @@ static void drop_tid(struct watcher *w, size_t i)
 	w->tids[i] = w->tids[--w->n];
 }
 
+static void remember_let_go(struct watcher *w, pid_t tid)
+{
+	if (w->nlet == w->caplet) {
+		size_t cap = w->caplet ? w->caplet * 2 : 16;
+		pid_t *v = realloc(w->let_go, cap * sizeof *v);
+		if (!v)
+			return;
+		w->let_go = v;
+		w->caplet = cap;
+	}
+	w->let_go[w->nlet++] = tid;
+}
+
+static int was_let_go(const struct watcher *w, pid_t tid)
+{
+	for (size_t i = 0; i < w->nlet; i++)
+		if (w->let_go[i] == tid)
+			return 1;
+	return 0;
+}
+
+/* tid is traced by this thread already: the kernel attached it at its
+ * birth, in a clone event of a seized creator not collected yet (which
+ * adds it).  /proc's TracerPid is the tracer thread's tid. */
+static int traced_here(pid_t pid, pid_t tid)
+{
+	char path[64], buf[2048];
+	size_t n;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (attach_read_small(path, buf, sizeof buf - 1, &n))
+		return 0;
+	buf[n] = 0;
+	const char *t = strstr(buf, "\nTracerPid:");
+	return t && (pid_t)strtol(t + 11, NULL, 10) == (pid_t)syscall(SYS_gettid);
+}
+
 /* Seizes every thread of the target not seized yet, again until a pass
  * finds none.  0, or -1 with w->err set (another tracer, no permission). */
 static int seize_all(struct watcher *w)
@@ -140,12 +180,17 @@ static int seize_all(struct watcher *w)
 			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)PTRACE_O_TRACECLONE) != 0) {
 				if (errno == ESRCH)
 					continue;       /* exited meanwhile */
+				if (errno == EPERM && (round > 0 || traced_here(w->pid, tids[i])))
+					continue;       /* born since the first look:
+							 * traced at birth, its clone
+							 * event on its way; or
+							 * seize_late's to try again */
 				int e = errno;
-				free(tids);
 				w->err.code = e == EPERM ? ATTACH_ERR_TRACED : ATTACH_ERR_OTHER;
 				snprintf(w->err.msg, sizeof w->err.msg, "cannot watch thread %d of PID %d for "
 					 "thread creations: PTRACE_SEIZE: %s (another tracer, or no permission)",
 					 (int)tids[i], (int)w->pid, strerror(e));
+				free(tids);
 				return -1;
 			}
 			if (add_tid(w, tids[i])) {
@@ -191,6 +236,29 @@ static void read_comm(pid_t pid, pid_t tid, char *comm, size_t len)
 
 /* ---- a clone event: copy, resume, queue ---------------------------------- */
 
+/* Hands c to the caller's thread (taken over); -1 if out of memory. */
+static int queue(struct watcher *w, const struct creation *c)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->nq == w->capq) {
+		size_t cap = w->capq ? w->capq * 2 : 16;
+		struct creation *v = realloc(w->q, cap * sizeof *v);
+		if (!v) {
+			pthread_mutex_unlock(&w->mu);
+			return -1;
+		}
+		w->q = v;
+		w->capq = cap;
+	}
+	w->q[w->nq++] = *c;
+	pthread_mutex_unlock(&w->mu);
+	uint64_t one = 1;
+	if (write(w->efd, &one, sizeof one) < 0) {
+		/* the eventfd cannot overflow at these counts */
+	}
+	return 0;
+}
+
 /* The creator tid is stopped in its clone event: registers and stack,
  * nothing else, then it runs again. */
 static void on_clone(struct watcher *w, pid_t tid, uint64_t stopped_at)
@@ -230,24 +298,8 @@ static void on_clone(struct watcher *w, pid_t tid, uint64_t stopped_at)
 	c.stack_len = got > 0 ? (size_t)got : 0;
 	c.stack_cut = hi - lo >= limit && c.stack_len == hi - lo;
 	read_comm(w->pid, tid, c.comm, sizeof c.comm);
-	pthread_mutex_lock(&w->mu);
-	if (w->nq == w->capq) {
-		size_t cap = w->capq ? w->capq * 2 : 16;
-		struct creation *v = realloc(w->q, cap * sizeof *v);
-		if (!v) {
-			pthread_mutex_unlock(&w->mu);
-			goto out;
-		}
-		w->q = v;
-		w->capq = cap;
-	}
-	w->q[w->nq++] = c;
-	pthread_mutex_unlock(&w->mu);
-	uint64_t one = 1;
-	if (write(w->efd, &one, sizeof one) < 0) {
-		/* the eventfd cannot overflow at these counts */
-	}
-	return;
+	if (queue(w, &c) == 0)
+		return;
 out:
 	free(c.stack);
 }
@@ -285,6 +337,7 @@ static void on_status(struct watcher *w, size_t i, int status)
 		/* A job-control stop: detached, it stays stopped. */
 		ptrace(PTRACE_DETACH, tid, 0, 0);
 		drop_tid(w, i);
+		remember_let_go(w, tid);
 		pthread_mutex_lock(&w->mu);
 		w->st->threads_released++;
 		pthread_mutex_unlock(&w->mu);
@@ -315,6 +368,35 @@ static size_t collect_stops(struct watcher *w)
 			i++;
 	}
 	return handled;
+}
+
+/* Threads that joined the watch without a clone event: the kernel decides
+ * at a clone's start whether the new thread is traced and its creator
+ * stops (PTRACE_O_TRACECLONE), so a clone already under way when its
+ * creator was seized makes a thread nobody traces, and it may show in
+ * /proc/PID/task only after seize_all's last look.  Such a thread is
+ * seized here when it shows (its own creations are then seen) and handed
+ * out as created unseen.  Looked for at each check and at the end.  A
+ * thread that fails to seize with EPERM is one of ours whose creator's
+ * clone event is not collected yet (the kernel attached it), or another
+ * tracer's: looked at again next time. */
+static void seize_late(struct watcher *w)
+{
+	pid_t *tids;
+	size_t n;
+	if (attach_list_tasks(w->pid, &tids, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (has_tid(w, tids[i]) || was_let_go(w, tids[i]))
+			continue;
+		if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)PTRACE_O_TRACECLONE) != 0 ||
+		    add_tid(w, tids[i]))
+			continue;
+		struct creation c = { .created = tids[i], .unseen = 1 };
+		snprintf(c.comm, sizeof c.comm, "?");
+		queue(w, &c);
+	}
+	free(tids);
 }
 
 /* The process exited, or ran a new program. */
@@ -366,6 +448,9 @@ static void *watch(void *arg)
 			next_check = attach_now_ns() + CHECK_NS;
 			if (w->ended || check_end(w))
 				break;
+			collect_stops(w);       /* clone events first: their
+						 * threads are no late joiners */
+			seize_late(w);
 		}
 		/* SIGCHLD is the process's: another thread may take it, so
 		 * look again after a slice whatever happens. */
@@ -373,8 +458,13 @@ static void *watch(void *arg)
 		sigtimedwait(&chld, NULL, &ts);
 	}
 	/* Answer the stops already there; the rest is the kernel's detach,
-	 * at this thread's exit, which stops nothing. */
+	 * at this thread's exit, which stops nothing.  The last late joiners
+	 * are counted (seizing stops nothing either). */
 	collect_stops(w);
+	if (!w->ended) {
+		seize_late(w);
+		collect_stops(w);
+	}
 	uint64_t one = 1;
 	if (write(w->efd, &one, sizeof one) < 0) {
 		/* nothing to do: the caller polls with a timeout too */
@@ -445,10 +535,10 @@ static void hand_out(struct watcher *w)
 			.tid = c->tid, .comm = c->comm, .weight_ns = 1, .regs = c->regs,
 			.stack_addr = c->stack_addr, .stack = c->stack, .stack_len = c->stack_len,
 			.stack_cut = c->stack_cut, .probe = -1, .stop_ns = c->stop_ns, .state = 'R',
-			.blocked_ms = -1, .created = c->created,
+			.blocked_ms = -1, .created = c->created, .created_unseen = c->unseen,
 		};
 		w->st->samples++;
-		if (w->st->n_stop_ns == w->st->cap_stop_ns) {
+		if (!c->unseen && w->st->n_stop_ns == w->st->cap_stop_ns) {
 			size_t cap = w->st->cap_stop_ns ? w->st->cap_stop_ns * 2 : 64;
 			uint64_t *v = realloc(w->st->stop_ns, cap * sizeof *v);
 			if (v) {
@@ -456,7 +546,7 @@ static void hand_out(struct watcher *w)
 				w->st->cap_stop_ns = cap;
 			}
 		}
-		if (w->st->n_stop_ns < w->st->cap_stop_ns)
+		if (!c->unseen && w->st->n_stop_ns < w->st->cap_stop_ns)
 			w->st->stop_ns[w->st->n_stop_ns++] = c->stop_ns;
 		w->o.on_sample(w->o.arg, &s);
 		free(c->stack);
@@ -500,6 +590,7 @@ static void clones_close(void *state)
 		free(w->q[i].stack);
 	free(w->q);
 	free(w->tids);
+	free(w->let_go);
 	attach_maps_free(&w->maps);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->setup_cv);

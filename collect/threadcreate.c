@@ -25,7 +25,10 @@
  * and the tids listed once the engine is open are kept as candidates:
  * then an alive thread that has a creation is not counted alive, and a
  * listed thread that has neither is counted under a marker saying its
- * creating stack was not seen.
+ * creating stack was not seen.  The ptrace watch also hands out, as
+ * created unseen, a thread it found only after it began (born of a clone
+ * already under way when its creator was seized: engine_clones.c); one
+ * listed here as well is counted once.
  *
  * Go's debug=1 text is written from a table of the distinct stacks kept
  * here with their frames (collect_threadcreate_text).
@@ -325,6 +328,10 @@ static void on_created(void *arg, const struct attach_raw_sample *smp)
 	struct collect_session *s = arg;
 	struct collect_tc *tc = s->tc;
 	struct sym_stack st;
+	/* A late joiner (ptrace): a candidate already counted unseen once
+	 * settled, else it is one now (and not a candidate later). */
+	if (smp->created_unseen && tc->settled && has(tc->candidates, tc->ncand, smp->created))
+		return;
 	if (!tc->settled && tc->ncreated < 65536) {
 		if (tc->ncreated == tc->capcreated) {
 			size_t cap = tc->capcreated ? tc->capcreated * 2 : 64;
@@ -336,6 +343,11 @@ static void on_created(void *arg, const struct attach_raw_sample *smp)
 		}
 		if (tc->ncreated < tc->capcreated)
 			tc->created[tc->ncreated++] = smp->created;
+	}
+	if (smp->created_unseen) {
+		s->sum.tc.unseen++;
+		count_marker(s, COLLECT_MARK_TC_UNSEEN, "created");
+		return;
 	}
 	s->sum.tc.created++;
 	struct sym_snapshot snap = { smp->tid, &smp->regs, smp->stack_addr, smp->stack, smp->stack_len,

@@ -275,6 +275,37 @@ def test_run():
         os.unlink(out)
 
 
+def test_run_burst():
+    """run with ptrace while the command makes threads as fast as it can
+    from its start: the watch begins in the middle of a clone (the thread
+    it makes is traced by nobody and shows in /proc a moment later), again
+    and again.  Every thread is counted, created or created unseen, the
+    total the kernel's; pprofc used to lose some, or fail to start (a
+    thread born traced refused its seize)."""
+    extra, rounds = 400, 10
+    for i in range(rounds):
+        out = tempfile.mktemp(suffix=".pb.gz")
+        p = subprocess.Popen([PPROFC, "run", "--profile", "threadcreate", "--engine", "ptrace", "-o", out, "--",
+                              fixture_path("thread_burst"), str(extra)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = p.stdout.readline().strip()
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            command = f.read().split()
+        kernel = tasks(int(command[0])) if command else -1     # -1: pprofc failed, killed it
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+        if not check(ready == "ready" and p.returncode == 0 and os.path.exists(out),
+                     "run burst %d: %r exit %d: %s" % (i, ready, p.returncode, err)):
+            continue
+        tr = traces(out)
+        created = sum(c for c, o, _ in tr if o == "created")
+        alive = sum(c for c, o, _ in tr if o == "alive at start")
+        check(kernel == 1 + extra and alive == 1 and created == extra,
+              "run burst %d: %d created, %d alive, kernel %d threads, want %d created: %s" %
+              (i, created, alive, kernel, extra, err))
+        os.unlink(out)
+
+
 PY = r"""
 import sys, threading
 ev = threading.Event()
@@ -370,13 +401,14 @@ def test_serve():
 
 def main():
     require_ptrace()
-    if not fixture_path("thread_maker") or not shutil.which("go"):
+    if not fixture_path("thread_maker") or not fixture_path("thread_burst") or not shutil.which("go"):
         print("skipped: thread_maker not built, or go tool pprof (the reader) missing")
         sys.exit(SKIP)
     t0 = time.monotonic()
     gpaths = test_perf_with_gdb()
     test_ptrace(gpaths)
     test_run()
+    test_run_burst()
     test_python()
     test_serve()
     count_line("threadcreate", seconds=int(time.monotonic() - t0))
