@@ -118,12 +118,11 @@ static void open_symbolizer(struct serve_server *s)
 /* What serve_cumulative says. */
 static void describe_cumulative(struct serve_server *s)
 {
-	snprintf(s->acc_names, sizeof s->acc_names, "%s%s%s%s%s",
+	snprintf(s->acc_names, sizeof s->acc_names, "%s; %s from the first request for each",
 		 s->acc_on[ACC_HEAP] ? "heap, allocs from now" : "",
-		 s->acc_on[ACC_HEAP] && s->acc_on[ACC_THREADCREATE] ? "; " : "",
-		 s->acc_on[ACC_THREADCREATE] ? "threadcreate from now" : "",
-		 (s->acc_on[ACC_HEAP] || s->acc_on[ACC_THREADCREATE]) && s->o.offcpu_hz > 0 ? "; " : "",
-		 s->o.offcpu_hz > 0 ? "block, mutex from the first request for each" : "");
+		 s->o.offcpu_hz > 0 ? "block, mutex, threadcreate" : "threadcreate");
+	if (!s->acc_on[ACC_HEAP])
+		memmove(s->acc_names, s->acc_names + 2, strlen(s->acc_names + 2) + 1);
 }
 
 /* Adds "name: why" to what is not collected. */
@@ -166,6 +165,33 @@ static int start_offcpu(struct serve_server *s, int slot)
 	return 0;
 }
 
+/* threadcreate, cumulative as Go's from its first request on (as block
+ * and mutex: a collection nobody reads would poll for nothing, and ends
+ * after --offcpu-keep unasked): the threads alive then (a thread
+ * blocked in a system call is read without a stop; a running one is
+ * stopped once, for a fraction of a millisecond, as a dump does), then
+ * each created since, from the perf engine's inherited clone tracepoints:
+ * nothing is stopped while serving, and an idle target makes no event.
+ * Never the ptrace watch: it would keep every thread traced between
+ * requests. */
+static int start_threadcreate(struct serve_server *s)
+{
+	struct collect_opts o = { .kind = COLLECT_THREADCREATE, .engine = COLLECT_ENGINE_PERF }, co;
+	struct collect_error err;
+	struct serve_accum *a = &s->acc[ACC_THREADCREATE];
+	accum_init(a, &o, &co);
+	a->keep_ns = (uint64_t)s->o.offcpu_keep * 1000000000u;
+	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	if (!cs || accum_start(a, cs, &err)) {
+		collect_close(cs);
+		missing(s, "threadcreate", err.msg);
+		accum_free(a);
+		return -1;
+	}
+	s->acc_on[ACC_THREADCREATE] = 1;
+	return 0;
+}
+
 struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start)
 {
 	struct serve_accum *a = NULL;
@@ -174,14 +200,18 @@ struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start)
 	int gone = s->gone;
 	pthread_mutex_unlock(&s->mu);
 	/* Once the target is gone, what each had is all there is (--linger). */
-	int offcpu = slot == ACC_BLOCK || slot == ACC_MUTEX;
-	if (s->acc_on[slot] && offcpu && !gone && accum_idled(&s->acc[slot])) {
+	int on_demand = slot == ACC_BLOCK || slot == ACC_MUTEX || slot == ACC_THREADCREATE;
+	if (s->acc_on[slot] && on_demand && !gone && accum_idled(&s->acc[slot])) {
 		/* Ended unused: a fresh one, from now. */
 		accum_free(&s->acc[slot]);
 		s->acc_on[slot] = 0;
 	}
-	if (!s->acc_on[slot] && start && offcpu && !gone)
-		start_offcpu(s, slot);
+	if (!s->acc_on[slot] && start && on_demand && !gone) {
+		if (slot == ACC_THREADCREATE)
+			start_threadcreate(s);
+		else
+			start_offcpu(s, slot);
+	}
 	if (s->acc_on[slot]) {
 		a = &s->acc[slot];
 		accum_hold(a);
@@ -196,29 +226,6 @@ void serve_accum_done(struct serve_accum *a)
 		accum_release(a);
 }
 
-/* threadcreate, cumulative as Go's: the threads alive now (a thread
- * blocked in a system call is read without a stop; a running one is
- * stopped once, for a fraction of a millisecond, as a dump does), then
- * each created since, from the perf engine's inherited clone tracepoints:
- * nothing is stopped while serving, and an idle target makes no event.
- * Never the ptrace watch: it would keep every thread traced between
- * requests. */
-static void start_threadcreate(struct serve_server *s)
-{
-	struct collect_opts o = { .kind = COLLECT_THREADCREATE, .engine = COLLECT_ENGINE_PERF }, co;
-	struct collect_error err;
-	struct serve_accum *a = &s->acc[ACC_THREADCREATE];
-	accum_init(a, &o, &co);
-	struct collect_session *cs = collect_open(s->pid, &co, &err);
-	if (!cs || accum_start(a, cs, &err)) {
-		collect_close(cs);
-		missing(s, "threadcreate", err.msg);
-		accum_free(a);
-		return;
-	}
-	s->acc_on[ACC_THREADCREATE] = 1;
-}
-
 int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 {
 	struct attach_error ae;
@@ -230,7 +237,6 @@ int serve_target_pid(struct serve_server *s, pid_t pid, struct serve_error *err)
 	}
 	s->pid = tgid;
 	s->start_ns = serve_now_ns();
-	start_threadcreate(s);
 	describe_cumulative(s);
 	open_symbolizer(s);
 	return 0;
@@ -258,7 +264,6 @@ int serve_target_command(struct serve_server *s, char **argv, struct serve_error
 	s->command = 1;
 	s->pid = collect_pid(cs);
 	s->start_ns = serve_now_ns();
-	start_threadcreate(s);
 	describe_cumulative(s);
 	open_symbolizer(s);
 	return 0;

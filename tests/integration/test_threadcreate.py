@@ -369,6 +369,12 @@ def test_serve():
         m.quit()
         return
     url = url.group(1)
+    # threadcreate counts from its first request on, as block and mutex:
+    # this one (the threads alive now), then the creations.
+    alive = tasks(m.pid)
+    settled = wait_for(lambda: urllib.request.urlopen(url + "threadcreate?debug=1").read().decode().startswith(
+        "threadcreate profile: total %d\n" % alive), timeout=20)
+    check(settled, "serve: the first request did not count the %d threads alive" % alive)
     n = m.go(ALPHA, BETA)
     kernel = tasks(m.pid)
     # Asked until the creations are in (the engine hands them out within
