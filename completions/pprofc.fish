@@ -214,7 +214,7 @@ complete -c pprofc -n $se -l max-profiles -x -d 'Collections of the process at o
 complete -c pprofc -n $se -l max-seconds -x -d 'Longest seconds=N accepted'
 complete -c pprofc -n $se -l hz -x -d "CPU profiles' samples per second"
 complete -c pprofc -n $se -l offcpu-hz -x -d 'Ticks per second of the cumulative block and mutex profiles'
-complete -c pprofc -n $se -l offcpu-keep -x -d 'Block and mutex stop after S seconds without a request'
+complete -c pprofc -n $se -l offcpu-keep -x -d 'Block, mutex, threadcreate stop after S seconds unasked'
 complete -c pprofc -n $se -l linger -d 'Keep serving the last block and mutex profiles after the process exits'
 complete -c pprofc -n $se -l engine -x -a 'auto\t"perf where allowed, else ptrace" perf\t"perf_event: nothing stopped" ptrace\t"ptrace stops"' -d 'CPU profiles: sampling engine'
 complete -c pprofc -n $se -l heap-rate -x -d 'Heap windows: mean bytes between samples'

@@ -30,7 +30,7 @@ static const struct row rows[] = {
 	{ "profile", "CPU profile. You can specify the duration in the seconds GET parameter. After you "
 		     "get the profile file, use the go tool pprof command to investigate the profile." },
 	{ "threadcreate", "Stack traces that led to the creation of new OS threads: the threads alive "
-			  "when pprofc started serving under their start routine, and each thread "
+			  "at the first request for it under their start routine, and each thread "
 			  "created since under the stack that created it" },
 	{ "trace", "A timeline of every thread (running with its stacks, each wait with its reason, "
 		   "created, exited) as trace-event JSON, not Go's execution trace: open it in "
