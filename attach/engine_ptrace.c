@@ -130,7 +130,9 @@ struct sampler {
 	uint64_t next_tick_ns;          /* when the timer fires next */
 	uint64_t rng;                   /* xorshift state: the ticks' jitter */
 	uint64_t tick_ns;               /* when the current tick began */
-	double now_ms;                  /* wall: our own sched clock this tick */
+	double now_ms;                  /* wall: this thread's sched clock this
+					 * tick, that of CPU now_cpu_here */
+	int now_cpu_here;               /* (-1: unknown) */
 	double *now_cpu;                /* first tick: each CPU's clock, for
 					 * every CPU the kernel can have */
 	size_t ncpu;                    /* entries of now_cpu */
@@ -630,6 +632,21 @@ static void wait_wanted(struct sampler *s, sigset_t *chld, uint64_t deadline)
 		}
 }
 
+/* "Now" on the scheduler clock of cpu, -1 if unknown.  A thread's
+ * exec_start counts on the clock of the CPU it last ran on, and each CPU
+ * keeps its own: they differ by as much as a minute (each leaves out its
+ * own steal time; 70 s between the two CPUs of the development VM), so a
+ * wait is dated only against that CPU's clock: every CPU's on the first
+ * tick (when the whole wait so far counts), ours on later ones. */
+static double clock_of_cpu(const struct sampler *s, int cpu)
+{
+	if (cpu < 0)
+		return -1;
+	if (s->st->ticks == 0 && (size_t)cpu < s->ncpu && s->now_cpu[cpu] >= 0)
+		return s->now_cpu[cpu];
+	return cpu == s->now_cpu_here ? s->now_ms : -1;
+}
+
 /* Wall mode, a thread that is not running: sampled without stopping it.
  * If it has not run since its last sample (its CPU time did not grow), the
  * stack cannot have changed: repeat that sample, reading nothing more.
@@ -703,10 +720,7 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	k->use_cpu_stack = 0;
 	k->sc = at.sc;
 	k->blocked_ms = -1;
-	/* Each CPU has its own scheduler clock; on the first tick (when the
-	 * whole wait so far counts) compare with the thread's own CPU's. */
-	double now = s->st->ticks == 0 && t->cpu >= 0 && (size_t)t->cpu < s->ncpu &&
-		     s->now_cpu[t->cpu] >= 0 ? s->now_cpu[t->cpu] : s->now_ms;
+	double now = clock_of_cpu(s, t->cpu);
 	if (at.has_sched && now > 0) {
 		double d = now - at.sched.exec_start_ms;
 		k->blocked_ms = d > 0 ? d : 0;
@@ -824,12 +838,7 @@ static void tick(struct sampler *s)
 	if (s->o->wall) {
 		/* "now" on the scheduler clock, to date the waits
 		 * (docs/ARCHITECTURE.md, "Wait durations") */
-		char buf[8192];
-		size_t len;
-		struct attach_sched me;
-		if (attach_read_small("/proc/self/sched", buf, sizeof buf, &len) == 0 &&
-		    attach_parse_sched(buf, len, &me) == 0)
-			s->now_ms = me.exec_start_ms;
+		s->now_ms = attach_sched_clock_here(&s->now_cpu_here);
 		if (s->st->ticks == 0 && !s->now_cpu)
 			s->now_cpu = attach_sched_clocks(&s->ncpu);
 	}
@@ -986,6 +995,7 @@ static void *ptrace_open(pid_t pid, const struct attach_engine_opts *o,
 	s->st->exit_status = -1;
 	s->period_ns = 1000000000u / (unsigned)o->hz;
 	s->tfd = s->sfd = -1;
+	s->now_cpu_here = -1;
 	char path[64], *buf;
 	size_t len;
 	struct stat exe;

@@ -603,16 +603,27 @@ size_t attach_possible_cpus(void)
  * slice away (8-18 ms with a spinner on each CPU, measured). */
 static double clock_here(int moved)
 {
+	if (!moved && sched_yield() != 0)
+		return -1;
+	return attach_sched_clock_here(NULL);
+}
+
+double attach_sched_clock_here(int *cpu)
+{
 	char buf[8192];
 	size_t len;
 	struct attach_sched me;
-	if (!moved && sched_yield() != 0)
-		return -1;
-	/* thread-self: this may be any thread of pprofc (snapshot.c runs
-	 * this beside its /proc reads); /proc/self is the main thread's. */
+	int before = sched_getcpu();
+	if (cpu)
+		*cpu = -1;
+	/* thread-self: this may be any thread of pprofc (a tick loop, or
+	 * snapshot.c's helper); /proc/self is the main thread's, which may
+	 * have slept for a second (serve's does) and on another CPU. */
 	if (attach_read_small("/proc/thread-self/sched", buf, sizeof buf, &len) ||
 	    attach_parse_sched(buf, len, &me))
 		return -1;
+	if (cpu)
+		*cpu = before >= 0 && sched_getcpu() == before ? before : -1;
 	return me.exec_start_ms;
 }
 

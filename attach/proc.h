@@ -86,6 +86,11 @@ const char *attach_tcp_state_name(int state);
  * entries count; a CPU that could not be visited gets -1.  NULL (*n 0) if
  * it cannot tell. */
 double *attach_sched_clocks(size_t *n);
+/* The calling thread's own exec_start (ms): the clock of the CPU it runs
+ * on, as it was when it last started running (a moment ago when it just
+ * woke up); and in *cpu (if not NULL) that CPU, -1 if it moved meanwhile.
+ * -1 if unreadable. */
+double attach_sched_clock_here(int *cpu);
 /* How many threads process pid has now (its status' Threads:), 0 if
  * unknown: one read, where listing /proc/PID/task costs one entry each. */
 size_t attach_count_threads(pid_t pid);

@@ -78,11 +78,9 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 		snprintf(err->msg, sizeof err->msg, "out of memory reading %s", path);
 		return -1;
 	}
-	char sbuf[8192];
-	struct attach_sched me;
-	if (attach_read_small("/proc/self/sched", sbuf, sizeof sbuf, &len) == 0 &&
-	    attach_parse_sched(sbuf, len, &me) == 0) {
-		s->now_ms = me.exec_start_ms;
+	double now = attach_sched_clock_here(NULL);
+	if (now >= 0) {
+		s->now_ms = now;
 		s->has_now = 1;
 	}
 	return 0;

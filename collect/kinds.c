@@ -76,21 +76,25 @@ static void state_label(const struct attach_raw_sample *s, const struct sym_stac
 }
 
 /* Block and mutex: one blocking episode counts once (contentions); its
- * delay is observed tick by tick (the time since the thread's previous
- * sample, which counts skipped ticks too).  The first time a thread is
- * seen blocked, the wait so far counts too (its scheduler clock,
- * docs/ARCHITECTURE.md, "Wait durations"), but only the part of it inside
- * the profile's window (in_window ns so far): a profile's delay never
- * exceeds threads x its duration. */
+ * delay is observed tick by tick: of the interval since the thread's
+ * previous sample, the time the kernel counted it neither on a CPU nor
+ * waiting for one (schedstat, as the wall kind splits it), charged to the
+ * wait this tick finds it in.  Not the time since it last ran (its
+ * exec_start): that is on the clock of the CPU it ran on, which only the
+ * first tick reads (docs/ARCHITECTURE.md, "Wait durations"), and it would
+ * leave out the waits that ended between two ticks (at 10 Hz, three
+ * quarters of a wait that lasts 50 ms at a time).  The first time a
+ * thread is seen blocked, the wait so far counts instead where it is
+ * known, but only the part of it inside the profile's window (in_window
+ * ns so far): a profile's delay never exceeds threads x its duration. */
 static void delay_of(const struct attach_raw_sample *s, int first, int64_t in_window,
 		     int64_t *contentions, int64_t *delay)
 {
+	uint64_t on = s->cpu_ns + s->runq_ns;   /* <= weight_ns */
 	*contentions = s->repeat ? 0 : 1;
-	*delay = (int64_t)s->weight_ns;         /* since it was last seen */
-	if (!s->repeat && s->blocked_ms >= 0) {
-		int64_t seen = (int64_t)(s->blocked_ms * 1e6);
-		*delay = first || seen < *delay ? seen : *delay;
-	}
+	*delay = s->weight_ns > on ? (int64_t)(s->weight_ns - on) : 0;
+	if (first && !s->repeat && s->blocked_ms >= 0)
+		*delay = (int64_t)(s->blocked_ms * 1e6);
 	if (*delay > in_window)
 		*delay = in_window;
 }

@@ -6,7 +6,9 @@ X-Go-Pprof on text errors, nosniff everywhere); goroutine?debug=1 and
 debug=2 against dump-threads on a settled fixture; cmdline's bytes;
 symbol; go tool pprof -top on profile, goroutine, block, mutex, heap and
 allocs (loads, no warning, the right sample type) and -seconds 2; a mutex
-delta against the difference of two cumulative fetches; parallel requests
+delta against the difference of two cumulative fetches; the cumulative
+block and mutex growth against the kernel's blocked time (schedstat), with
+the target and the server on two CPUs in both orders; parallel requests
 while a CPU profile runs (a second one gets Go's 500); 100 requests with
 no fd or memory growth; a malformed and a huge request; a client leaving
 mid-profile; SIGTERM mid-request (exit 0, target untouched); the target
@@ -28,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, check, check_untouched, count_line, done,  # noqa: E402
-                     fixture_path, gopprof, pprofc, require_ptrace, tracer_pid, wait_for)
+                     fixture_path, gopprof, pprofc, require_ptrace, tids, tracer_pid, wait_for)
 
 
 class Server:
@@ -247,6 +249,78 @@ def test_gopprof_and_delta():
               "mutex delta %d ns against the cumulative difference %d ns" % (dt, diff))
         count_line("serve-mutex-delta", delta_ms=dt // 1000000, difference_ms=diff // 1000000)
         check_untouched(fx.pid, label="gopprof")
+
+
+def pin(pid, cpu):
+    """Every thread of pid on one CPU (threads it creates later inherit it)."""
+    for tid in tids(pid):
+        try:
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:
+            pass    # exited meanwhile
+
+
+def off_cpu_clock(pid):
+    """({tid: (comm, ns on a CPU or waiting for one)}, now ns): the kernel's
+    account, from which a window's blocked time per thread is its length
+    less the growth of the second value (schedstat: run time + run delay)."""
+    out = {}
+    for tid in tids(pid):
+        try:
+            with open("/proc/%d/task/%d/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+                run, delay = f.read().split()[:2]
+            out[tid] = (comm, int(run) + int(delay))
+        except (OSError, ValueError):
+            pass
+    return out, time.monotonic_ns()
+
+
+def blocked_between(a, b, who):
+    (ta, na), (tb, nb) = a, b
+    return sum((nb - na) - (tb[t][1] - ta[t][1]) for t in ta if t in tb and who(ta[t][0]))
+
+
+def test_offcpu_against_kernel():
+    """The cumulative block and mutex profiles grow by what the kernel says
+    the threads were blocked over the same window (schedstat: the window
+    less their time on a CPU and waiting for one): all of contended's
+    threads for block, its three waiters for mutex (charged to the holder).
+    With the fixture and the server on two different CPUs, in both orders:
+    each CPU's scheduler clock leaves out its own steal time, so they
+    differ (by 70 s on the development VM), and a wait dated on the wrong
+    one counted nothing (or a whole interval) before the fix; so did one
+    dated on serve's main thread's clock, which sleeps up to a second."""
+    cpus = sorted(os.sched_getaffinity(0))
+    orders = [(cpus[0], cpus[1]), (cpus[1], cpus[0])] if len(cpus) > 1 else [(cpus[0], cpus[0])]
+    for fx_cpu, srv_cpu in orders:
+        with Fixture("contended") as fx, Server([str(fx.pid)]) as srv:
+            pin(fx.pid, fx_cpu)
+            pin(srv.proc.pid, srv_cpu)
+            for name in ("block", "mutex"):     # they start now
+                check(srv.get(name)[0] == 200, "%s: not served" % name)
+            time.sleep(0.5)     # past the first tick, whose waits count from before
+            k0 = off_cpu_clock(fx.pid)
+            before = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+            time.sleep(3)
+            after = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+            k1 = off_cpu_clock(fx.pid)
+            truth = {"block": blocked_between(k0, k1, lambda c: True),
+                     "mutex": blocked_between(k0, k1, lambda c: c.startswith("waiter"))}
+            threads = {"block": len(k0[0]), "mutex": 3}
+            for name in ("block", "mutex"):
+                got = after[name] - before[name]
+                # The profile's window is the ticks' (10 Hz, jittered up to
+                # 150 ms): a little off the kernel's at each end; a tick that
+                # finds a thread running or in another wait charges nothing.
+                slack = threads[name] * 300e6
+                check(0.6 * truth[name] <= got <= truth[name] + slack,
+                      "%s, fixture on CPU %d, serve on CPU %d: %.2f s over 3 s, the kernel says %.2f s blocked"
+                      % (name, fx_cpu, srv_cpu, got / 1e9, truth[name] / 1e9))
+                count_line("serve-%s-vs-kernel" % name, fixture_cpu=fx_cpu, serve_cpu=srv_cpu,
+                           profile_ms=got // 1000000, kernel_ms=truth[name] // 1000000)
+            check_untouched(fx.pid, label="offcpu-vs-kernel")
 
 
 def test_parallel_and_loop():
@@ -698,6 +772,7 @@ if __name__ == "__main__":
     test_index_and_errors()
     test_goroutine_texts()
     test_gopprof_and_delta()
+    test_offcpu_against_kernel()
     test_parallel_and_loop()
     test_sigterm_mid_request()
     test_target_exits()
