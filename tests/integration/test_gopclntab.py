@@ -96,6 +96,8 @@ def check_dump(name, path, *how):
         proc.kill()
         raise
     goroutines = sigquit_traceback(proc, errpath)
+    with open(errpath) as f:
+        traceback_text = f.read()
     os.unlink(errpath)
     check(len(goroutines) >= 3, "%s: %d goroutines in the SIGQUIT traceback" % (name, len(goroutines)))
     for t in d["threads"]:
@@ -122,11 +124,19 @@ def check_dump(name, path, *how):
     if spin:
         # The spinner ran on since: its callers' frames (return addresses)
         # are the same in Go's traceback.
+        # Go prints a goroutine running on another thread than the one
+        # SIGQUIT landed on as "stack unavailable": then there is nothing
+        # to compare.
         g = [x for x in goroutines if any(f[0] == "main.spinner" for f in x["frames"])]
         ours = our_frames(spin)
         k = functions(spin).index("main.spinner")
-        check(len(g) == 1 and ours[k:] == [f for f in g[0]["frames"] if f[0] in ("main.spinner", "runtime.goexit")],
-              "%s spinner: %s, Go's traceback %s" % (name, ours, g and g[0]["frames"]))
+        if g or "stack unavailable" not in traceback_text:
+            check(len(g) == 1 and ours[k:] == [f for f in g[0]["frames"]
+                                               if f[0] in ("main.spinner", "runtime.goexit")],
+                  "%s spinner: %s, Go's traceback %s" % (name, ours, g and g[0]["frames"]))
+        else:
+            print("%s spinner: running on another thread than SIGQUIT's, its stack unavailable in "
+                  "Go's traceback: not compared" % name)
     check_addr2line(name, path, d)
 
 
