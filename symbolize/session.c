@@ -416,6 +416,43 @@ static void cut_at_stack_switch(struct sym_session *s, struct walk *w)
 	}
 }
 
+/* Whether addr lies in an executable mapping of the process (JIT code
+ * is in one, with no module: a frame there is real). */
+static int executable_at(pid_t pid, uint64_t addr)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 1;       /* cannot tell: keep the frame */
+	while (!found && getline(&line, &cap, f) > 0) {
+		unsigned long long lo, hi;
+		char perms[5];
+		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) == 3 && lo <= addr && addr < hi)
+			found = 1 + (perms[2] == 'x');
+	}
+	free(line);
+	fclose(f);
+	return found == 2;
+}
+
+/* A caller's return address outside every executable mapping is no
+ * return address: libdwfl's frame-pointer fallback (code without CFI, as
+ * Go's without .debug_frame) can take one from a slot that holds data.
+ * The walk ends before it, not at a root.  Returns whether it was cut. */
+static int cut_at_unmapped(struct sym_session *s, struct walk *w)
+{
+	for (size_t i = 1; i < w->n; i++) {
+		if (!dwfl_addrmodule(s->dwfl, w->pcs[i] - 1) && !executable_at(s->pid, w->pcs[i] - 1)) {
+			w->n = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* libdwfl ends a walk as a success whenever it cannot compute a return
  * address: at the real root, where the CFI leaves it undefined, but also
  * when it depends on a register not known (a blocked thread read without
@@ -764,6 +801,15 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	if (r != 0 && ends_at_root(s, w))
 		r = 0;
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
+	char unmapped[96];
+	if (!ends_at_root(s, w) && cut_at_unmapped(s, w)) {
+		/* pcs[n] is the address cut off: the array holds it still */
+		snprintf(unmapped, sizeof unmapped, "return address 0x%" PRIx64 " in no executable mapping",
+			 w->pcs[w->n]);
+		r = -1;
+		why = unmapped;
+		plain = 0;
+	}
 	char bad_sp[96];
 	if (r == 0 && sp_outside_copy(snap) && !ends_at_root(s, w)) {
 		snprintf(bad_sp, sizeof bad_sp, "stack pointer 0x%llx in no readable memory",
