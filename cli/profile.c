@@ -569,6 +569,9 @@ static void tc_summary(const struct cli_profile_options *o, const struct collect
 	if (o->verbose && sum->unwind_failures)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks could not be unwound to their root\n",
 			sum->unwind_failures);
+	if (o->verbose && tc->alive_and_created)
+		fprintf(stderr, "pprofc: %" PRIu64 " threads created while the watch began were read "
+			"alive too: counted once, as created\n", tc->alive_and_created);
 }
 
 static void report_end(const struct collect_summary *sum, pid_t pid)

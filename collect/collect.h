@@ -112,6 +112,8 @@ struct collect_threadcreate_summary {
 	uint64_t alive_no_root;         /* ...whose stack did not reach its root */
 	uint64_t created;               /* threads created in the window */
 	uint64_t unseen;                /* created while the watch began: no stack */
+	uint64_t alive_and_created;     /* created while it began, and read alive
+					 * too: counted once, as created */
 	uint64_t no_stack;              /* created, the creator's stack not unwound */
 };
 

@@ -283,19 +283,24 @@ static void settle(struct collect_session *s)
 	tc->settled = 1;
 	for (size_t i = 0; i < tc->nalive; i++) {
 		struct tc_alive *a = &tc->alive[i];
+		/* Its frames leave it here, counted or not: collect_tc_free
+		 * frees what is left, which must not be them again. */
+		struct pp_frame *frames = a->frames;
+		a->frames = NULL;
 		if (has(tc->created, tc->ncreated, a->tid)) {
-			free(a->frames);
-			continue;
-		}
-		s->sum.tc.alive++;
-		if (a->mark != COLLECT_MARKERS) {
+			/* Created after the events were on, listed before the
+			 * snapshot: its creation counts it. */
+			s->sum.tc.alive_and_created++;
+			free(frames);
+		} else if (a->mark != COLLECT_MARKERS) {
+			s->sum.tc.alive++;
 			s->sum.tc.alive_no_root += a->mark == COLLECT_MARK_TC_NO_ROOT;
 			count_marker(s, a->mark, "alive at start");
-			free(a->frames);
+			free(frames);
 		} else {
-			count(s, a->locs, a->nlocs, a->frames, a->nframes, a->callers_only, "alive at start");
+			s->sum.tc.alive++;
+			count(s, a->locs, a->nlocs, frames, a->nframes, a->callers_only, "alive at start");
 		}
-		a->frames = NULL;
 	}
 	for (size_t i = 0; i < tc->ncand; i++) {
 		pid_t tid = tc->candidates[i];
