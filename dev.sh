@@ -28,11 +28,14 @@ PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
           libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl
-          nodejs npm strace)
-# nodejs and npm: test_trace_reader.py reads the trace files with Chrome
-# DevTools' trace engine (@paulirish/trace_engine, pinned in
-# tests/reader/package-lock.json), installed by install_trace_reader;
-# test_gopclntab_esbuild.py fetches esbuild's Go binaries with npm pack.
+          strace)
+# node and npm (Debian's nodejs and npm, unless the machine has them from
+# elsewhere, as NodeSource's nodejs, which bundles npm and conflicts with
+# Debian's npm: then the commands are enough): test_trace_reader.py reads
+# the trace files with Chrome DevTools' trace engine
+# (@paulirish/trace_engine, pinned in tests/reader/package-lock.json),
+# installed by install_trace_reader; test_gopclntab_esbuild.py fetches
+# esbuild's Go binaries with npm pack.
 
 install_missing() {
 	local missing=() p
@@ -40,6 +43,8 @@ install_missing() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 	done
 	command -v rustc >/dev/null || missing+=(rustc)
+	command -v node >/dev/null || missing+=(nodejs)
+	command -v npm >/dev/null || missing+=(npm)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	echo "dev.sh: installing ${missing[*]}" >&2
 	local sudo=()
