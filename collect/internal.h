@@ -16,6 +16,16 @@ static inline uint64_t collect_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A stack's location ids hashed (FNV-1a over the ids): the key under
+ * which kinds.c, trace.c and threadcreate.c each intern their stacks. */
+static inline uint64_t collect_hash_locs(const uint64_t *locs, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ locs[i]) * 1099511628211ull;
+	return h;
+}
+
 /* CPU kind: one stack of a thread, its samples kept until the end, when
  * they are scaled to the kernel's count of the thread's CPU time. */
 struct cpu_entry {

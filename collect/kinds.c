@@ -128,14 +128,6 @@ static uint64_t *copy_locs(const uint64_t *locs, size_t n)
 	return copy;
 }
 
-static uint64_t hash_locs(const uint64_t *locs, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ locs[i]) * 1099511628211ull;
-	return h;
-}
-
 static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_sample *s,
 			    const uint64_t *locs, size_t n)
 {
@@ -144,7 +136,7 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 		p->sum.dropped_nomem++;
 		return;
 	}
-	uint64_t h = hash_locs(locs, n);
+	uint64_t h = collect_hash_locs(locs, n);
 	struct cpu_entry *e = NULL;
 	for (size_t i = 0; i < t->ncpu && !e; i++)
 		if (t->cpu[i].hash == h && t->cpu[i].n == n &&

@@ -83,14 +83,6 @@ struct collect_tc {
 	int has_snap;
 };
 
-static uint64_t hash_locs(const uint64_t *locs, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ locs[i]) * 1099511628211ull;
-	return h;
-}
-
 static struct pp_frame *copy_frames(const struct sym_stack *st, size_t first, size_t *n)
 {
 	*n = st->n > first ? st->n - first : 0;
@@ -135,7 +127,7 @@ static void count(struct collect_session *s, const uint64_t *locs, size_t n, str
 		free(frames);
 		return;
 	}
-	uint64_t h = hash_locs(locs, n);
+	uint64_t h = collect_hash_locs(locs, n);
 	for (size_t i = 0; i < tc->nst; i++) {
 		struct tc_stack *e = &tc->st[i];
 		if (e->hash == h && e->nlocs == n && memcmp(e->locs, locs, n * sizeof *locs) == 0) {

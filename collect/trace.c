@@ -125,18 +125,10 @@ static struct trace_thread *thread_of(struct collect_trace *t, pid_t tid)
 	return &t->th[j];
 }
 
-static uint64_t hash_locs(const uint64_t *locs, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ locs[i]) * 1099511628211ull;
-	return h;
-}
-
 /* The stack's index + 1 in the table (added if new), 0 if out of memory. */
 static uint32_t intern_stack(struct collect_trace *t, const uint64_t *locs, size_t n)
 {
-	uint64_t h = hash_locs(locs, n);
+	uint64_t h = collect_hash_locs(locs, n);
 	if ((t->nst + 1) * 2 > t->capstix) {
 		size_t cap = t->capstix ? t->capstix * 2 : 256;
 		size_t *ix = calloc(cap, sizeof *ix);
