@@ -86,6 +86,9 @@ struct cli_targets {
 	size_t n, n_named;
 };
 int cli_targets_resolve(struct cli_targets *t, const pid_t *named, size_t n, int children, int dump);
+/* The PIDs left in argv after the options (at least one): into a
+ * calloc'ed *pids of *n.  0, or cli_usage_error's code. */
+int cli_parse_pids(const char *cmd, int argc, char **argv, pid_t **pids, size_t *n);
 void cli_targets_free(struct cli_targets *t);
 
 /* attach and run (profile.c). */

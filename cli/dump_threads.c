@@ -136,13 +136,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind == argc)
-		return cli_usage_error(cmd, "missing PID");
-	if (!(o->pids = calloc((size_t)(argc - optind), sizeof *o->pids)))
-		return cli_usage_error(cmd, "out of memory");
-	for (int i = optind; i < argc; i++)
-		if (cli_parse_pid(argv[i], &o->pids[o->n_pids++]))
-			return cli_usage_error(cmd, "'%s' is not a process ID", argv[i]);
+	int r = cli_parse_pids(cmd, argc, argv, &o->pids, &o->n_pids);
+	if (r)
+		return r;
 	o->pid = o->pids[0];
 	return 0;
 }

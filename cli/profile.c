@@ -152,13 +152,9 @@ static int parse_tids(const char *s, struct cli_profile_options *o)
 /* attach's PIDs, the arguments left after the options. */
 static int parse_pids(const char *cmd, int argc, char **argv, struct cli_profile_options *o, int heap)
 {
-	if (optind == argc)
-		return cli_usage_error(cmd, "missing PID");
-	if (!(o->pids = calloc((size_t)(argc - optind), sizeof *o->pids)))
-		return cli_usage_error(cmd, "out of memory");
-	for (int i = optind; i < argc; i++)
-		if (cli_parse_pid(argv[i], &o->pids[o->n_pids++]))
-			return cli_usage_error(cmd, "'%s' is not a process ID", argv[i]);
+	int r = cli_parse_pids(cmd, argc, argv, &o->pids, &o->n_pids);
+	if (r)
+		return r;
 	o->pid = o->pids[0];
 	if (o->n_pids > 1 && heap)
 		return cli_usage_error(cmd, "heap and allocs take one PID (for several processes: "

@@ -3,10 +3,23 @@
  * at the start (the tree is read once; processes started later are not
  * added: `run --children` follows those).
  */
+#include <getopt.h>
 #include <stdlib.h>
 
 #include "../attach/snapshot.h"
 #include "cli.h"
+
+int cli_parse_pids(const char *cmd, int argc, char **argv, pid_t **pids, size_t *n)
+{
+	if (optind == argc)
+		return cli_usage_error(cmd, "missing PID");
+	if (!(*pids = calloc((size_t)(argc - optind), sizeof **pids)))
+		return cli_usage_error(cmd, "out of memory");
+	for (int i = optind; i < argc; i++)
+		if (cli_parse_pid(argv[i], &(*pids)[(*n)++]))
+			return cli_usage_error(cmd, "'%s' is not a process ID", argv[i]);
+	return 0;
+}
 
 static int has(const struct cli_targets *t, pid_t pid)
 {
