@@ -133,5 +133,7 @@ void pp_format_duration(double seconds, char *buf, size_t len);
 void pp_write_cstring(FILE *out, const char *s);
 /* Writes s as a JSON string, quotes included (invalid UTF-8 as \u00NN). */
 void pp_write_json_string(FILE *out, const char *s);
+/* The same, or null when s is NULL. */
+void pp_write_json_string_or_null(FILE *out, const char *s);
 
 #endif

@@ -62,14 +62,6 @@ void pp_write_goroutines(FILE *out, const struct pp_goroutines *go)
 	}
 }
 
-static void str_or_null(FILE *out, const char *s)
-{
-	if (s)
-		pp_write_json_string(out, s);
-	else
-		fputs("null", out);
-}
-
 static void write_goroutine_json(FILE *out, const struct pp_goroutine *g, int last)
 {
 	fprintf(out, "    { \"goid\": %lld, \"status\": ", (long long)g->goid);
@@ -86,7 +78,7 @@ static void write_goroutine_json(FILE *out, const struct pp_goroutine *g, int la
 		pp_write_json_frame(out, &g->frames[k], k + 1 == g->nframes);
 	fprintf(out, "      ],\n      \"complete\": %s, \"stack_taken\": %s, \"stack_error\": ",
 		g->complete ? "true" : "false", g->stack_taken ? "true" : "false");
-	str_or_null(out, g->complete ? NULL : g->stack_error);
+	pp_write_json_string_or_null(out, g->complete ? NULL : g->stack_error);
 	fputs(",\n      \"created_by\": ", out);
 	if (g->created_by) {
 		fputc('\n', out);
@@ -110,9 +102,9 @@ void pp_write_goroutines_json(FILE *out, const struct pp_goroutines *go)
 		return;
 	}
 	fputs("  \"go\": { \"version\": ", out);
-	str_or_null(out, go->go_version);
+	pp_write_json_string_or_null(out, go->go_version);
 	fputs(", \"note\": ", out);
-	str_or_null(out, go->note);
+	pp_write_json_string_or_null(out, go->note);
 	fputs(" },\n", out);
 	if (go->note) {
 		fputs("  \"goroutines\": null,\n", out);

@@ -43,7 +43,7 @@ void pp_write_json_string(FILE *out, const char *str)
 	fputc('"', out);
 }
 
-static void str_or_null(FILE *out, const char *s)
+void pp_write_json_string_or_null(FILE *out, const char *s)
 {
 	if (s)
 		pp_write_json_string(out, s);
@@ -67,9 +67,9 @@ static void write_blocked(FILE *out, const struct pp_blocked *b)
 		break;
 	case PP_BLOCK_FD:
 		fprintf(out, "{\"kind\": \"fd\", \"fd\": %d, \"target\": ", b->fd);
-		str_or_null(out, b->target);
+		pp_write_json_string_or_null(out, b->target);
 		fputs(", \"description\": ", out);
-		str_or_null(out, b->description);
+		pp_write_json_string_or_null(out, b->description);
 		fputc('}', out);
 		break;
 	default:
@@ -80,15 +80,15 @@ static void write_blocked(FILE *out, const struct pp_blocked *b)
 void pp_write_json_frame(FILE *out, const struct pp_frame *f, int last)
 {
 	fprintf(out, "        { \"pc\": \"0x%" PRIx64 "\", \"function\": ", f->pc);
-	str_or_null(out, f->function);
+	pp_write_json_string_or_null(out, f->function);
 	fputs(", \"file\": ", out);
-	str_or_null(out, f->file);
+	pp_write_json_string_or_null(out, f->file);
 	if (f->file)
 		fprintf(out, ", \"line\": %d", f->line);
 	else
 		fputs(", \"line\": null", out);
 	fprintf(out, ", \"inlined\": %s, \"module\": ", f->inlined ? "true" : "false");
-	str_or_null(out, f->module);
+	pp_write_json_string_or_null(out, f->module);
 	if (f->has_offset && !f->inlined)
 		fprintf(out, ", \"offset\": \"0x%" PRIx64 "\"", f->func_offset);
 	else
@@ -103,15 +103,15 @@ static void write_thread(FILE *out, const struct pp_thread *t, int last)
 	fprintf(out, ", \"state\": \"%c\", \"reason\": ", t->state ? t->state : '?');
 	pp_write_json_string(out, t->reason);
 	fputs(", \"detail\": ", out);
-	str_or_null(out, t->detail && *t->detail ? t->detail : NULL);
+	pp_write_json_string_or_null(out, t->detail && *t->detail ? t->detail : NULL);
 	if (t->wait_seconds >= 0)
 		fprintf(out, ", \"wait_seconds\": %.1f", t->wait_seconds);
 	else
 		fputs(", \"wait_seconds\": null", out);
 	fputs(", \"syscall\": ", out);
-	str_or_null(out, t->syscall);
+	pp_write_json_string_or_null(out, t->syscall);
 	fputs(", \"wchan\": ", out);
-	str_or_null(out, t->wchan);
+	pp_write_json_string_or_null(out, t->wchan);
 	fputs(",\n      \"blocked_on\": ", out);
 	write_blocked(out, &t->blocked);
 	fputs(",\n      \"frames\": [\n", out);
@@ -119,7 +119,7 @@ static void write_thread(FILE *out, const struct pp_thread *t, int last)
 		pp_write_json_frame(out, &t->frames[k], k + 1 == t->nframes);
 	fprintf(out, "      ],\n      \"complete\": %s, \"stack_taken\": %s, \"stack_error\": ",
 		t->complete ? "true" : "false", t->stack_taken ? "true" : "false");
-	str_or_null(out, t->complete ? NULL : t->stack_error);
+	pp_write_json_string_or_null(out, t->complete ? NULL : t->stack_error);
 	if (t->goroutine)
 		fprintf(out, ", \"goroutine\": %lld", (long long)t->goroutine);
 	else
@@ -135,7 +135,7 @@ static void write_process(FILE *out, const struct pp_dump *d)
 	gmtime_r(&d->time, &tm);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(out, "{\n  \"pid\": %d, \"exe\": ", (int)d->pid);
-	str_or_null(out, d->exe);
+	pp_write_json_string_or_null(out, d->exe);
 	fputs(", \"cmdline\": [", out);
 	for (size_t i = 0; i < d->argc; i++) {
 		if (i)
