@@ -72,9 +72,8 @@ static int entry_add(struct collect_heap_account *h, const uint64_t *locs, size_
 	}
 	struct heap_entry *e = &h->e[h->ne];
 	*e = (struct heap_entry){ .hash = hash, .size = size, .n = n };
-	if (!(e->locs = malloc((n ? n : 1) * sizeof *locs)))
+	if (!(e->locs = collect_copy_locs(locs, n)))
 		return -1;
-	memcpy(e->locs, locs, n * sizeof *locs);
 	h->eix[slot] = ++h->ne;
 	return 0;
 }

@@ -3,6 +3,8 @@
 #ifndef PPROFC_COLLECT_INTERNAL_H
 #define PPROFC_COLLECT_INTERNAL_H
 
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "../preload/heapring.h"
@@ -24,6 +26,15 @@ static inline uint64_t collect_hash_locs(const uint64_t *locs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ locs[i]) * 1099511628211ull;
 	return h;
+}
+
+/* A malloc'ed copy of a stack's n location ids (n may be 0), or NULL. */
+static inline uint64_t *collect_copy_locs(const uint64_t *locs, size_t n)
+{
+	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	if (copy)
+		memcpy(copy, locs, n * sizeof *locs);
+	return copy;
 }
 
 /* CPU kind: one stack of a thread, its samples kept until the end, when

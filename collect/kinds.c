@@ -119,15 +119,6 @@ static void flush_pending(struct collect_session *p, struct last_sample *last)
 
 /* ---- the CPU kind: samples kept per thread, scaled at the end ---------- */
 
-/* A malloc'ed copy of a stack's n location ids (n may be 0), or NULL. */
-static uint64_t *copy_locs(const uint64_t *locs, size_t n)
-{
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
-	if (copy)
-		memcpy(copy, locs, n * sizeof *locs);
-	return copy;
-}
-
 static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_sample *s,
 			    const uint64_t *locs, size_t n)
 {
@@ -156,7 +147,7 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 		}
 		e = &t->cpu[t->ncpu];
 		*e = (struct cpu_entry){ .hash = h, .n = n };
-		if (!(e->locs = copy_locs(locs, n))) {
+		if (!(e->locs = collect_copy_locs(locs, n))) {
 			p->sum.dropped_nomem++;
 			return;
 		}
@@ -311,7 +302,7 @@ int collect_unwind_sample(struct collect_session *p, const struct attach_raw_sam
 static int set_locs(struct collect_session *p, struct last_sample *last, const uint64_t *locs,
 		    size_t n, int first)
 {
-	uint64_t *copy = copy_locs(locs, n);
+	uint64_t *copy = collect_copy_locs(locs, n);
 	if (!copy) {
 		p->sum.dropped_nomem++;
 		return -1;
@@ -339,7 +330,7 @@ void collect_on_cpu_stack(void *arg, const struct attach_raw_sample *s)
 		return;
 	uint64_t locs[COLLECT_MAX_LOCS];
 	size_t n = collect_stacks_locations(&p->stacks, &st, locs, COLLECT_MAX_LOCS);
-	uint64_t *copy = copy_locs(locs, n);
+	uint64_t *copy = collect_copy_locs(locs, n);
 	if (copy) {
 		free(last->cpu_locs);
 		last->cpu_locs = copy;
@@ -466,7 +457,7 @@ static void wall_new_stack(struct collect_session *p, const struct attach_raw_sa
 {
 	uint64_t locs[COLLECT_MAX_LOCS], *copy = NULL;
 	size_t n = st ? collect_stacks_locations(&p->stacks, st, locs, COLLECT_MAX_LOCS) : 0;
-	if (st && !(copy = copy_locs(locs, n))) {
+	if (st && !(copy = collect_copy_locs(locs, n))) {
 		p->sum.dropped_nomem++;
 		return;
 	}

@@ -146,12 +146,11 @@ static void count(struct collect_session *s, const uint64_t *locs, size_t n, str
 		tc->st = v;
 		tc->capst = cap;
 	}
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	uint64_t *copy = collect_copy_locs(locs, n);
 	if (!copy) {
 		free(frames);
 		return;
 	}
-	memcpy(copy, locs, n * sizeof *locs);
 	tc->st[tc->nst++] = (struct tc_stack){ h, copy, n, frames, nframes, callers_only, 1 };
 }
 
@@ -220,9 +219,8 @@ static void keep_alive(struct collect_session *s, struct tc_alive *a, const stru
 		size_t first = start_routine(&st);
 		uint64_t locs[COLLECT_MAX_LOCS];
 		size_t n = collect_stacks_locations_from(&s->stacks, &st, first, locs, COLLECT_MAX_LOCS);
-		if ((a->locs = malloc((n ? n : 1) * sizeof *locs)) &&
+		if ((a->locs = collect_copy_locs(locs, n)) &&
 		    (a->frames = copy_frames(&st, first, &a->nframes))) {
-			memcpy(a->locs, locs, n * sizeof *locs);
 			a->nlocs = n;
 			a->callers_only = first > 0;
 			a->mark = COLLECT_MARKERS;

@@ -152,10 +152,9 @@ static uint32_t intern_stack(struct collect_trace *t, const uint64_t *locs, size
 	}
 	if (grow((void **)&t->st, &t->capst, t->nst, sizeof *t->st))
 		return 0;
-	uint64_t *copy = malloc((n ? n : 1) * sizeof *copy);
+	uint64_t *copy = collect_copy_locs(locs, n);
 	if (!copy)
 		return 0;
-	memcpy(copy, locs, n * sizeof *locs);
 	t->st[t->nst] = (struct trace_stack){ h, copy, n };
 	t->stix[j] = ++t->nst;
 	return (uint32_t)t->nst;
