@@ -6,8 +6,8 @@
  *   2. runtime.allgs, then each g: its id, status, wait reason, and where
  *      it would resume (gobuf pc, sp, bp; or the pc and sp of the system
  *      call it is in), and its stack from there up.  Nothing is stopped:
- *      each g is read again after its stack, and read anew (at most
- *      MAX_TRIES times) if what the stack depends on changed meanwhile;
+ *      each g and its stack are read again after the stack, and read
+ *      anew (at most MAX_TRIES times) if either changed meanwhile;
  *   3. the stacks unwound (any symbolizer session: collect_go_unwind); a
  *      running goroutine takes the stack of its thread from the dump,
  *      which stopped that thread (never one blocked in a system call);
@@ -212,7 +212,24 @@ static void find_thread(struct collect_go *go, struct gor *g)
 		g->tid = (pid_t)procid;
 }
 
-/* One g, its stack and the g again, until both reads agree. */
+/* Whether the stack copied still holds what it held.  The g reading the
+ * same twice does not prove the copy whole: a goroutine passing a token
+ * parks in the same call with the same pc, sp and bp each time round, and
+ * may have run between the two reads, writing the frames of its other
+ * calls over the ones being copied.  A second copy that equals the first
+ * shows a moment when the stack was as copied (both copies torn the same
+ * way is not a case to plan for). */
+static int stack_still(struct collect_go *go, const struct gor *g)
+{
+	unsigned char *again = malloc(g->stack_len);
+	int same = again && attach_read_mem(go->pid, g->sp, again, g->stack_len) == (ssize_t)g->stack_len &&
+		   memcmp(again, g->stack, g->stack_len) == 0;
+	free(again);
+	return same;
+}
+
+/* One g, its stack and the g again, until both reads agree and the stack
+ * did not change under its copy. */
 static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsigned char *b)
 {
 	const struct sym_go_layout *L = &go->L;
@@ -233,7 +250,8 @@ static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsig
 		int running = (g->status & ~G_SCAN) == G_RUNNING;
 		if (!running)
 			copy_stack(go, g);
-		if (attach_read_mem(go->pid, g->addr, b, L->g_size) == (ssize_t)L->g_size && same_g(L, a, b)) {
+		if (attach_read_mem(go->pid, g->addr, b, L->g_size) == (ssize_t)L->g_size && same_g(L, a, b) &&
+		    (!g->stack || stack_still(go, g))) {
 			find_thread(go, g);
 			return;
 		}

@@ -235,6 +235,11 @@ def test_churn(work):
                     continue
                 names = [f["function"] for f in g["frames"]]
                 creator = (g["created_by"] or {}).get("function")
+                # A parked goroutine's stack, copied while it may run and
+                # park again at the same place, must still unwind whole.
+                check(g["complete"] or g["status"] == "running",
+                      "churn: goroutine %d [%s] unwound only to %s: %s"
+                      % (g["goid"], g["status"], names, g.get("stack_error")))
                 if not names:
                     # Not started yet: at the entry of the go statement's
                     # wrapper, which Go leaves out, as it does goexit.
