@@ -374,14 +374,10 @@ static const char *go_name(struct collect_go *go, const char *name)
 	size_t len = name ? strlen(name) : 0;
 	if (len <= sizeof suffix - 1 || strcmp(name + len - (sizeof suffix - 1), suffix) != 0)
 		return name;
-	if (go->nnames == go->capnames) {
-		size_t cap = go->capnames ? 2 * go->capnames : 16;
-		char **p = realloc(go->names, cap * sizeof *p);
-		if (!p)
-			return name;
-		go->names = p;
-		go->capnames = cap;
-	}
+	char **names = collect_grow(go->names, go->nnames, &go->capnames, sizeof *names, 16);
+	if (!names)
+		return name;
+	go->names = names;
 	char *s = strndup(name, len - (sizeof suffix - 1));
 	if (!s)
 		return name;

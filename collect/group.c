@@ -127,16 +127,12 @@ static struct member *add_member(struct collect_group *g, pid_t pid, char **argv
 	struct member *m = calloc(1, sizeof *m);
 	if (!m)
 		return NULL;
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 8;
-		struct member **v = realloc(g->m, cap * sizeof *v);
-		if (!v) {
-			free(m);
-			return NULL;
-		}
-		g->m = v;
-		g->cap = cap;
+	struct member **v = collect_grow(g->m, g->n, &g->cap, sizeof *v, 8);
+	if (!v) {
+		free(m);
+		return NULL;
 	}
+	g->m = v;
 	*m = (struct member){ .g = g, .pid = pid, .o = g->o, .argv = argv, .status = -1,
 			      .optional = optional };
 	m->o.seconds = 0;               /* the group ends the window */

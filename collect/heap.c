@@ -102,14 +102,10 @@ static int following(const struct collect_session *s)
 
 static struct heap_proc *proc_new(struct collect_heap *h, pid_t pid)
 {
-	if (h->nprocs == h->capprocs) {
-		size_t cap = h->capprocs ? h->capprocs * 2 : 8;
-		struct heap_proc **v = realloc(h->procs, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		h->procs = v;
-		h->capprocs = cap;
-	}
+	struct heap_proc **v = collect_grow(h->procs, h->nprocs, &h->capprocs, sizeof *v, 8);
+	if (!v)
+		return NULL;
+	h->procs = v;
 	struct heap_proc *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;

@@ -62,14 +62,10 @@ static int eix_grow(struct collect_heap_account *h)
 static int entry_add(struct collect_heap_account *h, const uint64_t *locs, size_t n, uint64_t size,
 		     uint64_t hash, size_t slot)
 {
-	if (h->ne == h->cape) {
-		size_t cap = h->cape ? h->cape * 2 : 256;
-		struct heap_entry *v = realloc(h->e, cap * sizeof *v);
-		if (!v)
-			return -1;
-		h->e = v;
-		h->cape = cap;
-	}
+	struct heap_entry *v = collect_grow(h->e, h->ne, &h->cape, sizeof *v, 256);
+	if (!v)
+		return -1;
+	h->e = v;
 	struct heap_entry *e = &h->e[h->ne];
 	*e = (struct heap_entry){ .hash = hash, .size = size, .n = n };
 	if (!(e->locs = collect_copy_locs(locs, n)))

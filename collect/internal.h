@@ -28,6 +28,21 @@ static inline uint64_t collect_hash_locs(const uint64_t *locs, size_t n)
 	return h;
 }
 
+/* An array v of n elements of size bytes, with room for *cap, made to
+ * hold one more: as it is while n < *cap, else grown to twice *cap (or
+ * first).  Returns the array to use from now on, or NULL when out of
+ * memory (v is then untouched and still the caller's). */
+static inline void *collect_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? *cap * 2 : first;
+	void *p = realloc(v, c * size);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 /* A malloc'ed copy of a stack's n location ids (n may be 0), or NULL. */
 static inline uint64_t *collect_copy_locs(const uint64_t *locs, size_t n)
 {

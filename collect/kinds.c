@@ -135,16 +135,12 @@ static void keep_cpu_sample(struct collect_session *p, const struct attach_raw_s
 		    strcmp(t->cpu[i].comm, s->comm) == 0)
 			e = &t->cpu[i];
 	if (!e) {
-		if (t->ncpu == t->capcpu) {
-			size_t cap = t->capcpu ? t->capcpu * 2 : 8;
-			struct cpu_entry *v = realloc(t->cpu, cap * sizeof *v);
-			if (!v) {
-				p->sum.dropped_nomem++;
-				return;
-			}
-			t->cpu = v;
-			t->capcpu = cap;
+		struct cpu_entry *v = collect_grow(t->cpu, t->ncpu, &t->capcpu, sizeof *v, 8);
+		if (!v) {
+			p->sum.dropped_nomem++;
+			return;
 		}
+		t->cpu = v;
 		e = &t->cpu[t->ncpu];
 		*e = (struct cpu_entry){ .hash = h, .n = n };
 		if (!(e->locs = collect_copy_locs(locs, n))) {
@@ -250,16 +246,12 @@ static void charge(struct collect_session *p, const struct attach_raw_sample *s,
 		last->pending[1] += values[1];
 		p->sum.recorded_ns += (uint64_t)values[1];
 	} else if (strcmp(last->state, "mutex wait") == 0 && last->futex) {
-		if (p->nwaiters == p->capwaiters) {
-			size_t cap = p->capwaiters ? p->capwaiters * 2 : 16;
-			struct waiter *w = realloc(p->waiters, cap * sizeof *w);
-			if (!w) {
-				p->sum.dropped_nomem++;
-				return;
-			}
-			p->waiters = w;
-			p->capwaiters = cap;
+		struct waiter *w = collect_grow(p->waiters, p->nwaiters, &p->capwaiters, sizeof *w, 16);
+		if (!w) {
+			p->sum.dropped_nomem++;
+			return;
 		}
+		p->waiters = w;
 		p->waiters[p->nwaiters++] = (struct waiter){ last->futex, values[0], values[1] };
 	}
 }

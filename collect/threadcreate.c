@@ -136,16 +136,12 @@ static void count(struct collect_session *s, const uint64_t *locs, size_t n, str
 			return;
 		}
 	}
-	if (tc->nst == tc->capst) {
-		size_t cap = tc->capst ? tc->capst * 2 : 16;
-		struct tc_stack *v = realloc(tc->st, cap * sizeof *v);
-		if (!v) {
-			free(frames);
-			return;
-		}
-		tc->st = v;
-		tc->capst = cap;
+	struct tc_stack *v = collect_grow(tc->st, tc->nst, &tc->capst, sizeof *v, 16);
+	if (!v) {
+		free(frames);
+		return;
 	}
+	tc->st = v;
 	uint64_t *copy = collect_copy_locs(locs, n);
 	if (!copy) {
 		free(frames);
@@ -328,16 +324,11 @@ static void on_created(void *arg, const struct attach_raw_sample *smp)
 	if (smp->created_unseen && tc->settled && has(tc->candidates, tc->ncand, smp->created))
 		return;
 	if (!tc->settled && tc->ncreated < 65536) {
-		if (tc->ncreated == tc->capcreated) {
-			size_t cap = tc->capcreated ? tc->capcreated * 2 : 64;
-			pid_t *v = realloc(tc->created, cap * sizeof *v);
-			if (v) {
-				tc->created = v;
-				tc->capcreated = cap;
-			}
-		}
-		if (tc->ncreated < tc->capcreated)
+		pid_t *v = collect_grow(tc->created, tc->ncreated, &tc->capcreated, sizeof *v, 64);
+		if (v) {
+			tc->created = v;
 			tc->created[tc->ncreated++] = smp->created;
+		}
 	}
 	if (smp->created_unseen) {
 		s->sum.tc.unseen++;

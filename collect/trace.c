@@ -83,19 +83,6 @@ struct collect_trace {
 
 /* ---- tables --------------------------------------------------------------- */
 
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 256;
-	void *p = realloc(*v, c * size);
-	if (!p)
-		return -1;
-	*v = p;
-	*cap = c;
-	return 0;
-}
-
 static struct trace_thread *thread_of(struct collect_trace *t, pid_t tid)
 {
 	if ((t->nth + 1) * 2 > t->capth) {
@@ -150,8 +137,10 @@ static uint32_t intern_stack(struct collect_trace *t, const uint64_t *locs, size
 		if (s->hash == h && s->n == n && memcmp(s->locs, locs, n * sizeof *locs) == 0)
 			return (uint32_t)t->stix[j];
 	}
-	if (grow((void **)&t->st, &t->capst, t->nst, sizeof *t->st))
+	struct trace_stack *st = collect_grow(t->st, t->nst, &t->capst, sizeof *st, 256);
+	if (!st)
 		return 0;
+	t->st = st;
 	uint64_t *copy = collect_copy_locs(locs, n);
 	if (!copy)
 		return 0;
@@ -164,10 +153,13 @@ static struct trace_ev *add_event(struct collect_session *s, enum ev_type type, 
 				   uint64_t time, uint64_t a, uint64_t b, uint32_t ref)
 {
 	struct collect_trace *t = s->trace;
-	if (t->nev >= TRACE_MAX_EVENTS || grow((void **)&t->ev, &t->capev, t->nev, sizeof *t->ev)) {
+	struct trace_ev *ev = t->nev < TRACE_MAX_EVENTS ?
+			      collect_grow(t->ev, t->nev, &t->capev, sizeof *ev, 256) : NULL;
+	if (!ev) {
 		s->sum.trace_dropped++;
 		return NULL;
 	}
+	t->ev = ev;
 	t->ev[t->nev] = (struct trace_ev){ .t = time, .a = a, .b = b, .tid = tid, .ref = ref,
 					   .type = (uint8_t)type };
 	s->sum.trace_events++;
@@ -245,10 +237,12 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *smp)
 			add_tick(s, EV_REPEAT, smp, 0, th->last_wait);
 		return;
 	}
-	if (grow((void **)&t->w, &t->capw, t->nw, sizeof *t->w)) {
+	struct trace_wait *ws = collect_grow(t->w, t->nw, &t->capw, sizeof *ws, 256);
+	if (!ws) {
 		s->sum.dropped_nomem++;
 		return;
 	}
+	t->w = ws;
 	struct trace_wait *w = &t->w[t->nw];
 	memset(w, 0, sizeof *w);
 	w->stack = stack_of(s, smp, &st, &unwound);
@@ -351,7 +345,9 @@ static void switch_to(struct build *b, uint64_t t, enum seg_kind kind, uint32_t 
 	if (t < b->cur.from)
 		t = b->cur.from;
 	if (b->cur.kind != SEG_NONE && t >= b->cur.from + 3) {    /* 3 ns: see SLICE_GAP_NS */
-		if (grow((void **)&b->v, &b->cap, b->n, sizeof *b->v) == 0) {
+		struct seg *v = collect_grow(b->v, b->n, &b->cap, sizeof *v, 256);
+		if (v) {
+			b->v = v;
 			b->cur.to = t;
 			b->v[b->n++] = b->cur;
 		} else {
