@@ -433,6 +433,23 @@ static void engine_part(const struct collect_summary *sum)
 		(double)med / 1e3, (double)p99 / 1e3);
 }
 
+/* The end of a sampling summary, whatever the kind: the engine, why not
+ * perf, what the kernel would not sample, and ticks pprofc missed. */
+static void engine_tail(const struct cli_profile_options *o, const struct collect_summary *sum)
+{
+	const struct attach_engine_stats *st = &sum->st;
+	engine_part(sum);
+	if (sum->fallback[0])
+		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
+	if (st->kernel_excluded || sum->cpu_st.kernel_excluded)
+		fprintf(stderr, "pprofc: time in the kernel was not sampled (perf_event_paranoid allows "
+			"user-space samples only): system calls are missing from the profile\n");
+	if (st->skipped_ticks)
+		fprintf(stderr, "pprofc: fell behind: %" PRIu64 " of %" PRIu64 " ticks skipped while "
+			"pprofc was busy (too many running threads for --hz %ld, or loading debug info)\n",
+			st->skipped_ticks, st->ticks + st->skipped_ticks, o->hz);
+}
+
 static void summary(const struct cli_profile_options *o, const struct collect_summary *sum)
 {
 	const struct attach_engine_stats *st = &sum->st;
@@ -477,16 +494,7 @@ static void summary(const struct cli_profile_options *o, const struct collect_su
 			"sampled yet)", sum->holder_unknown);
 	if (sum->dropped_nomem)
 		fprintf(stderr, ", %" PRIu64 " dropped (out of memory)", sum->dropped_nomem);
-	engine_part(sum);
-	if (sum->fallback[0])
-		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
-	if (st->kernel_excluded || sum->cpu_st.kernel_excluded)
-		fprintf(stderr, "pprofc: time in the kernel was not sampled (perf_event_paranoid allows "
-			"user-space samples only): system calls are missing from the profile\n");
-	if (st->skipped_ticks)
-		fprintf(stderr, "pprofc: fell behind: %" PRIu64 " of %" PRIu64 " ticks skipped while "
-			"pprofc was busy (too many running threads for --hz %ld, or loading debug info)\n",
-			st->skipped_ticks, st->ticks + st->skipped_ticks, o->hz);
+	engine_tail(o, sum);
 	if (sum->cut_short)
 		fprintf(stderr, "pprofc: %" PRIu64 " stacks were deeper than the stack copied per sample: "
 			"they end with a [stack cut short] frame (raise --stack-size)\n", sum->cut_short);
@@ -513,13 +521,7 @@ static void trace_summary(const struct cli_profile_options *o, const struct coll
 			"ends early for busy threads)", sum->trace_dropped);
 	if (sum->dropped_nomem)
 		fprintf(stderr, "; %" PRIu64 " dropped (out of memory)", sum->dropped_nomem);
-	engine_part(sum);
-	if (sum->fallback[0])
-		fprintf(stderr, "pprofc: engine: ptrace instead of perf: %s\n", sum->fallback);
-	if (st->skipped_ticks)
-		fprintf(stderr, "pprofc: fell behind: %" PRIu64 " of %" PRIu64 " ticks skipped while "
-			"pprofc was busy (too many threads for --hz %ld)\n", st->skipped_ticks,
-			st->ticks + st->skipped_ticks, o->hz);
+	engine_tail(o, sum);
 }
 
 /* threadcreate: what the count is made of. */
