@@ -52,6 +52,14 @@ struct sym_session {
 	const struct sym_snapshot *cur;
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
 	void *walks;                    /* session.c's two walks, reused (or NULL) */
+	/* The process's executable mappings outside every module (JIT code,
+	 * anonymous code), as [lo, hi) pairs: session.c's check of suspect
+	 * return addresses.  Re-read on a miss, no sooner than
+	 * next_exec_read_ns, as the modules are. */
+	uint64_t *exec;
+	size_t nexec, capexec;
+	int exec_read;                  /* read at least once */
+	uint64_t next_exec_read_ns;
 };
 
 /* What sym_unwind did, for the memo (memo.c).  plain: out is exactly the

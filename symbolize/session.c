@@ -416,26 +416,64 @@ static void cut_at_stack_switch(struct sym_session *s, struct walk *w)
 	}
 }
 
-/* Whether addr lies in an executable mapping of the process (JIT code
- * is in one, with no module: a frame there is real). */
-static int executable_at(pid_t pid, uint64_t addr)
+/* Reads the executable mappings of /proc/PID/maps into s->exec; -1 if
+ * the file cannot be read (the caller then keeps every frame). */
+static int read_exec_maps(struct sym_session *s)
 {
 	char path[64], *line = NULL;
 	size_t cap = 0;
-	int found = 0;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return 1;       /* cannot tell: keep the frame */
-	while (!found && getline(&line, &cap, f) > 0) {
+		return -1;
+	s->nexec = 0;
+	while (getline(&line, &cap, f) > 0) {
 		unsigned long long lo, hi;
 		char perms[5];
-		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) == 3 && lo <= addr && addr < hi)
-			found = 1 + (perms[2] == 'x');
+		if (sscanf(line, "%llx-%llx %4s", &lo, &hi, perms) != 3 || perms[2] != 'x')
+			continue;
+		if (s->nexec + 2 > s->capexec) {
+			size_t c = s->capexec ? 2 * s->capexec : 64;
+			uint64_t *v = realloc(s->exec, c * sizeof *v);
+			if (!v)
+				break;
+			s->exec = v;
+			s->capexec = c;
+		}
+		s->exec[s->nexec++] = lo;
+		s->exec[s->nexec++] = hi;
 	}
 	free(line);
 	fclose(f);
-	return found == 2;
+	s->exec_read = 1;
+	return 0;
+}
+
+static int in_exec_maps(const struct sym_session *s, uint64_t addr)
+{
+	for (size_t i = 0; i + 1 < s->nexec; i += 2)
+		if (s->exec[i] <= addr && addr < s->exec[i + 1])
+			return 1;
+	return 0;
+}
+
+/* Whether addr is in an executable mapping of the process (JIT code is
+ * in one, with no module: a frame there is real).  Read once
+ * per session and again on a miss (code mapped since: JIT), at most
+ * every 100 ms: a walk that did not reach a root asks for every frame,
+ * and a dump of many such threads would otherwise read the maps as many
+ * times. */
+static int executable_at(struct sym_session *s, uint64_t addr)
+{
+	if (s->exec_read && in_exec_maps(s, addr))
+		return 1;
+	uint64_t now = monotonic_ns();
+	if (s->exec_read && now < s->next_exec_read_ns)
+		return 0;
+	s->next_exec_read_ns = now + 100000000u;
+	if (read_exec_maps(s))
+		return 1;       /* cannot tell: keep the frame */
+	return in_exec_maps(s, addr);
 }
 
 /* A caller's return address outside every executable mapping is no
@@ -445,7 +483,7 @@ static int executable_at(pid_t pid, uint64_t addr)
 static int cut_at_unmapped(struct sym_session *s, struct walk *w)
 {
 	for (size_t i = 1; i < w->n; i++) {
-		if (!dwfl_addrmodule(s->dwfl, w->pcs[i] - 1) && !executable_at(s->pid, w->pcs[i] - 1)) {
+		if (!dwfl_addrmodule(s->dwfl, w->pcs[i] - 1) && !executable_at(s, w->pcs[i] - 1)) {
 			w->n = i;
 			return 1;
 		}
@@ -871,6 +909,7 @@ void sym_close(struct sym_session *s)
 		reporting = NULL;
 	sym_cache_free(s);
 	free(s->walks);
+	free(s->exec);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
 	sym_strings_free(&s->strings);
