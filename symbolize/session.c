@@ -400,16 +400,29 @@ static int cfi_outermost(struct sym_session *s, uint64_t pc)
 
 /* Go's scheduler switches stacks in runtime.mcall and runtime.morestack:
  * what a walk finds past them is the other stack's leftovers (seen:
- * "runtime.mcall, runtime.newproc.abi0, ??"), not callers.  Go's own
- * tracebacks end there; so does ours. */
+ * "runtime.mcall, runtime.newproc.abi0, ??"), not callers.  And a
+ * goroutine's stack begins at runtime.goexit, whose frame is the fake
+ * return address Go puts at the top: past it lie stale words of the
+ * stack (seen on 58 of 10,000 goroutines: "return address 0x280 in no
+ * executable mapping after runtime.goexit").  Go's own tracebacks end
+ * at all three; so does ours. */
+static int ends_go_stack(const char *name)
+{
+	static const char *const ends[] = { "runtime.mcall", "runtime.morestack", "runtime.morestack.abi0",
+					    "runtime.goexit", "runtime.goexit.abi0" };
+	for (size_t i = 0; name && i < sizeof ends / sizeof ends[0]; i++)
+		if (strcmp(name, ends[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void cut_at_stack_switch(struct sym_session *s, struct walk *w)
 {
 	for (size_t i = 0; i + 1 < w->n; i++) {
 		uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
 		const struct sym_resolved *r = sym_resolve(s, pc);
 		const char *name = r && r->n ? r->frames[r->n - 1].function : NULL;
-		if (name && (strcmp(name, "runtime.mcall") == 0 || strcmp(name, "runtime.morestack") == 0 ||
-			     strcmp(name, "runtime.morestack.abi0") == 0)) {
+		if (ends_go_stack(name)) {
 			w->n = i + 1;
 			return;
 		}
