@@ -327,8 +327,8 @@ def report(args, rounds, modes, argv, date, took, prints):
     ] + summary_table(rounds, modes) + [
         "",
         f"pprofc's own account (`dump-threads -v`, one untimed run per round): process stopped "
-        f"median {med(stopped):.3f} ms (max {max(stopped):.3f}; only threads running Go code "
-        f"are stopped, for the OS-thread part), goroutines read without stopping it in median "
+        f"median {med(stopped):.3f} ms (max {max(stopped):.3f}; only threads not blocked in a system call "
+        f"are stopped, for the thread view), goroutines read without stopping it in median "
         f"{med(read):.0f} ms.",
         "",
         "Each output lists every one of the fixture's parked goroutines (stacks through "
