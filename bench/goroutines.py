@@ -204,7 +204,7 @@ def count_output(mode, path, count):
             "unwind_stopped": text.count("...unwinding stopped") if mode == "pprofc" else 0}
 
 
-def pprofc_verbose(args, pid, outdir):
+def pprofc_verbose(args, pid):
     """pprofc's own account: (process stopped ms, goroutines read ms)."""
     r = subprocess.run([args.pprofc, "dump-threads", "-v", str(pid)], stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True, timeout=args.timeout)
@@ -232,7 +232,7 @@ def measure(args, modes, outdir):
             res = {"order": order}
             for mode in order:
                 res[mode] = run_mode(mode, args, fx, port, outdir, f"r{i + 1}")
-            res["verbose"] = pprofc_verbose(args, fx.pid, outdir)
+            res["verbose"] = pprofc_verbose(args, fx.pid)
             check_fixture(fx, f"after pprofc -v (round {i + 1})")
             rounds.append(res)
             print(f"round {i + 1}: " + ", ".join(
