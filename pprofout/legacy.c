@@ -10,6 +10,9 @@
  *   cycles/second=1000000000
  *   CYCLES COUNT @ 0xPC 0xPC ...
  *
+ *   goroutine profile: total N (printCountProfile; from the stacks Go's
+ *   COUNT @ 0xPC 0xPC ...       runtime records, not from a profile)
+ *
  * Three things make go tool pprof read back exactly what the profile
  * holds:
  * - Addresses.  Its parser takes every address for a return address and
