@@ -75,6 +75,9 @@ struct cli_saved {
 };
 int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const char *exe,
 		   const char *kind);
+/* What turned out to be in it (a Go program's threads profile is its
+ * goroutine profile): the name it will be saved under, before commit. */
+void cli_saved_set_kind(struct cli_saved *w, const char *exe, const char *kind);
 int cli_saved_commit(struct cli_saved *w);
 
 /* The processes attach and dump-threads work on (targets.c): the PIDs

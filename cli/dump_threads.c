@@ -5,7 +5,7 @@
  *   2. take one snapshot of every thread, and with the target running
  *      again unwind, symbolize and classify each (collect/dump.c);
  *   3. print debug=2, debug=1 or JSON (pprofout/), and the threads/count
- *      profile with --pprof.
+ *      profile with --pprof (goroutine/count for a Go program).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +32,9 @@ static const char help[] =
 	"\n"
 	"For a Go program, its goroutines come first, as Go's goroutine?debug=2\n"
 	"prints them (read without stopping it; needs the binary's DWARF), then\n"
-	"the threads, each with the goroutine it runs.\n"
+	"the threads, each with the goroutine it runs; with --debug=1, Go's\n"
+	"goroutine?debug=1 (`goroutine profile: total N`), then the threads'\n"
+	"(`thread profile: total N`).\n"
 	"\n"
 	"options:\n"
 	"      --debug=N         2: one block per thread (default); 1: identical\n"
@@ -40,7 +42,8 @@ static const char help[] =
 	"      --format=FORMAT   text (default) or json\n"
 	"  -o, --output=FILE     write to FILE (atomically) instead of stdout\n"
 	"      --pprof=FILE      also write the snapshot as a pprof profile of thread\n"
-	"                        counts by stack (like Go's goroutine profile)\n"
+	"                        counts by stack (like Go's goroutine profile; for a\n"
+	"                        Go program, Go's goroutine profile)\n"
 	"      --stack-size=SIZE most stack bytes copied per thread (default 512K)\n"
 	"      --stop-timeout=MS how long to wait for threads to stop (default 500)\n"
 	"      --children        also the PIDs' descendants (processes they started,\n"
@@ -145,13 +148,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 /* ---- writing what collect/ made of the snapshot ------------------------ */
 
-static int write_dump(const struct options *o, const struct pp_dump *d)
+static int write_dump(const struct options *o, struct collect_dump *d)
 {
 	struct cli_output out;
 	if (cli_output_open(&out, o->output))
 		return -1;
-	int r = o->json ? pp_write_json(out.f, d) : o->debug == 1 ? pp_write_debug1(out.f, d)
-							       : pp_write_debug2(out.f, d);
+	const struct pp_dump *v = collect_dump_view(d);
+	int r = o->json ? pp_write_json(out.f, v) : o->debug == 1 ? collect_dump_write_debug1(d, out.f)
+							       : pp_write_debug2(out.f, v);
 	if (r) {
 		cli_output_failed(&out, "the dump");
 		return -1;
@@ -159,7 +163,19 @@ static int write_dump(const struct options *o, const struct pp_dump *d)
 	return cli_output_commit(&out);
 }
 
-static int write_threads_profile(const struct options *o, struct cli_saved *w, struct collect_dump *d)
+/* A Go program's profile counts its goroutines (said even without -v:
+ * the user asked for threads), and is saved under Go's name for it. */
+static void say_goroutines(struct cli_saved *w, struct collect_dump *d, const char *exe)
+{
+	struct collect_go_stats st;
+	collect_dump_go_stats(d, &st);
+	fprintf(stderr, "pprofc: a Go program: the profile counts its %zu goroutines (goroutine/count, "
+		"as Go's goroutine profile), not its threads\n", st.shown);
+	cli_saved_set_kind(w, exe, "goroutine");
+}
+
+static int write_threads_profile(const struct options *o, struct cli_saved *w, struct collect_dump *d,
+				 const char *exe)
 {
 	struct collect_stacks c;
 	struct collect_error err;
@@ -167,6 +183,8 @@ static int write_threads_profile(const struct options *o, struct cli_saved *w, s
 	if (collect_dump_profile(d, "threads", &c, &err)) {
 		cli_error("%s", err.msg);
 	} else {
+		if (collect_dump_goroutines(d))
+			say_goroutines(w, d, exe);
 		FILE *f = w->out.f;
 		r = o->pprof_format == FMT_PROTO ? pp_profile_write(c.prof, 0, f)
 		  : o->pprof_format == FMT_TOP   ? pp_report_top(c.prof, NULL, f)
@@ -181,16 +199,16 @@ static int write_threads_profile(const struct options *o, struct cli_saved *w, s
 }
 
 /* Unwinds, classifies and writes what o asks for. */
-static int report(const struct options *o, struct collect_dump *d, struct cli_saved *w)
+static int report(const struct options *o, struct collect_dump *d, struct cli_saved *w, const char *exe)
 {
 	struct collect_error err;
 	if (collect_dump_resolve(d, &err)) {
 		cli_error("%s; no output written", err.msg);
 		return EXIT_FAIL;
 	}
-	if (o->text && write_dump(o, collect_dump_view(d)))
+	if (o->text && write_dump(o, d))
 		return EXIT_FAIL;
-	if (w && write_threads_profile(o, w, d))
+	if (w && write_threads_profile(o, w, d, exe))
 		return EXIT_FAIL;
 	return EXIT_OK;
 }
@@ -254,7 +272,7 @@ static int dump(const struct options *o, pid_t tgid)
 	struct collect_dump_opts co = { .stack_limit = o->stack_size,
 					.stop_timeout_ms = (int)o->stop_timeout_ms, .cancel = &cli_stop,
 					.stop_all = o->stop_all, .all_wchan = o->json,
-					.goroutines = o->text };
+					.goroutines = 1 };
 	struct collect_error err;
 	int r = EXIT_FAIL;
 	struct collect_dump *d = collect_dump_take(tgid, &co, &err);
@@ -265,8 +283,8 @@ static int dump(const struct options *o, pid_t tgid)
 			report_stop(collect_dump_snapshot(d));
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		r = report(o, d, want_pprof ? &w : NULL);
-		if (o->text && collect_dump_view(d))
+		r = report(o, d, want_pprof ? &w : NULL, exe);
+		if (collect_dump_view(d))
 			report_go(d, o->verbose);
 		if (o->verbose && collect_dump_view(d)) {
 			struct sym_memo_stats ms = collect_dump_memo_stats(d);

@@ -28,6 +28,12 @@ int cli_saved_open(struct cli_saved *w, const char *output, int numbered, const 
 	return cli_output_open(&w->out, w->numbered ? path : output);
 }
 
+void cli_saved_set_kind(struct cli_saved *w, const char *exe, const char *kind)
+{
+	if (w->numbered)
+		snprintf(w->prefix, sizeof w->prefix, "pprof.%.400s.%s.", basename_of(exe), kind);
+}
+
 int cli_saved_commit(struct cli_saved *w)
 {
 	char saved[4700];

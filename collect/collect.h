@@ -220,10 +220,12 @@ int collect_threadcreate_text(struct collect_session *s, FILE *out);
  * pass a guess for a stack: the root-side end of a stack cut short by its
  * copy; in a wall profile, a thread's time on a CPU before any stack of it
  * running was sampled, and time off CPU whose wait was not read; in a
- * heap profile, an allocation whose stack was not copied or unwound. */
+ * heap profile, an allocation whose stack was not copied or unwound; in a
+ * goroutine profile, a goroutine whose stack was not read. */
 enum collect_marker { COLLECT_MARK_CUT, COLLECT_MARK_NO_CPU_STACK, COLLECT_MARK_NO_WAIT_STACK,
 		      COLLECT_MARK_NO_ALLOC_STACK, COLLECT_MARK_TC_NO_ROOT, COLLECT_MARK_TC_UNSEEN,
-		      COLLECT_MARK_TC_MAIN, COLLECT_MARK_TC_NO_STACK, COLLECT_MARKERS };
+		      COLLECT_MARK_TC_MAIN, COLLECT_MARK_TC_NO_STACK, COLLECT_MARK_GO_NO_STACK,
+		      COLLECT_MARKERS };
 
 struct collect_stacks {
 	pid_t pid;
@@ -261,6 +263,11 @@ size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack
  * when first > 0 its frame is a caller (return address - 1), not a leaf. */
 size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_stack *st,
 				     size_t first, uint64_t *locs, size_t max);
+/* The same for a stack unwound from where it will resume (a goroutine
+ * not running: sym_unwind_resumable), whose leaf is a return address:
+ * placed where it was looked up, pc - 1. */
+size_t collect_stacks_locations_resumed(struct collect_stacks *c, const struct sym_stack *st,
+					uint64_t *locs, size_t max);
 void collect_stacks_free(struct collect_stacks *c);
 /* A thread's wait state from its /proc state, its system call and the
  * functions on its stack (attach_classify, then attach_refine). */
@@ -308,11 +315,22 @@ struct collect_dump *collect_dump_take(pid_t tgid, const struct collect_dump_opt
 const struct attach_snapshot *collect_dump_snapshot(const struct collect_dump *d);
 int collect_dump_resolve(struct collect_dump *d, struct collect_error *err);
 const struct pp_dump *collect_dump_view(const struct collect_dump *d);
-/* type: the sample type, "threads" (dump-threads --pprof) or
- * "goroutine" (serve, as Go names it).  c is initialized either way:
- * collect_stacks_free() it. */
+/* Whether the dump holds a Go program's goroutines (read, not only
+ * noted as unreadable): then its profile counts goroutines. */
+int collect_dump_goroutines(const struct collect_dump *d);
+/* The dump as a count profile.  A Go program whose goroutines were read:
+ * Go's goroutine profile (goroutine/count, one sample per distinct
+ * goroutine stack, no labels, whatever type says); else one sample per
+ * thread, labelled thread, tid and state, of sample type type: "threads"
+ * (dump-threads --pprof) or "goroutine" (serve, as Go names it).  c is
+ * initialized either way: collect_stacks_free() it. */
 int collect_dump_profile(struct collect_dump *d, const char *type, struct collect_stacks *c,
 			 struct collect_error *err);
+/* The debug=1 text: for a Go program whose goroutines were read, Go's
+ * goroutine?debug=1 first ("goroutine profile: total N", each distinct
+ * stack with its count, pprofout/legacy.h), then the threads grouped
+ * ("thread profile: total N", pp_write_debug1).  0 or -1. */
+int collect_dump_write_debug1(struct collect_dump *d, FILE *out);
 struct sym_memo_stats collect_dump_memo_stats(const struct collect_dump *d);
 /* After collect_dump_resolve(): st->go is 0 for a program not in Go. */
 void collect_dump_go_stats(const struct collect_dump *d, struct collect_go_stats *st);

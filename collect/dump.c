@@ -14,7 +14,9 @@
  *      the symbolizer knows the runtime's layouts, unwound with the
  *      threads, a running one given its thread's stack;
  *   5. hand out the result as pprofout's plain struct pp_dump, or as a
- *      threads/count profile.
+ *      count profile: a Go program's goroutines (goroutine/count, as Go's
+ *      goroutine profile), any other's threads (threads/count); and the
+ *      debug=1 text, which for a Go program starts with the goroutines'.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../pprofout/legacy.h"
 #include "goroutines.h"
 #include "internal.h"
 
@@ -366,13 +369,48 @@ static int add_thread_samples(struct collect_stacks *c, const struct entry *e, s
 	return 0;
 }
 
+int collect_dump_goroutines(const struct collect_dump *d)
+{
+	const struct pp_goroutines *v = collect_go_view(d->go);
+	return d->resolved && v && !v->note;
+}
+
+/* One sample per distinct goroutine stack, its count the value, no
+ * label: Go's goroutine profile (printCountProfile), which leaves
+ * runtime.goexit out. */
+static int add_goroutine_samples(struct collect_stacks *c, const struct collect_go *go, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t locs[COLLECT_MAX_LOCS];
+		size_t nl = 0;
+		int64_t one = 1;
+		struct sym_stack st;
+		int resumed;
+		if (collect_go_record(go, i, &st, &resumed) == 0) {
+			if (st.n && st.frames[st.n - 1].function &&
+			    strcmp(st.frames[st.n - 1].function, "runtime.goexit") == 0)
+				st.n--;
+			nl = resumed ? collect_stacks_locations_resumed(c, &st, locs, COLLECT_MAX_LOCS)
+				     : collect_stacks_locations(c, &st, locs, COLLECT_MAX_LOCS);
+		} else if ((locs[0] = collect_stacks_marker(c, COLLECT_MARK_GO_NO_STACK))) {
+			nl = 1;
+		}
+		if (pp_profile_add(c->prof, locs, nl, &one, NULL, 0))
+			return -1;
+	}
+	return 0;
+}
+
 int collect_dump_profile(struct collect_dump *d, const char *type, struct collect_stacks *c,
 			 struct collect_error *err)
 {
 	struct timespec now;
+	int go = collect_dump_goroutines(d);
 	memset(err, 0, sizeof *err);
 	assert(d->resolved);
 	clock_gettime(CLOCK_REALTIME, &now);
+	if (go)
+		type = "goroutine";
 	struct pp_profile_spec spec = {
 		.sample_types = { { type, "count" } }, .n_sample_types = 1,
 		.period_type = { type, "count" }, .period = 1,
@@ -384,11 +422,73 @@ int collect_dump_profile(struct collect_dump *d, const char *type, struct collec
 		return -1;
 	}
 	if (collect_stacks_init(c, d->snap.pid, d->sym, &spec) ||
-	    add_thread_samples(c, d->e, d->snap.n)) {
+	    (go ? add_goroutine_samples(c, d->go, collect_go_view(d->go)->n)
+		: add_thread_samples(c, d->e, d->snap.n))) {
 		snprintf(err->msg, sizeof err->msg, "out of memory");
 		return -1;
 	}
 	return 0;
+}
+
+/* One frame of a goroutine's record as Go's runtime stores it (saveg's
+ * pc buffer): the pc its line was read at, + 1 (a return address as it
+ * was, the inline tree's mark of an inlined call + 1), with its offset
+ * from the start of the function holding it (runtime.Frame's PC - Entry). */
+static struct pp_frame go_record_frame(const struct sym_frame *f, const struct sym_frame *phys)
+{
+	uint64_t pc = f->frame_pc ? f->frame_pc : f->lookup_pc;
+	uint64_t start = phys->pc - phys->func_offset;
+	return (struct pp_frame){
+		.pc = pc + 1, .function = f->function, .file = f->file, .line = f->line,
+		.inlined = f->inlined, .has_offset = phys->has_offset && start <= pc,
+		.func_offset = pc - start, .module = f->module, .module_offset = f->module_offset,
+	};
+}
+
+/* Each goroutine of the view as Go's goroutine profile records it, for
+ * pprofout's debug=1 text (*v and each frames array to free). */
+static int go_count_stacks(const struct collect_go *go, struct pp_count_stack **out, size_t *n)
+{
+	*n = collect_go_view(go)->n;
+	struct pp_count_stack *v = *out = calloc(*n ? *n : 1, sizeof *v);
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		struct sym_stack st;
+		int resumed;
+		v[i].count = 1;
+		if (collect_go_record(go, i, &st, &resumed) || !st.n)
+			continue;
+		struct pp_frame *f = calloc(st.n, sizeof *f);
+		if (!f)
+			return -1;
+		for (size_t k = 0, phys = 0; k < st.n; k++) {
+			if (phys < k)
+				phys = k;
+			while (phys + 1 < st.n && st.frames[phys].inlined)
+				phys++;
+			f[k] = go_record_frame(&st.frames[k], &st.frames[phys]);
+		}
+		v[i].frames = f;
+		v[i].nframes = st.n;
+	}
+	return 0;
+}
+
+int collect_dump_write_debug1(struct collect_dump *d, FILE *out)
+{
+	const struct pp_dump *view = collect_dump_view(d);
+	if (collect_dump_goroutines(d)) {
+		struct pp_count_stack *v = NULL;
+		size_t n = 0;
+		int r = go_count_stacks(d->go, &v, &n) ? -1 : pp_write_legacy_count(out, "goroutine", v, n);
+		for (size_t i = 0; v && i < n; i++)
+			free((void *)v[i].frames);
+		free(v);
+		if (r)
+			return -1;
+	}
+	return pp_write_debug1(out, view);
 }
 
 struct sym_memo_stats collect_dump_memo_stats(const struct collect_dump *d)

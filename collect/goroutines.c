@@ -15,7 +15,9 @@
  *      (runtime.Stack, goroutine?debug=2: Go 1.19's src/runtime/traceback.go):
  *      no runtime goroutine (its first function is in package runtime,
  *      but runtime.main, and the finalizer goroutine while it runs user
- *      code), no unexported runtime frame.
+ *      code), no unexported runtime frame; and the same goroutines' stacks
+ *      as Go's goroutine profile records them (every frame), for the
+ *      goroutine/count profile dump.c builds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,8 @@ struct gor {
 	const struct sym_stack *from;   /* the stack shown: st or its thread's */
 	struct pp_frame *frames;
 	struct pp_frame created;
+	struct sym_frame *rec;          /* as Go's goroutine profile records it */
+	size_t nrec;
 };
 
 struct collect_go {
@@ -71,6 +75,7 @@ struct collect_go {
 	size_t nnames, capnames;
 	struct pp_goroutine *view_g;
 	struct pp_goroutines view;
+	size_t *shown;                  /* view entry -> its g */
 };
 
 static uint64_t get(const unsigned char *buf, struct sym_go_field f)
@@ -504,6 +509,25 @@ static void fill_view(struct collect_go *go, struct sym_session *sym, struct gor
 		v->created_by = &g->created;
 }
 
+/* What Go's goroutine profile records of the stack (runtime/mprof.go's
+ * saveg: gentraceback into a pc buffer): every frame, the runtime's and
+ * runtime.goexit too, but the compiler's wrappers, elided as in the dump;
+ * named as Go names them.  Go keeps at most 32 pcs; all are kept here. */
+static int make_record(struct collect_go *go, struct gor *g)
+{
+	const struct sym_stack *st = g->from;
+	if (!st || !(g->rec = calloc(st->n ? st->n : 1, sizeof *g->rec)))
+		return st ? -1 : 0;
+	for (size_t i = 0; i < st->n; i++) {
+		const struct sym_frame *s = &st->frames[i];
+		if (elided_wrapper(go, s, i ? st->frames[i - 1].function : NULL))
+			continue;
+		g->rec[g->nrec] = *s;
+		g->rec[g->nrec++].function = go_name(go, s->function);
+	}
+	return 0;
+}
+
 int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 		      const struct collect_go_thread *threads, size_t n, int64_t *goids)
 {
@@ -515,7 +539,8 @@ int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 	if (go->stats.note)
 		return 0;
 	go->view_g = calloc(go->n ? go->n : 1, sizeof *go->view_g);
-	if (!go->view_g)
+	go->shown = calloc(go->n ? go->n : 1, sizeof *go->shown);
+	if (!go->view_g || !go->shown)
 		return -1;
 	for (size_t i = 0; i < go->n; i++) {
 		struct gor *g = &go->g[i];
@@ -530,6 +555,9 @@ int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 			from_thread(g, threads, n);
 		if (g->from && !(g->frames = calloc(g->from->n ? g->from->n : 1, sizeof *g->frames)))
 			return -1;
+		if (make_record(go, g))
+			return -1;
+		go->shown[go->view.n] = i;
 		fill_view(go, sym, g, &go->view_g[go->view.n++]);
 	}
 	go->view.g = go->view_g;
@@ -540,6 +568,20 @@ int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 const struct pp_goroutines *collect_go_view(const struct collect_go *go)
 {
 	return go ? &go->view : NULL;
+}
+
+int collect_go_record(const struct collect_go *go, size_t i, struct sym_stack *st, int *resumed)
+{
+	const struct gor *g = &go->g[go->shown[i]];
+	memset(st, 0, sizeof *st);
+	*resumed = g->from == &g->st;
+	if (!g->from)
+		return -1;
+	st->frames = g->rec;
+	st->n = g->nrec;
+	st->complete = g->from->complete;
+	st->cut_short = g->from->cut_short;
+	return 0;
 }
 
 void collect_go_stats(const struct collect_go *go, struct collect_go_stats *st)
@@ -557,6 +599,7 @@ void collect_go_free(struct collect_go *go)
 	for (size_t i = 0; i < go->n; i++) {
 		free(go->g[i].stack);
 		free(go->g[i].frames);
+		free(go->g[i].rec);
 		sym_stack_free(&go->g[i].st);
 	}
 	free(go->g);
@@ -567,6 +610,7 @@ void collect_go_free(struct collect_go *go)
 		free(go->names[i]);
 	free(go->names);
 	free(go->view_g);
+	free(go->shown);
 	sym_go_layout_free(&go->L);
 	free(go);
 }

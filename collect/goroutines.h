@@ -7,6 +7,8 @@
  *     collect_go_finish(go, sym, threads, n, goids) running goroutines take their
  *                                                   thread's stack; the view
  *     collect_go_view(go), collect_go_stats(go)
+ *     collect_go_record(go, i, &st, &resumed)       view entry i as Go's goroutine
+ *                                                   profile records it
  *     collect_go_free(go)
  */
 #ifndef PPROFC_COLLECT_GOROUTINES_H
@@ -40,6 +42,11 @@ void collect_go_unwind(struct collect_go *go, struct sym_session *sym, size_t i)
 int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 		      const struct collect_go_thread *threads, size_t n, int64_t *goids);
 const struct pp_goroutines *collect_go_view(const struct collect_go *go);
+/* Goroutine i of the view (i < its n), as Go's goroutine profile records
+ * it: every frame but the compiler's wrappers (st's frames owned by go);
+ * *resumed when its innermost pc is where it will resume (a return
+ * address: it was not running).  -1 when its stack was not read. */
+int collect_go_record(const struct collect_go *go, size_t i, struct sym_stack *st, int *resumed);
 void collect_go_stats(const struct collect_go *go, struct collect_go_stats *st);
 void collect_go_free(struct collect_go *go);
 

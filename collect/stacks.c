@@ -197,7 +197,8 @@ static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolize
 
 /* Frames sharing one pc (an inline chain) become one Location, however
  * long the chain. */
-static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f, size_t n, int leaf)
+static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f, size_t n, int leaf,
+			     int resumed)
 {
 	struct pp_line few[64], *lines = few;
 	int symbolized = 0;
@@ -208,8 +209,11 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 		symbolized |= f[i].function != NULL;
 	}
 	/* The leaf is the exact pc; a caller's is its return address - 1,
-	 * inside the call instruction (pprof readers do not adjust). */
-	uint64_t addr = leaf ? f[0].pc : f[0].pc - 1;
+	 * inside the call instruction (pprof readers do not adjust).  A
+	 * resumed stack's leaf is where it was looked up: a goroutine not
+	 * running resumes at a return address, placed at pc - 1 as Go
+	 * places it. */
+	uint64_t addr = leaf && resumed ? f[0].lookup_pc : leaf ? f[0].pc : f[0].pc - 1;
 	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
 	uint64_t id = pp_profile_location_scoped(c->prof, mapping ? 0 : c->scope, mapping, addr,
 						 symbolized ? lines : NULL, symbolized ? n : 0);
@@ -229,6 +233,7 @@ uint64_t collect_stacks_marker(struct collect_stacks *c, enum collect_marker m)
 		[COLLECT_MARK_TC_UNSEEN] = "[thread created before the watch began: creating stack not seen]",
 		[COLLECT_MARK_TC_MAIN] = "[the program's main thread]",
 		[COLLECT_MARK_TC_NO_STACK] = "[thread created: the creator's stack not unwound]",
+		[COLLECT_MARK_GO_NO_STACK] = "[goroutine: its stack was not read]",
 	};
 	if (!c->markers[m]) {
 		/* No mapping; the builder keys locations by (mapping, address),
@@ -245,8 +250,8 @@ size_t collect_stacks_locations(struct collect_stacks *c, const struct sym_stack
 	return collect_stacks_locations_from(c, st, 0, locs, max);
 }
 
-size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_stack *st,
-				     size_t first, uint64_t *locs, size_t max)
+static size_t locations(struct collect_stacks *c, const struct sym_stack *st, size_t first,
+			int resumed, uint64_t *locs, size_t max)
 {
 	size_t nl = 0;
 	for (size_t i = first; i < st->n && nl < max;) {
@@ -255,7 +260,7 @@ size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_
 			j++;
 		if (j < st->n)
 			j++;            /* the physical frame closing the chain */
-		uint64_t id = location_for(c, &st->frames[i], j - i, i == 0);
+		uint64_t id = location_for(c, &st->frames[i], j - i, i == 0, resumed);
 		if (id)
 			locs[nl++] = id;
 		i = j;
@@ -263,6 +268,18 @@ size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_
 	if (st->cut_short && nl < max && (locs[nl] = collect_stacks_marker(c, COLLECT_MARK_CUT)))
 		nl++;
 	return nl;
+}
+
+size_t collect_stacks_locations_from(struct collect_stacks *c, const struct sym_stack *st,
+				     size_t first, uint64_t *locs, size_t max)
+{
+	return locations(c, st, first, 0, locs, max);
+}
+
+size_t collect_stacks_locations_resumed(struct collect_stacks *c, const struct sym_stack *st,
+					uint64_t *locs, size_t max)
+{
+	return locations(c, st, 0, 1, locs, max);
 }
 
 int collect_stacks_add(struct collect_stacks *c, const struct sym_stack *st, const int64_t *values,

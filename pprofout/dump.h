@@ -124,6 +124,9 @@ void pp_write_goroutines(FILE *out, const struct pp_goroutines *go);
 void pp_write_goroutines_json(FILE *out, const struct pp_goroutines *go);
 /* One frame as the text dump prints it (text.c), two lines. */
 void pp_write_frame(FILE *out, const struct pp_frame *f);
+/* The same as Go's tracebacks print it: an inlined frame is not marked
+ * " (inlined)" (it has no "+0x" offset, as there). */
+void pp_write_go_frame(FILE *out, const struct pp_frame *f);
 /* One frame as a JSON object (json.c), on one line; comma after it unless last. */
 void pp_write_json_frame(FILE *out, const struct pp_frame *f, int last);
 

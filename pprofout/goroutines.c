@@ -51,7 +51,7 @@ void pp_write_goroutines(FILE *out, const struct pp_goroutines *go)
 		const struct pp_goroutine *g = &go->g[i];
 		write_header(out, g);
 		for (size_t k = 0; k < g->nframes; k++)
-			pp_write_frame(out, &g->frames[k]);
+			pp_write_go_frame(out, &g->frames[k]);
 		if (!g->stack_taken)
 			fprintf(out, "...stack unavailable: %s\n", g->stack_error ? g->stack_error : "unknown");
 		else if (!g->complete)

@@ -10,6 +10,9 @@
  *   cycles/second=1000000000
  *   CYCLES COUNT @ 0xPC 0xPC ...
  *
+ *   goroutine profile: total N (printCountProfile; from the stacks Go's
+ *   COUNT @ 0xPC 0xPC ...       runtime records, not from a profile)
+ *
  * Three things make go tool pprof read back exactly what the profile
  * holds:
  * - Addresses.  Its parser takes every address for a return address and
@@ -243,15 +246,21 @@ static void put_frames(FILE *out, const struct frames *f)
 	}
 }
 
-/* "v0: v1 [v2: v3] @" or "v0 v1 @", the addresses, then the frames. */
-static int put_record(FILE *out, const struct pp_profile *p, const struct record *r, int heap,
+/* The layouts of a record's first line. */
+enum kind { HEAP, CONTENTION, COUNT };
+
+/* "v0: v1 [v2: v3] @", "v0 v1 @" or "v0 @", the addresses, then the
+ * frames (all of them for contention, as Go's printStackRecord is told). */
+static int put_record(FILE *out, const struct pp_profile *p, const struct record *r, enum kind kind,
 		      const struct pp_legacy *o, struct frames *f)
 {
-	if (heap)
+	if (kind == HEAP)
 		fprintf(out, "%" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @", r->v[0], r->v[1], r->v[2],
 			r->v[3]);
-	else
+	else if (kind == CONTENTION)
 		fprintf(out, "%" PRId64 " %" PRId64 " @", r->v[0], r->v[1]);
+	else
+		fprintf(out, "%" PRId64 " @", r->v[0]);
 	for (size_t i = 0; i < r->n; i++) {
 		uint64_t pc;
 		pp_profile_location_lines(p, r->locs[i], &pc, NULL, 0);
@@ -260,19 +269,19 @@ static int put_record(FILE *out, const struct pp_profile *p, const struct record
 	fputc('\n', out);
 	if (stack_frames(p, r, o, f))
 		return -1;
-	choose_frames(f, !heap);
+	choose_frames(f, kind == CONTENTION);
 	put_frames(out, f);
 	fputc('\n', out);
 	return 0;
 }
 
-static int put_records(FILE *out, const struct pp_profile *p, const struct record *r, size_t n, int heap,
-		       const struct pp_legacy *o)
+static int put_records(FILE *out, const struct pp_profile *p, const struct record *r, size_t n,
+		       enum kind kind, const struct pp_legacy *o)
 {
 	struct frames f = { 0 };
 	int bad = 0;
 	for (size_t i = 0; i < n && !bad; i++)
-		bad = put_record(out, p, &r[i], heap, o, &f);
+		bad = put_record(out, p, &r[i], kind, o, &f);
 	free(f.v);
 	free(f.lines);
 	return bad || ferror(out) ? -1 : 0;
@@ -331,7 +340,7 @@ int pp_write_legacy_heap(FILE *out, const struct pp_profile *p, const struct pp_
 	 * reader halves it. */
 	fprintf(out, "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @ heap/%" PRId64 "\n",
 		total[0], total[1], total[2], total[3], 2 * (rate > 0 ? rate : 1));
-	int bad = put_records(out, p, r, n, 1, o);
+	int bad = put_records(out, p, r, n, HEAP, o);
 	free(r);
 	return bad;
 }
@@ -358,7 +367,121 @@ int pp_write_legacy_contention(FILE *out, const struct pp_profile *p, const char
 	fprintf(out, "--- %s:\ncycles/second=1000000000\n", name);
 	if (strcmp(name, "mutex") == 0)
 		fputs("sampling period=1\n", out);
-	int bad = put_records(out, p, r, n, 0, o);
+	int bad = put_records(out, p, r, n, CONTENTION, o);
 	free(r);
 	return bad;
+}
+
+/* ---- count profiles: goroutine ------------------------------------------------ */
+
+/* A distinct stack of a count profile: its '@' list as Go writes it
+ * ("@ 0x1 0x2", also what equal counts are sorted by) and its count. */
+struct counted {
+	const struct pp_count_stack *v;
+	char *key;
+	size_t count;
+};
+
+static int cmp_counted_key(const void *x, const void *y)
+{
+	const struct counted *a = x, *b = y;
+	return strcmp(a->key, b->key);
+}
+
+/* Go's keysByCount: larger counts first, then by key string. */
+static int cmp_counted(const void *x, const void *y)
+{
+	const struct counted *a = x, *b = y;
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
+static char *key_of(const struct pp_count_stack *v)
+{
+	char *key = NULL;
+	size_t len;
+	FILE *m = open_memstream(&key, &len);
+	if (!m)
+		return NULL;
+	fputc('@', m);
+	for (size_t k = 0; k < v->nframes; k++)
+		fprintf(m, " 0x%" PRIx64, v->frames[k].pc);
+	if (fclose(m)) {
+		free(key);
+		return NULL;
+	}
+	return key;
+}
+
+/* The '#' lines of one stack: each pc one before the one stored (the
+ * call, or the inline tree's mark), as runtime.CallersFrames gives it. */
+static int count_frames(const struct pp_count_stack *v, struct frames *f)
+{
+	f->n = 0;
+	for (size_t k = 0; k < v->nframes; k++) {
+		const struct pp_frame *pf = &v->frames[k];
+		struct frame fr = { .pc = pf->pc - 1, .name = pf->function, .file = pf->file,
+				    .line = pf->line };
+		snprintf(fr.addr, sizeof fr.addr, "0x%" PRIx64, fr.pc);
+		if (fr.name && pf->has_offset)
+			snprintf(fr.func, sizeof fr.func, "%s+0x%" PRIx64, fr.name, pf->func_offset);
+		else if (fr.name)
+			snprintf(fr.func, sizeof fr.func, "%s", fr.name);
+		if (push_frame(f, &fr))
+			return -1;
+	}
+	return 0;
+}
+
+static int put_counted(FILE *out, const struct counted *c, struct frames *f)
+{
+	fprintf(out, "%zu %s\n", c->count, c->key);
+	if (!c->v->nframes) {
+		fputs("#\t...stack not read\n\n", out);
+		return 0;
+	}
+	if (count_frames(c->v, f))
+		return -1;
+	choose_frames(f, 0);
+	put_frames(out, f);
+	fputc('\n', out);
+	return 0;
+}
+
+int pp_write_legacy_count(FILE *out, const char *name, const struct pp_count_stack *v, size_t n)
+{
+	struct counted *c = calloc(n ? n : 1, sizeof *c);
+	struct frames f = { 0 };
+	size_t total = 0, nc = 0;
+	int bad = !c;
+	for (size_t i = 0; i < n && !bad; i++) {
+		c[i] = (struct counted){ &v[i], key_of(&v[i]), v[i].count };
+		bad = !c[i].key;
+		total += v[i].count;
+	}
+	/* Equal stacks (equal '@' lists) summed into one. */
+	int merged = !bad;
+	if (merged)
+		qsort(c, n, sizeof *c, cmp_counted_key);
+	for (size_t i = 0; i < n && merged; i++) {
+		if (nc && strcmp(c[nc - 1].key, c[i].key) == 0) {
+			c[nc - 1].count += c[i].count;
+			free(c[i].key);
+			continue;
+		}
+		c[nc++] = c[i];
+	}
+	if (!bad) {
+		qsort(c, nc, sizeof *c, cmp_counted);
+		fprintf(out, "%s profile: total %zu\n", name, total);
+	}
+	for (size_t i = 0; i < nc && !bad; i++)
+		bad = put_counted(out, &c[i], &f);
+	for (size_t i = 0; c && i < (merged ? nc : n); i++)
+		free(c[i].key);
+	free(c);
+	free(f.v);
+	free(f.lines);
+	return bad || ferror(out) ? -1 : 0;
 }

@@ -1,5 +1,5 @@
 /* legacy.h — Go's legacy text profiles, what runtime/pprof writes for
- * heap, allocs, block and mutex at debug=1, made from a built profile;
+ * heap, allocs, block, mutex and goroutine at debug=1, made from a built profile;
  * go tool pprof reads them (its legacy_profile.go).  docs/FORMATS.md §10.
  */
 #ifndef PPROFC_PPROFOUT_LEGACY_H
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dump.h"
 #include "profile.h"
 
 struct pp_legacy {
@@ -28,5 +29,18 @@ int pp_write_legacy_heap(FILE *out, const struct pp_profile *p, const struct pp_
  * mutex ("--- mutex:") text; name is "contention" or "mutex".  0 or -1. */
 int pp_write_legacy_contention(FILE *out, const struct pp_profile *p, const char *name,
 			       const struct pp_legacy *o);
+
+/* A count profile (goroutine) as Go's printCountProfile writes it at
+ * debug=1, from the stacks Go's runtime records: "NAME profile: total N",
+ * then each distinct stack (equal '@' lists), largest count first (equal
+ * counts in the order of their '@' lists as strings), "COUNT @ 0xPC..."
+ * and its '#' lines as printStackRecord shows them, a blank line after
+ * each.  Each of v's frames is one pc of Go's record, inlined frames
+ * included: frames[k].pc as Go stores it (a return address, or the
+ * inline tree's mark of an inlined call, + 1), func_offset its pc - 1
+ * from the start of the function holding it.  A stack without frames
+ * shows "...stack not read".  dump.h's callers_only is not used.  0 or
+ * -1. */
+int pp_write_legacy_count(FILE *out, const char *name, const struct pp_count_stack *v, size_t n);
 
 #endif

@@ -100,10 +100,12 @@ static void put_int(FILE *out, int v)
 	fwrite_unlocked(buf + sizeof buf - n, 1, n, out);
 }
 
-void pp_write_frame(FILE *out, const struct pp_frame *f)
+/* mark_inlined: " (inlined)" after an inlined frame's name; Go's own
+ * tracebacks tell one only by the offset it lacks. */
+static void write_frame(FILE *out, const struct pp_frame *f, int mark_inlined)
 {
 	put_str(out, f->function ? f->function : "??");
-	put_str(out, f->inlined ? "(...) (inlined)\n\t" : "(...)\n\t");
+	put_str(out, f->inlined && mark_inlined ? "(...) (inlined)\n\t" : "(...)\n\t");
 	if (f->file) {
 		put_str(out, f->file);
 		putc_unlocked(':', out);
@@ -121,6 +123,16 @@ void pp_write_frame(FILE *out, const struct pp_frame *f)
 		put_hex(out, f->pc);
 	}
 	putc_unlocked('\n', out);
+}
+
+void pp_write_frame(FILE *out, const struct pp_frame *f)
+{
+	write_frame(out, f, 1);
+}
+
+void pp_write_go_frame(FILE *out, const struct pp_frame *f)
+{
+	write_frame(out, f, 0);
 }
 
 static void write_deadlocks(FILE *out, const struct pp_dump *d)

@@ -3,8 +3,10 @@
  * collections:
  *
  *   profile       a CPU profile of seconds=N (default 30), one at a time
- *   goroutine     a thread dump: debug=0 the goroutine/count profile,
- *                 1 grouped, 2 one block per thread (dump-threads' texts)
+ *   goroutine     a thread dump: debug=0 the goroutine/count profile (of a
+ *                 Go program's goroutines, else of the threads), 1
+ *                 grouped, 2 one block per goroutine and thread
+ *                 (dump-threads' texts)
  *   block, mutex  cumulative since the start (accum.c); seconds=N: the
  *                 difference over N seconds (NAME-delta)
  *   heap, allocs  run --serve: cumulative (the preload sampler); serve
@@ -166,7 +168,8 @@ static enum MHD_Result cpu_profile(struct serve_req *r)
 
 /* ---- goroutine: a thread dump ----------------------------------------- */
 
-/* debug=0: the goroutine/count profile; else dump-threads' text. */
+/* debug=0: the goroutine/count profile (a Go program's goroutines, else
+ * its threads); else dump-threads' text. */
 static char *write_dump(struct collect_dump *d, long long debug, size_t *len, struct collect_error *err)
 {
 	struct membuf m;
@@ -178,7 +181,7 @@ static char *write_dump(struct collect_dump *d, long long debug, size_t *len, st
 	if (debug >= 2) {
 		r = pp_write_debug2(m.f, collect_dump_view(d));
 	} else if (debug == 1) {
-		r = pp_write_debug1(m.f, collect_dump_view(d));
+		r = collect_dump_write_debug1(d, m.f);
 	} else {
 		struct collect_stacks c;
 		r = collect_dump_profile(d, "goroutine", &c, err) ? -1 : pp_profile_write(c.prof, 0, m.f);
@@ -198,7 +201,7 @@ static char *write_dump(struct collect_dump *d, long long debug, size_t *len, st
 static enum MHD_Result goroutine(struct serve_req *r, long long debug)
 {
 	struct collect_dump_opts o = { .stack_limit = 512 * 1024, .stop_timeout_ms = 500,
-				       .cancel = &r->cancel };
+				       .goroutines = 1, .cancel = &r->cancel };
 	struct collect_error err = { 0 };
 	char *buf = NULL;
 	size_t len = 0;

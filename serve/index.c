@@ -21,8 +21,8 @@ static const struct row rows[] = {
 	{ "block", "Stack traces where threads blocked (every off-CPU wait, labelled with its state), "
 		   "cumulative since pprofc started serving" },
 	{ "cmdline", "The command line invocation of the current program" },
-	{ "goroutine", "Stack traces of all current threads (the process's OS threads: pprofc's "
-		       "goroutines)" },
+	{ "goroutine", "Stack traces of all current goroutines of a Go program, then its threads; "
+		       "of any other program, of its OS threads (the count is of threads)" },
 	{ "heap", "A sampling of memory allocations of live objects (run --serve: since the start; "
 		  "serve PID: heap?seconds=N, the blocks allocated in those seconds and still live)" },
 	{ "mutex", "Stack traces of holders of contended mutexes, cumulative since pprofc started "

@@ -532,6 +532,7 @@ int sym_gotab_lookup(const struct sym_gotab *t, uint64_t pc, struct sym_goframe 
 	int32_t ix = tree ? inline_index(t, &fn, pc) : -1;
 	for (;;) {
 		struct sym_goframe *f = &out[n++];
+		f->pc = pc;
 		f->file = file_at(t, &fn, pc, &f->line);
 		if (!f->file)
 			f->line = 0;

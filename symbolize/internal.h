@@ -89,6 +89,9 @@ struct sym_goframe {
 	int line;
 	int inlined;                /* inlined into the frame that follows it */
 	uint64_t entry;             /* the physical function's link-time entry */
+	uint64_t pc;                /* the link-time pc file and line were read
+				     * at: pc, then where the inline tree puts
+				     * each inlined call */
 };
 /* The table of elf, or NULL if it has none (not Go, or a layout not
  * known).  It points into elf's data: free it before elf ends. */

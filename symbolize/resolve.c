@@ -401,6 +401,7 @@ static struct sym_frame *expand_go(struct sym_session *s, const struct modinfo *
 		f->file = g[i].file ? sym_intern(&s->strings, g[i].file) : NULL;
 		f->line = g[i].file ? g[i].line : 0;
 		f->inlined = g[i].inlined;
+		f->frame_pc = g[i].pc + mi->elf_bias;
 	}
 	frames[n - 1].has_offset = 1;
 	frames[n - 1].func_offset = pc - (g[n - 1].entry + mi->elf_bias);

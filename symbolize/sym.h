@@ -33,6 +33,11 @@ struct sym_frame {
 	const char *module;     /* path of the mapped file, or NULL */
 	uint64_t module_offset; /* pc relative to the module's load address */
 	const char *build_id;   /* lowercase hex, or NULL */
+	/* Go code: the pc this frame's file:line was read at, as Go's
+	 * runtime.Frame.PC gives it: lookup_pc, but for the caller of an
+	 * inlined call, the pc Go's inline tree gives that call.  0 when not
+	 * known (code not Go's): lookup_pc. */
+	uint64_t frame_pc;
 };
 
 /* The deepest stack a walk follows; deeper ones end with a reason. */

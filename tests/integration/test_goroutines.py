@@ -33,10 +33,11 @@ SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT = 232, 281
 
 def parse_dump(text, oracle):
     """{goid: {"header": bracket text, "frames": [(name, inlined, file, line)],
-    "created_by": name or None}} of Go's debug=2 layout, and the list of
-    goids in order.  In Go's own output an inlined frame's arguments are
-    "(...)"; pprofc writes "(...)" for every frame and marks inlined ones
-    " (inlined)"."""
+    "raw": [(name line, position line)], "created_by": name or None}} of
+    Go's debug=2 layout, and the list of goids in order.  In Go's own
+    output an inlined frame's arguments are "(...)"; pprofc writes "(...)"
+    for every frame (it cannot know the arguments): there an inlined frame
+    is the one whose position has no "+0x" offset, as in Go's."""
     blocks, order = {}, []
     cur = None
     lines = text.split("\n")
@@ -45,8 +46,8 @@ def parse_dump(text, oracle):
         line = lines[i]
         m = HEADER.match(line)
         if m:
-            cur = {"header": m.group(2), "frames": [], "created_by": None, "created_at": None,
-                   "note": None}
+            cur = {"header": m.group(2), "frames": [], "raw": [], "created_by": None,
+                   "created_at": None, "note": None}
             goid = int(m.group(1))
             check(goid not in blocks, "goroutine %d listed twice (%s)" %
                   (goid, "oracle" if oracle else "pprofc"))
@@ -59,9 +60,10 @@ def parse_dump(text, oracle):
         elif cur is not None and line.startswith("..."):
             cur["note"] = line
         elif cur is not None and line and not line.startswith("\t") and "(" in line:
-            inlined = line.endswith(" (inlined)") if not oracle else line.endswith("(...)")
-            name = line[:line.rindex("(")] if oracle else line[:line.rindex("(...)")]
             where = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            inlined = line.endswith("(...)") if oracle else " +0x" not in where
+            name = line[:line.rindex("(")] if oracle else line[:line.rindex("(...)")]
+            cur["raw"].append((line, lines[i + 1] if i + 1 < len(lines) else ""))
             fm = re.match(r"^(\S+\.go):(\d+)", where)
             cur["frames"].append((name, inlined, fm.group(1) if fm else None,
                                   int(fm.group(2)) if fm else None))
@@ -121,6 +123,12 @@ def compare(ours, oracle, me, spinner, label):
             if g[2] is not None:
                 check((g[2], g[3]) == (w[2], w[3]), "%s: goroutine %d: %s at %s:%s, Go says %s:%s" %
                       (label, goid, g[0], g[2], g[3], w[2], w[3]))
+        # An inlined frame is printed as Go prints it, both lines (Go's
+        # "(...)" and a position without offset).
+        if has_inline and len(got["raw"]) == len(want["raw"]):
+            for g, w in zip(got["raw"], want["raw"]):
+                if w[0].endswith("(...)"):
+                    check(g == w, "%s: goroutine %d: inlined frame %r, Go prints %r" % (label, goid, g, w))
         check(got["created_by"] == want["created_by"], "%s: goroutine %d created by %s, Go says %s" %
               (label, goid, got["created_by"], want["created_by"]))
         compared += 1

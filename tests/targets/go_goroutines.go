@@ -13,7 +13,10 @@
 // The oracle: on SIGUSR1 a goroutine writes, to the file named by the first
 // argument, the program's own runtime.Stack(buf, true) after a line
 // "spins N eintr M" (the spinner's progress and the EINTR count), then
-// renames it into place (PATH.tmp -> PATH).  Prints "ready" once every
+// renames it into place (PATH.tmp -> PATH).  Before that it writes the
+// goroutine profile as runtime/pprof does, to PATH.debug1 (grouped text,
+// WriteTo(f, 1)) and PATH.pb (protobuf, WriteTo(f, 0)): once PATH is
+// there, so are they.  Prints "ready" once every
 // goroutine is parked where it should be (by its own runtime.Stack), then
 // runs until killed.
 package main
@@ -24,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +126,27 @@ func spawner() {
 	}
 }
 
+// writeProfile writes the goroutine profile at this debug level to path,
+// through path.tmp.
+func writeProfile(path string, debug int) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup("goroutine").WriteTo(f, debug)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	return err
+}
+
 func writeOracle(path string) {
+	if writeProfile(path+".debug1", 1) != nil || writeProfile(path+".pb", 0) != nil {
+		return
+	}
 	buf := make([]byte, 64<<20)
 	n := runtime.Stack(buf, true)
 	tmp := path + ".tmp"
