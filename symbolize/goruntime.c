@@ -1,5 +1,5 @@
 /* goruntime.c — the Go runtime's goroutine structures, from the binary's
- * DWARF, and unwinding goroutines from the registers they saved
+ * DWARF (without DWARF: golayout.c), and unwinding goroutines from the registers they saved
  * (goruntime.h).
  *
  * Go writes every package-level variable and every type into its DWARF
@@ -282,22 +282,13 @@ void sym_go_layout_free(struct sym_go_layout *L)
 	L->nwrappers = 0;
 }
 
-int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
+int sym_go_layout_dwarf(Dwfl_Module *mod, struct sym_go_layout *L)
 {
-	Dwfl_Module *mod = NULL;
-	memset(L, 0, sizeof *L);
-	dwfl_getmodules(s->dwfl, find_go_module, &mod, 0);
-	if (!mod)
-		return 0;
-	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	snprintf(L->module, sizeof L->module, "%s", name ? name : "?");
-	L->kind = SYM_GO_UNKNOWN;
 	Dwarf_Addr bias;
 	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+	L->kind = SYM_GO_UNKNOWN;
 	if (!dw) {
-		snprintf(L->why, sizeof L->why,
-			 "a Go program without DWARF (built with -ldflags=-s -w?): the goroutines' "
-			 "layouts are read from it, so only OS threads are shown");
+		snprintf(L->why, sizeof L->why, "a Go program without DWARF: only OS threads are shown");
 		return 0;
 	}
 	struct scan *sc = calloc(1, sizeof *sc);
@@ -334,6 +325,33 @@ int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
 	return 0;
 }
 
+/* Without DWARF: golayout.c's table, for the versions it knows. */
+static int layout_without_dwarf(struct sym_session *s, Dwfl_Module *mod, struct sym_go_layout *L)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	int r = sym_go_layout_table(sym_module_gotab(s, mod), elf, bias, L);
+	if (L->nwrappers)
+		qsort(L->wrappers, L->nwrappers, sizeof *L->wrappers, cmp_range);
+	return r;
+}
+
+int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
+{
+	Dwfl_Module *mod = NULL;
+	Dwarf_Addr bias;
+	memset(L, 0, sizeof *L);
+	dwfl_getmodules(s->dwfl, find_go_module, &mod, 0);
+	if (!mod)
+		return 0;
+	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	snprintf(L->module, sizeof L->module, "%s", name ? name : "?");
+	L->kind = SYM_GO_UNKNOWN;
+	if (!dwfl_module_getdwarf(mod, &bias))
+		return layout_without_dwarf(s, mod, L);
+	return sym_go_layout_dwarf(mod, L);
+}
+
 /* ---- addresses and unwinding ------------------------------------------- */
 
 const struct sym_frame *sym_frames_at(struct sym_session *s, uint64_t lookup_pc, size_t *n)
@@ -341,6 +359,25 @@ const struct sym_frame *sym_frames_at(struct sym_session *s, uint64_t lookup_pc,
 	const struct sym_resolved *r = sym_resolve(s, lookup_pc);
 	*n = r ? r->n : 0;
 	return r && r->n ? r->frames : NULL;
+}
+
+/* A goroutine in a system call saved no frame pointer (Go 1.23 added
+ * syscallbp), and without .debug_frame its frames cannot be found from
+ * pc and sp alone.  Go's traceback uses the line table's sp deltas: the
+ * function holding pc has its frame [sp, sp + delta) under the return
+ * address, and a Go function with a frame keeps the caller's bp in its
+ * top word, where its own bp points.  So bp is sp + delta - 8 there, and
+ * the frame pointer chain goes on from it. */
+static void frame_pointer_at(struct sym_session *s, uint64_t lookup_pc, struct arch_regs *regs)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, lookup_pc);
+	GElf_Addr bias;
+	const struct sym_gotab *t = mod && dwfl_module_getelf(mod, &bias) ? sym_module_gotab(s, mod) : NULL;
+	int32_t delta;
+	if (!t || sym_gotab_sp_delta(t, lookup_pc - bias, &delta) || delta < 16)
+		return;
+	REG(regs, BP) = REG(regs, SP) + (uint64_t)delta - 8;
+	regs->known |= REGBIT(BP);
 }
 
 int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
@@ -354,6 +391,8 @@ int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
 	uint64_t back = phys && phys->has_offset && phys->func_offset == 0 ? 0 : 1;
 	struct arch_regs regs = *snap->regs;
 	struct sym_snapshot at = *snap;
+	if (!(regs.known & REGBIT(BP)))
+		frame_pointer_at(s, pc - back, &regs);
 	REG(&regs, PC) = pc - back;
 	at.regs = &regs;
 	if (sym_unwind(s, &at, out))
