@@ -266,18 +266,18 @@ static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsig
 	snprintf(g->error, sizeof g->error, "it changed under each of %d reads", MAX_TRIES);
 }
 
-/* Offsets from a version table (no DWARF) are checked against what was
- * read, as Go's own invariants: the first g is goroutine 1 (runtime.main),
- * each live g has a distinct positive goid, a known status and wait
- * reason, and a stack [lo, hi) of sane size holding its saved sp (when
- * not running).  NULL, or what failed. */
 static int cmp_goid(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return (x > y) - (x < y);
 }
 
-static const char *table_mismatch(const struct collect_go *go)
+/* Offsets from a version table (no DWARF) are checked against what was
+ * read, as Go's own invariants: the first g is goroutine 1 (runtime.main),
+ * each live g has a distinct positive goid, a known status and wait
+ * reason, a stack [lo, hi) of sane size holding its saved sp (when not
+ * running), and its start and creator pcs in functions.  NULL, or what failed. */
+static const char *table_mismatch(const struct collect_go *go, struct sym_session *sym)
 {
 	if (!go->n || go->g[0].dead || go->g[0].goid != 1)
 		return "its first goroutine is not goroutine 1";
@@ -292,6 +292,8 @@ static const char *table_mismatch(const struct collect_go *go)
 		if (g->goid <= 0 || s > 9 || g->waitreason >= go->nreasons || g->lo >= g->hi ||
 		    g->hi - g->lo > (1u << 30) || (s != G_RUNNING && (g->sp < g->lo || g->sp >= g->hi)))
 			bad = "a goroutine's id, status, wait reason or stack is implausible";
+		else if (!sym_function_at(sym, g->startpc) || (g->goid != 1 && !sym_function_at(sym, g->gopc)))
+			bad = "a goroutine's start or creator is in no function";
 		ids[n++] = g->goid;
 	}
 	if (!bad) {
@@ -363,7 +365,7 @@ struct collect_go *collect_go_read(pid_t pid, struct sym_session *sym, size_t st
 	free(a);
 	free(ptrs);
 	go->stats.read_ms = (double)(collect_now_ns() - t0) / 1e6;
-	const char *bad = go->L.from_table ? table_mismatch(go) : NULL;
+	const char *bad = go->L.from_table ? table_mismatch(go, sym) : NULL;
 	if (bad) {
 		snprintf(go->L.why, sizeof go->L.why,
 			 "the goroutines of this Go program without DWARF (%s) do not read as its version's "

@@ -3,7 +3,8 @@
  * versions whose layouts are written here (goruntime.h).
  *
  * What stripping keeps, and what each answer comes from:
- *   - the Go version: .go.buildinfo (runtime.buildVersion);
+ *   - the Go version: .go.buildinfo, else the string runtime.buildVersion
+ *     points at, found in the data by its text;
  *   - the offsets in runtime.g and runtime.m: the table below, written by
  *     hand from src/runtime/runtime2.go of each release (amd64), and
  *     checked against the DWARF of the Debian Go 1.19 build
@@ -12,11 +13,12 @@
  *     to it: among the RIP-relative operands of its code, the one address
  *     A whose A+8 (len) and A+16 (cap) are operands too;
  *   - runtime.waitReasonStrings: the initialized [N]string array in the
- *     data whose first strings are Go's first wait reasons (the same from
- *     Go 1.11 to 1.26);
+ *     data whose first strings are Go's first three wait reasons (the same
+ *     from Go 1.11 to 1.26);
  *   - the compiler's wrappers (left out of tracebacks): the functions of
  *     .gopclntab whose funcID is funcID_wrapper, which in every version
- *     here is the one after runtime.systemstack_switch's.
+ *     here is two after runtime.systemstack's (Go's traceback elides
+ *     frames by that funcID; DWARF's DW_AT_trampoline marks fewer).
  * Anything not found or not as expected leaves the layout unknown, with
  * one line saying why; collect/goroutines.c then validates what it reads
  * (goids, stacks) before showing it.
@@ -57,20 +59,28 @@ static const struct go_table tables[] = {
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(104, 8),
 	  F(112, 8), F(120, 8), F(296, 8), F(312, 8), F(48, 8), F(232, 8), F(0, 8), F(8, 8), F(0, 0),
 	  F(72, 8), F(192, 8) },
-	/* Go 1.25, 1.26 (1.25.3's and the development tree's after 1.26 are
-	 * the same up to startpc): gobuf lost ret: sched{sp 56, pc 64, g 72,
-	 * ctxt 80, lr 88, bp 96}, syscallsp 104, syscallpc 112, syscallbp
-	 * 120, stktopsp 128, param 136, atomicstatus 144, stackLock 148, goid
-	 * uint64 152, schedlink 160, waitsince 168, waitreason 176, 15
-	 * one-byte fields 177-191, trackingStamp 192, runnableTime 200,
+	/* Go 1.25 (1.25.3's runtime2.go): gobuf lost ret: sched{sp 56, pc 64,
+	 * g 72, ctxt 80, lr 88, bp 96}, syscallsp 104, syscallpc 112,
+	 * syscallbp 120, stktopsp 128, param 136, atomicstatus 144, stackLock
+	 * 148, goid uint64 152, schedlink 160, waitsince 168, waitreason 176,
+	 * 15 one-byte fields 177-191, trackingStamp 192, runnableTime 200,
 	 * lockedm 208, fipsIndicator 216, syncSafePoint 217, runningCleanups
 	 * 218, sig 220, writebuf 224-247, sigcode0 248, sigcode1 256, sigpc
 	 * 264, parentGoid 272, gopc 280, ancestors 288, startpc 296.
 	 * m = g0 0, morebuf 8-55, divmod 56, procid 64, gsignal 72,
 	 * goSigStack 80-119, sigmask 120, tls 128-175, mstartfn 176, curg 184. */
-	{ 25, 26, 304,
+	{ 25, 25, 304,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
 	  F(104, 8), F(112, 8), F(280, 8), F(296, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(272, 8),
+	  F(64, 8), F(184, 8) },
+	/* Go 1.26: as 1.25 up to lockedm 208, then fipsIndicator 216,
+	 * fipsOnlyBypass 217, ditWanted 218, syncSafePoint 219,
+	 * runningCleanups 220, sig 224, secret int32 228, writebuf 232-255,
+	 * sigcode0 256, sigcode1 264, sigpc 272, parentGoid 280, gopc 288,
+	 * ancestors 296, startpc 304; m unchanged from 1.25. */
+	{ 26, 26, 312,
+	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
+	  F(104, 8), F(112, 8), F(288, 8), F(304, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(280, 8),
 	  F(64, 8), F(184, 8) },
 };
 
@@ -183,21 +193,23 @@ static uint64_t find_allgs(const struct sym_gotab *t)
 	return found;
 }
 
-/* The compiler's wrappers: every function whose funcID is the one after
- * runtime.systemstack_switch's (Go's funcID list ends "...,
- * systemstack_switch, wrapper" from 1.17 to 1.26). */
+/* The compiler's wrappers: every function whose funcID is two after
+ * runtime.systemstack's (Go's funcID list ends "..., systemstack,
+ * systemstack_switch, wrapper" from 1.17 to 1.26; the linker of 1.17
+ * gives systemstack_switch no funcID, so it cannot be the anchor). */
 static int find_wrappers(const struct sym_gotab *t, struct sym_go_layout *L)
 {
 	uint64_t entry, end;
 	int id;
-	if (func_named(t, "runtime.systemstack_switch", &entry, &end, &id) || id <= 0)
+	if ((func_named(t, "runtime.systemstack", &entry, &end, &id) &&
+	     func_named(t, "runtime.systemstack.abi0", &entry, &end, &id)) || id <= 0)
 		return -1;
 	uint32_t n = sym_gotab_nfunc(t);
 	size_t cap = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name;
 		int fid;
-		if (sym_gotab_func_i(t, i, &entry, &end, &name, &fid) || fid != id + 1)
+		if (sym_gotab_func_i(t, i, &entry, &end, &name, &fid) || fid != id + 2)
 			continue;
 		if (L->nwrappers == cap) {
 			size_t c = cap ? 2 * cap : 64;
@@ -214,9 +226,8 @@ static int find_wrappers(const struct sym_gotab *t, struct sym_go_layout *L)
 }
 
 /* Go's first wait reasons (runtime2.go: waitReasonZero, GCAssistMarking,
- * IOWait, ChanReceiveNilChan, ChanSendNilChan). */
-static const char *const first_reasons[] = { "", "GC assist marking", "IO wait",
-					     "chan receive (nil chan)", "chan send (nil chan)" };
+ * IOWait; Go 1.26 reordered what follows). */
+static const char *const first_reasons[] = { "", "GC assist marking", "IO wait" };
 
 int sym_go_layout_table(const struct sym_gotab *t, Elf *elf, uint64_t bias, struct sym_go_layout *L)
 {
@@ -249,7 +260,7 @@ int sym_go_layout_table(const struct sym_gotab *t, Elf *elf, uint64_t bias, stru
 	else if (!reasons)
 		missing = "runtime.waitReasonStrings (in its data)";
 	else if (w)
-		missing = "runtime.systemstack_switch (in its line table)";
+		missing = "runtime.systemstack (in its line table)";
 	if (missing) {
 		snprintf(L->why, sizeof L->why,
 			 "a Go program without DWARF (built with -ldflags=-s -w?) by %s: %s was not found, "

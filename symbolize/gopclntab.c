@@ -584,6 +584,54 @@ int sym_gotab_func_i(const struct sym_gotab *t, uint32_t i, uint64_t *entry, uin
  * version follows as a varint-prefixed string, else (up to Go 1.17) the
  * header's words 2 and 3 point at runtime.buildVersion (a string) and
  * runtime.modinfo. */
+/* "go1.N" or "go1.N.M", exactly. */
+static int version_text(const unsigned char *s, uint64_t n)
+{
+	int dots = 0, digits = 0;
+	if (n < 5 || memcmp(s, "go1.", 4) != 0)
+		return 0;
+	for (uint64_t i = 4; i < n; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			digits++;
+		else if (s[i] == '.' && digits && !dots)
+			dots = 1, digits = 0;
+		else
+			return 0;
+	}
+	return digits > 0;
+}
+
+/* Without .go.buildinfo (esbuild's Go 1.26 build has none): the string
+ * headers of the writable data that point at a version's text, as
+ * runtime.buildVersion does.  The longest wins, if every other is the
+ * start of it ("go1.26" and "go1.26.5"); else none. */
+static int version_from_data(const struct sym_gotab *t, char *buf, size_t len)
+{
+	const unsigned char *best = NULL;
+	uint64_t nbest = 0;
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const struct segment *sg = &t->segs[i];
+		if (!sg->writable)
+			continue;
+		for (uint64_t a = (sg->vaddr + 7) & ~7ULL; a + 16 <= sg->vaddr + sg->filesz; a += 8) {
+			const unsigned char *p = at_vaddr(t, a, 16), *s;
+			uint64_t n = p ? u64(p + 8) : 0;
+			if (n < 5 || n > 16 || !(s = at_vaddr(t, u64(p), n)) || !version_text(s, n))
+				continue;
+			const unsigned char *lo = n < nbest ? s : best, *hi = n < nbest ? best : s;
+			if (best && memcmp(lo, hi, n < nbest ? n : nbest) != 0)
+				return -1;
+			if (n > nbest)
+				best = s, nbest = n;
+		}
+	}
+	if (!best || nbest >= len)
+		return -1;
+	memcpy(buf, best, nbest);
+	buf[nbest] = 0;
+	return 0;
+}
+
 int sym_gotab_build_version(const struct sym_gotab *t, Elf *elf, char *buf, size_t len)
 {
 	static const char magic[] = "\xff Go buildinf:";
@@ -591,8 +639,9 @@ int sym_gotab_build_version(const struct sym_gotab *t, Elf *elf, char *buf, size
 	const unsigned char *h, *s = NULL;
 	uint64_t n = 0;
 	buf[0] = 0;
-	if (!section_named(elf, ".go.buildinfo", &sh) || !(h = at_vaddr(t, sh.sh_addr, 32)) ||
-	    memcmp(h, magic, 14) != 0 || h[14] != 8 || (h[15] & 1))
+	if (!section_named(elf, ".go.buildinfo", &sh))
+		return version_from_data(t, buf, len);
+	if (!(h = at_vaddr(t, sh.sh_addr, 32)) || memcmp(h, magic, 14) != 0 || h[14] != 8 || (h[15] & 1))
 		return -1;
 	if (h[15] & 2) {
 		const unsigned char *start = at_vaddr(t, sh.sh_addr + 32, 10), *p = start;
