@@ -186,7 +186,7 @@ static uint64_t find_allgs(const struct sym_gotab *t)
 	for (size_t i = 0; i < nops; i++) {
 		if (ops[i] == found || !has_addr(ops, nops, ops[i] + 8) || !has_addr(ops, nops, ops[i] + 16))
 			continue;
-		if (found && has_addr(ops, nops, found + 8) && ops[i] != found)
+		if (found)
 			return 0;       /* two candidates: not the code expected */
 		found = ops[i];
 	}
