@@ -34,7 +34,7 @@ struct sym_go_layout {
 	char why[256];              /* SYM_GO_UNKNOWN: one line for the user */
 	char module[4096];          /* the module holding the runtime */
 	int from_table;             /* no DWARF: offsets from golayout.c's table, to validate */
-	char version[64];           /* "go1.19.8" when read from .go.buildinfo, else "" */
+	char version[64];           /* "go1.19.8" when read from the file (no DWARF), else "" */
 	/* Addresses (load bias applied) of runtime variables; 0: absent. */
 	uint64_t allgs;             /* []*g: the slice header */
 	uint64_t fing_running;      /* bool: the finalizer goroutine runs user code */

@@ -95,7 +95,8 @@ void sym_gotab_free(struct sym_gotab *t);
 /* For a binary without symbols (golayout.c): the file's bytes at
  * link-time vaddr, or NULL; the number of functions and the i-th's
  * link-time [entry, end), name and the funcID Go's linker gave it (-1 if
- * unreadable); the Go version from .go.buildinfo ("go1.19.8");
+ * unreadable); the Go version ("go1.19.8") from .go.buildinfo, else
+ * from the string runtime.buildVersion points at;
  * the link-time address of an initialized [N]string array in the writable
  * data whose first nfirst strings are first (0: none), with count the
  * entries that read as strings from there (at most 256: the array and
