@@ -23,12 +23,16 @@ cd "$(dirname "$0")"
 # headless); npm fetches the Go binaries (esbuild, built by Go 1.17, 1.18
 # and 1.26) that test_gopclntab_esbuild.py reads Go's line table of.
 # libc6-dbg gives glibc frames their source lines (the -nodebug tests hide
-# it again).
+# it again).  libcapstone-dev decodes the x86-64 code of runtime.allgadd in
+# a stripped Go binary, whose operands say where runtime.allgs is
+# (symbolize/golayout.c).  delve: Debian's dlv is a real Go program, built
+# stripped by Debian, whose goroutines test_goroutines_debian.py reads
+# (and bench/goroutines.py compares pprofc with Delve itself).
 PACKAGES=(meson ninja-build pkg-config gcc g++ python3 libdw-dev libelf-dev zlib1g-dev
           libprotobuf-c-dev protobuf-c-compiler libiberty-dev elfutils golang-go gdb
           util-linux libc6-dbg valgrind linux-perf redis-server redis-tools nginx-light
           libtcmalloc-minimal4 libmimalloc2.0 chromium scdoc libmicrohttpd-dev curl
-          strace)
+          strace libcapstone-dev delve)
 # node and npm (Debian's nodejs and npm, unless the machine has them from
 # elsewhere, as NodeSource's nodejs, which bundles npm and conflicts with
 # Debian's npm: then the commands are enough): test_trace_reader.py reads

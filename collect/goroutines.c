@@ -50,6 +50,7 @@ struct gor {
 	unsigned char *stack;
 	size_t stack_len;
 	int cut;                        /* the copy stopped at the size limit */
+	int unstable;                   /* never read the same twice */
 	char error[160];                /* no stack: why */
 	struct sym_stack st;
 	const struct sym_stack *from;   /* the stack shown: st or its thread's */
@@ -108,7 +109,9 @@ static void read_gostring(pid_t pid, uint64_t addr, char *buf, size_t len)
 static int read_globals(struct collect_go *go)
 {
 	const struct sym_go_layout *L = &go->L;
-	if (L->build_version)
+	if (L->version[0])
+		snprintf(go->version, sizeof go->version, "%s", L->version);
+	else if (L->build_version)
 		read_gostring(go->pid, L->build_version, go->version, sizeof go->version);
 	uint8_t fr = 0;
 	if (L->fing_running && attach_read_mem(go->pid, L->fing_running, &fr, 1) == 1)
@@ -264,7 +267,48 @@ static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsig
 	free(g->stack);
 	g->stack = NULL;
 	go->stats.unstable++;
+	g->unstable = 1;
 	snprintf(g->error, sizeof g->error, "it changed under each of %d reads", MAX_TRIES);
+}
+
+static int cmp_goid(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Offsets from a version table (no DWARF) are checked against what was
+ * read, as Go's own invariants: the first g is goroutine 1 (runtime.main),
+ * each live g has a distinct positive goid, a known status and wait
+ * reason, a stack [lo, hi) of sane size holding its saved sp (when not
+ * running), and its start and creator pcs in functions.  NULL, or what failed. */
+static const char *table_mismatch(const struct collect_go *go, struct sym_session *sym)
+{
+	if (!go->n || go->g[0].dead || go->g[0].goid != 1)
+		return "its first goroutine is not goroutine 1";
+	int64_t *ids = malloc(go->n * sizeof *ids);
+	size_t n = 0;
+	const char *bad = ids ? NULL : "out of memory";
+	for (size_t i = 0; i < go->n && !bad; i++) {
+		const struct gor *g = &go->g[i];
+		uint32_t s = g->status & ~(uint32_t)G_SCAN;
+		if (g->dead || g->unstable)
+			continue;
+		if (g->goid <= 0 || s > 9 || g->waitreason >= go->nreasons || g->lo >= g->hi ||
+		    g->hi - g->lo > (1u << 30) || (s != G_RUNNING && (g->sp < g->lo || g->sp >= g->hi)))
+			bad = "a goroutine's id, status, wait reason or stack is implausible";
+		else if (!sym_function_at(sym, g->startpc) || (g->goid != 1 && !sym_function_at(sym, g->gopc)))
+			bad = "a goroutine's start or creator is in no function";
+		ids[n++] = g->goid;
+	}
+	if (!bad) {
+		qsort(ids, n, sizeof *ids, cmp_goid);
+		for (size_t i = 1; i < n && !bad; i++)
+			if (ids[i] == ids[i - 1])
+				bad = "two goroutines have the same id";
+	}
+	free(ids);
+	return bad;
 }
 
 struct collect_go *collect_go_read(pid_t pid, struct sym_session *sym, size_t stack_limit,
@@ -326,6 +370,13 @@ struct collect_go *collect_go_read(pid_t pid, struct sym_session *sym, size_t st
 	free(a);
 	free(ptrs);
 	go->stats.read_ms = (double)(collect_now_ns() - t0) / 1e6;
+	const char *bad = go->L.from_table ? table_mismatch(go, sym) : NULL;
+	if (bad) {
+		snprintf(go->L.why, sizeof go->L.why,
+			 "the goroutines of this Go program without DWARF (%s) do not read as its version's "
+			 "layout says (%s): only OS threads are shown", go->version, bad);
+		go->stats.note = go->L.why;
+	}
 	return go;
 }
 

@@ -552,3 +552,167 @@ int sym_gotab_lookup(const struct sym_gotab *t, uint64_t pc, struct sym_goframe 
 		ix = inline_index(t, &fn, pc);
 	}
 }
+
+/* ---- what a binary without symbols still tells of its runtime -------- */
+
+const unsigned char *sym_gotab_bytes(const struct sym_gotab *t, uint64_t vaddr, size_t n)
+{
+	return at_vaddr(t, vaddr, n);
+}
+
+uint32_t sym_gotab_nfunc(const struct sym_gotab *t)
+{
+	return t->nfunc;
+}
+
+/* The funcID byte is the fourth last of _func in every layout (funcID,
+ * flag, a pad byte, nfuncdata). */
+int sym_gotab_func_i(const struct sym_gotab *t, uint32_t i, uint64_t *entry, uint64_t *end,
+		     const char **name, int *funcid)
+{
+	uint64_t funcoff, off;
+	const unsigned char *f;
+	if (i >= t->nfunc || functab_pc(t, i, entry, &funcoff) || functab_pc(t, i + 1, end, &off) ||
+	    *end <= *entry || !(f = at_tab(t, t->functab + funcoff, t->func_size)))
+		return -1;
+	*name = tab_string(t, t->funcname, u32(f + (t->version == GO116 ? 8 : 4)));
+	*funcid = f[t->func_size - 4];
+	return *name ? 0 : -1;
+}
+
+/* .go.buildinfo (src/debug/buildinfo/buildinfo.go): a 32-byte header, 14
+ * bytes of magic, the pointer size, flags; with flag 2 (Go 1.18 on) the
+ * version follows as a varint-prefixed string, else (up to Go 1.17) the
+ * header's words 2 and 3 point at runtime.buildVersion (a string) and
+ * runtime.modinfo. */
+/* "go1.N" or "go1.N.M", exactly. */
+static int version_text(const unsigned char *s, uint64_t n)
+{
+	int dots = 0, digits = 0;
+	if (n < 5 || memcmp(s, "go1.", 4) != 0)
+		return 0;
+	for (uint64_t i = 4; i < n; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			digits++;
+		else if (s[i] == '.' && digits && !dots)
+			dots = 1, digits = 0;
+		else
+			return 0;
+	}
+	return digits > 0;
+}
+
+/* Without .go.buildinfo (esbuild's Go 1.26 build has none): the string
+ * headers of the writable data that point at a version's text, as
+ * runtime.buildVersion does.  The longest wins, if every other is the
+ * start of it ("go1.26" and "go1.26.5"); else none. */
+static int version_from_data(const struct sym_gotab *t, char *buf, size_t len)
+{
+	const unsigned char *best = NULL;
+	uint64_t nbest = 0;
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const struct segment *sg = &t->segs[i];
+		if (!sg->writable)
+			continue;
+		for (uint64_t a = (sg->vaddr + 7) & ~7ULL; a + 16 <= sg->vaddr + sg->filesz; a += 8) {
+			const unsigned char *p = at_vaddr(t, a, 16), *s;
+			uint64_t n = p ? u64(p + 8) : 0;
+			if (n < 5 || n > 16 || !(s = at_vaddr(t, u64(p), n)) || !version_text(s, n))
+				continue;
+			const unsigned char *lo = n < nbest ? s : best, *hi = n < nbest ? best : s;
+			if (best && memcmp(lo, hi, n < nbest ? n : nbest) != 0)
+				return -1;
+			if (n > nbest)
+				best = s, nbest = n;
+		}
+	}
+	if (!best || nbest >= len)
+		return -1;
+	memcpy(buf, best, nbest);
+	buf[nbest] = 0;
+	return 0;
+}
+
+int sym_gotab_build_version(const struct sym_gotab *t, Elf *elf, char *buf, size_t len)
+{
+	static const char magic[] = "\xff Go buildinf:";
+	GElf_Shdr sh;
+	const unsigned char *h, *s = NULL;
+	uint64_t n = 0;
+	buf[0] = 0;
+	if (!section_named(elf, ".go.buildinfo", &sh))
+		return version_from_data(t, buf, len);
+	if (!(h = at_vaddr(t, sh.sh_addr, 32)) || memcmp(h, magic, 14) != 0 || h[14] != 8 || (h[15] & 1))
+		return -1;
+	if (h[15] & 2) {
+		const unsigned char *start = at_vaddr(t, sh.sh_addr + 32, 10), *p = start;
+		uint32_t v;
+		if (!start || varint(&p, start + 10, &v))
+			return -1;
+		n = v;
+		s = at_vaddr(t, sh.sh_addr + 32 + (uint64_t)(p - start), n);
+	} else {
+		const unsigned char *str = at_vaddr(t, u64(h + 16), 16);
+		if (str) {
+			n = u64(str + 8);
+			s = n < 256 ? at_vaddr(t, u64(str), n) : NULL;
+		}
+	}
+	if (!s || n == 0 || n >= len)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	return 0;
+}
+
+/* The Go string {ptr, len} at p equals want. */
+static int string_is(const struct sym_gotab *t, const unsigned char *p, const char *want)
+{
+	size_t n = strlen(want);
+	const unsigned char *s = n ? at_vaddr(t, u64(p), n) : NULL;
+	return u64(p + 8) == n && (n == 0 || (s && memcmp(s, want, n) == 0));
+}
+
+/* A Go string that reads as text: what a table of names holds. */
+static int plausible_string(const struct sym_gotab *t, const unsigned char *p)
+{
+	uint64_t n = u64(p + 8);
+	const unsigned char *s = n && n <= 128 ? at_vaddr(t, u64(p), n) : NULL;
+	for (uint64_t i = 0; s && i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return s != NULL;
+}
+
+uint64_t sym_gotab_find_strings(const struct sym_gotab *t, const char *const *first, size_t nfirst,
+				size_t *count)
+{
+	enum { MAX_STRINGS = 256 };
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const struct segment *s = &t->segs[i];
+		if (!s->writable)
+			continue;
+		for (uint64_t a = (s->vaddr + 7) & ~7ULL; a + 16 * nfirst <= s->vaddr + s->filesz; a += 8) {
+			const unsigned char *p = at_vaddr(t, a, 16 * nfirst);
+			size_t k = 0;
+			while (p && k < nfirst && string_is(t, p + 16 * k, first[k]))
+				k++;
+			if (k < nfirst)
+				continue;
+			while (k < MAX_STRINGS && (p = at_vaddr(t, a + 16 * k, 16)) && plausible_string(t, p))
+				k++;
+			*count = k;
+			return a;
+		}
+	}
+	return 0;
+}
+
+int sym_gotab_sp_delta(const struct sym_gotab *t, uint64_t pc, int32_t *delta)
+{
+	struct gofunc fn;
+	if (find_func(t, pc, &fn))
+		return -1;
+	*delta = pcvalue(t, &fn, func_field(t, &fn, 4), pc);
+	return *delta < 0 ? -1 : 0;
+}

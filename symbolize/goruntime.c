@@ -1,5 +1,5 @@
 /* goruntime.c — the Go runtime's goroutine structures, from the binary's
- * DWARF, and unwinding goroutines from the registers they saved
+ * DWARF (without DWARF: golayout.c), and unwinding goroutines from the registers they saved
  * (goruntime.h).
  *
  * Go writes every package-level variable and every type into its DWARF
@@ -282,22 +282,13 @@ void sym_go_layout_free(struct sym_go_layout *L)
 	L->nwrappers = 0;
 }
 
-int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
+int sym_go_layout_dwarf(Dwfl_Module *mod, struct sym_go_layout *L)
 {
-	Dwfl_Module *mod = NULL;
-	memset(L, 0, sizeof *L);
-	dwfl_getmodules(s->dwfl, find_go_module, &mod, 0);
-	if (!mod)
-		return 0;
-	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	snprintf(L->module, sizeof L->module, "%s", name ? name : "?");
-	L->kind = SYM_GO_UNKNOWN;
 	Dwarf_Addr bias;
 	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
+	L->kind = SYM_GO_UNKNOWN;
 	if (!dw) {
-		snprintf(L->why, sizeof L->why,
-			 "a Go program without DWARF (built with -ldflags=-s -w?): the goroutines' "
-			 "layouts are read from it, so only OS threads are shown");
+		snprintf(L->why, sizeof L->why, "a Go program without DWARF: only OS threads are shown");
 		return 0;
 	}
 	struct scan *sc = calloc(1, sizeof *sc);
@@ -334,6 +325,33 @@ int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
 	return 0;
 }
 
+/* Without DWARF: golayout.c's table, for the versions it knows. */
+static int layout_without_dwarf(struct sym_session *s, Dwfl_Module *mod, struct sym_go_layout *L)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	int r = sym_go_layout_table(sym_module_gotab(s, mod), elf, bias, L);
+	if (L->nwrappers)
+		qsort(L->wrappers, L->nwrappers, sizeof *L->wrappers, cmp_range);
+	return r;
+}
+
+int sym_go_layout(struct sym_session *s, struct sym_go_layout *L)
+{
+	Dwfl_Module *mod = NULL;
+	Dwarf_Addr bias;
+	memset(L, 0, sizeof *L);
+	dwfl_getmodules(s->dwfl, find_go_module, &mod, 0);
+	if (!mod)
+		return 0;
+	const char *name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	snprintf(L->module, sizeof L->module, "%s", name ? name : "?");
+	L->kind = SYM_GO_UNKNOWN;
+	if (!dwfl_module_getdwarf(mod, &bias))
+		return layout_without_dwarf(s, mod, L);
+	return sym_go_layout_dwarf(mod, L);
+}
+
 /* ---- addresses and unwinding ------------------------------------------- */
 
 const struct sym_frame *sym_frames_at(struct sym_session *s, uint64_t lookup_pc, size_t *n)
@@ -341,6 +359,99 @@ const struct sym_frame *sym_frames_at(struct sym_session *s, uint64_t lookup_pc,
 	const struct sym_resolved *r = sym_resolve(s, lookup_pc);
 	*n = r ? r->n : 0;
 	return r && r->n ? r->frames : NULL;
+}
+
+/* A goroutine in a system call saved no frame pointer (Go 1.23 added
+ * syscallbp), and without .debug_frame its frames cannot be found from
+ * pc and sp alone.  Go's traceback uses the line table's sp deltas: the
+ * function holding pc has its frame [sp, sp + delta) under the return
+ * address, and a Go function with a frame (delta >= 16) keeps the
+ * caller's bp in its top word, where its own bp points.  Frameless
+ * functions (assembly such as Go 1.17's syscall.Syscall) are stepped over
+ * by their delta and remembered, to be put back in front of the frame
+ * pointer walk; bp is then that of the first function with a frame. */
+enum { MAX_FRAMELESS = 8 };
+
+struct frameless {
+	uint64_t pc[MAX_FRAMELESS];     /* shown pcs: the first, then return addresses */
+	size_t n;
+};
+
+static int stack_word(const struct sym_snapshot *snap, uint64_t addr, uint64_t *v)
+{
+	if (addr < snap->stack_addr || addr - snap->stack_addr > snap->stack_len ||
+	    snap->stack_len - (addr - snap->stack_addr) < 8)
+		return -1;
+	memcpy(v, snap->stack + (addr - snap->stack_addr), 8);
+	return 0;
+}
+
+/* Sets regs (PC as shown, SP, BP) to the first frame with a frame
+ * pointer; back: what the lookup of regs' PC subtracts (1 past the first
+ * frame: a return address).  Leaves regs as they are if anything is not
+ * known. */
+static void frame_pointer_at(struct sym_session *s, const struct sym_snapshot *snap,
+			     struct arch_regs *regs, uint64_t *back, struct frameless *skipped)
+{
+	uint64_t pc = REG(regs, PC), sp = REG(regs, SP), b = *back;
+	skipped->n = 0;
+	for (size_t k = 0; k <= MAX_FRAMELESS; k++) {
+		Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc - b);
+		GElf_Addr bias;
+		const struct sym_gotab *t = mod && dwfl_module_getelf(mod, &bias) ? sym_module_gotab(s, mod) : NULL;
+		int32_t delta;
+		uint64_t ret;
+		if (!t || sym_gotab_sp_delta(t, pc - b - bias, &delta))
+			break;
+		if (delta >= 16) {
+			REG(regs, PC) = pc;
+			REG(regs, SP) = sp;
+			REG(regs, BP) = sp + (uint64_t)delta - 8;
+			regs->known |= REGBIT(BP);
+			*back = b;
+			return;
+		}
+		if (k == MAX_FRAMELESS || stack_word(snap, sp + (uint64_t)delta, &ret))
+			break;
+		skipped->pc[skipped->n++] = pc;
+		pc = ret;
+		sp += (uint64_t)delta + 8;
+		b = 1;
+	}
+	skipped->n = 0;
+}
+
+/* Puts the frameless frames back in front of the walk's: each pc named at
+ * its lookup address (pc - back for the first, pc - 1 for return
+ * addresses) and shown at pc. */
+static int prepend(struct sym_session *s, const struct frameless *skipped, uint64_t back,
+		   struct sym_stack *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < skipped->n; i++) {
+		const struct sym_resolved *r = sym_resolve(s, skipped->pc[i] - (i ? 1 : back));
+		n += r && r->n ? r->n : 0;
+	}
+	struct sym_frame *f = malloc((n + out->n + 1) * sizeof *f);
+	if (!f)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < skipped->n; i++) {
+		uint64_t pc = skipped->pc[i];
+		const struct sym_resolved *r = sym_resolve(s, pc - (i ? 1 : back));
+		for (size_t j = 0; r && j < r->n; j++) {
+			f[k] = r->frames[j];
+			f[k].func_offset += pc - f[k].lookup_pc;
+			f[k].module_offset += pc - f[k].lookup_pc;
+			f[k++].pc = pc;
+		}
+	}
+	if (out->n)
+		memcpy(f + k, out->frames, out->n * sizeof *f);
+	free(out->frames);
+	out->frames = f;
+	out->n += k;
+	return 0;
 }
 
 int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
@@ -351,9 +462,13 @@ int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
 	const struct sym_frame *phys = r && r->n ? &r->frames[r->n - 1] : NULL;
 	/* At a function's entry nothing has called anything yet: a goroutine
 	 * that never ran starts there. */
-	uint64_t back = phys && phys->has_offset && phys->func_offset == 0 ? 0 : 1;
+	uint64_t back = phys && phys->has_offset && phys->func_offset == 0 ? 0 : 1, first_back = back;
 	struct arch_regs regs = *snap->regs;
 	struct sym_snapshot at = *snap;
+	struct frameless skipped = { .n = 0 };
+	if (!(regs.known & REGBIT(BP)))
+		frame_pointer_at(s, snap, &regs, &back, &skipped);
+	pc = REG(&regs, PC);
 	REG(&regs, PC) = pc - back;
 	at.regs = &regs;
 	if (sym_unwind(s, &at, out))
@@ -366,6 +481,10 @@ int sym_unwind_resumable(struct sym_session *s, const struct sym_snapshot *snap,
 		out->frames[i].module_offset += back;
 		if (!out->frames[i].inlined)
 			break;
+	}
+	if (skipped.n && prepend(s, &skipped, first_back, out)) {
+		sym_stack_free(out);
+		return -1;
 	}
 	return 0;
 }

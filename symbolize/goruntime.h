@@ -1,12 +1,13 @@
 /* goruntime.h — what symbolize/ knows of a Go program's runtime: where its
  * goroutine structures are and how they are laid out, as the binary's own
- * DWARF says (no version table: a field is where this build put it), and
- * the unwinding of a goroutine that is not running, from the pc, sp (and
+ * DWARF says (a field is where this build put it), or, for a binary
+ * without DWARF, as a table per Go version says (golayout.c), and the
+ * unwinding of a goroutine that is not running, from the pc, sp (and
  * bp) it saved.
  *
  * Nothing here reads the target's memory: collect/goroutines.c does, with
  * these offsets.  Go binaries built with -ldflags=-s -w have no DWARF:
- * then the layout says why none is known.
+ * for a Go version without a table the layout says why none is known.
  */
 #ifndef PPROFC_SYMBOLIZE_GORUNTIME_H
 #define PPROFC_SYMBOLIZE_GORUNTIME_H
@@ -32,6 +33,8 @@ struct sym_go_layout {
 	enum sym_go_kind kind;
 	char why[256];              /* SYM_GO_UNKNOWN: one line for the user */
 	char module[4096];          /* the module holding the runtime */
+	int from_table;             /* no DWARF: offsets from golayout.c's table, to validate */
+	char version[64];           /* "go1.19.8" when read from the file (no DWARF), else "" */
 	/* Addresses (load bias applied) of runtime variables; 0: absent. */
 	uint64_t allgs;             /* []*g: the slice header */
 	uint64_t fing_running;      /* bool: the finalizer goroutine runs user code */
@@ -56,6 +59,10 @@ struct sym_go_layout {
  * from DWARF.  Returns 0 (out->kind says what was found) or -1 when out
  * of memory.  sym_go_layout_free() it either way. */
 int sym_go_layout(struct sym_session *s, struct sym_go_layout *out);
+
+/* The offsets (g_size, g and m) the table of golayout.c gives for Go
+ * version ("go1.19.8"), as used without DWARF; -1 if it has none. */
+int sym_go_table_fields(const char *version, struct sym_go_layout *L);
 
 /* The inline chain at lookup_pc, innermost first (the last frame is the
  * function that holds the code), as the session resolves addresses; NULL

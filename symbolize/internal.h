@@ -103,6 +103,35 @@ int sym_gotab_lookup(const struct sym_gotab *t, uint64_t pc, struct sym_goframe 
 /* "1.16", "1.18" or "1.20": the first Go release of the table's layout. */
 const char *sym_gotab_version(const struct sym_gotab *t);
 void sym_gotab_free(struct sym_gotab *t);
+/* For a binary without symbols (golayout.c): the file's bytes at
+ * link-time vaddr, or NULL; the number of functions and the i-th's
+ * link-time [entry, end), name and the funcID Go's linker gave it (-1 if
+ * unreadable); the Go version ("go1.19.8") from .go.buildinfo, else
+ * from the string runtime.buildVersion points at;
+ * the link-time address of an initialized [N]string array in the writable
+ * data whose first nfirst strings are first (0: none), with count the
+ * entries that read as strings from there (at most 256: the array and
+ * maybe a neighbour's). */
+const unsigned char *sym_gotab_bytes(const struct sym_gotab *t, uint64_t vaddr, size_t n);
+uint32_t sym_gotab_nfunc(const struct sym_gotab *t);
+int sym_gotab_func_i(const struct sym_gotab *t, uint32_t i, uint64_t *entry, uint64_t *end,
+		     const char **name, int *funcid);
+int sym_gotab_build_version(const struct sym_gotab *t, Elf *elf, char *buf, size_t len);
+/* How far below its entry sp a Go function's sp is at link-time pc (its
+ * pcsp table, as Go's own traceback uses it); -1 if unknown. */
+int sym_gotab_sp_delta(const struct sym_gotab *t, uint64_t pc, int32_t *delta);
+uint64_t sym_gotab_find_strings(const struct sym_gotab *t, const char *const *first, size_t nfirst,
+				size_t *count);
+
+/* The Go runtime's layouts of a module (goruntime.h): from its DWARF
+ * (goruntime.c), or, without DWARF, from the table and the binary's own
+ * code and data (golayout.c; t: its line table, bias: load bias).  0, or
+ * -1 when out of memory; L->kind says what was found. */
+struct sym_go_layout;
+int sym_go_layout_dwarf(Dwfl_Module *mod, struct sym_go_layout *L);
+int sym_go_layout_table(const struct sym_gotab *t, Elf *elf, uint64_t bias, struct sym_go_layout *L);
+/* A module's line table (resolve.c), or NULL. */
+const struct sym_gotab *sym_module_gotab(struct sym_session *s, Dwfl_Module *mod);
 
 /* Resolves one address into its inline chain (cached). */
 const struct sym_resolved *sym_resolve(struct sym_session *s, uint64_t lookup_pc);

@@ -234,6 +234,12 @@ void sym_module_warm(struct sym_session *s, Dwfl_Module *mod)
 	module_info(s, mod);
 }
 
+const struct sym_gotab *sym_module_gotab(struct sym_session *s, Dwfl_Module *mod)
+{
+	struct modinfo *mi = module_info(s, mod);
+	return mi ? mi->go : NULL;
+}
+
 const char *sym_build_id(struct sym_session *s, uint64_t addr)
 {
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);

@@ -12,14 +12,17 @@ functions frame by frame (file:line too where pprofc has them), and the
 same "created by".  The thread running the epoll_wait goroutine must be
 the thread the kernel says is in epoll_wait.  The fixture counts the
 EINTRs its epoll_wait sees: none may come, and it must still run.  The
-same program built with -ldflags=-s -w (no DWARF) gets its threads and
-one line saying why no goroutines.
+same program built with -ldflags=-s -w (no DWARF, no symbols: layouts
+from golayout.c's table) passes the same checks; copies of it whose build
+info names a Go version without a table, or whose table does not fit,
+get their threads and one line saying why no goroutines.
 """
 import json
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 
@@ -139,9 +142,9 @@ def by_function(blocks, name):
     return [goid for goid, b in blocks.items() if any(f[0] == name for f in b["frames"])]
 
 
-def test_dump(work):
+def test_dump(work, name="go_goroutines", idle=IDLE):
     oracle_path = os.path.join(work, "oracle")
-    with Fixture("go_goroutines", args=[oracle_path, str(IDLE)]) as fx:
+    with Fixture(name, args=[oracle_path, str(idle)]) as fx:
         r = pprofc("dump-threads", "-v", fx.pid)
         check(r.returncode == 0, "dump-threads: %s" % r.stderr)
         text, verbose = r.stdout, r.stderr
@@ -154,13 +157,13 @@ def test_dump(work):
         spins, eintr, oracle, order, me = read_oracle(fx, oracle_path)
 
         ours, our_order = parse_dump(text, oracle=False)
-        check(len(oracle) >= IDLE + 10, "the oracle lists %d goroutines" % len(oracle))
+        check(len(oracle) >= idle + 10, "the oracle lists %d goroutines" % len(oracle))
         check(text.startswith("goroutine 1 ["), "the dump does not start with goroutine 1: %r" % text[:80])
         spinner = (by_function(oracle, "main.spinner") or [None])[0]
         n = compare(ours, oracle, me, spinner, "text")
-        check(n >= IDLE + 9, "only %d goroutines compared" % n)
-        check(len(by_function(ours, "main.idler")) == IDLE, "%d idle goroutines, want %d" %
-              (len(by_function(ours, "main.idler")), IDLE))
+        check(n >= idle + 9, "%s: only %d goroutines compared" % (name, n))
+        check(len(by_function(ours, "main.idler")) == idle, "%d idle goroutines, want %d" %
+              (len(by_function(ours, "main.idler")), idle))
         for fn in ("main.chanReceiver", "main.chanSender", "main.selecter", "main.mutexWaiter",
                    "main.sleeper", "main.acceptor", "main.reader", "main.waitGroupWaiter",
                    "main.epoller", "main.spinner"):
@@ -208,7 +211,7 @@ def test_dump(work):
         check(eintr == 0, "the fixture's epoll_wait failed with EINTR %d times" % eintr)
         spins2 = read_oracle(fx, oracle_path)[0]
         check(spins2 > spins, "the fixture stopped spinning (%d, then %d)" % (spins, spins2))
-        check_untouched(fx.pid, label="go_goroutines")
+        check_untouched(fx.pid, label=name)
 
 
 STARTED_BY_MAIN = {"main.main.func1", "main.chanReceiver", "main.chanSender", "main.selecter",
@@ -266,17 +269,53 @@ def test_churn(work):
         check_untouched(fx.pid, label="go_goroutines churn")
 
 
-def test_stripped():
-    with Fixture("go_goroutines_stripped", args=[os.devnull, "10"]) as fx:
-        r = pprofc("dump-threads", fx.pid)
-        check(r.returncode == 0, "dump-threads of the stripped program: %s" % r.stderr)
-        check(r.stdout.startswith("thread %d " % fx.pid), "stripped: %r" % r.stdout[:80])
-        check(not re.search(r"^goroutine ", r.stdout, re.M), "stripped: goroutines shown")
-        lines = [l for l in r.stderr.splitlines() if "DWARF" in l]
-        check(len(lines) == 1 and "only OS threads" in lines[0], "stripped: %r" % r.stderr)
-        d = json.loads(pprofc("dump-threads", "--format=json", fx.pid).stdout)
-        check(d["goroutines"] is None and "DWARF" in (d["go"]["note"] or ""), "stripped JSON: %r" % d["go"])
-        check_untouched(fx.pid, label="go_goroutines_stripped")
+def test_stripped(work):
+    """The same program built with -ldflags=-s -w (no DWARF, no symbols):
+    the layouts from golayout.c's Go 1.19 row, allgs from runtime.allgadd's
+    code; the same checks against the fixture's own runtime.Stack."""
+    test_dump(work, "go_goroutines_stripped", 300)
+
+
+def patched_copy(work, version):
+    """A copy of the stripped fixture whose .go.buildinfo says it was built
+    by another Go version (same length): its goroutines are not read."""
+    with open(fixture_path("go_goroutines_stripped"), "rb") as f:
+        data = f.read()
+    at = data.find(b"\xff Go buildinf:")
+    vat = data.find(b"go1.19.", at)
+    check(at >= 0 and 0 < vat - at < 64, "no Go version in the stripped fixture's .go.buildinfo")
+    path = os.path.join(work, "go_goroutines_" + version.decode().replace(".", "_"))
+    with open(path, "wb") as f:
+        f.write(data[:vat] + version + data[vat + len(version):])
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_stripped_refused(work):
+    """Without DWARF, a Go version with no table (told by a copy of the
+    fixture whose build info says go1.22) gets one line and its threads;
+    one whose table does not fit what the process holds (says go1.26: the
+    1.26 offsets on a 1.19 runtime) is refused by the validation, also
+    with one line."""
+    for version, why in ((b"go1.22", "known without DWARF for Go 1.17-1.19"),
+                         (b"go1.26", "do not read as its version's layout says")):
+        path = patched_copy(work, version)
+        proc = subprocess.Popen([path, os.devnull, "10"], stdout=subprocess.PIPE)
+        try:
+            check(proc.stdout.readline().strip() == b"ready", "%s: not ready" % path)
+            r = pprofc("dump-threads", proc.pid)
+            check(r.returncode == 0, "dump-threads of %s: %s" % (version, r.stderr))
+            check(r.stdout.startswith("thread %d " % proc.pid), "%s: %r" % (version, r.stdout[:80]))
+            check(not re.search(r"^goroutine ", r.stdout, re.M), "%s: goroutines shown" % version)
+            lines = [l for l in r.stderr.splitlines() if "only OS threads" in l]
+            check(len(lines) == 1 and why in lines[0] and version.decode() in lines[0],
+                  "%s: %r" % (version, r.stderr))
+            d = json.loads(pprofc("dump-threads", "--format=json", proc.pid).stdout)
+            check(d["goroutines"] is None and why in (d["go"]["note"] or ""), "%s JSON: %r" % (version, d["go"]))
+            check_untouched(proc.pid, label=path)
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 def test_not_go():
@@ -297,7 +336,8 @@ def main():
     try:
         test_dump(work)
         test_churn(work)
-        test_stripped()
+        test_stripped(work)
+        test_stripped_refused(work)
         test_not_go()
     finally:
         shutil.rmtree(work, ignore_errors=True)
