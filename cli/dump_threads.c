@@ -235,8 +235,9 @@ static void report_go(const struct collect_dump *d, int verbose)
 	if (verbose)
 		fprintf(stderr, "pprofc: %s: %zu goroutines read in %.1f ms without stopping the process "
 			"(%zu shown, as Go shows them), %zu read again as they changed, %zu never read "
-			"the same twice\n", st.version ? st.version : "Go", st.goroutines, st.read_ms,
-			st.shown, st.retries, st.unstable);
+			"the same twice, %zu with pprof labels not read whole (left out)\n",
+			st.version ? st.version : "Go", st.goroutines, st.read_ms,
+			st.shown, st.retries, st.unstable, st.labels_dropped);
 }
 
 static void report_stop(const struct attach_snapshot *s)

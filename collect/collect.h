@@ -299,6 +299,7 @@ struct collect_go_stats {
 	size_t shown;                   /* ...not the runtime's own (as Go shows them) */
 	size_t retries;                 /* reads made again: the goroutine changed */
 	size_t unstable;                /* ...never read the same twice: no stack */
+	size_t labels_dropped;          /* pprof labels not read whole: left out */
 	double read_ms;                 /* reading them (the target ran on) */
 };
 struct collect_dump;

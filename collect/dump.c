@@ -375,12 +375,23 @@ int collect_dump_goroutines(const struct collect_dump *d)
 	return d->resolved && v && !v->note;
 }
 
-/* One sample per distinct goroutine stack, its count the value, no
- * label: Go's goroutine profile (printCountProfile), which leaves
- * runtime.goexit out. */
+/* At most this many of a goroutine's pprof labels go on its sample
+ * (those first by key), leaving room under PP_MAX_LABELS for the labels
+ * a profile of several processes adds. */
+#define GO_SAMPLE_LABELS (PP_MAX_LABELS - 4)
+
+/* One sample per distinct goroutine stack and label set, its count the
+ * value, the goroutine's pprof labels as string labels: Go's goroutine
+ * profile (printCountProfile), which leaves runtime.goexit out. */
 static int add_goroutine_samples(struct collect_stacks *c, const struct collect_go *go, size_t n)
 {
+	const struct pp_goroutines *view = collect_go_view(go);
 	for (size_t i = 0; i < n; i++) {
+		struct pp_label labels[GO_SAMPLE_LABELS];
+		const struct pp_go_labels *gl = &view->g[i].labels;
+		size_t nlabels = gl->n < GO_SAMPLE_LABELS ? gl->n : GO_SAMPLE_LABELS;
+		for (size_t k = 0; k < nlabels; k++)
+			labels[k] = (struct pp_label){ gl->v[k].key, gl->v[k].value, 0, NULL };
 		uint64_t locs[COLLECT_MAX_LOCS];
 		size_t nl = 0;
 		int64_t one = 1;
@@ -395,7 +406,7 @@ static int add_goroutine_samples(struct collect_stacks *c, const struct collect_
 		} else if ((locs[0] = collect_stacks_marker(c, COLLECT_MARK_GO_NO_STACK))) {
 			nl = 1;
 		}
-		if (pp_profile_add(c->prof, locs, nl, &one, NULL, 0))
+		if (pp_profile_add(c->prof, locs, nl, &one, labels, nlabels))
 			return -1;
 	}
 	return 0;
@@ -457,6 +468,7 @@ static int go_count_stacks(const struct collect_go *go, struct pp_count_stack **
 		struct sym_stack st;
 		int resumed;
 		v[i].count = 1;
+		v[i].labels = collect_go_view(go)->g[i].labels;
 		if (collect_go_record(go, i, &st, &resumed) || !st.n)
 			continue;
 		struct pp_frame *f = calloc(st.n, sizeof *f);

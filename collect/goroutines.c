@@ -36,6 +36,14 @@ static const char *const status_text[] = { "idle", "runnable", "running", "sysca
 
 #define MAX_TRIES 5
 #define MAX_GS (1u << 24)       /* more is a misread slice, not goroutines */
+/* pprof labels: more than these is not a label set a program made. */
+#define MAX_LABELS 64
+#define MAX_LABEL_LEN 1024
+#define MAX_MAP_B 8             /* 256 buckets: far more than 64 entries need */
+#define MAX_BUCKETS 1024        /* buckets visited, overflow ones included */
+/* map.go: a slot's tophash below this is empty or evacuated; its flag of
+ * a grow to the same size (oldbuckets as many as buckets). */
+enum { MIN_TOP_HASH = 5, SAME_SIZE_GROW = 8 };
 
 struct gor {
 	uint64_t addr;
@@ -58,6 +66,11 @@ struct gor {
 	struct pp_frame created;
 	struct sym_frame *rec;          /* as Go's goroutine profile records it */
 	size_t nrec;
+	uint64_t labels_at;             /* g.labels: its *labelMap, 0: none */
+	struct pp_go_label *labels;     /* read from it, sorted by key; strings owned */
+	size_t nlabels;
+	int has_labels;
+	int labels_bad;                 /* not read whole, so dropped */
 };
 
 struct collect_go {
@@ -158,7 +171,7 @@ static int same_g(const struct sym_go_layout *L, const unsigned char *a, const u
 {
 	const struct sym_go_field f[] = { L->g.goid, L->g.status, L->g.waitreason, L->g.sched_pc,
 					  L->g.sched_sp, L->g.sched_bp, L->g.syscallsp, L->g.syscallpc,
-					  L->g.m, L->g.stack_lo, L->g.stack_hi };
+					  L->g.m, L->g.stack_lo, L->g.stack_hi, L->g.labels };
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
 		if (get(a, f[i]) != get(b, f[i]))
 			return 0;
@@ -179,6 +192,7 @@ static void decode(const struct sym_go_layout *L, const unsigned char *b, struct
 	g->lo = get(b, L->g.stack_lo);
 	g->hi = get(b, L->g.stack_hi);
 	g->parent = L->g.parent_goid.size ? (int64_t)get(b, L->g.parent_goid) : -1;
+	g->labels_at = L->g.labels.size ? get(b, L->g.labels) : 0;
 	/* As Go's traceback: a goroutine in a system call from where it
 	 * entered it (its sched is stale then), else from its gobuf. */
 	uint64_t syscallsp = get(b, L->g.syscallsp);
@@ -236,6 +250,124 @@ static int stack_still(struct collect_go *go, const struct gor *g)
 	return same;
 }
 
+/* ---- pprof labels: a Go map[string]string, walked from outside -------- */
+
+static void free_labels(struct gor *g)
+{
+	for (size_t i = 0; i < g->nlabels; i++) {
+		free((void *)g->labels[i].key);
+		free((void *)g->labels[i].value);
+	}
+	free(g->labels);
+	g->labels = NULL;
+	g->nlabels = 0;
+	g->has_labels = 0;
+}
+
+/* A Go string {ptr, len} from a bucket copy: NULL if too long or unreadable. */
+static char *label_string(pid_t pid, const unsigned char *hdr)
+{
+	uint64_t h[2];
+	memcpy(h, hdr, sizeof h);
+	if (h[1] > MAX_LABEL_LEN)
+		return NULL;
+	char *s = malloc(h[1] + 1);
+	if (s && h[1] && attach_read_mem(pid, h[0], s, h[1]) != (ssize_t)h[1]) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		s[h[1]] = 0;
+	return s;
+}
+
+/* The live slots of nb buckets from addr, each with its overflow chain,
+ * into g's labels.  -1: a read failed or a bound was passed. */
+static int walk_buckets(struct collect_go *go, struct gor *g, uint64_t addr, size_t nb,
+			size_t *visits, unsigned char *buf)
+{
+	const struct sym_go_bucket *B = &go->L.bucket;
+	for (size_t i = 0; i < nb; i++) {
+		uint64_t b = addr + i * B->size;
+		while (b) {
+			if (++*visits > MAX_BUCKETS || attach_read_mem(go->pid, b, buf, B->size) != (ssize_t)B->size)
+				return -1;
+			for (size_t k = 0; k < 8; k++) {
+				if (buf[B->tophash + k] < MIN_TOP_HASH)
+					continue;
+				if (g->nlabels == MAX_LABELS)
+					return -1;
+				struct pp_go_label *l = &g->labels[g->nlabels];
+				l->key = label_string(go->pid, buf + B->keys + 16 * k);
+				l->value = l->key ? label_string(go->pid, buf + B->elems + 16 * k) : NULL;
+				if (!l->value) {
+					free((void *)l->key);
+					return -1;
+				}
+				g->nlabels++;
+			}
+			memcpy(&b, buf + B->overflow, 8);
+		}
+	}
+	return 0;
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+	return strcmp(((const struct pp_go_label *)a)->key, ((const struct pp_go_label *)b)->key);
+}
+
+/* The labels g.labels points to: a *labelMap, holding the map's *hmap.
+ * Go's maps grow incrementally: while oldbuckets is set, an entry not yet
+ * moved is still there (a moved one's old slot is marked evacuated, below
+ * MIN_TOP_HASH), so both arrays are walked.  What is found must be count
+ * entries with distinct keys, else the labels are dropped: never shown
+ * half read.  (runtime/pprof never changes a label map once a goroutine
+ * has it: each set is a new map, so g.labels reading the same before and
+ * after vouches for its contents.) */
+static void read_labels(struct collect_go *go, struct gor *g)
+{
+	const struct sym_go_layout *L = &go->L;
+	unsigned char hm[256], *buf = NULL;
+	uint64_t map;
+	free_labels(g);
+	g->labels_bad = 0;
+	if (!g->labels_at)
+		return;
+	if (read_word(go->pid, g->labels_at, &map))
+		goto bad;
+	g->has_labels = 1;
+	if (!map)               /* a nil map: an empty set */
+		return;
+	if (L->hmap.size > sizeof hm || attach_read_mem(go->pid, map, hm, L->hmap.size) != (ssize_t)L->hmap.size)
+		goto bad;
+	uint64_t count = get(hm, L->hmap.count), flags = get(hm, L->hmap.flags), lg = get(hm, L->hmap.B),
+		 buckets = get(hm, L->hmap.buckets), old = get(hm, L->hmap.oldbuckets);
+	size_t visits = 0;
+	if (count > MAX_LABELS || lg > MAX_MAP_B || (count && !buckets))
+		goto bad;
+	if (!count)
+		return;
+	g->labels = calloc(MAX_LABELS, sizeof *g->labels);
+	buf = malloc(L->bucket.size);
+	if (!g->labels || !buf)
+		goto bad;
+	size_t nold = old ? (flags & SAME_SIZE_GROW ? (size_t)1 << lg : (size_t)1 << lg >> 1) : 0;
+	if (walk_buckets(go, g, buckets, (size_t)1 << lg, &visits, buf) ||
+	    (nold && walk_buckets(go, g, old, nold, &visits, buf)) || g->nlabels != count)
+		goto bad;
+	qsort(g->labels, g->nlabels, sizeof *g->labels, cmp_label);
+	for (size_t i = 1; i < g->nlabels; i++)
+		if (strcmp(g->labels[i - 1].key, g->labels[i].key) == 0)
+			goto bad;
+	free(buf);
+	return;
+bad:
+	free(buf);
+	free_labels(g);
+	g->labels_bad = 1;
+}
+
 /* One g, its stack and the g again, until both reads agree and the stack
  * did not change under its copy. */
 static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsigned char *b)
@@ -258,6 +390,7 @@ static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsig
 		int running = (g->status & ~G_SCAN) == G_RUNNING;
 		if (!running)
 			copy_stack(go, g);
+		read_labels(go, g);
 		if (attach_read_mem(go->pid, g->addr, b, L->g_size) == (ssize_t)L->g_size && same_g(L, a, b) &&
 		    (!g->stack || stack_still(go, g))) {
 			find_thread(go, g);
@@ -266,6 +399,7 @@ static void read_g(struct collect_go *go, struct gor *g, unsigned char *a, unsig
 	}
 	free(g->stack);
 	g->stack = NULL;
+	free_labels(g);
 	go->stats.unstable++;
 	g->unstable = 1;
 	snprintf(g->error, sizeof g->error, "it changed under each of %d reads", MAX_TRIES);
@@ -366,6 +500,7 @@ struct collect_go *collect_go_read(pid_t pid, struct sym_session *sym, size_t st
 		go->g[i].addr = ptrs[i];
 		read_g(go, &go->g[i], a, a + go->L.g_size);
 		go->stats.goroutines += !go->g[i].dead;
+		go->stats.labels_dropped += !go->g[i].dead && go->g[i].labels_bad;
 	}
 	free(a);
 	free(ptrs);
@@ -547,6 +682,7 @@ static void fill_view(struct collect_go *go, struct sym_session *sym, struct gor
 		.goid = g->goid, .status = status_of(go, g), .scan = (g->status & G_SCAN) != 0,
 		.wait_minutes = minutes, .locked = g->lockedm != 0, .tid = g->tid, .creator = g->parent,
 		.stack_error = g->error[0] ? g->error : NULL,
+		.labels = { g->has_labels, g->labels, g->nlabels },
 	};
 	if (g->from && g->frames) {
 		v->frames = g->frames;
@@ -651,6 +787,7 @@ void collect_go_free(struct collect_go *go)
 		free(go->g[i].stack);
 		free(go->g[i].frames);
 		free(go->g[i].rec);
+		free_labels(&go->g[i]);
 		sym_stack_free(&go->g[i].st);
 	}
 	free(go->g);

@@ -463,7 +463,7 @@ int collect_threadcreate_text(struct collect_session *s, FILE *out)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		v[i] = (struct pp_count_stack){ tc->st[i].frames, tc->st[i].frames ? tc->st[i].nframes : 0,
-						tc->st[i].count, tc->st[i].callers_only };
+						tc->st[i].count, tc->st[i].callers_only, { 0, NULL, 0 } };
 	int r = pp_write_count_profile(out, "threadcreate", v, n);
 	free(v);
 	return r;

@@ -54,6 +54,20 @@ struct pp_thread {
 	int64_t goroutine;          /* Go: the goroutine it runs, 0: none */
 };
 
+/* A pprof label of a goroutine (runtime/pprof's pprof.Do, SetGoroutineLabels). */
+struct pp_go_label {
+	const char *key, *value;
+};
+
+/* A goroutine's labels: has is 0 when it has none (no label set, or not
+ * read: a binary without DWARF), 1 when it has a set, even an empty one
+ * (Go prints "# labels: {}" then).  Sorted by key. */
+struct pp_go_labels {
+	int has;
+	const struct pp_go_label *v;
+	size_t n;
+};
+
 /* A goroutine of a Go program, as Go's goroutine?debug=2 shows it
  * (FORMATS.md §2.1): frames already filtered as Go filters them. */
 struct pp_goroutine {
@@ -70,6 +84,7 @@ struct pp_goroutine {
 	int stack_taken;            /* 0: no stack (stack_error says why) */
 	const struct pp_frame *created_by;  /* NULL: not shown (goroutine 1...) */
 	int64_t creator;            /* Go 1.21+: "in goroutine N"; < 0: not shown */
+	struct pp_go_labels labels; /* JSON only: Go's debug=2 has none */
 };
 
 struct pp_goroutines {
@@ -109,6 +124,7 @@ struct pp_count_stack {
 	int callers_only;               /* frames[0] is a caller (a return
 					 * address): a stack kept from its root
 					 * side, shown at return address - 1 */
+	struct pp_go_labels labels;     /* goroutine: "# labels: {...}" */
 };
 int pp_write_count_profile(FILE *out, const char *name, const struct pp_count_stack *v, size_t n);
 /* Several processes (docs/FORMATS.md §2-§4): in text, each process's dump

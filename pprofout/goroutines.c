@@ -62,6 +62,23 @@ void pp_write_goroutines(FILE *out, const struct pp_goroutines *go)
 	}
 }
 
+/* {"k": "v", ...} by key; null when it has no label set. */
+static void write_labels_json(FILE *out, const struct pp_go_labels *l)
+{
+	if (!l->has) {
+		fputs("null", out);
+		return;
+	}
+	fputc('{', out);
+	for (size_t i = 0; i < l->n; i++) {
+		fputs(i ? ", " : "", out);
+		pp_write_json_string(out, l->v[i].key);
+		fputs(": ", out);
+		pp_write_json_string(out, l->v[i].value);
+	}
+	fputc('}', out);
+}
+
 static void write_goroutine_json(FILE *out, const struct pp_goroutine *g, int last)
 {
 	fprintf(out, "    { \"goid\": %lld, \"status\": ", (long long)g->goid);
@@ -92,6 +109,8 @@ static void write_goroutine_json(FILE *out, const struct pp_goroutine *g, int la
 		fprintf(out, "%lld", (long long)g->creator);
 	else
 		fputs("null", out);
+	fputs(", \"labels\": ", out);
+	write_labels_json(out, &g->labels);
 	fprintf(out, " }%s\n", last ? "" : ",");
 }
 

@@ -397,6 +397,87 @@ static int cmp_counted(const void *x, const void *y)
 	return strcmp(a->key, b->key);
 }
 
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (n == 0 || s[0] >= 0xf5)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	uint32_t c = n == 2 ? (s[0] & 0x1fu) : n == 3 ? (s[0] & 0x0fu) : (s[0] & 0x07u);
+	for (size_t i = 1; i < n; i++)
+		c = c << 6 | (s[i] & 0x3fu);
+	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* s as Go's %q quotes it (strconv.Quote): the escapes Go uses for ASCII,
+ * \xHH for other control bytes and bytes that are not UTF-8.  A valid
+ * multibyte character is kept as it is (Go escapes the few it deems
+ * unprintable as \u: not done here). */
+static void go_quote(FILE *m, const char *str)
+{
+	static const char esc[] = "\\a\\b\\t\\n\\v\\f\\r";
+	const unsigned char *s = (const unsigned char *)str;
+	fputc('"', m);
+	while (*s) {
+		size_t n;
+		if (*s == '"' || *s == '\\')
+			fprintf(m, "\\%c", *s);
+		else if (*s >= 7 && *s <= 13)
+			fwrite(esc + 2 * (*s - 7), 1, 2, m);
+		else if (*s >= 0x20 && *s < 0x7f)
+			fputc(*s, m);
+		else if (*s >= 0x80 && (n = utf8_len(s))) {
+			fwrite(s, 1, n, m);
+			s += n;
+			continue;
+		} else
+			fprintf(m, "\\x%02x", *s);
+		s++;
+	}
+	fputc('"', m);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "\n# labels: {...}" as Go's labelMap.String() writes it: each "k":"v"
+ * quoted, sorted as strings, joined by ", ". */
+static int put_labels(FILE *m, const struct pp_go_labels *l)
+{
+	char **kv = calloc(l->n ? l->n : 1, sizeof *kv);
+	int bad = !kv;
+	for (size_t i = 0; i < l->n && !bad; i++) {
+		size_t len;
+		FILE *q = open_memstream(&kv[i], &len);
+		if (!q) {
+			bad = 1;
+			break;
+		}
+		go_quote(q, l->v[i].key);
+		fputc(':', q);
+		go_quote(q, l->v[i].value);
+		bad = fclose(q) != 0;
+	}
+	if (!bad) {
+		qsort(kv, l->n, sizeof *kv, cmp_str);
+		fputs("\n# labels: {", m);
+		for (size_t i = 0; i < l->n; i++)
+			fprintf(m, "%s%s", i ? ", " : "", kv[i]);
+		fputc('}', m);
+	}
+	for (size_t i = 0; kv && i < l->n; i++)
+		free(kv[i]);
+	free(kv);
+	return bad ? -1 : 0;
+}
+
 static char *key_of(const struct pp_count_stack *v)
 {
 	char *key = NULL;
@@ -407,7 +488,8 @@ static char *key_of(const struct pp_count_stack *v)
 	fputc('@', m);
 	for (size_t k = 0; k < v->nframes; k++)
 		fprintf(m, " 0x%" PRIx64, v->frames[k].pc);
-	if (fclose(m)) {
+	int bad = v->labels.has && put_labels(m, &v->labels);
+	if (fclose(m) || bad) {
 		free(key);
 		return NULL;
 	}

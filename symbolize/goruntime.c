@@ -138,8 +138,8 @@ struct scan {
 	uint64_t (*wrappers)[2];
 	size_t nwrappers, cap;
 	int nomem;
-	Dwarf_Die g, m;
-	int has_g, has_m;
+	Dwarf_Die g, m, hmap, bucket;
+	int has_g, has_m, has_hmap, has_bucket;
 	Dwarf_Die wait_reasons_type;
 	uint64_t allgs, fing_running, wait_reasons, build_version;
 };
@@ -186,12 +186,19 @@ static void scan_die(Dwarf_Die *die, struct scan *sc)
 	int tag = dwarf_tag(die);
 	if (tag == DW_TAG_subprogram)
 		add_wrapper(die, sc);
+	/* The bucket type the compiler made for map[string]string, present
+	 * when the program has such a map (runtime/pprof's labelMap is one). */
+	if (tag == DW_TAG_structure_type && !sc->has_bucket && name &&
+	    strcmp(name, "bucket<string,string>") == 0)
+		sc->bucket = *die, sc->has_bucket = 1;
 	if (!name || strncmp(name, "runtime.", 8) != 0)
 		return;
 	if (tag == DW_TAG_structure_type && !sc->has_g && strcmp(name, "runtime.g") == 0)
 		sc->g = *die, sc->has_g = 1;
 	else if (tag == DW_TAG_structure_type && !sc->has_m && strcmp(name, "runtime.m") == 0)
 		sc->m = *die, sc->has_m = 1;
+	else if (tag == DW_TAG_structure_type && !sc->has_hmap && strcmp(name, "runtime.hmap") == 0)
+		sc->hmap = *die, sc->has_hmap = 1;
 	else if (tag != DW_TAG_variable)
 		return;
 	else if (strcmp(name, "runtime.allgs") == 0)
@@ -252,6 +259,51 @@ static const char *fill_fields(struct scan *sc, struct sym_go_layout *L, char *b
 	if (!L->m.curg.size)
 		return "m.curg";
 	return NULL;
+}
+
+/* A member's offset, or -1. */
+static long member_off(Dwarf_Die *st, const char *name)
+{
+	size_t off;
+	Dwarf_Die type;
+	return member(st, name, &off, &type) == 0 ? (long)off : -1;
+}
+
+/* Where a goroutine's pprof labels are (g.labels) and how its map is laid
+ * out: runtime.hmap's members, and the map[string]string bucket's from
+ * its type, or as map.go lays it out (8 tophash bytes, then 8 keys of 16
+ * bytes, 8 values, the overflow pointer) when the program has none.
+ * Anything missing leaves labels unread (g.labels size 0). */
+static void fill_labels(struct scan *sc, struct sym_go_layout *L)
+{
+	struct sym_go_field *hf[] = { &L->hmap.count, &L->hmap.flags, &L->hmap.B, &L->hmap.buckets,
+				      &L->hmap.oldbuckets };
+	static const char *const hnames[] = { "count", "flags", "B", "buckets", "oldbuckets" };
+	L->g.labels = field(&sc->g, "labels");
+	if (L->g.labels.size != 8 || L->g.labels.off + 8 > L->g_size || !sc->has_hmap) {
+		L->g.labels.size = 0;
+		return;
+	}
+	L->hmap.size = size_of(&sc->hmap);
+	for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++) {
+		*hf[i] = field(&sc->hmap, hnames[i]);
+		if (!hf[i]->size || hf[i]->off + hf[i]->size > L->hmap.size) {
+			L->g.labels.size = 0;
+			return;
+		}
+	}
+	L->bucket = (struct sym_go_bucket){ 8 + 8 * 16 + 8 * 16 + 8, 0, 8, 8 + 8 * 16, 8 + 8 * 16 * 2 };
+	if (sc->has_bucket) {
+		long k = member_off(&sc->bucket, "keys"), v = member_off(&sc->bucket, "values"),
+		     t = member_off(&sc->bucket, "tophash"), o = member_off(&sc->bucket, "overflow");
+		size_t size = size_of(&sc->bucket);
+		if (k < 0 || v < 0 || t < 0 || o < 0 || (size_t)k + 128 > size || (size_t)v + 128 > size ||
+		    (size_t)t + 8 > size || (size_t)o + 8 > size) {
+			L->g.labels.size = 0;
+			return;
+		}
+		L->bucket = (struct sym_go_bucket){ size, (size_t)t, (size_t)k, (size_t)v, (size_t)o };
+	}
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -319,6 +371,7 @@ int sym_go_layout_dwarf(Dwfl_Module *mod, struct sym_go_layout *L)
 	L->fing_running = sc->fing_running ? sc->fing_running + bias : 0;
 	L->build_version = sc->build_version ? sc->build_version + bias : 0;
 	L->wait_reasons = sc->wait_reasons + bias;
+	fill_labels(sc, L);
 	L->n_wait_reasons = size_of(&sc->wait_reasons_type) / 16;      /* [N]string: {ptr, len} */
 	L->kind = SYM_GO_OK;
 	free(sc);

@@ -45,8 +45,19 @@ struct sym_go_layout {
 	struct {
 		struct sym_go_field goid, status, waitreason, waitsince, sched_pc, sched_sp, sched_bp,
 			syscallsp, syscallpc, gopc, startpc, m, lockedm, stack_lo, stack_hi,
-			parent_goid;    /* Go 1.21+: "created by F in goroutine N" */
+			parent_goid,    /* Go 1.21+: "created by F in goroutine N" */
+			labels;         /* *labelMap of runtime/pprof; size 0: labels not read */
 	} g;
+	/* Go's map (runtime.hmap, src/runtime/map.go), for the pprof labels:
+	 * a labelMap is a map[string]string, whose buckets hold 8 tophash
+	 * bytes, 8 keys, 8 values and the overflow bucket's address. */
+	struct {
+		struct sym_go_field count, flags, B, buckets, oldbuckets;
+		size_t size;
+	} hmap;
+	struct sym_go_bucket {
+		size_t size, tophash, keys, elems, overflow;
+	} bucket;
 	struct {
 		struct sym_go_field procid, curg;
 	} m;

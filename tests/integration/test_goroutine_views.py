@@ -12,11 +12,13 @@ runs, and the goroutine that writes the oracles is running in Go's and
 parked in pprofc's; stacks holding either are left out of the
 comparisons.  What is compared:
 - debug=1: every other block of Go's text, byte for byte (count, the '@'
-  pcs, inlined frames' pcs from Go's inline tree, '#' lines and their
-  tab alignment), in Go's order, and the same total;
+  pcs, the "# labels: {...}" line of goroutines with pprof labels, inlined
+  frames' pcs from Go's inline tree, '#' lines and their tab alignment),
+  in Go's order, and the same total;
 - the profiles, read by go tool pprof -raw (no warning): sample and
   period type goroutine/count, period 1, and the multiset of stacks
-  (function names, inlined ones included) with their counts;
+  (function names, inlined ones included) and their labels with their
+  counts;
 - serve: the same for goroutine?debug=0 and 1, and goroutine?debug=2
   against runtime.Stack as test_goroutines.py compares dump-threads.
 A C program keeps its threads/count profile.
@@ -38,6 +40,10 @@ from test_serve import Server  # noqa: E402
 IDLE = 2000
 # Stacks that move between pprofc's reads and Go's.
 MOVING = {"main.spinner", "main.spinStep", "main.main.func1", "main.writeOracle"}
+# The fixture's goroutines with pprof labels: (how many, Go's debug=1 form).
+LABELLED = [(3, '{"shard":"3", "worker":"a"}'), (1, '{"worker":"b"}'), (1, "{}"),
+            (1, '{"k0":"v0", "k1":"v1", "k2":"v2", "k3":"v3", "k4":"v4", "k5":"v5", "k6":"v6", '
+                '"k7":"v7", "k8":"v8", "k9":"with \\"quotes\\"\\tand a tab"}')]
 
 
 def parse_debug1(text):
@@ -54,6 +60,8 @@ def parse_debug1(text):
         if c:
             cur = (int(c.group(1)), [], [line])
             blocks.append(cur)
+        elif cur is not None and line.startswith("# labels: "):
+            cur[2].append(line)
         elif cur is not None and line.startswith("#"):
             cur[2].append(line)
             cells = re.split(r"\t+", line)
@@ -75,6 +83,10 @@ def compare_debug1(ours, oracle, label):
     check(total == want_total, "%s: total %d, Go's %d" % (label, total, want_total))
     a, b = still(blocks), still(want)
     check(len(b) >= 10 and any(c == IDLE for c, _, _ in b), "%s: Go's text has %d still blocks" % (label, len(b)))
+    # The fixture's labelled goroutines, so that the comparison covers them.
+    for count, labels in LABELLED:
+        check(any(c == count and x[1] == "# labels: " + labels for c, _, x in b),
+              "%s: Go's text has no block of %d with labels %s" % (label, count, labels))
     check(["\n".join(x[2]) for x in a] == ["\n".join(x[2]) for x in b],
           "%s: the blocks differ from Go's:\n%s\n--- Go's:\n%s" %
           (label, "\n\n".join("\n".join(x[2]) for x in a)[:3000],
@@ -83,7 +95,8 @@ def compare_debug1(ours, oracle, label):
 
 
 def raw_goroutine_stacks(path, label):
-    """Counter {(function, ...) leaf first, inlined included: count} of a
+    """Counter {(function, ...) leaf first, inlined included, then the
+    sample's labels as -raw prints them ("" for none): count} of a
     goroutine profile, by go tool pprof -raw, which must not warn."""
     text, err = gopprof("-raw", path)
     check(err == "", "%s: go tool pprof -raw warned: %r" % (label, err))
@@ -101,11 +114,16 @@ def raw_goroutine_stacks(path, label):
             last = locs.setdefault(m.group(1), [])
         if last is not None and name:
             last.append(name)
-    stacks = collections.Counter()
+    samples = []
     for line in body.split("Samples:", 1)[-1].splitlines():
         m = re.match(r"^\s*(\d+):((?:\s+\d+)*)\s*$", line)
         if m:
-            stacks[tuple(n for i in m.group(2).split() for n in locs.get(i, ["?"]))] += int(m.group(1))
+            samples.append([int(m.group(1)), tuple(n for i in m.group(2).split() for n in locs.get(i, ["?"])), ""])
+        elif samples and re.match(r"^\s+\S+:\[", line):
+            samples[-1][2] = line.strip()
+    stacks = collections.Counter()
+    for count, names, labels in samples:
+        stacks[names + (labels,)] += count
     return stacks
 
 
@@ -113,6 +131,9 @@ def compare_profile(path, oracle_stacks, label):
     got = raw_goroutine_stacks(path, label)
     a = {k: v for k, v in got.items() if not MOVING & set(k)}
     b = {k: v for k, v in oracle_stacks.items() if not MOVING & set(k)}
+    for count, labels in (3, "shard:[3] worker:[a]"), (1, "worker:[b]"):
+        check(any(k[-1] == labels and v == count for k, v in b.items()),
+              "%s: Go's profile has no %d goroutines labelled %s" % (label, count, labels))
     check(sum(got.values()) == sum(oracle_stacks.values()), "%s: %d goroutines, Go's profile %d" %
           (label, sum(got.values()), sum(oracle_stacks.values())))
     check(a == b, "%s: stacks only in pprofc's %s, only in Go's %s" %

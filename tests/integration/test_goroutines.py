@@ -16,7 +16,11 @@ same program built with -ldflags=-s -w (no DWARF, no symbols: layouts
 from golayout.c's table) passes the same checks; copies of it whose build
 info names a Go version without a table, or whose table does not fit,
 get their threads and one line saying why no goroutines.
+Six goroutines carry pprof labels (pprof.Do): each JSON goroutine's
+"labels" must be what Go's own goroutine?debug=1 text (written with the
+oracle) gives its stack's group; without DWARF they are not read (null).
 """
+import collections
 import json
 import os
 import re
@@ -89,6 +93,27 @@ def read_oracle(fx, path):
     m = re.match(r"spins (\d+) eintr (\d+)", head)
     blocks, order = parse_dump(text, oracle=True)
     return int(m.group(1)), int(m.group(2)), blocks, order, order[0]
+
+
+def debug1_labels(text, function):
+    """Counter {Go's "# labels: " text, or None: goroutines} of the
+    blocks of a goroutine?debug=1 text whose frames include function."""
+    got = collections.Counter()
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        m = re.match(r"^(\d+) @", lines[0])
+        if m and any("\t%s+0x" % function in line for line in lines):
+            labels = lines[1][len("# labels: "):] if len(lines) > 1 and lines[1].startswith("# labels: ") else None
+            got[labels] += int(m.group(1))
+    return got
+
+
+def go_label_text(labels):
+    """A JSON "labels" object as Go's labelMap.String() prints it (%q is
+    JSON's quoting for the fixture's ASCII strings)."""
+    if labels is None:
+        return None
+    return "{" + ", ".join(sorted("%s:%s" % (json.dumps(k), json.dumps(v)) for k, v in labels.items())) + "}"
 
 
 def compare(ours, oracle, me, spinner, label):
@@ -164,6 +189,8 @@ def test_dump(work, name="go_goroutines", idle=IDLE):
         check(n >= idle + 9, "%s: only %d goroutines compared" % (name, n))
         check(len(by_function(ours, "main.idler")) == idle, "%d idle goroutines, want %d" %
               (len(by_function(ours, "main.idler")), idle))
+        check(len(by_function(ours, "main.labelled")) == 6, "%d labelled goroutines, want 6" %
+              len(by_function(ours, "main.labelled")))
         for fn in ("main.chanReceiver", "main.chanSender", "main.selecter", "main.mutexWaiter",
                    "main.sleeper", "main.acceptor", "main.reader", "main.waitGroupWaiter",
                    "main.epoller", "main.spinner"):
@@ -192,6 +219,19 @@ def test_dump(work, name="go_goroutines", idle=IDLE):
                   "JSON goroutine %d frames differ from the text's" % goid)
             check((g["created_by"] or {}).get("function") == b["created_by"],
                   "JSON goroutine %d created_by differs" % goid)
+        # pprof labels: the labelled goroutines' label sets, with how many
+        # have each, as Go's debug=1 text groups them; none without DWARF.
+        with open(oracle_path + ".debug1") as f:
+            go_labels = debug1_labels(f.read(), "main.labelled")
+        got = collections.Counter(go_label_text(g["labels"]) for g in d["goroutines"]
+                                  if any(f["function"] == "main.labelled" for f in g["frames"]))
+        if name.endswith("_stripped"):
+            check(all(g["labels"] is None for g in d["goroutines"]), "labels read without DWARF")
+        else:
+            check(len(go_labels) == 4 and got == go_labels, "labels %s, Go's %s" % (dict(got), dict(go_labels)))
+            check(all(g["labels"] is None for g in d["goroutines"]
+                      if not any(f["function"] == "main.labelled" for f in g["frames"])),
+                  "labels on an unlabelled goroutine")
         # Each thread's goroutine: the epoll_wait goroutine's thread is the
         # one the kernel says is in epoll_wait.
         ep = by_function(ours, "main.epoller")

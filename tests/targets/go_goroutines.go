@@ -5,6 +5,10 @@
 // time.Sleep, a loopback accept and a read, a sync.WaitGroup, a raw
 // epoll_wait (which counts the EINTRs it sees), plus IDLE idle goroutines
 // (default 2000) parked on one channel and one spinning (running).
+// Six more are parked on that channel too, started under pprof labels
+// (pprof.Do): three with {worker: a, shard: 3}, one with {worker: b}, one
+// with 10 labels (a map grown past its first bucket) and one with an empty
+// label set.
 //
 // With a third argument N, N pairs of goroutines also pass a token back and
 // forth without end, and a spawner starts short-lived goroutines one after
@@ -22,6 +26,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -92,6 +97,17 @@ func reader(c net.Conn) {
 func waitGroupWaiter(wg *sync.WaitGroup) { wg.Wait() }
 
 func idler(c chan int) { <-c }
+
+func labelled(c chan int) { <-c }
+
+// startLabelled starts n labelled goroutines under the labels kv.
+func startLabelled(c chan int, n int, kv ...string) {
+	pprof.Do(context.Background(), pprof.Labels(kv...), func(context.Context) {
+		for i := 0; i < n; i++ {
+			go labelled(c)
+		}
+	})
+}
 
 // A raw epoll_wait on an epoll with nothing in it: a ptrace stop of the
 // thread under it would make it fail with EINTR, which Go hands back.
@@ -210,6 +226,11 @@ func main() {
 	for i := 0; i < idle; i++ {
 		go idler(never)
 	}
+	startLabelled(never, 3, "worker", "a", "shard", "3")
+	startLabelled(never, 1, "worker", "b")
+	startLabelled(never, 1, "k0", "v0", "k1", "v1", "k2", "v2", "k3", "v3", "k4", "v4",
+		"k5", "v5", "k6", "v6", "k7", "v7", "k8", "v8", "k9", "with \"quotes\"\tand a tab")
+	startLabelled(never, 1)
 	go epoller()
 	go spinner()
 	churn := 0
@@ -230,7 +251,7 @@ func main() {
 	// program's own account.
 	want := map[string]int{"main.chanReceiver": 1, "main.chanSender": 1, "main.selecter": 1,
 		"main.mutexWaiter": 1, "main.sleeper": 1, "main.acceptor": 1, "main.reader": 1,
-		"main.waitGroupWaiter": 1, "main.idler": idle, "main.epoller": 1}
+		"main.waitGroupWaiter": 1, "main.idler": idle, "main.epoller": 1, "main.labelled": 6}
 	for {
 		got := map[string]int{}
 		for _, block := range strings.Split(allStack(), "\n\n") {
