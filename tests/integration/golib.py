@@ -12,6 +12,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 
 from fixture import check
 
@@ -123,3 +124,25 @@ def pclntab_magic(path):
 
 
 LAYOUTS = {0xfffffffa: "1.16", 0xfffffff0: "1.18", 0xfffffff1: "1.20"}
+
+
+def each_esbuild(packages, check_one, fetch):
+    """Runs check_one(label, binary, extra) on each (npm package, version,
+    extra) of packages that fetch(package, version) could get; exits 77
+    (skipped) without npm, or when none could be fetched."""
+    from fixture import done, require_ptrace, SKIP
+    require_ptrace()
+    if not shutil.which("npm"):
+        print("SKIP: npm is not installed (it fetches the esbuild binaries)")
+        sys.exit(SKIP)
+    fetched = 0
+    for pkg, version, extra in packages:
+        binary = fetch(pkg, version)
+        if not binary:
+            continue
+        fetched += 1
+        check_one("%s@%s" % (pkg, version), binary, extra)
+    if not fetched:
+        print("SKIP: no esbuild binary could be fetched")
+        sys.exit(SKIP)
+    done()

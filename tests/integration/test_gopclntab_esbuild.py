@@ -15,16 +15,15 @@ in pprofc's dump-threads with the same functions and file:line per frame,
 inlined frames included.
 """
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import (check, done, dump_json, check_untouched, functions, require_ptrace,
-                     wait_for, SKIP)
-from golib import sigquit_traceback, match_goroutine, same_root, pclntab_magic, our_frames, LAYOUTS
+from fixture import check, dump_json, check_untouched, functions, wait_for
+from golib import (sigquit_traceback, match_goroutine, same_root, pclntab_magic, our_frames, LAYOUTS,
+                   each_esbuild)
 
 PACKAGES = [
     ("esbuild-linux-64", "0.13.15", 0xfffffffa),
@@ -107,21 +106,7 @@ def check_esbuild(label, binary, magic):
 
 
 def main():
-    require_ptrace()
-    if not shutil.which("npm"):
-        print("SKIP: npm is not installed (it fetches the esbuild binaries)")
-        sys.exit(SKIP)
-    fetched = 0
-    for pkg, version, magic in PACKAGES:
-        binary = fetch(pkg, version)
-        if not binary:
-            continue
-        fetched += 1
-        check_esbuild("%s@%s" % (pkg, version), binary, magic)
-    if not fetched:
-        print("SKIP: no esbuild binary could be fetched")
-        sys.exit(SKIP)
-    done()
+    each_esbuild(PACKAGES, check_esbuild, fetch)
 
 
 if __name__ == "__main__":

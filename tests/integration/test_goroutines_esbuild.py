@@ -26,15 +26,15 @@ be missing.
 """
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import check, done, pprofc, check_untouched, require_ptrace, wait_for, SKIP
+from fixture import check, pprofc, check_untouched, wait_for
 from test_gopclntab_esbuild import fetch
+from golib import each_esbuild
 from test_goroutines import parse_dump
 
 PACKAGES = [
@@ -139,21 +139,7 @@ def check_esbuild(label, binary, version):
 
 
 def main():
-    require_ptrace()
-    if not shutil.which("npm"):
-        print("SKIP: npm is not installed (it fetches the esbuild binaries)")
-        sys.exit(SKIP)
-    fetched = 0
-    for pkg, version, go in PACKAGES:
-        binary = fetch(pkg, version)
-        if not binary:
-            continue
-        fetched += 1
-        check_esbuild("%s@%s" % (pkg, version), binary, go)
-    if not fetched:
-        print("SKIP: no esbuild binary could be fetched")
-        sys.exit(SKIP)
-    done()
+    each_esbuild(PACKAGES, check_esbuild, fetch)
 
 
 if __name__ == "__main__":
