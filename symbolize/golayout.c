@@ -39,8 +39,21 @@ struct go_table {
 	size_t g_read;              /* bytes of g read: past the last field used */
 	struct sym_go_field goid, status, waitreason, waitsince, sched_pc, sched_sp, sched_bp,
 		syscallsp, syscallpc, gopc, startpc, m, lockedm, stack_lo, stack_hi, parent_goid;
+	/* g.labels, where runtime/pprof's labelMap is a map[string]string
+	 * (size 0: labels not read) */
+	struct sym_go_field labels;
 	struct sym_go_field procid, curg;
 };
+
+/* runtime.hmap (src/runtime/map.go), the same from Go 1.17 to 1.23:
+ * count 0, flags 8, B 9, noverflow 10, hash0 12, buckets 16, oldbuckets
+ * 24, nevacuate 32, extra 40; and a map[string]string's bucket: 8
+ * tophash bytes, 8 keys, 8 values, the overflow pointer. */
+static const size_t hmap_size = 48;
+static const struct sym_go_field hmap_count = F(0, 8), hmap_flags = F(8, 1), hmap_B = F(9, 1),
+				 hmap_buckets = F(16, 8), hmap_oldbuckets = F(24, 8);
+static const struct sym_go_bucket string_bucket = { 8 + 8 * 16 + 8 * 16 + 8, 0, 8, 8 + 8 * 16,
+						    8 + 8 * 16 * 2 };
 
 static const struct go_table tables[] = {
 	/* Go 1.17, 1.18, 1.19: g = stack{lo 0, hi 8}, stackguard0 16,
@@ -51,14 +64,16 @@ static const struct go_table tables[] = {
 	 * waitreason uint8 176, 13 one-byte fields 177-189, runnableStamp
 	 * 192, runnableTime 200, sysexitticks 208, traceseq 216, tracelastp
 	 * 224, lockedm 232, sig 240, writebuf 248-271, sigcode0 272,
-	 * sigcode1 280, sigpc 288, gopc 296, ancestors 304, startpc 312.
+	 * sigcode1 280, sigpc 288, gopc 296, ancestors 304, startpc 312,
+	 * racectx 320, waiting 328, cgoCtxt 336-359, labels 360 (a
+	 * map[string]string in these releases).
 	 * m = g0 0, morebuf gobuf 8-63, divmod 64, procid 72, gsignal 80,
 	 * goSigStack 88-127, sigmask 128, tls [6] 136-183, mstartfn 184,
 	 * curg 192. */
-	{ 17, 19, 320,
+	{ 17, 19, 368,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(104, 8),
 	  F(112, 8), F(120, 8), F(296, 8), F(312, 8), F(48, 8), F(232, 8), F(0, 8), F(8, 8), F(0, 0),
-	  F(72, 8), F(192, 8) },
+	  F(360, 8), F(72, 8), F(192, 8) },
 	/* Go 1.25 (1.25.3's runtime2.go): gobuf lost ret: sched{sp 56, pc 64,
 	 * g 72, ctxt 80, lr 88, bp 96}, syscallsp 104, syscallpc 112,
 	 * syscallbp 120, stktopsp 128, param 136, atomicstatus 144, stackLock
@@ -72,7 +87,7 @@ static const struct go_table tables[] = {
 	{ 25, 25, 304,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
 	  F(104, 8), F(112, 8), F(280, 8), F(296, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(272, 8),
-	  F(64, 8), F(184, 8) },
+	  F(0, 0), F(64, 8), F(184, 8) },
 	/* Go 1.26: as 1.25 up to lockedm 208, then fipsIndicator 216,
 	 * fipsOnlyBypass 217, ditWanted 218, syncSafePoint 219,
 	 * runningCleanups 220, sig 224, secret int32 228, writebuf 232-255,
@@ -81,7 +96,7 @@ static const struct go_table tables[] = {
 	{ 26, 26, 312,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
 	  F(104, 8), F(112, 8), F(288, 8), F(304, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(280, 8),
-	  F(64, 8), F(184, 8) },
+	  F(0, 0), F(64, 8), F(184, 8) },
 };
 
 #define KNOWN "Go 1.17-1.19 and 1.25-1.26"
@@ -127,6 +142,16 @@ int sym_go_table_fields(const char *version, struct sym_go_layout *L)
 	L->g.stack_lo = t->stack_lo;
 	L->g.stack_hi = t->stack_hi;
 	L->g.parent_goid = t->parent_goid;
+	L->g.labels = t->labels;
+	if (t->labels.size) {
+		L->hmap.count = hmap_count;
+		L->hmap.flags = hmap_flags;
+		L->hmap.B = hmap_B;
+		L->hmap.buckets = hmap_buckets;
+		L->hmap.oldbuckets = hmap_oldbuckets;
+		L->hmap.size = hmap_size;
+		L->bucket = string_bucket;
+	}
 	L->m.procid = t->procid;
 	L->m.curg = t->curg;
 	return 0;

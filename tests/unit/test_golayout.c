@@ -82,6 +82,17 @@ static void compare_fields(const struct sym_go_layout *d, const struct sym_go_la
 	same_field("g.stack.lo", d->g.stack_lo, t->g.stack_lo);
 	same_field("g.stack.hi", d->g.stack_hi, t->g.stack_hi);
 	same_field("g.parentGoid", d->g.parent_goid, t->g.parent_goid);
+	same_field("g.labels", d->g.labels, t->g.labels);
+	same_field("hmap.count", d->hmap.count, t->hmap.count);
+	same_field("hmap.flags", d->hmap.flags, t->hmap.flags);
+	same_field("hmap.B", d->hmap.B, t->hmap.B);
+	same_field("hmap.buckets", d->hmap.buckets, t->hmap.buckets);
+	same_field("hmap.oldbuckets", d->hmap.oldbuckets, t->hmap.oldbuckets);
+	CHECK_MSG(d->hmap.size == t->hmap.size, "runtime.hmap: %zu bytes, the table says %zu",
+		  d->hmap.size, t->hmap.size);
+	CHECK_MSG(memcmp(&d->bucket, &t->bucket, sizeof d->bucket) == 0,
+		  "map[string]string's bucket: %zu bytes (keys at %zu), the table says %zu (keys at %zu)",
+		  d->bucket.size, d->bucket.keys, t->bucket.size, t->bucket.keys);
 	same_field("m.procid", d->m.procid, t->m.procid);
 	same_field("m.curg", d->m.curg, t->m.curg);
 	CHECK_MSG(t->g_size <= d->g_size, "the table reads %zu bytes of a g of %zu", t->g_size, d->g_size);
