@@ -621,8 +621,11 @@ def test_legacy_contention_and_linger():
         srv = Server(["--linger", str(fx.pid)])
         for name in ("block", "mutex"):
             check(srv.get(name)[0] == 200, "%s: not served" % name)
-        # Until the holder's stack is in the mutex text (a state).
+        # Until the holder's stack is in the mutex text (a state), and the
+        # block text has a record: each kind starts accumulating at its
+        # first request, and either may be the later to have one.
         wait_for(lambda: b"slow_critical_section" in srv.get("mutex?debug=1")[2], 30)
+        wait_for(lambda: re.search(rb"^\d+ \d+ @( 0x[0-9a-f]+)+$", srv.get("block?debug=1")[2], re.M), 30)
         heads = {"block": "--- contention:\ncycles/second=1000000000\n",
                  "mutex": "--- mutex:\ncycles/second=1000000000\nsampling period=1\n"}
         live = {}
