@@ -32,7 +32,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import check, pprofc, check_untouched, wait_for
+from fixture import check, pprofc, check_untouched, wait_for, failure_count, forget_failures
 from test_gopclntab_esbuild import fetch
 from golib import each_esbuild
 from test_goroutines import parse_dump
@@ -138,8 +138,23 @@ def check_esbuild(label, binary, version):
         "%d [%s]" % (g, oracle[g]["header"]) for g in sorted(oracle))))
 
 
+def check_settled(label, binary, version):
+    """esbuild is not ours to keep still: a goroutine of its may start,
+    end or change state between pprofc's dump and the SIGQUIT that makes
+    Go's.  So a mismatch is tried again on a new process, at most 3 times
+    in all; one that comes back every time fails."""
+    for attempt in range(3):
+        mark = failure_count()
+        check_esbuild(label, binary, version)
+        if failure_count() == mark or attempt == 2:
+            return
+        print("%s: esbuild's goroutines moved between the two dumps (above): again, on a new process"
+              % label)
+        forget_failures(mark)
+
+
 def main():
-    each_esbuild(PACKAGES, check_esbuild, fetch)
+    each_esbuild(PACKAGES, check_settled, fetch)
 
 
 if __name__ == "__main__":
