@@ -419,6 +419,25 @@ static void place_run(struct build *b, uint64_t prev, uint64_t to, uint64_t c, u
 		switch_to(b, from, SEG_RUN, 0);
 }
 
+/* When the wait a tick found began, for build_ticks.  A thread that ran in
+ * the interval (c > 0) began it after running, so no earlier than c (and
+ * its time waiting for a CPU, q, if it was not running at the last tick)
+ * after the interval's start: when the engine could not date the wait
+ * (the thread last ran on a CPU whose clock it does not know) or dates it
+ * too early (schedstat's lag), the earliest time it can have begun is
+ * taken.  Otherwise its CPU time would be lost: on a loaded machine, half
+ * a thread's running went missing so. */
+static uint64_t wait_began(const struct build *b, const struct trace_ev *e, uint64_t prev, uint64_t t,
+			   uint64_t c, uint64_t q)
+{
+	if (c == 0)
+		return e->b;
+	uint64_t lo = prev + c + (b->cur.kind == SEG_RUN ? 0 : q);
+	if (lo > t)
+		lo = t;
+	return e->b > lo && e->b <= t ? e->b : lo;
+}
+
 /* From the ticks alone: each interval's CPU time (schedstat) is put as
  * running just before the wait began (exec_start), or just before the
  * tick that found the thread running, after its time waiting for a CPU;
@@ -441,7 +460,7 @@ static void build_ticks(struct build *b, const struct trace_ev *e, size_t n)
 			/* A wait that began in the interval, unless it did not run
 			 * (no CPU time: the same wait read again; the CPUs'
 			 * scheduler clocks, which date it, differ a little). */
-			uint64_t began = e[i].b;
+			uint64_t began = wait_began(b, &e[i], prev, t, c, q);
 			int same = b->cur.kind == SEG_WAIT && b->cur.ref == e[i].ref && c == 0;
 			if (began > prev && began <= t && !same) {
 				place_run(b, prev, began, c, q);
