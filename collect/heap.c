@@ -271,6 +271,16 @@ static uint32_t written(const unsigned char *rec, uint32_t size)
 	return n < size ? n : size;
 }
 
+/* Hands what was consumed back to the writers: tail (release: the zeroes
+ * land first), and the heartbeat.  Once every READ_CHECK_EVERY records,
+ * not once a record: the writers read both lines at every sample, and
+ * each store of ours would make them miss (cache lines between CPUs). */
+static void give_back(struct collect_ring *r)
+{
+	__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
+	beat(r);
+}
+
 /* Consumes the records of p's ring published so far, until the clock
  * passes until (0: all of them).  Each is zeroed before tail moves past
  * it: a writer's reservation must find 0 in its size word until it
@@ -282,8 +292,11 @@ static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t 
 	struct collect_ring *r = &p->ring;
 	uint64_t from = r->tail;
 	for (unsigned n = 1; r->hdr && !p->broken; n++) {
-		if (until && n % READ_CHECK_EVERY == 0 && collect_now_ns() >= until)
-			break;
+		if (n % READ_CHECK_EVERY == 0) {
+			give_back(r);
+			if (until && collect_now_ns() >= until)
+				break;
+		}
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		size_t pos = (size_t)(r->tail & (r->data_size - 1));
 		unsigned char *rec = r->data + pos;
@@ -298,9 +311,9 @@ static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t 
 		}
 		memset(rec, 0, written(rec, size));
 		r->tail += size;
-		__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
-		beat(r);
 	}
+	if (r->hdr && r->tail != from)
+		give_back(r);
 	return r->tail != from;
 }
 

@@ -37,30 +37,33 @@
 
 #include "preload.h"
 
-#define SET_SLOTS (1u << 17)
+#define SET_SLOTS (1u << PRELOAD_SET_BITS)
 #define SET_PROBES 16           /* two cache lines */
 #define SLOT_EMPTY 0
 #define SLOT_TOMB 1             /* no block lives at address 1 */
 #define GROUP_SHIFT 2           /* 4 home slots a group: 64 KiB of counts, which stay
 				 * in cache; ~6% of the groups busy with 2048 live */
 #define SET_GROUPS (SET_SLOTS >> GROUP_SHIFT)
-#define REGION_SHIFT 11         /* 2048 home slots a region: 64 regions */
+#define REGION_SHIFT PRELOAD_SET_REGION_SHIFT
 #define SET_REGIONS (SET_SLOTS >> REGION_SHIFT)
 
-atomic_uint_fast64_t preload_set_count;
+/* Until preload_set_init maps the real ones, every region counts zero:
+ * free() reads them without asking whether the set exists. */
+static _Atomic uint16_t no_regions[SET_REGIONS];
+_Atomic uint16_t *preload_set_regions = no_regions;
 static _Atomic uintptr_t *slots;
 /* Live addresses whose home slot is in the group: at most the 19 slots
  * they can sit in, plus the additions under way; 16 bits are plenty. */
 static _Atomic uint16_t *groups;
-/* Live addresses whose home slot is in the region: at most the 2048 + 15
- * slots they can sit in, plus the additions under way. */
-static _Atomic uint16_t *regions;
+/* preload_set_regions (preload.h): live addresses whose home slot is in
+ * the region: at most the 2048 + 15 slots they can sit in, plus the
+ * additions under way. */
 
 bool preload_set_init(void)
 {
 	size_t slot_bytes = SET_SLOTS * sizeof *slots;
 	size_t group_bytes = SET_GROUPS * sizeof *groups;
-	size_t bytes = slot_bytes + group_bytes + SET_REGIONS * sizeof *regions;
+	size_t bytes = slot_bytes + group_bytes + SET_REGIONS * sizeof *preload_set_regions;
 	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (m == MAP_FAILED)
@@ -72,21 +75,20 @@ bool preload_set_init(void)
 	madvise(m, bytes, MADV_WIPEONFORK);
 	slots = m;
 	groups = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes);
-	regions = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes + group_bytes);
+	preload_set_regions = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes + group_bytes);
 	return true;
 }
 
-/* Fibonacci hashing of the address without its alignment bits. */
 static uint32_t slot_of(uintptr_t addr)
 {
-	return (uint32_t)(((uint64_t)(addr >> 4) * 0x9e3779b97f4a7c15ull) >> 47);
+	return preload_set_home(addr);
 }
 
 bool preload_set_add(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
 	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
-	_Atomic uint16_t *region = &regions[h >> REGION_SHIFT];
+	_Atomic uint16_t *region = &preload_set_regions[h >> REGION_SHIFT];
 
 	atomic_fetch_add_explicit(region, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(group, 1, memory_order_relaxed);
@@ -96,7 +98,6 @@ bool preload_set_add(uintptr_t addr)
 
 		if ((seen == SLOT_EMPTY || seen == SLOT_TOMB) &&
 		    atomic_compare_exchange_strong(slot, &seen, addr)) {
-			atomic_fetch_add_explicit(&preload_set_count, 1, memory_order_relaxed);
 			return true;
 		}
 	}
@@ -110,10 +111,11 @@ bool preload_set_remove(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
 	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
-	_Atomic uint16_t *region = &regions[h >> REGION_SHIFT];
+	_Atomic uint16_t *region = &preload_set_regions[h >> REGION_SHIFT];
 
-	/* The common cases: no live sampled block homed in its region, or
-	 * near it. */
+	/* The common cases: no live sampled block homed in its region (free()
+	 * asked preload_set_may_hold first, but a realloc or a race may not
+	 * have), or near it. */
 	if (!atomic_load_explicit(region, memory_order_relaxed) ||
 	    !atomic_load_explicit(group, memory_order_relaxed))
 		return false;
@@ -126,7 +128,6 @@ bool preload_set_remove(uintptr_t addr)
 		if (seen == addr && atomic_compare_exchange_strong(slot, &seen, SLOT_TOMB)) {
 			atomic_fetch_sub_explicit(group, 1, memory_order_relaxed);
 			atomic_fetch_sub_explicit(region, 1, memory_order_relaxed);
-			atomic_fetch_sub_explicit(&preload_set_count, 1, memory_order_relaxed);
 			return true;
 		}
 	}

@@ -108,8 +108,29 @@ void preload_record_free(void *addr, bool may_wait);
 bool preload_stack_proven(uint64_t sp, uint64_t *len);
 void preload_stack_prove(uint64_t sp, uint32_t got);
 
-/* addrset.c: the sampled blocks still live, so that their free is seen. */
-extern atomic_uint_fast64_t preload_set_count;
+/* addrset.c: the sampled blocks still live, so that their free is seen.
+ * A block's home slot in the set is a Fibonacci hash of its address
+ * without the alignment bits; the set keeps, per region of 2^11 home
+ * slots, how many live blocks are homed there.  Those 64 counters are
+ * read by every free (so they stay in L1): inline, so that the free of an
+ * unsampled block, nearly every free, costs a hash and one load. */
+#define PRELOAD_SET_BITS 17
+#define PRELOAD_SET_REGION_SHIFT 11
+
+extern _Atomic uint16_t *preload_set_regions;
+
+static inline uint32_t preload_set_home(uintptr_t addr)
+{
+	return (uint32_t)(((uint64_t)(addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - PRELOAD_SET_BITS));
+}
+
+/* Whether addr may be in the set: false for certain when no live sampled
+ * block is homed in its region. */
+static inline bool preload_set_may_hold(uintptr_t addr)
+{
+	return atomic_load_explicit(&preload_set_regions[preload_set_home(addr) >> PRELOAD_SET_REGION_SHIFT],
+				    memory_order_relaxed) != 0;
+}
 
 bool preload_set_init(void);
 bool preload_set_add(uintptr_t addr);

@@ -8,8 +8,9 @@
  * of mean `rate` (the ring's header), so that a block of n bytes is
  * sampled with probability 1 - exp(-n/rate) whatever came before it (the
  * reader unscales with that formula).  Everything but a sampled
- * allocation costs one subtraction; a free costs one load unless sampled
- * blocks are live, then one bounded probe of the address set.
+ * allocation costs one subtraction; a free costs a hash and one load
+ * unless a live sampled block is homed in its region of the address set
+ * (addrset.c), then a bounded probe.
  *
  * Only these functions are exported (-fvisibility=hidden elsewhere).
  */
@@ -70,8 +71,9 @@ static void seed(struct sampler_thread *t)
 }
 
 /* The countdown crossed zero, or the thread is new, or recording is not
- * on: whether this allocation of n bytes is sampled. */
-static bool sample_due_slow(struct sampler_thread *t, size_t n)
+ * on: whether this allocation of n bytes is sampled.  Out of line, so
+ * that the allocation functions' common path saves few registers. */
+static __attribute__((noinline)) bool sample_due_slow(struct sampler_thread *t, size_t n)
 {
 	int state = atomic_load_explicit(&preload_state, memory_order_relaxed);
 
@@ -131,11 +133,13 @@ static inline void *account(void *p, size_t n)
 	return p;
 }
 
-/* Whether p may be a sampled block: nothing to look up while no sampled
- * block is live (the common case at a large rate). */
+/* Whether p may be a sampled block: one load, of a counter that stays in
+ * L1, answers no for nearly every free.  (No process-wide count of live
+ * sampled blocks is asked first: every sample would write its cache
+ * line, and every free on the other CPUs would then miss on it.) */
 static inline bool maybe_sampled(const void *p)
 {
-	return atomic_load_explicit(&preload_set_count, memory_order_relaxed) && p &&
+	return p && preload_set_may_hold((uintptr_t)p) &&
 	       atomic_load_explicit(&preload_state, memory_order_relaxed) == PRELOAD_RECORDING;
 }
 

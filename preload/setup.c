@@ -252,7 +252,7 @@ static bool wait_adopted(void)
 
 /* The child's own ring, asked for by one thread.  The set of sampled
  * addresses came wiped with the fork (its pages are MADV_WIPEONFORK:
- * the parent's blocks are the parent's); its count was not. */
+ * the parent's blocks are the parent's). */
 static bool adopt(void)
 {
 	uint64_t idle = 0;
@@ -264,7 +264,6 @@ static bool adopt(void)
 		atomic_store(&preload_state, PRELOAD_OFF);
 		return false;
 	}
-	atomic_store(&preload_set_count, 0);
 	owner_pid = (pid_t)syscall(SYS_getpid);
 	atomic_fetch_add(&preload_epoch, 1);
 	__atomic_store_n(&fork_canary[CANARY_OWNER], 1, __ATOMIC_RELEASE);
