@@ -162,6 +162,22 @@ static int traced_here(pid_t pid, pid_t tid)
 	return t && (pid_t)strtol(t + 11, NULL, 10) == (pid_t)syscall(SYS_gettid);
 }
 
+/* tid has exited, or is exiting: a zombie (State Z or X), which refuses
+ * PTRACE_SEIZE with EPERM, not ESRCH, until it is reaped.  Seen when the
+ * command ends (a SIGINT passed on) while the watch looks again: its main
+ * thread is a zombie until the last thread exits. */
+static int exiting(pid_t pid, pid_t tid)
+{
+	char path[64], buf[2048];
+	size_t n;
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (attach_read_small(path, buf, sizeof buf - 1, &n))
+		return 1;
+	buf[n] = 0;
+	const char *st = strstr(buf, "\nState:\t");
+	return st && (st[8] == 'Z' || st[8] == 'X');
+}
+
 /* Seizes every thread of the target not seized yet, again until a pass
  * finds none.  0, or -1 with w->err set (another tracer, no permission). */
 static int seize_all(struct watcher *w)
@@ -178,7 +194,7 @@ static int seize_all(struct watcher *w)
 			if (has_tid(w, tids[i]))
 				continue;
 			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)PTRACE_O_TRACECLONE) != 0) {
-				if (errno == ESRCH)
+				if (errno == ESRCH || (errno == EPERM && exiting(w->pid, tids[i])))
 					continue;       /* exited meanwhile */
 				if (errno == EPERM && (round > 0 || traced_here(w->pid, tids[i])))
 					continue;       /* born since the first look:
