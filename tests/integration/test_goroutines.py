@@ -157,10 +157,23 @@ def compare(ours, oracle, me, spinner, label):
             for g, w in zip(got["raw"], want["raw"]):
                 if w[0].endswith("(...)"):
                     check(g == w, "%s: goroutine %d: inlined frame %r, Go prints %r" % (label, goid, g, w))
+        # A frame that is not inlined ends its position with the offset of
+        # its pc (a return address, or where it will resume) from its
+        # function's entry: Go's "+0x1d" and pprofc's must be the same.
+        g_off = [(f[0], offset_of(r[1])) for f, r in zip(got["frames"], got["raw"]) if not f[1]]
+        w_off = [(f[0], offset_of(r[1])) for f, r in zip(want["frames"], want["raw"]) if not f[1]]
+        check(g_off == w_off, "%s: goroutine %d: frames and offsets %s by pprofc, %s by Go" %
+              (label, goid, g_off, w_off))
         check(got["created_by"] == want["created_by"], "%s: goroutine %d created by %s, Go says %s" %
               (label, goid, got["created_by"], want["created_by"]))
         compared += 1
     return compared
+
+
+def offset_of(position):
+    """The "+0x1d" at the end of a debug=2 position line, or None."""
+    m = re.search(r" (\+0x[0-9a-f]+)$", position.rstrip())
+    return m.group(1) if m else None
 
 
 def by_function(blocks, name):
