@@ -29,8 +29,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
-from fixture import (Fixture, check, check_untouched, done, fixture_path, pprofc,
+from fixture import (Fixture, check, check_untouched, debug_hidden, done, fixture_path, pprofc,
                      require_ptrace, wait_for)
 
 IDLE = 2000
@@ -370,6 +371,44 @@ def test_stripped_refused(work):
             proc.wait()
 
 
+MINUTE_WAIT = 62      # seconds: past Go's first ", 1 minutes", far from 2
+
+
+def start_minutes(work):
+    """Starts a fixture whose waits will have lasted a minute once
+    test_wait_minutes runs (the other tests run meanwhile): SIGUSR2 makes
+    it collect garbage, which dates every wait under way (g.waitsince is 0
+    until a collection sees the goroutine waiting)."""
+    path = os.path.join(work, "oracle-minutes")
+    fx = Fixture("go_goroutines", args=[path, "10"])
+    os.kill(fx.pid, signal.SIGUSR2)
+    return fx, path, time.monotonic()
+
+
+def test_wait_minutes(fx, path, since):
+    """Goroutines blocked for over a minute: Go's headers say ", 1 minutes"
+    (runtime.Stack), and pprofc's the same, goroutine by goroutine."""
+    with fx:
+        time.sleep(max(0.0, MINUTE_WAIT - (time.monotonic() - since)))
+        r = pprofc("dump-threads", fx.pid)
+        check(r.returncode == 0, "dump-threads: %s" % r.stderr)
+        spins, eintr, oracle, order, me = read_oracle(fx, path)
+        ours, _ = parse_dump(r.stdout, oracle=False)
+        # The oracle's own SIGUSR1 wakes os/signal's receiver between the
+        # two reads: its wait starts again, undated, before Go's traceback.
+        for goid in by_function(oracle, "os/signal.signal_recv"):
+            oracle.pop(goid, None)
+            ours.pop(goid, None)
+        long_go = sorted(g for g, b in oracle.items() if b["header"].endswith(", 1 minutes"))
+        long_ours = sorted(g for g, b in ours.items() if b["header"].endswith(", 1 minutes"))
+        check(len(long_go) >= 10, "minutes: Go says ', 1 minutes' of %d goroutines only" % len(long_go))
+        check(long_ours == long_go, "minutes: ', 1 minutes' on goroutines %s by pprofc, %s by Go" %
+              (long_ours[:12], long_go[:12]))
+        spinner = (by_function(oracle, "main.spinner") or [None])[0]
+        compare(ours, oracle, me, spinner, "minutes")
+        print("minutes: %d goroutines waiting for a minute, as Go says" % len(long_ours))
+
+
 def test_not_go():
     """A C program: nothing about Go."""
     with Fixture("waits") as fx:
@@ -385,13 +424,21 @@ def main():
         print("skipped: the go_goroutines fixture is not built (no go tool)")
         sys.exit(77)
     work = tempfile.mkdtemp(prefix="pprofc-goroutines-")
+    minutes = None
     try:
+        # A minute's wait, once: not again with the debug info hidden
+        # (it tests reading g.waitsince, not unwinding).
+        minutes = None if debug_hidden() else start_minutes(work)
         test_dump(work)
         test_churn(work)
         test_stripped(work)
         test_stripped_refused(work)
         test_not_go()
+        if minutes:
+            test_wait_minutes(*minutes)
     finally:
+        if minutes:
+            minutes[0].kill()
         shutil.rmtree(work, ignore_errors=True)
     done()
 
