@@ -6,8 +6,8 @@
  * (one compile unit per package): runtime.allgs, runtime.g, runtime.m...
  * So the offsets come from the very build that runs, whatever its Go
  * version; a member that moved or changed type between versions is found
- * where it is (g.atomicstatus, a uint32 in Go 1.19, is an atomic.Uint32
- * struct from 1.20: its "v").  Names are Go's, read in Go 1.19's
+ * where it is (g.atomicstatus, a uint32 in Go 1.19, is the runtime's
+ * atomic.Uint32 struct from 1.20: its "value").  Names are Go's, read in Go 1.19's
  * src/runtime/runtime2.go.
  */
 #include "goruntime.h"
@@ -98,7 +98,9 @@ static size_t size_of(Dwarf_Die *type)
 }
 
 /* A member by its path ("sched.pc") from struct st.  A struct wrapping
- * one value, as Go's sync/atomic types do ({noCopy; v}), stands for its
+ * one value stands for that value: the runtime's own atomic types
+ * (runtime/internal/atomic, internal/runtime/atomic from Go 1.23), which
+ * g.atomicstatus is from Go 1.20, name it "value"; sync/atomic's name it
  * "v".  Only plain scalars of 1, 2, 4 or 8 bytes are accepted. */
 static struct sym_go_field field(Dwarf_Die *st, const char *path)
 {
@@ -121,7 +123,7 @@ static struct sym_go_field field(Dwarf_Die *st, const char *path)
 	}
 	if (dwarf_tag(&cur) == DW_TAG_structure_type) {
 		size_t at;
-		if (member(&cur, "v", &at, &type) != 0)
+		if (member(&cur, "value", &at, &type) != 0 && member(&cur, "v", &at, &type) != 0)
 			return f;
 		off += at;
 		cur = type;
