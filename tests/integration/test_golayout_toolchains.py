@@ -14,7 +14,11 @@ each, the go_goroutines fixture is built twice, with DWARF and with
   - test_goroutines.py's test_dump on each build: pprofc's goroutines
     against the fixture's own runtime.Stack(buf, true) (ids, wait
     reasons, frames with file:line, "created by") and its pprof labels
-    against Go's goroutine?debug=1 text.
+    against Go's goroutine?debug=1 text;
+  - Go 1.26 only: tests/targets/go_leak.go, built with
+    GOEXPERIMENT=goroutineleakprofile, whose two leaked goroutines Go
+    shows as "[chan receive (leaked)]": pprofc's dump, with and without
+    DWARF, equal to its runtime.Stack, and JSON "leaked" true on those.
 GOMAXPROCS=1: from Go 1.22 on, with more Ps, the spinning goroutine is
 often caught with its thread on another stack (the scheduler's or a
 signal handler's) and has no stack in the dump (README, known limits).
@@ -27,6 +31,7 @@ toolchain could be fetched (no mirror reachable, or pinned versions gone
 from it); a toolchain that cannot be fetched while others can is named.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -36,7 +41,7 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import SKIP, check, done, require_ptrace
+from fixture import SKIP, Fixture, check, check_untouched, done, pprofc, require_ptrace
 import test_goroutines
 
 # (Go minor, pool path of golang-1.N-go, its SHA-256, of golang-1.N-src, its SHA-256)
@@ -63,7 +68,9 @@ TOOLCHAINS = [
      "c535cfd05d879c7cb2b28577fc9011fe1639d36e957d5077bb5c862b07b87c02"),
 ]
 IDLE = 300
-SOURCE = os.path.join(os.path.dirname(__file__), "..", "targets", "go_goroutines.go")
+TARGETS = os.path.join(os.path.dirname(__file__), "..", "targets")
+SOURCE = os.path.join(TARGETS, "go_goroutines.go")
+LEAK_SOURCE = os.path.join(TARGETS, "go_leak.go")
 
 
 def mirrors():
@@ -133,22 +140,23 @@ def toolchain(cache, minor, go_deb, go_sum, src_deb, src_sum):
     return goroot
 
 
-def build(cache, minor, goroot):
-    """(with DWARF, stripped) builds of the fixture by this toolchain,
-    kept in the cache per version of the fixture's source."""
-    with open(SOURCE, "rb") as f:
+def build(cache, minor, goroot, source=SOURCE, experiment=""):
+    """(with DWARF, stripped) builds of source by this toolchain, kept in
+    the cache per version of the source."""
+    with open(source, "rb") as f:
         tag = hashlib.sha256(f.read()).hexdigest()[:12]
     out = os.path.join(cache, "builds", "go%s-%s" % (minor, tag))
     os.makedirs(out, exist_ok=True)
     env = dict(os.environ, GOROOT=goroot, GO111MODULE="off", GOFLAGS="-buildvcs=false",
                GOTOOLCHAIN="local", GOCACHE=os.path.join(cache, "gocache" + minor),
-               GOPATH=os.path.join(cache, "gopath"))
+               GOPATH=os.path.join(cache, "gopath"), GOEXPERIMENT=experiment)
     paths = []
+    stem = os.path.splitext(os.path.basename(source))[0]
     for name, flags in (("full", []), ("stripped", ["-ldflags=-s -w"])):
-        path = os.path.join(out, "go_goroutines_" + name)
+        path = os.path.join(out, "%s_%s" % (stem, name))
         if not os.path.exists(path):
             r = subprocess.run([os.path.join(goroot, "bin", "go"), "build"] + flags +
-                               ["-o", path + ".part", SOURCE], env=env, capture_output=True,
+                               ["-o", path + ".part", source], env=env, capture_output=True,
                                text=True, timeout=600)
             check(r.returncode == 0, "go%s build %s: %s" % (minor, name, r.stderr[-500:]))
             if r.returncode:
@@ -167,6 +175,30 @@ def check_table(minor, full, stripped):
     r = subprocess.run([unit, full, stripped], capture_output=True, text=True, timeout=120)
     check(r.returncode == 0 and ": go1.%s." % minor[2:] in r.stdout,
           "go%s: the table row differs from DWARF: %s%s" % (minor, r.stdout, r.stderr))
+
+
+def check_leaked(work, minor, paths):
+    """Go 1.26's leaked goroutines, shown as the program's own
+    runtime.Stack shows them."""
+    for path in paths:
+        label = os.path.basename(path)
+        oracle_path = os.path.join(work, "leak-oracle")
+        with Fixture(label, args=[oracle_path], path=path) as fx:
+            r = pprofc("dump-threads", fx.pid)
+            j = pprofc("dump-threads", "--format=json", fx.pid)
+            check(r.returncode == 0 and j.returncode == 0, "%s: %s%s" % (label, r.stderr, j.stderr))
+            with open(oracle_path) as f:
+                oracle, _ = test_goroutines.parse_dump(f.read(), oracle=True)
+            ours, _ = test_goroutines.parse_dump(r.stdout, oracle=False)
+            leaked = sorted(g for g, b in oracle.items() if b["header"].endswith(" (leaked)"))
+            check(len(leaked) == 2, "go%s %s: Go shows %d leaked goroutines" % (minor, label, len(leaked)))
+            n = test_goroutines.compare(ours, oracle, 1, None, "go%s %s" % (minor, label))
+            check(n == 2, "go%s %s: %d goroutines compared" % (minor, label, n))
+            d = json.loads(j.stdout) if j.returncode == 0 else {"goroutines": []}
+            got = sorted(g["goid"] for g in d["goroutines"] or [] if g["leaked"])
+            check(got == leaked, "go%s %s: JSON leaked %s, Go's %s" % (minor, label, got, leaked))
+            check_untouched(fx.pid, label=label)
+            print("go%s %s: leaked goroutines %s as Go shows them" % (minor, label, leaked))
 
 
 def main():
@@ -192,6 +224,10 @@ def main():
             check_table(minor, *paths)
             for path, label in zip(paths, ("", "-stripped")):
                 test_goroutines.test_dump(work, "go%s%s" % (minor, label), IDLE, path)
+            if minor == "1.26":
+                leak = build(cache, minor, goroot, LEAK_SOURCE, "goroutineleakprofile")
+                if leak:
+                    check_leaked(work, minor, leak)
             tested.append(minor)
     finally:
         shutil.rmtree(work, ignore_errors=True)
