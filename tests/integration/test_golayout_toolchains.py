@@ -24,7 +24,7 @@ often caught with its thread on another stack (the scheduler's or a
 signal handler's) and has no stack in the dump (README, known limits).
 
 Cost: the first run downloads about 225 MB, unpacks 1.3 GB and builds
-the fixture ten times (about 4 minutes on 2 cores); later runs reuse the
+the fixtures twelve times (about 3.5 minutes here); later runs reuse the
 cache (the builds too, while the fixture's source is unchanged).
 Skipped (77) where ptrace is not permitted, without dpkg-deb, or when no
 toolchain could be fetched (no mirror reachable, or pinned versions gone
