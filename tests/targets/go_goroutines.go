@@ -281,8 +281,17 @@ func main() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Println("ready")
-	os.Stdout.Sync()
 	keep = client // reachable: never collected, so the reader's peer stays open
+	// "ready" once main itself is parked in the select below: printed
+	// from main, a dump taken at once could catch main still printing.
+	// The goroutine that says it parks for good too.
+	go func() {
+		for !strings.Contains(allStack(), "goroutine 1 [select (no cases)") {
+			time.Sleep(time.Millisecond)
+		}
+		fmt.Println("ready")
+		os.Stdout.Sync()
+		select {}
+	}()
 	select {}
 }
