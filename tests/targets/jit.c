@@ -1,0 +1,169 @@
+/* jit.c — threads whose stacks pass through JIT code: x86-64 machine code
+ * written into an anonymous page (mmap PROT_READ|PROT_WRITE, then
+ * mprotect PROT_READ|PROT_EXEC), with no file, no symbol and no CFI behind
+ * it, as a JIT compiler leaves it (test_jit.py).
+ *
+ * Thread "jit-fp":   fp_main -> [JIT, frame pointer] -> blocked_fp -> nanosleep
+ * Thread "jit-nofp": nofp_main -> [JIT, no frame pointer] -> blocked_nofp
+ *                    -> nanosleep
+ * With the argument "spin", thread "jit-spin": spin_main -> [JIT, frame
+ * pointer, looping in its own code] -> spin_c, which also spins: CPU
+ * samples fall in the JIT code itself and in a C function it called.
+ *
+ * The JIT code with a frame pointer is "push rbp; mov rbp,rsp; call *rdi;
+ * pop rbp; ret": an unwinder without CFI follows rbp through it.  The one
+ * without is "sub rsp,8; call *rdi; add rsp,8; ret": nothing describes
+ * where its caller's return address is.
+ *
+ * Prints "jit START END" (the page's range, hex) and "ready" once every
+ * thread is in its innermost function, then runs until killed.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef void (*callee_fn)(void);
+typedef void (*jit_fn)(callee_fn);
+
+static const unsigned char code_fp[] = {
+	0x55,                           /* push %rbp */
+	0x48, 0x89, 0xe5,               /* mov %rsp,%rbp */
+	0xff, 0xd7,                     /* call *%rdi */
+	0x5d,                           /* pop %rbp */
+	0xc3,                           /* ret */
+};
+
+static const unsigned char code_nofp[] = {
+	0x48, 0x83, 0xec, 0x08,         /* sub $8,%rsp (keeps the call aligned) */
+	0xff, 0xd7,                     /* call *%rdi */
+	0x48, 0x83, 0xc4, 0x08,         /* add $8,%rsp */
+	0xc3,                           /* ret */
+};
+
+/* Spins 2^20 times in its own code between calls of *rdi, for ever. */
+static const unsigned char code_spin[] = {
+	0x55,                           /* push %rbp */
+	0x48, 0x89, 0xe5,               /* mov %rsp,%rbp */
+	0x53,                           /* push %rbx */
+	0x48, 0x83, 0xec, 0x08,         /* sub $8,%rsp */
+	0x48, 0x89, 0xfb,               /* mov %rdi,%rbx */
+	0xb9, 0x00, 0x00, 0x10, 0x00,   /* loop: mov $0x100000,%ecx */
+	0xff, 0xc9,                     /* inner: dec %ecx */
+	0x75, 0xfc,                     /* jnz inner */
+	0xff, 0xd3,                     /* call *%rbx */
+	0xeb, 0xf3,                     /* jmp loop */
+};
+
+static volatile int ready_count;
+static volatile unsigned long sink;
+
+static void nap_forever(void)
+{
+	__atomic_add_fetch(&ready_count, 1, __ATOMIC_SEQ_CST);
+	struct timespec ts = { 1000, 0 };
+	for (;;)
+		nanosleep(&ts, NULL);
+}
+
+__attribute__((noinline)) static void blocked_fp(void)
+{
+	nap_forever();
+	sink++;
+}
+
+__attribute__((noinline)) static void blocked_nofp(void)
+{
+	nap_forever();
+	sink++;
+}
+
+__attribute__((noinline)) static void spin_c(void)
+{
+	for (unsigned long i = 0; i < (1ul << 20); i++)
+		sink += i;
+}
+
+struct job {
+	jit_fn code;
+	callee_fn callee;
+};
+
+/* The call into the JIT code is no tail call: the thread's function
+ * stays on the stack below it. */
+__attribute__((noinline)) static void *run_jit(void *arg)
+{
+	struct job *j = arg;
+	j->code(j->callee);
+	sink++;
+	return NULL;
+}
+
+__attribute__((noinline)) static void *fp_main(void *arg)
+{
+	void *r = run_jit(arg);
+	sink++;
+	return r;
+}
+
+__attribute__((noinline)) static void *nofp_main(void *arg)
+{
+	void *r = run_jit(arg);
+	sink++;
+	return r;
+}
+
+__attribute__((noinline)) static void *spin_main(void *arg)
+{
+	void *r = run_jit(arg);
+	sink++;
+	return r;
+}
+
+static void start(void *(*fn)(void *), struct job *j, const char *name)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, fn, j) != 0) {
+		perror("pthread_create");
+		exit(1);
+	}
+	pthread_setname_np(t, name);
+}
+
+int main(int argc, char **argv)
+{
+	int spin = argc > 1 && strcmp(argv[1], "spin") == 0;
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	/* Each routine at its own 64-byte boundary, as JITs align code. */
+	memcpy(p, code_fp, sizeof code_fp);
+	memcpy(p + 64, code_nofp, sizeof code_nofp);
+	memcpy(p + 128, code_spin, sizeof code_spin);
+	if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
+		perror("mprotect");
+		return 1;
+	}
+	static struct job fp, nofp, spinning;
+	fp = (struct job){ (jit_fn)(void *)p, blocked_fp };
+	nofp = (struct job){ (jit_fn)(void *)(p + 64), blocked_nofp };
+	spinning = (struct job){ (jit_fn)(void *)(p + 128), spin_c };
+	start(fp_main, &fp, "jit-fp");
+	start(nofp_main, &nofp, "jit-nofp");
+	if (spin)
+		start(spin_main, &spinning, "jit-spin");
+	while (ready_count < 2)
+		usleep(1000);
+	printf("jit %lx %lx\n", (unsigned long)p, (unsigned long)p + (unsigned long)page);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
