@@ -6,6 +6,8 @@
  * Thread "jit-fp":   fp_main -> [JIT, frame pointer] -> blocked_fp -> nanosleep
  * Thread "jit-nofp": nofp_main -> [JIT, no frame pointer] -> blocked_nofp
  *                    -> nanosleep
+ * Thread "jit-sys":  sys_main -> [JIT, frame pointer, in its own nanosleep
+ *                    system call]: the innermost frame is JIT code.
  * With the argument "spin", thread "jit-spin": spin_main -> [JIT, frame
  * pointer, looping in its own code] -> spin_c, which also spins: CPU
  * samples fall in the JIT code itself and in a C function it called.
@@ -16,7 +18,8 @@
  * where its caller's return address is.
  *
  * Prints "jit START END" (the page's range, hex) and "ready" once every
- * thread is in its innermost function, then runs until killed.
+ * thread is about to enter its sleep (a test waits for the system calls
+ * in /proc), then runs until killed.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -42,6 +45,16 @@ static const unsigned char code_nofp[] = {
 	0xff, 0xd7,                     /* call *%rdi */
 	0x48, 0x83, 0xc4, 0x08,         /* add $8,%rsp */
 	0xc3,                           /* ret */
+};
+
+/* Makes the system call itself, nanosleep(rdi, NULL), for ever. */
+static const unsigned char code_sys[] = {
+	0x55,                           /* push %rbp */
+	0x48, 0x89, 0xe5,               /* mov %rsp,%rbp */
+	0xb8, 0x23, 0x00, 0x00, 0x00,   /* loop: mov $35,%eax (nanosleep) */
+	0x31, 0xf6,                     /* xor %esi,%esi */
+	0x0f, 0x05,                     /* syscall */
+	0xeb, 0xf5,                     /* jmp loop */
 };
 
 /* Spins 2^20 times in its own code between calls of *rdi, for ever. */
@@ -116,6 +129,14 @@ __attribute__((noinline)) static void *nofp_main(void *arg)
 	return r;
 }
 
+__attribute__((noinline)) static void *sys_main(void *arg)
+{
+	__atomic_add_fetch(&ready_count, 1, __ATOMIC_SEQ_CST);
+	void *r = run_jit(arg);
+	sink++;
+	return r;
+}
+
 __attribute__((noinline)) static void *spin_main(void *arg)
 {
 	void *r = run_jit(arg);
@@ -147,19 +168,23 @@ int main(int argc, char **argv)
 	memcpy(p, code_fp, sizeof code_fp);
 	memcpy(p + 64, code_nofp, sizeof code_nofp);
 	memcpy(p + 128, code_spin, sizeof code_spin);
+	memcpy(p + 192, code_sys, sizeof code_sys);
 	if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
 		perror("mprotect");
 		return 1;
 	}
-	static struct job fp, nofp, spinning;
+	static struct job fp, nofp, spinning, sys;
+	static struct timespec nap = { 1000, 0 };
 	fp = (struct job){ (jit_fn)(void *)p, blocked_fp };
 	nofp = (struct job){ (jit_fn)(void *)(p + 64), blocked_nofp };
 	spinning = (struct job){ (jit_fn)(void *)(p + 128), spin_c };
+	sys = (struct job){ (jit_fn)(void *)(p + 192), (callee_fn)(void *)&nap };
 	start(fp_main, &fp, "jit-fp");
 	start(nofp_main, &nofp, "jit-nofp");
+	start(sys_main, &sys, "jit-sys");
 	if (spin)
 		start(spin_main, &spinning, "jit-spin");
-	while (ready_count < 2)
+	while (ready_count < 3)
 		usleep(1000);
 	printf("jit %lx %lx\n", (unsigned long)p, (unsigned long)p + (unsigned long)page);
 	printf("ready\n");
