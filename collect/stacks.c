@@ -9,15 +9,6 @@
  * the same only if its range, offset, file and build ID are, and then so
  * is its code, so their Locations are shared exactly where the code is
  * the same; pcs in no mapping are kept apart per process (scope).
- *
- * JIT code is in an executable mapping with no file: its pcs get a mapping
- * named "[anon]" (or the name the process gave it, "[anon:NAME]"), made
- * when a pc first falls in it.  go tool pprof leaves alone a mapping whose
- * name starts with "[" ([vdso] too: nothing to open), and names such a
- * frame "[[anon]]", or by its address with -addresses; perf's name
- * "//anon" would have it try to open that file.  The code of a JIT page
- * belongs to its process alone, so its locations are scoped like pcs in
- * no mapping.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +17,6 @@
 
 #include "../attach/proc.h"
 #include "collect.h"
-
-/* An executable mapping with no file behind it: JIT code. */
-static int anonymous(const struct attach_map *m)
-{
-	return m->path[0] == 0 || strncmp(m->path, "[anon:", 6) == 0;
-}
 
 static void strip_deleted(char *path)
 {
@@ -101,18 +86,6 @@ static int add_mappings(struct collect_stacks *c)
 			c->mapping_ids[i] = pp_profile_mapping(c->prof, &pm);
 		}
 	return 0;
-}
-
-/* The mapping of an anonymous executable map line, made on first use: a
- * JIT may have thousands of such lines, most never in a stack. */
-static uint64_t anon_mapping(struct collect_stacks *c, const struct attach_map *m)
-{
-	uint64_t *id = &c->mapping_ids[m - c->maps.v];
-	if (!*id) {
-		struct pp_mapping pm = { m->start, m->end, 0, m->path[0] ? m->path : "[anon]", NULL, 0 };
-		*id = pp_profile_mapping(c->prof, &pm);
-	}
-	return *id;
 }
 
 /* Reads /proc/PID/maps; the mappings wait for add_mappings. */
@@ -206,11 +179,8 @@ void collect_stacks_free(struct collect_stacks *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* The mapping of pc (0 if none), and whether pc's locations are kept
- * apart per process: in no mapping, or in JIT code. */
-static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolized, int *own)
+static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolized)
 {
-	*own = 1;
 	if (c->mappings_pending) {
 		c->mappings_pending = 0;
 		if (add_mappings(c))
@@ -219,10 +189,7 @@ static uint64_t mapping_for(struct collect_stacks *c, uint64_t pc, int symbolize
 	const struct attach_map *m = find_map(c, pc);
 	if (!m || !c->mapping_ids)
 		return 0;
-	if (anonymous(m) && m->perms[2] == 'x')
-		return anon_mapping(c, m);
 	uint64_t id = c->mapping_ids[m - c->maps.v];
-	*own = id == 0;
 	if (id && symbolized)
 		pp_profile_mapping_symbolized(c->prof, id);
 	return id;
@@ -247,9 +214,8 @@ static uint64_t location_for(struct collect_stacks *c, const struct sym_frame *f
 	 * running resumes at a return address, placed at pc - 1 as Go
 	 * places it. */
 	uint64_t addr = leaf && resumed ? f[0].lookup_pc : leaf ? f[0].pc : f[0].pc - 1;
-	int own;
-	uint64_t mapping = mapping_for(c, f[0].pc, symbolized, &own);
-	uint64_t id = pp_profile_location_scoped(c->prof, own ? c->scope : 0, mapping, addr,
+	uint64_t mapping = mapping_for(c, f[0].pc, symbolized);
+	uint64_t id = pp_profile_location_scoped(c->prof, mapping ? 0 : c->scope, mapping, addr,
 						 symbolized ? lines : NULL, symbolized ? n : 0);
 	if (lines != few)
 		free(lines);

@@ -17,8 +17,10 @@ follows the frame pointer where there is no CFI).
 - A CPU profile of jit-spin (JIT code spinning, calling a C function that
   spins): by construction spin_c is called only by the JIT code and the
   JIT code only by run_jit, so every sample must hold the JIT frame between
-  them (by go tool pprof -raw), at an address in the page, in a mapping
-  named "[anon]" (go tool pprof -top: "[[anon]]").
+  them (by go tool pprof -raw), at an address in the page, in no mapping
+  (go tool pprof -top: "<unknown>").  And JIT code that a thread makes
+  anew all the time (jit-fresh, a page every ~20 ms): the same, and one
+  location per pc however often the maps changed meanwhile.
 
 Meson runs it also with /usr/lib/debug hidden (-nodebug): libc6-dbg's CFI
 must not be what makes it work.
@@ -121,10 +123,10 @@ def test_dump():
             check_mode(fx, mode, lo, hi)
 
 
-def raw_stacks(path, lo, hi):
+def raw_stacks(path, jit):
     """[(count, [address, ...] innermost first, thread)] by go tool pprof -raw;
-    checks that every location in the JIT page has the page's mapping,
-    named "[anon]", and no function."""
+    checks that every location in JIT code (jit(address)) has no mapping and
+    no function, and that no two locations have the same address."""
     text, err = gopprof("-raw", path)
     check(err == "", "-raw warned: %r" % err)
     samples_part, _, rest = text.partition("\nLocations")
@@ -132,11 +134,11 @@ def raw_stacks(path, lo, hi):
     locs = {int(m.group(1)): (int(m.group(2), 16), m.group(3).strip())
             for m in re.finditer(r"^\s+(\d+): 0x([0-9a-f]+)(.*)$", locs_part, re.M)}
     addrs = {i: a for i, (a, _) in locs.items()}
-    anon = {m.group(1) for m in re.finditer(r"^(\d+): 0x([0-9a-f]+)/0x([0-9a-f]+)/0x0 \[anon\]", maps_part, re.M)
-            if int(m.group(2), 16) <= lo and hi <= int(m.group(3), 16)}
-    jit = [rest for a, rest in locs.values() if lo <= a < hi]
-    check(len(anon) == 1 and jit and all(r == "M=%s" % next(iter(anon)) for r in jit),
-          "JIT locations %r not all in one mapping [anon] over the page (mappings %r)" % (jit, anon))
+    in_jit = [(hex(a), rest) for a, rest in locs.values() if jit(a)]
+    check(in_jit and all(r == "" for _, r in in_jit),
+          "JIT locations with a mapping or a function: %r" % [x for x in in_jit if x[1]])
+    check(len(set(addrs.values())) == len(addrs), "locations with the same address: %r"
+          % sorted(hex(a) for a in addrs.values() if list(addrs.values()).count(a) > 1))
     out = []
     for line in samples_part.split("Samples:", 1)[-1].splitlines()[2:]:
         m = re.match(r"^\s+(\d+)\s+\d+: ([\d ]+)$", line)
@@ -147,45 +149,66 @@ def raw_stacks(path, lo, hi):
     return out
 
 
-def profile_once(fx, lo, hi, run_jit):
-    """One 2 s CPU profile: (samples of jit-spin, with the JIT code innermost,
-    with spin_c innermost); checks each keeps the JIT frame before run_jit."""
+def anon_code(pid):
+    """The ranges of pid's executable mappings with no file: its JIT code."""
+    out = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if parts[1][2] == "x" and len(parts) == 5:
+                lo, hi = parts[0].split("-")
+                out.append((int(lo, 16), int(hi, 16)))
+    return out
+
+
+def profile_once(fx, run_jit):
+    """One 2 s CPU profile: (samples of jit-spin with the JIT code innermost,
+    with spin_c innermost, samples of jit-fresh); checks that every sample
+    of both keeps the JIT frame before run_jit."""
     out = os.path.join(tempfile.mkdtemp(prefix="pprofc-jit-"), "cpu.pb.gz")
     r = pprofc("attach", "--seconds=2", "-o", out, fx.pid)
     if not check(r.returncode == 0, "attach failed: %s" % r.stderr):
         return 0, 0, 0
     check(profile_problem(out) == "", "profile unreadable: %s" % profile_problem(out))
-    spin = [s for s in raw_stacks(out, lo, hi) if s[2] == "jit-spin"]
-    bad = [s for s in spin if not any(lo <= a < hi and i + 1 < len(s[1]) and s[1][i + 1] in run_jit
-                                      for i, a in enumerate(s[1]))]
-    check(not bad, "samples without the JIT frame before run_jit: %r" % bad[:3])
+    code = anon_code(fx.pid)       # pages are never unmapped: all of them
+
+    def jit(a):
+        return any(lo <= a < hi for lo, hi in code)
+    stacks = raw_stacks(out, jit)
+    counts = []
+    for name in ("jit-spin", "jit-fresh"):
+        mine = [s for s in stacks if s[2] == name]
+        bad = [s for s in mine if not any(jit(a) and i + 1 < len(s[1]) and s[1][i + 1] in run_jit
+                                          for i, a in enumerate(s[1]))]
+        check(not bad, "%s: samples without the JIT frame before run_jit: %r" % (name, bad[:3]))
+        n = sum(s[0] for s in mine)
+        in_jit = sum(s[0] for s in mine if jit(s[1][0]))
+        in_c = sum(s[0] for s in mine if len(s[1]) > 1 and jit(s[1][1]))
+        print("cpu: %d samples of %s, %d with the JIT code innermost, %d in spin_c under it, "
+              "%d without the JIT frame before run_jit" % (n, name, in_jit, in_c, sum(s[0] for s in bad)))
+        counts.append((in_jit, in_c, n))
     top, _ = gopprof("-top", out)
-    check(re.search(r"^\s*\S+\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+\[\[anon\]\]$", top, re.M) is not None,
-          "go tool pprof -top shows no line [[anon]] for the JIT code:\n%s" % top)
-    n = sum(s[0] for s in spin)
-    in_jit = sum(s[0] for s in spin if lo <= s[1][0] < hi)
-    in_c = sum(s[0] for s in spin if len(s[1]) > 1 and lo <= s[1][1] < hi)
-    print("cpu: %d samples of jit-spin, %d with the JIT code innermost, %d in spin_c under it, "
-          "%d without the JIT frame before run_jit" % (n, in_jit, in_c, sum(s[0] for s in bad)))
-    return n, in_jit, in_c
+    check(re.search(r"^\s*\S+\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+<unknown>$", top, re.M) is not None,
+          "go tool pprof -top shows no line <unknown> for the JIT code:\n%s" % top)
+    return counts[0][0], counts[0][1], counts[1][2]
 
 
 def test_cpu_profile():
-    with Fixture("jit", args=["spin"]) as fx:
-        lo, hi = page_of(fx)
+    with Fixture("jit", args=["spin", "fresh"]) as fx:
         dump = {t["name"]: t for t in dump_json(fx.pid, "--stop-all")["threads"]}
         # Return addresses are written as pc - 1 (inside the call).
         run_jit = {int(f["pc"], 16) - 1 for t in dump.values() for f in t["frames"]
                    if f["function"] == "run_jit"}
-        # Both kinds of sample are wanted; a loaded machine may give the
-        # thread few: profile again (at most 5 times) until both came.
+        # Each kind of sample is wanted; a loaded machine may give the
+        # threads few: profile again (at most 5 times) until all came.
         total = [0, 0, 0]
         for _ in range(5):
-            total = [a + b for a, b in zip(total, profile_once(fx, lo, hi, run_jit))]
-            if total[1] and total[2]:
+            total = [a + b for a, b in zip(total, profile_once(fx, run_jit))]
+            if all(total):
                 break
-    check(total[1] > 0, "no sample in the JIT code itself (%d samples)" % total[0])
-    check(total[2] > 0, "no sample in spin_c under the JIT code (%d samples)" % total[0])
+    check(total[0] > 0, "no sample of jit-spin in the JIT code itself")
+    check(total[1] > 0, "no sample of jit-spin in spin_c under the JIT code")
+    check(total[2] > 0, "no sample of jit-fresh")
 
 
 def main():

@@ -8,6 +8,11 @@
  *                    -> nanosleep
  * Thread "jit-sys":  sys_main -> [JIT, frame pointer, in its own nanosleep
  *                    system call]: the innermost frame is JIT code.
+ * With the argument "fresh", thread "jit-fresh": fresh_main -> run_jit ->
+ * [JIT, frame pointer] -> spin_c, in a new page every 20 calls (~20 ms),
+ * as a JIT compiles code all the time: a profiler's view of the maps is
+ * never up to date.  Pages are kept (at most 4096), as code a JIT made
+ * stays for a while: a sample may be unwound long after it was taken.
  * With the argument "spin", thread "jit-spin": spin_main -> [JIT, frame
  * pointer, looping in its own code] -> spin_c, which also spins: CPU
  * samples fall in the JIT code itself and in a C function it called.
@@ -144,6 +149,37 @@ __attribute__((noinline)) static void *spin_main(void *arg)
 	return r;
 }
 
+/* A new page holding code_fp: like a JIT's fresh code. */
+static jit_fn new_code(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	memcpy(p, code_fp, sizeof code_fp);
+	if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
+		perror("mprotect");
+		exit(1);
+	}
+	return (jit_fn)(void *)p;
+}
+
+__attribute__((noinline)) static void *fresh_main(void *arg)
+{
+	(void)arg;
+	struct job j = { new_code(), spin_c };
+	for (unsigned pages = 1;; pages++) {
+		for (int i = 0; i < 20; i++)
+			run_jit(&j);
+		if (pages < 4096)
+			j.code = new_code();
+	}
+	return NULL;
+}
+
 static void start(void *(*fn)(void *), struct job *j, const char *name)
 {
 	pthread_t t;
@@ -156,7 +192,11 @@ static void start(void *(*fn)(void *), struct job *j, const char *name)
 
 int main(int argc, char **argv)
 {
-	int spin = argc > 1 && strcmp(argv[1], "spin") == 0;
+	int spin = 0, fresh = 0;
+	for (int i = 1; i < argc; i++) {
+		spin |= strcmp(argv[i], "spin") == 0;
+		fresh |= strcmp(argv[i], "fresh") == 0;
+	}
 	long page = sysconf(_SC_PAGESIZE);
 	unsigned char *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -184,6 +224,8 @@ int main(int argc, char **argv)
 	start(sys_main, &sys, "jit-sys");
 	if (spin)
 		start(spin_main, &spinning, "jit-spin");
+	if (fresh)
+		start(fresh_main, NULL, "jit-fresh");
 	while (ready_count < 3)
 		usleep(1000);
 	printf("jit %lx %lx\n", (unsigned long)p, (unsigned long)p + (unsigned long)page);
