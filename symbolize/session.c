@@ -625,7 +625,10 @@ static int links_hold(struct sym_session *s, const struct sym_snapshot *snap, co
  * address was pushed by a call to another function (and nearer stale
  * slots were pushed by calls to F's callees, not to F).  What cannot be
  * checked is not guessed: the stack ends at F, incomplete, a prefix of
- * the truth.  Returns 0 with the longer walk in w, else -1. */
+ * the truth.  If F is JIT code, its caller may be JIT code too, whose
+ * return address is in no module: so only the nearest slot holding code
+ * of either kind is tried, lest JIT callers be skipped for a module's
+ * frame further up.  Returns 0 with the longer walk in w, else -1. */
 static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *snap,
 			     const struct walk *plain, struct walk *w)
 {
@@ -636,14 +639,17 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 	uint64_t start = function_start(s, plain, plain->n - 1);
 	if (from < lo)
 		from = lo;
+	const int jit = start == CALLEE_JIT;
 	int tried = 0;
-	for (uint64_t slot = (from + 7) & ~7ULL; start && slot + 8 <= hi && tried < 8; slot += 8) {
+	for (uint64_t slot = (from + 7) & ~7ULL; start && slot + 8 <= hi && tried < (jit ? 1 : 8);
+	     slot += 8) {
 		uint64_t v;
 		memcpy(&v, snap->stack + (slot - lo), 8);
-		if (slot < lo + 8 || !dwfl_addrmodule(s->dwfl, v) ||
-		    check_link(s, snap, v, start) == LINK_REFUTED)
+		if (slot < lo + 8 || !(dwfl_addrmodule(s->dwfl, v) || (jit && executable_at(s, v))))
 			continue;
 		tried++;
+		if (check_link(s, snap, v, start) == LINK_REFUTED)
+			continue;
 		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || w->pcs[plain->n] != v ||
 		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0 ||
 		    !ends_at_root(s, w) || !links_hold(s, snap, w, plain->n - 1))

@@ -6,6 +6,9 @@
  * Thread "jit-fp":   fp_main -> [JIT, frame pointer] -> blocked_fp -> nanosleep
  * Thread "jit-nofp": nofp_main -> [JIT, no frame pointer] -> blocked_nofp
  *                    -> nanosleep
+ * Thread "jit-chain": chain_main -> [JIT A, frame pointer] -> [JIT B: the
+ *                    code of jit-fp] -> blocked_chain -> nanosleep: a JIT
+ *                    frame whose caller is JIT code too.
  * Thread "jit-sys":  sys_main -> [JIT, frame pointer, in its own nanosleep
  *                    system call]: the innermost frame is JIT code.
  * With the argument "fresh", thread "jit-fresh": fresh_main -> run_jit ->
@@ -27,6 +30,7 @@
  * in /proc), then runs until killed.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,17 @@ static const unsigned char code_nofp[] = {
 	0x48, 0x83, 0xec, 0x08,         /* sub $8,%rsp (keeps the call aligned) */
 	0xff, 0xd7,                     /* call *%rdi */
 	0x48, 0x83, 0xc4, 0x08,         /* add $8,%rsp */
+	0xc3,                           /* ret */
+};
+
+/* Calls the code at an address written over its 8 zero bytes, passing
+ * its own rdi on. */
+static const unsigned char code_chain[] = {
+	0x55,                           /* push %rbp */
+	0x48, 0x89, 0xe5,               /* mov %rsp,%rbp */
+	0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,     /* movabs $B,%rax */
+	0xff, 0xd0,                     /* call *%rax */
+	0x5d,                           /* pop %rbp */
 	0xc3,                           /* ret */
 };
 
@@ -93,6 +108,12 @@ __attribute__((noinline)) static void blocked_fp(void)
 	sink++;
 }
 
+__attribute__((noinline)) static void blocked_chain(void)
+{
+	nap_forever();
+	sink++;
+}
+
 __attribute__((noinline)) static void blocked_nofp(void)
 {
 	nap_forever();
@@ -128,6 +149,13 @@ __attribute__((noinline)) static void *fp_main(void *arg)
 }
 
 __attribute__((noinline)) static void *nofp_main(void *arg)
+{
+	void *r = run_jit(arg);
+	sink++;
+	return r;
+}
+
+__attribute__((noinline)) static void *chain_main(void *arg)
 {
 	void *r = run_jit(arg);
 	sink++;
@@ -209,24 +237,29 @@ int main(int argc, char **argv)
 	memcpy(p + 64, code_nofp, sizeof code_nofp);
 	memcpy(p + 128, code_spin, sizeof code_spin);
 	memcpy(p + 192, code_sys, sizeof code_sys);
+	memcpy(p + 256, code_chain, sizeof code_chain);
+	uint64_t b = (uint64_t)(uintptr_t)p;    /* B: code_fp at the page's start */
+	memcpy(p + 256 + 6, &b, sizeof b);
 	if (mprotect(p, (size_t)page, PROT_READ | PROT_EXEC) != 0) {
 		perror("mprotect");
 		return 1;
 	}
-	static struct job fp, nofp, spinning, sys;
+	static struct job fp, nofp, spinning, sys, chain;
 	static struct timespec nap = { 1000, 0 };
 	fp = (struct job){ (jit_fn)(void *)p, blocked_fp };
 	nofp = (struct job){ (jit_fn)(void *)(p + 64), blocked_nofp };
 	spinning = (struct job){ (jit_fn)(void *)(p + 128), spin_c };
+	chain = (struct job){ (jit_fn)(void *)(p + 256), blocked_chain };
 	sys = (struct job){ (jit_fn)(void *)(p + 192), (callee_fn)(void *)&nap };
 	start(fp_main, &fp, "jit-fp");
 	start(nofp_main, &nofp, "jit-nofp");
 	start(sys_main, &sys, "jit-sys");
+	start(chain_main, &chain, "jit-chain");
 	if (spin)
 		start(spin_main, &spinning, "jit-spin");
 	if (fresh)
 		start(fresh_main, NULL, "jit-fresh");
-	while (ready_count < 3)
+	while (ready_count < 4)
 		usleep(1000);
 	printf("jit %lx %lx\n", (unsigned long)p, (unsigned long)p + (unsigned long)page);
 	printf("ready\n");
