@@ -102,23 +102,17 @@ static void nap_forever(void)
 		nanosleep(&ts, NULL);
 }
 
-__attribute__((noinline)) static void blocked_fp(void)
-{
-	nap_forever();
-	sink++;
-}
+/* What the JIT code calls, one a thread (named in the stacks). */
+#define BLOCKED(name)                                                   \
+	__attribute__((noinline)) static void name(void)                \
+	{                                                               \
+		nap_forever();                                          \
+		sink++;                                                 \
+	}
 
-__attribute__((noinline)) static void blocked_chain(void)
-{
-	nap_forever();
-	sink++;
-}
-
-__attribute__((noinline)) static void blocked_nofp(void)
-{
-	nap_forever();
-	sink++;
-}
+BLOCKED(blocked_fp)
+BLOCKED(blocked_chain)
+BLOCKED(blocked_nofp)
 
 __attribute__((noinline)) static void spin_c(void)
 {
@@ -141,41 +135,23 @@ __attribute__((noinline)) static void *run_jit(void *arg)
 	return NULL;
 }
 
-__attribute__((noinline)) static void *fp_main(void *arg)
-{
-	void *r = run_jit(arg);
-	sink++;
-	return r;
-}
+/* One function a thread, each its own name in the stacks (-fno-ipa-icf
+ * keeps them apart): calls run_jit, no tail call. */
+#define THREAD_MAIN(name, first)                                        \
+	__attribute__((noinline)) static void *name(void *arg)          \
+	{                                                               \
+		first;                                                  \
+		void *r = run_jit(arg);                                 \
+		sink++;                                                 \
+		return r;                                               \
+	}
 
-__attribute__((noinline)) static void *nofp_main(void *arg)
-{
-	void *r = run_jit(arg);
-	sink++;
-	return r;
-}
-
-__attribute__((noinline)) static void *chain_main(void *arg)
-{
-	void *r = run_jit(arg);
-	sink++;
-	return r;
-}
-
-__attribute__((noinline)) static void *sys_main(void *arg)
-{
-	__atomic_add_fetch(&ready_count, 1, __ATOMIC_SEQ_CST);
-	void *r = run_jit(arg);
-	sink++;
-	return r;
-}
-
-__attribute__((noinline)) static void *spin_main(void *arg)
-{
-	void *r = run_jit(arg);
-	sink++;
-	return r;
-}
+THREAD_MAIN(fp_main, (void)0)
+THREAD_MAIN(nofp_main, (void)0)
+THREAD_MAIN(chain_main, (void)0)
+THREAD_MAIN(spin_main, (void)0)
+/* Its JIT code makes the system call: it counts itself ready here. */
+THREAD_MAIN(sys_main, __atomic_add_fetch(&ready_count, 1, __ATOMIC_SEQ_CST))
 
 /* A new page holding code_fp: like a JIT's fresh code. */
 static jit_fn new_code(void)
