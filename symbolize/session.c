@@ -647,9 +647,12 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 		memcpy(&v, snap->stack + (slot - lo), 8);
 		if (slot < lo + 8 || !(dwfl_addrmodule(s->dwfl, v) || (jit && executable_at(s, v))))
 			continue;
-		tried++;
-		if (check_link(s, snap, v, start) == LINK_REFUTED)
+		if (check_link(s, snap, v, start) == LINK_REFUTED) {
+			if (jit)
+				break;          /* the nearest slot was the only one */
 			continue;
+		}
+		tried++;
 		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || w->pcs[plain->n] != v ||
 		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0 ||
 		    !ends_at_root(s, w) || !links_hold(s, snap, w, plain->n - 1))
