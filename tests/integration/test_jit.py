@@ -18,10 +18,11 @@ follows the frame pointer where there is no CFI).
 - A CPU profile of jit-spin (JIT code spinning, calling a C function that
   spins): by construction spin_c is called only by the JIT code and the
   JIT code only by run_jit, so every sample must hold the JIT frame between
-  them (by go tool pprof -raw), at an address in the page, in no mapping
-  (go tool pprof -top: "<unknown>").  And JIT code that a thread makes
-  anew all the time (jit-fresh, a page every ~20 ms): the same, and one
-  location per pc however often the maps changed meanwhile.
+  them (by go tool pprof -raw, which names the other frames), at an
+  address in the page, in no mapping (go tool pprof -top: "<unknown>").
+  And JIT code that a thread makes anew all the time (jit-fresh, a page
+  every ~20 ms; its samples in new_code have no JIT frame, rightly): the
+  same, and one location per pc however often the maps changed meanwhile.
 
 Meson runs it also with /usr/lib/debug hidden (-nodebug): libc6-dbg's CFI
 must not be what makes it work.
@@ -125,26 +126,29 @@ def test_dump():
 
 
 def raw_stacks(path, jit):
-    """[(count, [address, ...] innermost first, thread)] by go tool pprof -raw;
-    checks that every location in JIT code (jit(address)) has no mapping and
-    no function, and that no two locations have the same address."""
+    """[(count, [(address, function or None), ...] innermost first, thread)]
+    by go tool pprof -raw; checks that every location in JIT code
+    (jit(address)) has no mapping and no function, and that no two
+    locations have the same address."""
     text, err = gopprof("-raw", path)
     check(err == "", "-raw warned: %r" % err)
     samples_part, _, rest = text.partition("\nLocations")
-    locs_part, _, maps_part = rest.partition("\nMappings")
-    locs = {int(m.group(1)): (int(m.group(2), 16), m.group(3).strip())
+    locs_part = rest.partition("\nMappings")[0]
+    locs = {int(m.group(1)): (int(m.group(2), 16), m.group(3).split())
             for m in re.finditer(r"^\s+(\d+): 0x([0-9a-f]+)(.*)$", locs_part, re.M)}
-    addrs = {i: a for i, (a, _) in locs.items()}
-    in_jit = [(hex(a), rest) for a, rest in locs.values() if jit(a)]
-    check(in_jit and all(r == "" for _, r in in_jit),
+    in_jit = [(hex(a), words) for a, words in locs.values() if jit(a)]
+    check(in_jit and all(not w for _, w in in_jit),
           "JIT locations with a mapping or a function: %r" % [x for x in in_jit if x[1]])
-    check(len(set(addrs.values())) == len(addrs), "locations with the same address: %r"
-          % sorted(hex(a) for a in addrs.values() if list(addrs.values()).count(a) > 1))
+    addrs = [a for a, _ in locs.values()]
+    check(len(set(addrs)) == len(addrs), "locations with the same address: %r"
+          % sorted(hex(a) for a in addrs if addrs.count(a) > 1))
+    frames = {i: (a, w[1] if len(w) > 1 and w[0].startswith("M=") else None)
+              for i, (a, w) in locs.items()}
     out = []
     for line in samples_part.split("Samples:", 1)[-1].splitlines()[2:]:
         m = re.match(r"^\s+(\d+)\s+\d+: ([\d ]+)$", line)
         if m:
-            out.append([int(m.group(1)), [addrs[int(i)] for i in m.group(2).split()], ""])
+            out.append([int(m.group(1)), [frames[int(i)] for i in m.group(2).split()], ""])
         elif out and "thread:[" in line:
             out[-1][2] = line.split("thread:[", 1)[1].rstrip("]")
     return out
@@ -162,10 +166,27 @@ def anon_code(pid):
     return out
 
 
-def profile_once(fx, run_jit):
+def broken_link(stack, jit):
+    """Where a stack of jit-spin or jit-fresh breaks the program's structure
+    (spin_c called only by JIT code, JIT code only by run_jit, run_jit
+    calling only JIT code), or None."""
+    for i, (a, fn) in enumerate(stack):
+        below = stack[i + 1] if i + 1 < len(stack) else (0, None)
+        above = stack[i - 1] if i else (0, None)
+        if fn == "spin_c" and not jit(below[0]):
+            return "spin_c called by %s" % (below[1] or hex(below[0]))
+        if jit(a) and below[1] != "run_jit":
+            return "JIT code called by %s" % (below[1] or hex(below[0]))
+        if fn == "run_jit" and i and not jit(above[0]):
+            return "run_jit calling %s" % (above[1] or hex(above[0]))
+    return None
+
+
+def profile_once(fx):
     """One 2 s CPU profile: (samples of jit-spin with the JIT code innermost,
-    with spin_c innermost, samples of jit-fresh); checks that every sample
-    of both keeps the JIT frame before run_jit."""
+    with spin_c innermost, samples of jit-fresh in spin_c); checks that
+    every sample of both keeps the program's structure around the JIT
+    frame."""
     out = os.path.join(tempfile.mkdtemp(prefix="pprofc-jit-"), "cpu.pb.gz")
     r = pprofc("attach", "--seconds=2", "-o", out, fx.pid)
     if not check(r.returncode == 0, "attach failed: %s" % r.stderr):
@@ -179,37 +200,32 @@ def profile_once(fx, run_jit):
     counts = []
     for name in ("jit-spin", "jit-fresh"):
         mine = [s for s in stacks if s[2] == name]
-        bad = [s for s in mine if not any(jit(a) and i + 1 < len(s[1]) and s[1][i + 1] in run_jit
-                                          for i, a in enumerate(s[1]))]
-        check(not bad, "%s: samples without the JIT frame before run_jit: %r" % (name, bad[:3]))
+        bad = [(s, broken_link(s[1], jit)) for s in mine if broken_link(s[1], jit)]
+        check(not bad, "%s: samples that lost or invented a frame: %r" % (name, bad[:3]))
         n = sum(s[0] for s in mine)
-        in_jit = sum(s[0] for s in mine if jit(s[1][0]))
-        in_c = sum(s[0] for s in mine if len(s[1]) > 1 and jit(s[1][1]))
+        in_jit = sum(s[0] for s in mine if jit(s[1][0][0]))
+        in_c = sum(s[0] for s in mine if s[1][0][1] == "spin_c")
         print("cpu: %d samples of %s, %d with the JIT code innermost, %d in spin_c under it, "
-              "%d without the JIT frame before run_jit" % (n, name, in_jit, in_c, sum(s[0] for s in bad)))
-        counts.append((in_jit, in_c, n))
+              "%d breaking the structure" % (n, name, in_jit, in_c, sum(s[0] for s, _ in bad)))
+        counts.append((in_jit, in_c))
     top, _ = gopprof("-top", out)
     check(re.search(r"^\s*\S+\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+<unknown>$", top, re.M) is not None,
           "go tool pprof -top shows no line <unknown> for the JIT code:\n%s" % top)
-    return counts[0][0], counts[0][1], counts[1][2]
+    return counts[0][0], counts[0][1], counts[1][1]
 
 
 def test_cpu_profile():
     with Fixture("jit", args=["spin", "fresh"]) as fx:
-        dump = {t["name"]: t for t in dump_json(fx.pid, "--stop-all")["threads"]}
-        # Return addresses are written as pc - 1 (inside the call).
-        run_jit = {int(f["pc"], 16) - 1 for t in dump.values() for f in t["frames"]
-                   if f["function"] == "run_jit"}
         # Each kind of sample is wanted; a loaded machine may give the
         # threads few: profile again (at most 5 times) until all came.
         total = [0, 0, 0]
         for _ in range(5):
-            total = [a + b for a, b in zip(total, profile_once(fx, run_jit))]
+            total = [a + b for a, b in zip(total, profile_once(fx))]
             if all(total):
                 break
     check(total[0] > 0, "no sample of jit-spin in the JIT code itself")
     check(total[1] > 0, "no sample of jit-spin in spin_c under the JIT code")
-    check(total[2] > 0, "no sample of jit-fresh")
+    check(total[2] > 0, "no sample of jit-fresh in spin_c under the JIT code")
 
 
 def main():
