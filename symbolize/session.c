@@ -873,6 +873,10 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	if (r != 0 && ends_at_root(s, w))
 		r = 0;
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
+	/* libdwfl says "No DWARF information found" where JIT code ends a
+	 * walk with all registers known: its frame pointer led nowhere. */
+	if (r != 0 && !partial(snap) && w->n && function_start(s, w, w->n - 1) == CALLEE_JIT)
+		why = "JIT code (in no file, no CFI) with no frame pointer to follow";
 	char unmapped[96];
 	if (!ends_at_root(s, w) && cut_at_unmapped(s, w)) {
 		/* pcs[n] is the address cut off: the array holds it still */

@@ -106,6 +106,8 @@ def check_mode(fx, mode, lo, hi):
         if mode or len(ours) == len(theirs):
             check(ours == theirs and not t["complete"],
                   "%s jit-nofp: not eu-stack's stack, ending incomplete at the JIT frame" % label)
+            check(not mode or "JIT code" in (t.get("stack_error") or ""),
+                  "%s jit-nofp: the reason does not say JIT code: %r" % (label, t.get("stack_error")))
             continue
         # Past the JIT frame: jit-fp's callers, eu-stack's, but nofp_main.
         fp = eu.get(tids["jit-fp"], [])
