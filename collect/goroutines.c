@@ -699,25 +699,35 @@ static int creator(struct collect_go *go, struct sym_session *sym, struct gor *g
 	return 1;
 }
 
-/* A running goroutine: the stack of its thread, if the dump took it while
- * that thread ran on this goroutine's stack. */
+/* A running goroutine: the stack of the thread that the dump took while it
+ * ran on this goroutine's stack.  Its m, read before the stop, names a
+ * thread (m.procid), but a goroutine moves between threads: preempted
+ * (every 10 ms while it runs on), it may resume on another one before the
+ * stop, and the thread it left sits in the scheduler.  Goroutine stacks
+ * are disjoint, so the thread whose sp was in [lo, hi) when stopped is the
+ * one that ran it then, whatever m said. */
 static void from_thread(struct gor *g, const struct collect_go_thread *threads, size_t n)
 {
-	const struct collect_go_thread *t = NULL;
-	for (size_t i = 0; g->tid && i < n && !t; i++)
-		if (threads[i].tid == g->tid)
+	const struct collect_go_thread *t = NULL, *on = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (g->tid && threads[i].tid == g->tid)
 			t = &threads[i];
-	if (!t)
+		if (threads[i].taken && threads[i].stack && threads[i].sp >= g->lo && threads[i].sp < g->hi)
+			on = &threads[i];
+	}
+	if (on) {
+		g->tid = on->tid;
+		g->from = on->stack;
+	} else if (!t) {
 		snprintf(g->error, sizeof g->error, "running, and no thread of the dump runs it");
-	else if (!t->taken || !t->stack)
+	} else if (!t->taken || !t->stack) {
 		snprintf(g->error, sizeof g->error, "running on thread %d, whose stack was not taken",
 			 (int)g->tid);
-	else if (t->sp < g->lo || t->sp >= g->hi)
+	} else {
 		snprintf(g->error, sizeof g->error,
 			 "running on thread %d, which was on another stack when stopped (the scheduler's or a signal handler's)",
 			 (int)g->tid);
-	else
-		g->from = t->stack;
+	}
 }
 
 static void fill_view(struct collect_go *go, struct sym_session *sym, struct gor *g,
@@ -783,13 +793,13 @@ int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 		struct gor *g = &go->g[i];
 		if (g->dead)
 			continue;
+		if ((g->status & ~(uint32_t)G_SCAN) == G_RUNNING && !g->error[0])
+			from_thread(g, threads, n);
 		for (size_t k = 0; g->tid && k < n; k++)
 			if (threads[k].tid == g->tid)
 				goids[k] = g->goid;
 		if (is_system(go, sym, g))
 			continue;
-		if ((g->status & ~(uint32_t)G_SCAN) == G_RUNNING && !g->error[0])
-			from_thread(g, threads, n);
 		if (g->from && !(g->frames = calloc(g->from->n ? g->from->n : 1, sizeof *g->frames)))
 			return -1;
 		if (make_record(go, g))
