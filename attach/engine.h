@@ -58,7 +58,8 @@ struct attach_raw_sample {
 	int probe;                      /* perf with uprobes: the index of the
 					 * probe in opts.uprobes; else -1 */
 	uint64_t time_ns;               /* when taken (CLOCK_MONOTONIC); ptrace:
-					 * when the tick began */
+					 * when the tick began, or for a thread
+					 * stopped for it, when the stop came */
 	uint64_t stop_ns;               /* ptrace: how long the thread was
 					 * stopped for it; perf: 0 */
 	/* Wall mode (ptrace engine) only. */
@@ -76,6 +77,17 @@ struct attach_raw_sample {
 					 * sum_exec_runtime) and waiting for one */
 	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
 					 * cpu_ns + runq_ns <= weight_ns */
+	int64_t off_cpu_ns;             /* of the time before time_ns, how long
+					 * it had been off CPU waiting for one:
+					 * ptrace, a thread stopped for the
+					 * sample (found in state R, but
+					 * preempted, or it left the CPU before
+					 * the stop), its run queue wait that
+					 * the stop ended (schedstat run_delay
+					 * after the stop less the tick's: not
+					 * in runq_ns, it is in the next
+					 * sample's); -1 when not stopped or
+					 * unknown; perf: 0 */
 	/* opts.clones: the thread this sample's thread created (its stack is
 	 * the creator's at the clone); else 0. */
 	pid_t created;

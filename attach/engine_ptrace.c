@@ -74,7 +74,8 @@ struct sthread {
 	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
 					 * the CPU used since the last sample */
 	uint64_t cpu_now;               /* read this tick */
-	uint64_t runq_now;              /* schedstat's run_delay, read this tick */
+	uint64_t runq_now;              /* schedstat's run_delay, read this tick
+					 * (and again after its stop) */
 	int sched_ok;                   /* schedstat was read this tick */
 	int acct_ok;                    /* wall: cpu_acct and runq_acct are known */
 	uint64_t cpu_acct, runq_acct;   /* wall: schedstat time charged so far */
@@ -105,6 +106,8 @@ struct taken {
 	int use_cpu_stack;
 	struct attach_syscall sc;
 	double blocked_ms;
+	uint64_t time_ns;               /* stopped: when the stop was seen; 0: the tick's */
+	int64_t off_cpu_ns;             /* stopped: its wait for a CPU, -1 unknown */
 };
 
 struct sampler {
@@ -351,7 +354,10 @@ static struct taken *next_taken(struct sampler *s)
 		s->taken = t;
 		s->cap_taken = cap;
 	}
-	return &s->taken[s->n_taken];
+	struct taken *k = &s->taken[s->n_taken];
+	k->time_ns = 0;
+	k->off_cpu_ns = -1;
+	return k;
 }
 
 static void refresh_maps(struct sampler *s)
@@ -526,6 +532,26 @@ static void release(struct sthread *t, int sig)
 	t->keep = 0;
 }
 
+/* A thread stopped for its sample, just let go of: how long it had been
+ * off CPU, waiting for one, when the tick found it in state R (preempted,
+ * or it left the CPU between the tick and the stop).  schedstat's
+ * run_delay counts a wait for a CPU only once the wait ends, when the
+ * thread gets a CPU (sched_info_arrive): so the tick's read leaves out the
+ * wait it was in, and the stop, which can happen only on a CPU, ended it.
+ * Its growth from the tick's read to now is that wait, from the moment
+ * the thread left the CPU to the moment it got one back to stop: read
+ * here, right after the detach (nothing is read while the thread is
+ * held), and dated at the stop.  A thread that ran from the tick to its
+ * stop waited 0. */
+static void off_cpu_at_stop(struct sampler *s, struct sthread *t, struct taken *k, uint64_t seen)
+{
+	uint64_t runq_then = t->runq_now;
+	if (!t->sched_ok || read_schedstat(s, t))
+		return;
+	k->time_ns = seen;
+	k->off_cpu_ns = t->runq_now > runq_then ? (int64_t)(t->runq_now - runq_then) : 0;
+}
+
 /* Our interrupt (or a job-control stop, or a signal) stopped the thread. */
 static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 {
@@ -544,6 +570,7 @@ static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 	}
 	struct user_regs_struct u;
 	int has_u = 0;
+	uint64_t seen = attach_now_ns();
 	struct taken *k = t->keep && !s->detaching ? take(s, t, &u, &has_u) : NULL;
 	/* It was running when we looked; if it blocked since, our stop may
 	 * have failed its call with EINTR: make the call again. */
@@ -553,9 +580,10 @@ static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 	int keep = t->keep;
 	release(t, 0);
 	record_stop(s, ns);
-	if (k)
+	if (k) {
 		k->stop_ns = ns;
-	else if (keep && !has_u)
+		off_cpu_at_stop(s, t, k, seen);
+	} else if (keep && !has_u)
 		s->st->lost_not_stopped++;
 }
 
@@ -907,7 +935,7 @@ static void tick(struct sampler *s)
 			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
 			.repeat = k->repeat, .use_cpu_stack = k->use_cpu_stack, .sc = k->sc,
 			.blocked_ms = k->blocked_ms, .cpu_ns = k->cpu_ns, .runq_ns = k->runq_ns,
-			.time_ns = s->tick_ns,
+			.time_ns = k->time_ns ? k->time_ns : s->tick_ns, .off_cpu_ns = k->off_cpu_ns,
 		};
 		s->st->samples++;
 		if (!k->repeat)
