@@ -59,7 +59,8 @@ struct attach_raw_sample {
 					 * probe in opts.uprobes; else -1 */
 	uint64_t time_ns;               /* when taken (CLOCK_MONOTONIC); ptrace:
 					 * when the tick began, or for a thread
-					 * stopped for it, when the stop came */
+					 * stopped for it, when the tick read
+					 * its schedstat (cpu_ns is up to there) */
 	uint64_t stop_ns;               /* ptrace: how long the thread was
 					 * stopped for it; perf: 0 */
 	/* Wall mode (ptrace engine) only. */
@@ -77,17 +78,15 @@ struct attach_raw_sample {
 					 * sum_exec_runtime) and waiting for one */
 	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
 					 * cpu_ns + runq_ns <= weight_ns */
-	int64_t off_cpu_ns;             /* of the time before time_ns, how long
-					 * it had been off CPU waiting for one:
-					 * ptrace, a thread stopped for the
-					 * sample (found in state R, but
-					 * preempted, or it left the CPU before
-					 * the stop), its run queue wait that
-					 * the stop ended (schedstat run_delay
-					 * after the stop less the tick's: not
-					 * in runq_ns, it is in the next
-					 * sample's); -1 when not stopped or
-					 * unknown; perf: 0 */
+	int64_t off_cpu_ns;             /* ptrace, a thread found in state R and
+					 * stopped for the sample: how long
+					 * before time_ns it had been off CPU,
+					 * waiting for one (preempted); it gets
+					 * a CPU only after time_ns, and that
+					 * wait is in the next sample's runq_ns
+					 * (schedstat counts a wait when it
+					 * ends).  -1 unknown (not stopped, or
+					 * schedstat unreadable); perf: 0 */
 	/* opts.clones: the thread this sample's thread created (its stack is
 	 * the creator's at the clone); else 0. */
 	pid_t created;

@@ -77,6 +77,7 @@ struct sthread {
 	uint64_t runq_now;              /* schedstat's run_delay, read this tick
 					 * (and again after its stop) */
 	int sched_ok;                   /* schedstat was read this tick */
+	uint64_t read_at;               /* when (CLOCK_MONOTONIC) */
 	int acct_ok;                    /* wall: cpu_acct and runq_acct are known */
 	uint64_t cpu_acct, runq_acct;   /* wall: schedstat time charged so far */
 	uint64_t w_cpu, w_runq;         /* wall: of the current interval, on a
@@ -106,7 +107,8 @@ struct taken {
 	int use_cpu_stack;
 	struct attach_syscall sc;
 	double blocked_ms;
-	uint64_t time_ns;               /* stopped: when the stop was seen; 0: the tick's */
+	uint64_t time_ns;               /* stopped: when its schedstat was read; 0:
+					 * when the tick began */
 	int64_t off_cpu_ns;             /* stopped: its wait for a CPU, -1 unknown */
 };
 
@@ -318,6 +320,7 @@ static int read_schedstat(struct sampler *s, struct sthread *t)
 	if (r <= 0)
 		return -1;
 	buf[r] = 0;
+	t->read_at = attach_now_ns();
 	t->cpu_now = strtoull(buf, &end, 10);
 	t->runq_now = strtoull(end, NULL, 10);
 	t->sched_ok = 1;
@@ -533,23 +536,28 @@ static void release(struct sthread *t, int sig)
 }
 
 /* A thread stopped for its sample, just let go of: how long it had been
- * off CPU, waiting for one, when the tick found it in state R (preempted,
- * or it left the CPU between the tick and the stop).  schedstat's
- * run_delay counts a wait for a CPU only once the wait ends, when the
- * thread gets a CPU (sched_info_arrive): so the tick's read leaves out the
- * wait it was in, and the stop, which can happen only on a CPU, ended it.
- * Its growth from the tick's read to now is that wait, from the moment
- * the thread left the CPU to the moment it got one back to stop: read
- * here, right after the detach (nothing is read while the thread is
- * held), and dated at the stop.  A thread that ran from the tick to its
- * stop waited 0. */
+ * off CPU, waiting for one, when the tick read its schedstat and found it
+ * in state R (preempted).  run_delay counts a wait for a CPU only once it
+ * ends, when the thread gets a CPU (sched_info_arrive): the tick's read
+ * leaves out the wait the thread was in, and the stop, which can only
+ * happen on a CPU, ended it.  So run_delay is read again after the stop,
+ * not before it (the wait would not be in it yet), and right after the
+ * detach, not while the thread is held.  Its growth since the tick's read
+ * is the wait (a thread that ran from the tick to its stop has none),
+ * which ended before the stop was seen: at least `waited - since` of it
+ * lay before the read (short by the moment from the thread getting a CPU
+ * to our seeing it stop, tens of us).  A thread that left the CPU only
+ * after the read gets 0.  The sample is dated at that read: its CPU time
+ * (cpu_ns) is up to there. */
 static void off_cpu_at_stop(struct sampler *s, struct sthread *t, struct taken *k, uint64_t seen)
 {
-	uint64_t runq_then = t->runq_now;
+	uint64_t runq_then = t->runq_now, read_then = t->read_at;
 	if (!t->sched_ok || read_schedstat(s, t))
 		return;
-	k->time_ns = seen;
-	k->off_cpu_ns = t->runq_now > runq_then ? (int64_t)(t->runq_now - runq_then) : 0;
+	uint64_t waited = t->runq_now > runq_then ? t->runq_now - runq_then : 0;
+	uint64_t since = seen > read_then ? seen - read_then : 0;
+	k->time_ns = read_then;
+	k->off_cpu_ns = waited > since ? (int64_t)(waited - since) : 0;
 }
 
 /* Our interrupt (or a job-control stop, or a signal) stopped the thread. */

@@ -41,8 +41,8 @@ struct trace_ev {
 	uint64_t t;                     /* CLOCK_MONOTONIC ns */
 	uint64_t a;                     /* CPU: weight; ticks: CPU ns since the last */
 	uint64_t b;                     /* WAIT: when the wait began (0: unknown);
-					 * RUN: 1 + how long it had been off CPU
-					 * waiting for one at t (0: unknown) */
+					 * RUN: 1 + how long before t it had been
+					 * waiting for a CPU (0: unknown) */
 	pid_t tid;
 	uint32_t ref;                   /* CPU, RUN: stack + 1; WAIT, REPEAT: wait + 1 */
 	uint32_t runq_us;               /* ticks: time waiting for a CPU since the last */
@@ -447,10 +447,11 @@ static uint64_t wait_began(const struct build *b, const struct trace_ev *e, uint
 }
 
 /* A tick found the thread in state R and stopped it: running up to when
- * it left the CPU, if it had (off: how long it then waited for one until
- * the stop, which e->b holds), runnable from there, and on a CPU again at
- * the stop.  That wait is in the next tick's time waiting for a CPU (the
- * kernel counts a wait when it ends): drawn once. */
+ * it left the CPU, if it had (off: how long before the tick it had been
+ * waiting for one, which e->b holds), and runnable from there on, until
+ * it gets a CPU after the tick.  That whole wait is in the next tick's
+ * time waiting for a CPU (the kernel counts a wait when it ends): what is
+ * drawn here is not drawn again, and the rest of it lies after the tick. */
 static void place_stopped(struct build *b, const struct trace_ev *e, uint64_t prev, uint64_t t,
 			  uint64_t c, uint64_t q)
 {
@@ -460,15 +461,13 @@ static void place_stopped(struct build *b, const struct trace_ev *e, uint64_t pr
 	if (off > t - prev - c - q)
 		off = t - prev - c - q;         /* it began before the interval */
 	place_run(b, prev, t - off, c, q);
-	if (off) {
+	if (off)
 		switch_to(b, t - off, SEG_RUNNABLE, 0);
-		switch_to(b, t, SEG_RUN, 0);
-	}
 }
 
 /* From the ticks alone: each interval's CPU time (schedstat) is put as
  * running just before the wait began (exec_start), or just before the
- * tick that found the thread running (or when it left the CPU, if the
+ * tick that found the thread running (or before it left the CPU, if the
  * stop says it had), after its time waiting for a CPU; the rest stays in
  * the state it was in.  Right to within a tick. */
 static void build_ticks(struct build *b, const struct trace_ev *e, size_t n)
