@@ -535,14 +535,15 @@ static void release(struct sthread *t, int sig)
 	t->keep = 0;
 }
 
-/* A thread stopped for its sample, just let go of: how long it had been
- * off CPU, waiting for one, when the tick read its schedstat and found it
- * in state R (preempted).  run_delay counts a wait for a CPU only once it
- * ends, when the thread gets a CPU (sched_info_arrive): the tick's read
- * leaves out the wait the thread was in, and the stop, which can only
- * happen on a CPU, ended it.  So run_delay is read again after the stop,
- * not before it (the wait would not be in it yet), and right after the
- * detach, not while the thread is held.  Its growth since the tick's read
+/* A thread in its stop for a sample: how long it had been off CPU,
+ * waiting for one, when the tick read its schedstat and found it in state
+ * R (preempted).  run_delay counts a wait for a CPU only once it ends,
+ * when the thread gets a CPU (sched_info_arrive): the tick's read leaves
+ * out the wait the thread was in, and the stop, which can only happen on
+ * a CPU, ended it.  So run_delay is read again after the stop, and before
+ * the detach: once let go, the thread waits for a CPU again (measured: 20
+ * to 90 us, on every sample), a wait that must not count.  One pread of a
+ * kept-open file, a few us of the stop.  Its growth since the tick's read
  * is the wait (a thread that ran from the tick to its stop has none),
  * which ended before the stop was seen: at least `waited - since` of it
  * lay before the read (short by the moment from the thread getting a CPU
@@ -580,6 +581,8 @@ static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 	int has_u = 0;
 	uint64_t seen = attach_now_ns();
 	struct taken *k = t->keep && !s->detaching ? take(s, t, &u, &has_u) : NULL;
+	if (k)
+		off_cpu_at_stop(s, t, k, seen);
 	/* It was running when we looked; if it blocked since, our stop may
 	 * have failed its call with EINTR: make the call again. */
 	if (!s->o->force_stop)
@@ -588,10 +591,9 @@ static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 	int keep = t->keep;
 	release(t, 0);
 	record_stop(s, ns);
-	if (k) {
+	if (k)
 		k->stop_ns = ns;
-		off_cpu_at_stop(s, t, k, seen);
-	} else if (keep && !has_u)
+	else if (keep && !has_u)
 		s->st->lost_not_stopped++;
 }
 

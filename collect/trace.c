@@ -226,11 +226,18 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *smp)
 	snprintf(th->comm, sizeof th->comm, "%s", smp->comm);
 	if (smp->use_cpu_stack || (!smp->repeat && smp->state == 'R')) {
 		/* Running: its stack is the perf engine's (use_cpu_stack), or
-		 * the one the ptrace engine stopped it for. */
+		 * the one the ptrace engine stopped it for.  Preempted (off
+		 * CPU for off ns at the tick), the stack is where it left the
+		 * CPU: drawn at the end of its running, as a CPU sample. */
 		uint32_t ref = smp->use_cpu_stack ? 0 : stack_of(s, smp, &st, &unwound);
+		uint64_t off = smp->off_cpu_ns > 0 ? (uint64_t)smp->off_cpu_ns : 0;
 		if (unwound)
 			sym_stack_free(&st);
-		add_tick(s, EV_RUN, smp, smp->off_cpu_ns >= 0 ? (uint64_t)smp->off_cpu_ns + 1 : 0, ref);
+		if (ref && off && off < smp->time_ns) {
+			add_event(s, EV_CPU, smp->tid, smp->time_ns - off, smp->cpu_ns, 0, ref);
+			ref = 0;
+		}
+		add_tick(s, EV_RUN, smp, smp->off_cpu_ns >= 0 ? off + 1 : 0, ref);
 		th->last_wait = 0;
 		return;
 	}
