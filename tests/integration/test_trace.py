@@ -124,11 +124,13 @@ def check_schedule(doc, fx, label, tick_ms, duty, runq, sleeps=None):
     if tick_ms:
         # A preempted thread the ticks find in state R is runnable from
         # when it left the CPU (its stop says how long it waited), not
-        # running until the tick.  Measured within 2.6 points, loaded or
-        # not; drawn running, 2 to 35 points short under load.  5 points:
-        # the schedstat window is pprofc's whole run, start-up included,
-        # and a busy machine's load changes more than A's duty.
-        check(abs(runnable - runq) < 0.05, "%s: A waits for a CPU %.1f%% of the window by the trace, "
+        # running until the tick.  Measured (20 runs) within 2.6 points,
+        # and 3.6 and 4.7 where A waited 46% and 32% of the time and the
+        # engine skipped a fifth to a third of its ticks; drawn running,
+        # it came out 75% to 90% short under two spinners (2.5% against
+        # 23.9%).  So 5 points or a fifth: the schedstat window is
+        # pprofc's whole run, and a busy machine's load varies.
+        check(abs(runnable - runq) < max(0.05, runq / 5), "%s: A waits for a CPU %.1f%% of the window by the trace, "
               "%.1f%% by schedstat (run_delay)" % (label, runnable * 100, runq * 100))
     print("%s: A runs %.1f%% of the window by the trace, %.1f%% by schedstat; runnable %.1f%%, "
           "run_delay %.1f%%" % (label, share * 100, duty * 100, runnable * 100, runq * 100))
@@ -143,10 +145,10 @@ def check_schedule(doc, fx, label, tick_ms, duty, runq, sleeps=None):
         inside = [w for w in waits if lo <= w[0] and w[1] <= hi]
         # ptrace: an edge lies between two ticks, and a tick the engine
         # skipped while busy (it says so) widens that: two ticks.  90% as
-        # with perf: measured 96.8-100% (idle, and with two spinners where
-        # the engine skipped up to a quarter of the ticks); 60-66% when a
-        # preempted thread was drawn running until the tick (A waiting
-        # for a CPU 40% of the time).
+        # with perf: measured 95.4-100% over 20 runs (idle, and with two
+        # spinners where the engine skipped up to 40% of its ticks); 60-66%
+        # when a preempted thread was drawn running until the tick (A
+        # waiting for a CPU 40% of the time).
         tol = 50.0 if tick_ms == 0 else 2 * tick_ms * 1000 + 500
         n, seen = matched_sleeps(inside, sleeps, tol, woken=tick_ms > 0)
         oracle = "sched_switch" if tick_ms == 0 else "sched_switch and sched_wakeup"
