@@ -541,8 +541,9 @@ static void release(struct sthread *t, int sig)
  * when the thread gets a CPU (sched_info_arrive): the tick's read leaves
  * out the wait the thread was in, and the stop, which can only happen on
  * a CPU, ended it.  So run_delay is read again after the stop, and before
- * the detach: once let go, the thread waits for a CPU again (measured: 20
- * to 90 us, on every sample), a wait that must not count.  One pread of a
+ * the detach: once let go, the thread waits for a CPU again (tens of us,
+ * on most samples when read after the detach), a wait that must not
+ * count.  One pread of a
  * kept-open file, a few us of the stop.  Its growth since the tick's read
  * is the wait (a thread that ran from the tick to its stop has none),
  * which ended before the stop was seen: at least `waited - since` of it

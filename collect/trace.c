@@ -18,8 +18,10 @@
  * ptrace engine, or a thread that never switched) the slices come from
  * the ticks: at each, the CPU time since the last one (schedstat) is put
  * as running just before the wait began (sched's exec_start) or before
- * the tick, and the rest of the interval to the wait it was in: accurate
- * to a tick, and marked as inferred.
+ * the tick (before it left the CPU, for a thread the tick found preempted:
+ * its stop says how long it had waited for one, attach/engine.h's
+ * off_cpu_ns), and the rest of the interval to the wait it was in:
+ * accurate to a tick, and marked as inferred.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -437,10 +439,9 @@ static void place_run(struct build *b, uint64_t prev, uint64_t to, uint64_t c, u
  * its time waiting for a CPU, q, unless the last tick found it running
  * without knowing how long it had waited for a CPU: that wait ended in
  * this interval but began before it) after the interval's start: when
- * the engine could not date the wait
- * (the thread last ran on a CPU whose clock it does not know) or dates it
- * too early (schedstat's lag), the earliest time it can have begun is
- * taken.  Otherwise its CPU time would be lost: on a loaded machine, half
+ * the engine could not date the wait (the thread last ran on a CPU whose
+ * clock it does not know) or dates it too early (schedstat's lag), the
+ * earliest time it can have begun is taken.  Otherwise its CPU time would be lost: on a loaded machine, half
  * a thread's running went missing so. */
 static uint64_t wait_began(const struct build *b, const struct trace_ev *e, uint64_t prev, uint64_t t,
 			   uint64_t c, uint64_t q)
