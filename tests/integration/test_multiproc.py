@@ -25,8 +25,9 @@ run --children), checked against oracles nobody here wrote:
     in a call with the same stack, frame by frame, as `dump-threads PID`
     of that process alone and as eu-stack;
   - errors: one bad PID among several is one line on stderr, exit 1, no
-    file, and the good process untouched; --tid with several PIDs is a
-    usage error;
+    file, and the good process untouched; --tid with several PIDs, and
+    --profile trace or threadcreate with several PIDs or --children
+    (attach and run), are usage errors;
   - safety: pprofc killed (SIGKILL) during a wall profile of two processes
     (ptrace ticks) leaves none of them stopped or traced.
 """
@@ -403,6 +404,16 @@ def errors(tmp):
         check_untouched(proc.pid, label="the good PID")
         r = pprofc("attach", proc.pid, proc.pid + 1, "--tid", proc.pid, "-o", out)
         check(r.returncode == 2, "--tid with several PIDs: exit %d" % r.returncode)
+        # trace and threadcreate take one process (README, pprofc(1)).
+        for kind in ("trace", "threadcreate"):
+            for cmd in (["attach", proc.pid, proc.pid, "--profile", kind, "-o", out],
+                        ["attach", "--children", proc.pid, "--profile", kind, "-o", out],
+                        ["run", "--children", "--profile", kind, "-o", out, "--", "true"]):
+                r = pprofc(*cmd)
+                check(r.returncode == 2 and r.stderr.count("\n") == 1 and "takes one process" in r.stderr
+                      and not os.path.exists(out), "%s: exit %d %r" % (" ".join(map(str, cmd)), r.returncode,
+                                                                      r.stderr))
+        check_untouched(proc.pid, label="after the refusals")
     finally:
         proc.kill()
         proc.wait()
