@@ -68,7 +68,10 @@ def brief_round(engine):
         fx.stdin.flush()
         reply = fx.stdout.readline().split()
         answered = time.monotonic_ns()
-        err = pp.communicate(timeout=120)[1]
+        err = line + pp.communicate(timeout=120)[1]
+        if pp.returncode != 0 and engine == "perf" and "perf_event" in err:
+            print("note: perf_event refused here, the perf engine's part is not checked: %s" % err.strip())
+            return None, {}, answered, fx.pid
         check(pp.returncode == 0, "%s: attach --profile trace: exit %d: %s" % (engine, pp.returncode, err))
         check_untouched(fx.pid, label=engine)
         log = {}
