@@ -672,8 +672,12 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 	}
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_ready(collect_summary(s));
+	/* Said once the window has begun: a script (or a test) may make the
+	 * target act on cue, knowing the trace or watch sees it. */
 	if (o->kind == COLLECT_THREADCREATE)
 		fprintf(stderr, "pprofc: watching thread creations of PID %d: the window starts\n", (int)pid);
+	else if (o->kind == COLLECT_TRACE)
+		fprintf(stderr, "pprofc: tracing PID %d: the window starts\n", (int)pid);
 	int rc = cli_profile_finish(o, s, &w, 0);
 	collect_close(s);
 	return rc;
