@@ -37,11 +37,12 @@ class Server:
     """pprofc serve (or run --serve) on a free port; its stderr lines are
     kept in .lines as they come."""
 
-    def __init__(self, args, run=False, stdin=None, stdout=subprocess.DEVNULL):
+    def __init__(self, args, run=False, stdin=None, stdout=subprocess.DEVNULL, wrap=()):
         cmd = [PPROFC, "run", "--serve", "127.0.0.1:0"] + args if run else \
               [PPROFC, "serve", "--listen", "127.0.0.1:0", "-v"] + args
         if not run and any(a.startswith("--listen") for a in args):
             cmd = [PPROFC, "serve", "-v"] + args
+        cmd = list(wrap) + cmd      # e.g. no_perf_event, which execs the rest
         self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -104,8 +105,8 @@ def gopprof_top(url, *extra):
     return r.stdout, warnings
 
 
-def error_case(srv, path, status, body, method="GET", counts=None):
-    s, h, b = srv.get(path, method=method)
+def error_case(srv, path, status, body, method="GET", counts=None, data=None):
+    s, h, b = srv.get(path, method=method, body=data)
     ok = check(s == status, "%s %s: status %d, want %d (%r)" % (method, path, s, status, b[:100]))
     ok = check(b.decode() == body + "\n", "%s: body %r, want %r" % (path, b[:200], body)) and ok
     ok = check(h.get("x-go-pprof") == "1" and h.get("content-type", "").startswith("text/plain"),
@@ -130,6 +131,7 @@ def test_index_and_errors():
         count = {n: int(c) for c, _, n in names}
         check(count.get("goroutine") == len(os.listdir("/proc/%d/task" % fx.pid)),
               "index goroutine count %r" % count.get("goroutine"))
+        descriptions_match(page, listed, count, srv)
         check("<a href=\"goroutine?debug=2\">full goroutine stack dump</a>" in page, "no full dump link")
         check(h.get("x-content-type-options") == "nosniff", "index: no nosniff")
         for path, status, body in [
@@ -174,6 +176,37 @@ def test_index_and_errors():
                       lines[1] == "%s %s" % (pc, fn), "symbol %s %s: %r, want %s" % (method, pc, b, fn))
         check_untouched(fx.pid, label="index and errors")
     count_line("serve-errors", cases=counts["errors"], right=counts["right"])
+
+
+def descriptions_match(page, listed, count, srv):
+    """The index describes each profile, and says of block and mutex what
+    --help (and README, the man page) says and what the code does: they
+    accumulate from the first request for each, not from the server's
+    start.  The counts are the oracle of the words: block and mutex are 0
+    on a fresh server's index (which does not start them), and grow once
+    asked for."""
+    desc = dict(re.findall(r"<li><div class=profile-name>(\w+): </div> ([^<]*)</li>", page))
+    check(sorted(desc) == listed, "descriptions of %r, profiles %r" % (sorted(desc), listed))
+    helptext = " ".join(pprofc("serve", "--help").stdout.split())
+    check("cumulative from the first request for each" in helptext, "--help: %r" % helptext[:600])
+    for name in ("block", "mutex"):
+        check("cumulative from the first request for it" in desc.get(name, "") and
+              "started serving" not in desc.get(name, ""), "index, %s: %r" % (name, desc.get(name)))
+    check("at the first request for it" in desc.get("threadcreate", ""),
+          "index, threadcreate: %r" % desc.get("threadcreate"))
+    check(count.get("block") == 0 and count.get("mutex") == 0,
+          "block and mutex counted before any request for them: %r" % count)
+    for name in ("block", "mutex"):
+        check(srv.get(name)[0] == 200, "%s: not served" % name)
+
+    def counted():
+        rows = re.findall(r"<tr><td>(\d+)</td><td><a href='(\w+)\?debug=1'>", srv.get("")[2].decode())
+        now = {n: int(c) for c, n in rows}
+        return now if now.get("block", 0) > 0 and now.get("mutex", 0) > 0 else None
+    grown = wait_for(counted, 20, 0.2)
+    check(grown, "block and mutex not counted after their first request")
+    count_line("serve-index-descriptions", described=len(desc), block_after=(grown or {}).get("block", 0),
+               mutex_after=(grown or {}).get("mutex", 0))
 
 
 def strip_durations(text):
@@ -406,7 +439,10 @@ def test_parallel_and_loop():
         check_untouched(fx.pid, label="parallel")
 
 
-def test_sigterm_mid_request():
+def test_signal_mid_request(sig):
+    """SIGTERM or SIGINT (Ctrl-C) mid CPU profile: exit 0, the profile in
+    flight answered with what was collected, the target untouched."""
+    name = sig.name
     with Fixture("waits") as fx:
         srv = Server([str(fx.pid)])
         res = {}
@@ -414,17 +450,112 @@ def test_sigterm_mid_request():
         t.start()
         time.sleep(1.5)
         t0 = time.monotonic()
-        code = srv.stop(signal.SIGTERM)
+        code = srv.stop(sig)
         took = time.monotonic() - t0
         t.join(10)
         s, h, b = res.get("r", (0, {}, b""))
-        check(code == 0 and took < 5, "SIGTERM: exit %d after %.1f s" % (code, took))
-        check(s == 200 and b[:2] == b"\x1f\x8b", "the profile in flight: %d %r" % (s, b[:40]))
+        check(code == 0 and took < 5, "%s: exit %d after %.1f s" % (name, code, took))
+        check(s == 200 and b[:2] == b"\x1f\x8b", "%s, the profile in flight: %d %r" % (name, s, b[:40]))
+        check(any("stopped (signal %d)" % sig in l for l in srv.lines), "%s: serve said %r" % (name, srv.lines[-2:]))
         states = [open("/proc/%d/task/%s/stat" % (fx.pid, tid)).read().rsplit(")", 1)[1].split()[0]
                   for tid in os.listdir("/proc/%d/task" % fx.pid)]
-        ok = check_untouched(fx.pid, label="SIGTERM")
+        ok = check_untouched(fx.pid, label=name)
         ok = check(tracer_pid(fx.pid) == 0 and not set(states) & {"t", "T"}, "states %r" % states) and ok
-        count_line("serve-sigterm", exit=code, untouched=int(ok), answered=int(s == 200))
+        count_line("serve-%s" % name.lower(), exit=code, untouched=int(ok), answered=int(s == 200))
+
+
+def raw_exchange(srv, data, timeout=10):
+    """What the server sends back on a connection of its own for the bytes
+    data (b"" when it closes without a word); an error ends it early."""
+    sock = socket.create_connection((srv.host, int(srv.port)), timeout=timeout)
+    reply = b""
+    try:
+        sock.sendall(data)
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            reply += part
+    except ConnectionResetError:
+        pass        # closed with our bytes unread: a reset after what it sent
+    finally:
+        sock.close()
+    return reply
+
+
+def test_limits():
+    """--max-connections, the POST body limit, libmicrohttpd's request-line
+    and header limits, and the error statuses no other test provokes."""
+    with Fixture("waits") as fx:
+        # --max-connections N: N connections are taken (each answers when
+        # it asks, below); the next is closed at once without an answer
+        # (README: "more are not accepted"); once one of the N closes, a
+        # new one is served.
+        n = 3
+        with Server(["--max-connections", str(n), str(fx.pid)]) as srv:
+            held = [socket.create_connection((srv.host, int(srv.port)), timeout=10) for _ in range(n)]
+            extra = raw_exchange(srv, b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n")
+            check(extra == b"", "connection %d of --max-connections %d: answered %r" % (n + 1, n, extra[:60]))
+            answered = 0
+            for sock in held:
+                sock.sendall(b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                with sock.makefile("rb") as f:
+                    answered += f.readline().startswith(b"HTTP/1.1 200 ")
+                sock.close()
+            check(answered == n, "of the %d connections held, %d answered" % (n, answered))
+            after = wait_for(lambda: srv.status("cmdline") == 200, 10)
+            check(after, "no connection served once the held ones closed")
+            count_line("serve-max-connections", limit=n, held_answered=answered, extra_answered=int(extra != b""),
+                       served_after=int(bool(after)))
+        # --offcpu-hz 0: block and mutex are not collected; 501 saying so
+        # (net/http/pprof has no such case: its profiles are always there).
+        with Server(["--offcpu-hz", "0", str(fx.pid)]) as srv:
+            for path in ("block", "mutex?debug=1", "block?seconds=1"):
+                error_case(srv, path, 501, "%s profile not collected: --offcpu-hz 0" % path.split("?")[0])
+            # A POST body of 64 KiB is read; one byte more is 413.
+            s, _, b = srv.get("symbol", method="POST", body=b"0x1+" * 16384)
+            check(s == 200 and b.startswith(b"num_symbols: 1\n"), "POST of 64 KiB: %d %r" % (s, b[:60]))
+            for size in (65537, 1 << 20):
+                error_case(srv, "symbol", 413, "request body larger than 65536 bytes", method="POST",
+                           data=b"0" * size)
+            # 32 KiB of memory per connection holds the request line and
+            # headers: past it libmicrohttpd answers 414 or 431 itself
+            # (HTML, not Go's text), and the server runs on.
+            for what, want, req in (
+                    ("request line", b"HTTP/1.1 414 ", b"GET /debug/pprof/cmdline?" + b"a" * 40000 + b" HTTP/1.1\r\n"
+                     b"Host: x\r\n\r\n"),
+                    ("header", b"HTTP/1.1 431 ", b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                     b"a" * 40000 + b"\r\n\r\n")):
+                reply = raw_exchange(srv, req)
+                check(reply.startswith(want), "a 40 KB %s: %r, want %r" % (what, reply[:60], want))
+            check(srv.status("cmdline") == 200, "server dead after the big requests")
+        # perf_event refused (a seccomp filter, as Docker's default
+        # profile): the cumulative profiles answer 501 with the reason,
+        # the same each time (not the reasons piled up); a CPU profile
+        # with --engine perf, a trace and a heap window answer Go's 500.
+        wrapper = fixture_path("no_perf_event")
+        if not wrapper:
+            print("no_perf_event not built: the 501 and 500 without perf_event not checked")
+        else:
+            with Server(["--engine", "perf", str(fx.pid)], wrap=[wrapper]) as srv:
+                why = "perf_event_open refused (EPERM) by a seccomp filter"
+                for path in ("block", "mutex", "block", "threadcreate?debug=1", "mutex?seconds=1"):
+                    s, h, b = srv.get(path)
+                    name = path.split("?")[0]
+                    check(s == 501 and h.get("x-go-pprof") == "1" and b.count(b"refused (EPERM)") == 1 and
+                          b.startswith(("%s profile not collected: %s" % (name, why)).encode()),
+                          "%s without perf_event: %d %r" % (path, s, b[:300]))
+                for path, head in (("profile?seconds=1", "Could not enable CPU profiling: " + why),
+                                   ("trace?seconds=1", "Could not enable tracing: " + why),
+                                   ("heap?seconds=1", "Could not enable heap profiling: uprobes are not permitted")):
+                    s, h, b = srv.get(path)
+                    check(s == 500 and h.get("x-go-pprof") == "1" and b.startswith(head.encode()),
+                          "%s without perf_event: %d %r" % (path, s, b[:200]))
+                page = srv.get("")[2].decode()
+                check(page.count("block: " + why) == 1 and page.count("mutex: " + why) == 1,
+                      "index without perf_event: %r" % page[-700:])
+                check(srv.get("goroutine?debug=1")[0] == 200, "goroutine without perf_event: not served")
+        check_untouched(fx.pid, label="limits")
 
 
 def test_target_exits():
@@ -777,8 +908,10 @@ if __name__ == "__main__":
     test_gopprof_and_delta()
     test_offcpu_against_kernel()
     test_parallel_and_loop()
-    test_sigterm_mid_request()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        test_signal_mid_request(sig)
     test_target_exits()
+    test_limits()
     test_auth_unix_public()
     test_heap()
     test_legacy_contention_and_linger()
