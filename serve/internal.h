@@ -107,9 +107,11 @@ struct serve_server {
 	int stopping;                   /* SIGTERM...: 503 to new requests */
 	int exit_status;                /* the target's, -1 unknown */
 	pthread_mutex_t sym_mu;         /* symbol: one symbolizer, not thread-safe */
-	pthread_mutex_t dump_mu;        /* one thread dump at a time: two would
-					 * each find the threads the other seized
-					 * traced (by pprofc) and refuse */
+	pthread_mutex_t dump_mu;        /* one thread dump (or threadcreate's
+					 * read of the threads alive) at a time:
+					 * two would each find the threads the
+					 * other seized traced (by pprofc) and
+					 * refuse; taken after acc_mu */
 	struct sym_session *sym;        /* opened at the first symbol request */
 };
 

@@ -187,7 +187,13 @@ static int start_threadcreate(struct serve_server *s)
 	struct serve_accum *a = &s->acc[ACC_THREADCREATE];
 	accum_init(a, &o, &co);
 	a->keep_ns = (uint64_t)s->o.offcpu_keep * 1000000000u;
+	/* Reading the threads alive seizes the running ones, as a goroutine
+	 * dump does: at the same time, each found the other's seized
+	 * threads traced (by this process) and refused (a 500 or a 501 in
+	 * test_serve's parallel requests, 1 run in 4). */
+	pthread_mutex_lock(&s->dump_mu);
 	struct collect_session *cs = collect_open(s->pid, &co, &err);
+	pthread_mutex_unlock(&s->dump_mu);
 	if (!cs || accum_start(a, cs, &err)) {
 		collect_close(cs);
 		missing(s, ACC_THREADCREATE, "threadcreate", err.msg);
