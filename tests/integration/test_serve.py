@@ -364,15 +364,22 @@ def test_parallel_and_loop():
 
         def fetch(key, path):
             try:
-                results[key] = srv.get(path)[0]
+                s, _, b = srv.get(path)
+                results[key] = s if s == 200 else (s, b[:300])
             except OSError as e:
                 results[key] = str(e)
-        cpu = threading.Thread(target=fetch, args=("cpu", "profile?seconds=3"))
+        def windows():
+            # One heap window at a time (a second is Go's 500, test_heap):
+            # allocs after heap, both while the CPU profile runs.
+            for p in ("heap?seconds=1", "allocs?seconds=1"):
+                fetch(p, p)
+        cpu = threading.Thread(target=fetch, args=("cpu", "profile?seconds=4"))
         cpu.start()
         time.sleep(0.5)
         threads = [threading.Thread(target=fetch, args=(p, p)) for p in
                    ("goroutine?debug=2", "goroutine?debug=1", "goroutine", "block", "mutex", "cmdline", "",
-                    "mutex?seconds=1", "symbol")]
+                    "mutex?seconds=1", "symbol", "threadcreate", "threadcreate?debug=1", "trace?seconds=1")]
+        threads.append(threading.Thread(target=windows))
         for t in threads:
             t.start()
         s, _, b = srv.get("profile?seconds=1")
