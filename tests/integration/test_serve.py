@@ -565,6 +565,56 @@ def test_limits():
         check_untouched(fx.pid, label="limits")
 
 
+def stopped_or_traced(pid):
+    """{tid: what} of pid's threads seen stopped ('t', 'T') or with a
+    tracer, by /proc, now."""
+    seen = {}
+    for tid in tids(pid):
+        try:
+            with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            tracer = tracer_pid(pid, tid)
+        except (OSError, IndexError):
+            continue        # exited meanwhile
+        if state in ("t", "T") or tracer != 0:
+            seen[tid] = "state %s, TracerPid %d" % (state, tracer)
+    return seen
+
+
+def test_never_stopped_while_accumulating():
+    """While block and mutex accumulate (and are read, cumulative and as
+    deltas), no thread of the target is ever seen stopped or traced:
+    /proc polled about every 2 ms for 3 s.  Their ticks run at 10 Hz; a
+    tick that stopped the threads (ptrace) would stop each of them 30
+    times in the window."""
+    with Fixture("contended") as fx, Server([str(fx.pid)]) as srv:
+        first = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+        reads = {"n": 0, "bad": 0}
+
+        def read_them():
+            for path in ("block", "mutex", "block?seconds=1", "mutex", "block", "mutex?seconds=1"):
+                reads["n"] += 1
+                reads["bad"] += srv.get(path)[0] != 200
+        reader = threading.Thread(target=read_them)
+        reader.start()
+        polls, seen = 0, {}
+        end = time.monotonic() + 3
+        while time.monotonic() < end or reader.is_alive():
+            seen.update(stopped_or_traced(fx.pid))
+            polls += 1
+            time.sleep(0.002)
+        reader.join()
+        last = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+        check(not seen, "threads seen stopped or traced while block and mutex accumulate: %r" % seen)
+        check(reads["bad"] == 0, "%d of %d reads meanwhile failed" % (reads["bad"], reads["n"]))
+        # They did accumulate meanwhile: the window observed is theirs.
+        check(all(last[n] > first[n] for n in last), "block and mutex did not grow: %r then %r" % (first, last))
+        check_untouched(fx.pid, label="accumulating")
+        count_line("serve-never-stopped", polls=polls, threads=len(tids(fx.pid)), seen_stopped=len(seen),
+                   reads=reads["n"], block_grew_ms=(last["block"] - first["block"]) // 1000000,
+                   mutex_grew_ms=(last["mutex"] - first["mutex"]) // 1000000)
+
+
 def test_target_exits():
     target = subprocess.Popen(["sleep", "600"])
     srv = Server([str(target.pid)])
@@ -643,6 +693,11 @@ def test_heap():
             for name, typ in (("heap", "inuse_space"), ("allocs", "alloc_space")):
                 out, warn = gopprof_top(srv.url + name + "?seconds=2")
                 check("Type: %s" % typ in out and not warn, "%s?seconds=2: %r %r" % (name, out[:300], warn))
+            # One heap window at a time: a second while the first's probes
+            # are in place (the kernel's [uprobes] area, mapped in the
+            # target at a probe's first hit, and already there from the
+            # windows above: so a fresh target) is Go's 500.
+            second_window_refused(py)
     finally:
         target.kill()
         target.wait()
@@ -659,6 +714,28 @@ def test_heap():
     code = srv.stop(signal.SIGTERM)
     check(code == 128 + signal.SIGTERM, "run --serve: exit %d, want the command's 143" % code)
     count_line("serve-heap", views_ok=sum(types), exit=code)
+
+
+def second_window_refused(py):
+    target = subprocess.Popen([py, "-c", PY_ALLOC], stdout=subprocess.PIPE, text=True)
+    target.stdout.readline()
+    try:
+        with Server([str(target.pid)]) as srv:
+            res = {}
+            t = threading.Thread(target=lambda: res.update(r=srv.get("heap?seconds=4")))
+            t.start()
+
+            def probed():
+                with open("/proc/%d/maps" % target.pid) as f:
+                    return "[uprobes]" in f.read()
+            if check(wait_for(probed, 20), "heap window: no [uprobes] area in the target"):
+                error_case(srv, "allocs?seconds=1", 500, "Could not enable heap profiling: a heap or allocs "
+                           "window of this process is already in progress")
+            t.join(60)
+            check(res.get("r", (0,))[0] == 200, "the first window: %r" % (res.get("r", (0,))[0],))
+    finally:
+        target.kill()
+        target.wait()
 
 
 def test_redis():
@@ -919,6 +996,7 @@ if __name__ == "__main__":
         test_signal_mid_request(sig)
     test_target_exits()
     test_limits()
+    test_never_stopped_while_accumulating()
     test_auth_unix_public()
     test_heap()
     test_legacy_contention_and_linger()
