@@ -11,7 +11,10 @@ block and mutex growth against the kernel's blocked time (schedstat), with
 the target and the server on two CPUs in both orders; parallel requests
 while a CPU profile runs (a second one gets Go's 500); 100 requests with
 no fd or memory growth; a malformed and a huge request; a client leaving
-mid-profile; SIGTERM mid-request (exit 0, target untouched); the target
+mid-profile; SIGTERM and SIGINT mid-request (exit 0, target untouched);
+the limits (--max-connections, the POST body's 413, 414 and 431) and the
+501s and 500s where perf_event is refused; the target never seen stopped
+or traced while block and mutex accumulate; the target
 exiting (410, then serve ends); credentials; a unix socket; run --serve
 with python3 (cumulative heap and allocs); redis-server served.  Each
 part prints a "COUNT name key=value..." line."""
