@@ -565,7 +565,34 @@ def test_limits():
                 check(page.count("block: " + why) == 1 and page.count("mutex: " + why) == 1,
                       "index without perf_event: %r" % page[-700:])
                 check(srv.get("goroutine?debug=1")[0] == 200, "goroutine without perf_event: not served")
+        foreign_tracer(fx)
         check_untouched(fx.pid, label="limits")
+
+
+def foreign_tracer(fx):
+    """Another tracer (strace -f) on the target: a dump cannot seize its
+    threads, so goroutine is Go's 500 and threadcreate 501, each naming
+    the tracer; once it detaches both are served (the 501 is not kept)."""
+    if not shutil.which("strace"):
+        print("strace not installed: the 500 and 501 under another tracer not checked")
+        return
+    with Server([str(fx.pid)]) as srv:
+        st = subprocess.Popen(["strace", "-f", "-o", os.devnull, "-p", str(fx.pid)], stderr=subprocess.DEVNULL)
+        try:
+            traced = wait_for(lambda: all(tracer_pid(fx.pid, t) == st.pid for t in tids(fx.pid)), 20)
+            check(traced, "strace did not attach to every thread")
+            who = "is already traced by PID %d (strace)" % st.pid
+            for path, status, head in (("goroutine?debug=1", 500, "thread dump failed: "),
+                                       ("threadcreate", 501, "threadcreate profile not collected: ")):
+                s, h, b = srv.get(path)
+                check(s == status and h.get("x-go-pprof") == "1" and b.startswith(head.encode()) and
+                      who.encode() in b, "%s under strace: %d %r" % (path, s, b[:200]))
+        finally:
+            st.terminate()
+            st.wait()
+        wait_for(lambda: all(tracer_pid(fx.pid, t) == 0 for t in tids(fx.pid)), 20)
+        for path in ("goroutine?debug=1", "threadcreate"):
+            check(srv.get(path)[0] == 200, "%s once strace detached: not served" % path)
 
 
 def stopped_or_traced(pid):
