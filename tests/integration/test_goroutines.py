@@ -192,11 +192,19 @@ def test_dump(work, name="go_goroutines", idle=IDLE, path=None):
         # a loaded machine); pprofc then says so instead of a stack (Go's
         # own traceback never shows another thread's running goroutine).
         # Asked again, at most three times in all.
+        # Once (CI, loaded machine, a stripped Go 1.2x build) the spinner's
+        # stack lacked its outermost function (main.spinStep without
+        # main.spinner; not seen again in 500 dumps): asked again too, and
+        # said, as the README's known limits say.
         for attempt in range(3):
             r = pprofc("dump-threads", "-v", fx.pid)
-            if "which was on another stack when stopped" not in r.stdout:
+            spinner = [b for b in r.stdout.split("\n\n") if "\nmain.spinStep(" in b]
+            if "which was on another stack when stopped" in r.stdout:
+                print("%s: the spinner's thread was off its stack; asked again" % name)
+            elif spinner and "\nmain.spinner(" not in spinner[0]:
+                print("%s: the spinner's stack ends at main.spinStep; asked again" % name)
+            else:
                 break
-            print("%s: the spinner's thread was off its stack; asked again" % name)
         check(r.returncode == 0, "dump-threads: %s" % r.stderr)
         text, verbose = r.stdout, r.stderr
         j = pprofc("dump-threads", "--format=json", fx.pid)
@@ -240,7 +248,9 @@ def test_dump(work, name="go_goroutines", idle=IDLE, path=None):
             if not b:
                 continue
             header = g["status"] + (", locked to thread" if g["locked_to_thread"] else "")
-            check(b["header"] == header, "JSON goroutine %d [%s], text [%s]" % (goid, header, b["header"]))
+            # Two dumps: the spinner may run in one and wait for a CPU in the other.
+            check(b["header"] == header or {b["header"], header} <= {"running", "runnable"},
+                  "JSON goroutine %d [%s], text [%s]" % (goid, header, b["header"]))
             # Two dumps: a running goroutine (the spinner) moves between them.
             check(g["status"] == "running" or [f["function"] for f in g["frames"]] == [f[0] for f in b["frames"]],
                   "JSON goroutine %d frames differ from the text's" % goid)
