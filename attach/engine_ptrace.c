@@ -360,7 +360,7 @@ static void refresh_maps(struct sampler *s)
 	size_t len;
 	if (!s->maps_stale || attach_now_ns() - s->maps_read_at < 1000000000u)
 		return;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)attach_mm_pid(s->pid));
 	if (attach_read_file(path, &buf, &len) == 0) {
 		attach_maps_free(&s->maps);
 		attach_parse_maps(buf, len, &s->maps);
@@ -815,7 +815,7 @@ static void check_end(struct sampler *s, size_t listed)
 		s->st->target_exited = 1;
 		return;
 	}
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)s->pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)attach_mm_pid(s->pid));
 	if (stat(path, &exe) == 0 && (exe.st_dev != s->exe_dev || exe.st_ino != s->exe_ino)) {
 		s->ended = 1;
 		s->st->target_execed = 1;
@@ -999,13 +999,14 @@ static void *ptrace_open(pid_t pid, const struct attach_engine_opts *o,
 	char path[64], *buf;
 	size_t len;
 	struct stat exe;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	pid_t mm = attach_mm_pid(pid);    /* its main thread may have exited */
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)mm);
 	if (attach_read_file(path, &buf, &len) == 0) {
 		attach_parse_maps(buf, len, &s->maps);
 		free(buf);
 	}
 	s->maps_read_at = attach_now_ns();
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)mm);
 	if (stat(path, &exe) == 0) {
 		s->exe_dev = exe.st_dev;
 		s->exe_ino = exe.st_ino;

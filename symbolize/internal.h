@@ -32,7 +32,7 @@ struct sym_addrcache {
 struct modinfo;
 
 struct sym_session {
-	pid_t pid;
+	pid_t pid;                  /* the id its /proc files are read by (sym.h) */
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks;   /* libdwfl keeps a pointer to it */
 	char *debuginfo_path;

@@ -163,8 +163,27 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 	.set_initial_registers = set_initial_registers,
 };
 
+/* Whether /proc/ID/maps gives anything: not when ID is gone, nor when it
+ * is a thread that exited (a zombie has no memory map left). */
+static int maps_answer(pid_t id)
+{
+	char path[64], c;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, &c, 1);
+	close(fd);
+	return n == 1;
+}
+
 int sym_report_modules(struct sym_session *s)
 {
+	/* The id sym_open was given may be a thread standing for a process
+	 * whose main thread exited; once that thread exits too, the thread
+	 * being unwound (alive when its snapshot was taken) stands in. */
+	if (s->cur && s->cur->tid != s->pid && !maps_answer(s->pid) && maps_answer(s->cur->tid))
+		s->pid = s->cur->tid;
 	reporting = s;
 	dwfl_report_begin(s->dwfl);
 	int r = dwfl_linux_proc_report(s->dwfl, s->pid);

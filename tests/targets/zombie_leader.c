@@ -1,0 +1,87 @@
+/* zombie_leader.c — a process whose main thread has exited (pthread_exit)
+ * while its other threads run on, as some daemons do: the thread-group
+ * leader is a zombie (/proc/PID/status State: Z, /proc/PID/maps empty,
+ * process_vm_readv(PID) and PTRACE_SEIZE(PID) refused) while the process
+ * is alive (test_zombie_leader.py).
+ *
+ * Thread "blocked" sits in read() on a pipe nobody writes, called from
+ * zl_block_in_read(), called from zl_blocked_main().
+ * Thread "spinner" burns CPU in zl_spin() without ever blocking.
+ *
+ * Usage: zombie_leader.  Prints "blocked TID", "spinner TID", then "ready"
+ * once the main thread is about to exit; the test waits for its zombie
+ * state itself.  Runs until killed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* noclone: the names stay the functions' own (no .constprop suffix). */
+#define NOINLINE __attribute__((noinline, noclone))
+
+static int pipe_fds[2];
+static atomic_int started;
+static pid_t blocked_tid, spinner_tid;
+static volatile uint64_t sink;
+
+static NOINLINE void zl_block_in_read(void)
+{
+	char c;
+	/* Nobody writes: read() blocks for good. */
+	while (read(pipe_fds[0], &c, 1) != 0)
+		;
+}
+
+static NOINLINE void zl_blocked_main(void)
+{
+	zl_block_in_read();
+	__asm__ volatile("");   /* no tail call: zl_blocked_main stays a frame */
+}
+
+static void *blocked(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "blocked");
+	blocked_tid = (pid_t)syscall(SYS_gettid);
+	atomic_fetch_add(&started, 1);
+	zl_blocked_main();
+	return NULL;
+}
+
+static NOINLINE void zl_spin(void)
+{
+	uint64_t x = sink;
+	for (;;) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		__asm__ volatile("" : "+r"(x));
+	}
+}
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "spinner");
+	spinner_tid = (pid_t)syscall(SYS_gettid);
+	atomic_fetch_add(&started, 1);
+	zl_spin();
+	return NULL;
+}
+
+int main(void)
+{
+	pthread_t a, b;
+	if (pipe(pipe_fds) != 0 || pthread_create(&a, NULL, blocked, NULL) != 0 ||
+	    pthread_create(&b, NULL, spinner, NULL) != 0)
+		return 1;
+	while (atomic_load(&started) < 2)
+		usleep(1000);
+	printf("blocked %d\nspinner %d\nready\n", (int)blocked_tid, (int)spinner_tid);
+	fflush(stdout);
+	pthread_exit(NULL);
+}
