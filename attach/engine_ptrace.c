@@ -671,6 +671,10 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	char state = thread_state(t);
 	if (state == 'R' || state == '?')
 		return state == '?';
+	/* Exited: a main thread that called pthread_exit stays a zombie
+	 * while the others run on.  No stack, no time: no sample, none lost. */
+	if (state == 'Z' || state == 'X')
+		return 1;
 	struct attach_thread at;
 	char path[64];
 	memset(&at, 0, sizeof at);
@@ -767,6 +771,8 @@ static int force_stop_look(struct sampler *s, struct sthread *t, uint64_t ran)
 	size_t len;
 	t->fs_state = thread_state(t);
 	memset(&t->fs_sc, 0, sizeof t->fs_sc);
+	if (t->fs_state == 'Z' || t->fs_state == 'X')
+		return 0;       /* exited (a zombie main thread): nothing to take */
 	if (!s->o->wall)
 		return ran > 0 && t->fs_state == 'R';
 	if (t->fs_state != 'R') {
@@ -876,11 +882,12 @@ static void tick(struct sampler *s)
 			t->cpu_seen = t->cpu_now;  /* this CPU time is now accounted for */
 		/* Seized only now, for this one stop; detached right after it. */
 		if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) {
-			if (errno == ESRCH)
+			int e = errno;
+			if (e == ESRCH)
 				thread_gone(s, t);
-			else
+			else if (!(e == EPERM && attach_task_exiting(s->pid, t->tid)))
 				s->st->lost_not_stopped += t->keep;  /* traced by another */
-			continue;
+			continue;       /* (a zombie refuses with EPERM: exited) */
 		}
 		t->seized = 1;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0) {
