@@ -44,12 +44,18 @@ static NOINLINE void zl_blocked_main(void)
 	__asm__ volatile("");   /* no tail call: zl_blocked_main stays a frame */
 }
 
+/* A worker names itself and says it runs. */
+static void announce(const char *name, pid_t *tid)
+{
+	pthread_setname_np(pthread_self(), name);
+	*tid = (pid_t)syscall(SYS_gettid);
+	atomic_fetch_add(&started, 1);
+}
+
 static void *blocked(void *arg)
 {
 	(void)arg;
-	pthread_setname_np(pthread_self(), "blocked");
-	blocked_tid = (pid_t)syscall(SYS_gettid);
-	atomic_fetch_add(&started, 1);
+	announce("blocked", &blocked_tid);
 	zl_blocked_main();
 	return NULL;
 }
@@ -66,9 +72,7 @@ static NOINLINE void zl_spin(void)
 static void *spinner(void *arg)
 {
 	(void)arg;
-	pthread_setname_np(pthread_self(), "spinner");
-	spinner_tid = (pid_t)syscall(SYS_gettid);
-	atomic_fetch_add(&started, 1);
+	announce("spinner", &spinner_tid);
 	zl_spin();
 	return NULL;
 }
