@@ -6,11 +6,13 @@ dumped and profiled like any other (attach_mm_pid, attach/proc.h).
 
 Checked, against oracles pprofc did not write:
 - the case is real: the kernel says State Z for the leader, and its maps
-  are empty, while /proc/PID/task lists the two workers;
+  are empty, while /proc/PID/task lists the four workers;
 - dump-threads, without stopping and with --stop-all: exit 0; the leader
   listed (it is a thread of the process) with no stack and the reason
   "exited (the main thread called pthread_exit)...", never a permission
-  error; the blocked worker's stack, physical frames leaf to root, has the
+  error; the waiter's mutex owner is the spinner and the poller's fd the
+  pipe, as the fixture says (both read from the process's memory by its
+  id, which the zombie leader cannot serve); the blocked worker's stack, physical frames leaf to root, has the
   pcs of gdb's backtrace of that thread (`gdb -p` refuses the zombie
   leader with EPERM; `gdb -p TID` of a live thread attaches the process),
   and is complete; the text dump says the same;
@@ -43,11 +45,23 @@ def leader_state(pid):
     return thread_states(pid).get(pid)
 
 
+def syscall_nr(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def start():
     fx = Fixture("zombie_leader")
     fx.tids = {k: int(v) for k, v in (line.split() for line in fx.lines)}
+    fx.pipe = fx.tids.pop("pipe")
     check(wait_for(lambda: leader_state(fx.pid) == "Z"), "the main thread is not a zombie: %r"
           % leader_state(fx.pid))
+    # The waiter in futex (202), the poller in poll (7), on x86_64.
+    check(wait_for(lambda: syscall_nr(fx.pid, fx.tids["waiter"]) == "202" and
+                   syscall_nr(fx.pid, fx.tids["poller"]) == "7"), "the waiter or the poller never blocked")
     with open("/proc/%d/maps" % fx.pid) as f:
         check(f.read() == "", "the zombie leader's maps are not empty: not the case under test")
     return fx
@@ -94,8 +108,8 @@ def check_dump(fx, gdb, extra):
         check(False, "%s: %s" % (label, e))
         return
     ts = {t["tid"]: t for t in d["threads"]}
-    check(set(ts) == {fx.pid, fx.tids["blocked"], fx.tids["spinner"]},
-          "%s: threads %r, not the leader and the two workers" % (label, sorted(ts)))
+    check(set(ts) == {fx.pid} | set(fx.tids.values()),
+          "%s: threads %r, not the leader and the four workers" % (label, sorted(ts)))
     lead = ts.get(fx.pid, {})
     check(lead.get("state") == "Z" and not lead.get("stack_taken") and not lead.get("frames"),
           "%s: the leader is not listed as a zombie without a stack: %r" % (label, lead))
@@ -108,6 +122,13 @@ def check_dump(fx, gdb, extra):
     got = physical([int(f["pc"], 16) for f in frames])
     check(gdb is None or got == gdb, "%s: blocked worker's pcs %s, gdb's %s" % (label, [hex(p) for p in got],
                                                                 [hex(p) for p in gdb]))
+    # Read from the process's memory by its id (the zombie's has none).
+    w = (ts.get(fx.tids["waiter"]) or {}).get("blocked_on") or {}
+    check(w.get("kind") == "mutex" and w.get("owner_tid") == fx.tids["spinner"],
+          "%s: the waiter's mutex owner: %r, the spinner is %d" % (label, w, fx.tids["spinner"]))
+    p = (ts.get(fx.tids["poller"]) or {}).get("blocked_on") or {}
+    check(p.get("kind") == "fd" and p.get("fd") == fx.pipe and p.get("description") == "pipe",
+          "%s: the poller's fd: %r, the pipe is fd %d" % (label, p, fx.pipe))
     s = ts.get(fx.tids["spinner"], {})
     check("zl_spin" in [f["function"] for f in s.get("frames") or []],
           "%s: the spinner's stack has no zl_spin: %r" % (label, s.get("stack_error")))

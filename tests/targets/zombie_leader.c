@@ -6,15 +6,21 @@
  *
  * Thread "blocked" sits in read() on a pipe nobody writes, called from
  * zl_block_in_read(), called from zl_blocked_main().
- * Thread "spinner" burns CPU in zl_spin() without ever blocking.
+ * Thread "spinner" holds a mutex and burns CPU in zl_spin() without ever
+ * blocking; thread "waiter" waits for that mutex; thread "poller" sits in
+ * poll() on the pipe.  The waiter's mutex and the poller's descriptors
+ * are in the process's memory, read by the process id (the owner and the
+ * fd in a dump).
  *
- * Usage: zombie_leader.  Prints "blocked TID", "spinner TID", then "ready"
- * once the main thread is about to exit; the test waits for its zombie
- * state itself.  Runs until killed.
+ * Usage: zombie_leader.  Prints "blocked TID", "spinner TID", "waiter
+ * TID", "poller TID", "pipe FD", then "ready" once the main thread is
+ * about to exit; the test waits for its zombie state itself.  Runs until
+ * killed.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -27,7 +33,8 @@
 
 static int pipe_fds[2];
 static atomic_int started;
-static pid_t blocked_tid, spinner_tid;
+static pid_t blocked_tid, spinner_tid, waiter_tid, poller_tid;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile uint64_t sink;
 
 static NOINLINE void zl_block_in_read(void)
@@ -72,20 +79,49 @@ static NOINLINE void zl_spin(void)
 static void *spinner(void *arg)
 {
 	(void)arg;
+	pthread_mutex_lock(&lock);      /* held for good */
 	announce("spinner", &spinner_tid);
 	zl_spin();
 	return NULL;
 }
 
+static void *waiter(void *arg)
+{
+	(void)arg;
+	announce("waiter", &waiter_tid);
+	pthread_mutex_lock(&lock);
+	return NULL;
+}
+
+static void *poller(void *arg)
+{
+	(void)arg;
+	struct pollfd p = { .fd = pipe_fds[0], .events = POLLIN };
+	announce("poller", &poller_tid);
+	while (poll(&p, 1, -1) >= 0 && !(p.revents & POLLHUP))
+		;
+	return NULL;
+}
+
+/* Starts a worker and waits until it runs (the spinner holds the lock
+ * before the waiter asks for it). */
+static int start(void *(*fn)(void *), int n)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, fn, NULL) != 0)
+		return -1;
+	while (atomic_load(&started) < n)
+		usleep(1000);
+	return 0;
+}
+
 int main(void)
 {
-	pthread_t a, b;
-	if (pipe(pipe_fds) != 0 || pthread_create(&a, NULL, blocked, NULL) != 0 ||
-	    pthread_create(&b, NULL, spinner, NULL) != 0)
+	if (pipe(pipe_fds) != 0 || start(blocked, 1) || start(spinner, 2) || start(waiter, 3) ||
+	    start(poller, 4))
 		return 1;
-	while (atomic_load(&started) < 2)
-		usleep(1000);
-	printf("blocked %d\nspinner %d\nready\n", (int)blocked_tid, (int)spinner_tid);
+	printf("blocked %d\nspinner %d\nwaiter %d\npoller %d\npipe %d\nready\n", (int)blocked_tid,
+	       (int)spinner_tid, (int)waiter_tid, (int)poller_tid, pipe_fds[0]);
 	fflush(stdout);
 	pthread_exit(NULL);
 }
