@@ -24,19 +24,24 @@ Checked, against oracles pprofc did not write:
 - a wall profile with the perf engine: no sample of the leader, none lost;
 - threadcreate, both engines: every thread of /proc/PID/task counted
   alive at the start, the leader under "[the program's main thread]";
+- the thread standing for the process (the first live one) loads a
+  library and exits during a profile (both engines): the library's
+  function is named (the modules read again through another thread);
 - the target untouched after each run (check_untouched), its blocked
   worker still in read() and its spinner still running.
 Also registered with /usr/lib/debug hidden (-nodebug)."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import (Fixture, check, check_untouched, done, dump_json, gopprof,  # noqa: E402
-                     pprofc, raw_samples, require_ptrace, schedstat_ns, thread_states, wait_for)
+from fixture import (PPROFC, Fixture, check, check_untouched, done, dump_json,  # noqa: E402
+                     fixture_path, gopprof, pprofc, raw_samples, require_ptrace, sampling,
+                     schedstat_ns, thread_states, wait_for)
 
 REASON = "exited (the main thread called pthread_exit); the process runs on in its other threads"
 
@@ -53,8 +58,8 @@ def syscall_nr(pid, tid):
         return None
 
 
-def start():
-    fx = Fixture("zombie_leader")
+def start(args=()):
+    fx = Fixture("zombie_leader", args=args)
     fx.tids = {k: int(v) for k, v in (line.split() for line in fx.lines)}
     fx.pipe = fx.tids.pop("pipe")
     check(wait_for(lambda: leader_state(fx.pid) == "Z"), "the main thread is not a zombie: %r"
@@ -272,6 +277,34 @@ def test_threadcreate(engine):
         check_alive(fx, "after threadcreate --engine %s" % engine)
 
 
+def test_standing_thread_exits(engine):
+    """The thread that stands for the process (the first live one: the
+    fixture's "first") loads a library and exits during the profile; the
+    library's code then runs in a pc no module read so far holds, and the
+    modules must be read again through another thread."""
+    lib = fixture_path("plugin")
+    if not lib or not os.path.exists(lib):
+        print("plugin fixture not built: case skipped")
+        return
+    with start([lib]) as fx:
+        out = tempfile.mktemp(prefix="pprofc-zl-", suffix=".pb.gz")
+        p = subprocess.Popen([PPROFC, "attach", str(fx.pid), "--seconds", "5", "--engine", engine,
+                              "-o", out], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        check(wait_for(lambda: sampling(p.pid)), "%s: pprofc never started sampling" % engine)
+        os.kill(fx.pid, signal.SIGUSR1)
+        check(fx.proc.stdout.readline().strip() == "loaded", "the fixture did not load the plugin")
+        check(wait_for(lambda: not os.path.exists("/proc/%d/task/%d" % (fx.pid, fx.tids["first"]))),
+              "thread first did not exit")
+        _, err = p.communicate(timeout=120)
+        if check(p.returncode == 0, "%s: exit %d: %s" % (engine, p.returncode, err)):
+            # pprofc's names only: go tool pprof would read the library itself.
+            top, _ = gopprof("-top", "-symbolize=none", out)
+            check("plugin_work" in top, "%s: the plugin's code is not named after the standing thread "
+                  "exited: %s" % (engine, top[-600:]))
+            os.unlink(out)
+        check_alive(fx, "after the standing thread exited (%s)" % engine)
+
+
 def main():
     require_ptrace()
     test_dump()
@@ -280,6 +313,8 @@ def main():
     test_wall()
     for engine in ("perf", "ptrace"):
         test_threadcreate(engine)
+    for engine in ("perf", "ptrace"):
+        test_standing_thread_exits(engine)
     done()
 
 
