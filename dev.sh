@@ -8,7 +8,9 @@
 #   ./dev.sh build           install what is missing and build only
 #
 # Packages come from apt-get; nothing else is downloaded here (the esbuild
-# test fetches its binaries with npm when it runs).
+# test fetches its binaries with npm when it runs, and
+# test_golayout_toolchains.py Debian's Go 1.21-1.26 toolchain packages,
+# pinned, into a cache it unpacks them in: none is installed).
 # With CI=true, compiler warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -58,7 +58,9 @@ struct attach_raw_sample {
 	int probe;                      /* perf with uprobes: the index of the
 					 * probe in opts.uprobes; else -1 */
 	uint64_t time_ns;               /* when taken (CLOCK_MONOTONIC); ptrace:
-					 * when the tick began */
+					 * when the tick began, or for a thread
+					 * stopped for it, when the tick read
+					 * its schedstat (cpu_ns is up to there) */
 	uint64_t stop_ns;               /* ptrace: how long the thread was
 					 * stopped for it; perf: 0 */
 	/* Wall mode (ptrace engine) only. */
@@ -76,6 +78,15 @@ struct attach_raw_sample {
 					 * sum_exec_runtime) and waiting for one */
 	uint64_t runq_ns;               /* (run_delay); the rest it was blocked.
 					 * cpu_ns + runq_ns <= weight_ns */
+	int64_t off_cpu_ns;             /* ptrace, a thread found in state R and
+					 * stopped for the sample: how long
+					 * before time_ns it had been off CPU,
+					 * waiting for one (preempted); it gets
+					 * a CPU only after time_ns, and that
+					 * wait is in the next sample's runq_ns
+					 * (schedstat counts a wait when it
+					 * ends).  -1 unknown (not stopped, or
+					 * schedstat unreadable); perf: 0 */
 	/* opts.clones: the thread this sample's thread created (its stack is
 	 * the creator's at the clone); else 0. */
 	pid_t created;

@@ -74,8 +74,10 @@ struct sthread {
 	uint64_t cpu_seen;              /* its CPU time then: a sample stands for
 					 * the CPU used since the last sample */
 	uint64_t cpu_now;               /* read this tick */
-	uint64_t runq_now;              /* schedstat's run_delay, read this tick */
+	uint64_t runq_now;              /* schedstat's run_delay, read this tick
+					 * (and again after its stop) */
 	int sched_ok;                   /* schedstat was read this tick */
+	uint64_t read_at;               /* when (CLOCK_MONOTONIC) */
 	int acct_ok;                    /* wall: cpu_acct and runq_acct are known */
 	uint64_t cpu_acct, runq_acct;   /* wall: schedstat time charged so far */
 	uint64_t w_cpu, w_runq;         /* wall: of the current interval, on a
@@ -105,6 +107,9 @@ struct taken {
 	int use_cpu_stack;
 	struct attach_syscall sc;
 	double blocked_ms;
+	uint64_t time_ns;               /* stopped: when its schedstat was read; 0:
+					 * when the tick began */
+	int64_t off_cpu_ns;             /* stopped: its wait for a CPU, -1 unknown */
 };
 
 struct sampler {
@@ -315,6 +320,7 @@ static int read_schedstat(struct sampler *s, struct sthread *t)
 	if (r <= 0)
 		return -1;
 	buf[r] = 0;
+	t->read_at = attach_now_ns();
 	t->cpu_now = strtoull(buf, &end, 10);
 	t->runq_now = strtoull(end, NULL, 10);
 	t->sched_ok = 1;
@@ -351,7 +357,10 @@ static struct taken *next_taken(struct sampler *s)
 		s->taken = t;
 		s->cap_taken = cap;
 	}
-	return &s->taken[s->n_taken];
+	struct taken *k = &s->taken[s->n_taken];
+	k->time_ns = 0;
+	k->off_cpu_ns = -1;
+	return k;
 }
 
 static void refresh_maps(struct sampler *s)
@@ -526,6 +535,33 @@ static void release(struct sthread *t, int sig)
 	t->keep = 0;
 }
 
+/* A thread in its stop for a sample: how long it had been off CPU,
+ * waiting for one, when the tick read its schedstat and found it in state
+ * R (preempted).  run_delay counts a wait for a CPU only once it ends,
+ * when the thread gets a CPU (sched_info_arrive): the tick's read leaves
+ * out the wait the thread was in, and the stop, which can only happen on
+ * a CPU, ended it.  So run_delay is read again after the stop, and before
+ * the detach: once let go, the thread waits for a CPU again (tens of us,
+ * on most samples when read after the detach), a wait that must not
+ * count.  One pread of a
+ * kept-open file, a few us of the stop.  Its growth since the tick's read
+ * is the wait (a thread that ran from the tick to its stop has none),
+ * which ended before the stop was seen: at least `waited - since` of it
+ * lay before the read (short by the moment from the thread getting a CPU
+ * to our seeing it stop, tens of us).  A thread that left the CPU only
+ * after the read gets 0.  The sample is dated at that read: its CPU time
+ * (cpu_ns) is up to there. */
+static void off_cpu_at_stop(struct sampler *s, struct sthread *t, struct taken *k, uint64_t seen)
+{
+	uint64_t runq_then = t->runq_now, read_then = t->read_at;
+	if (!t->sched_ok || read_schedstat(s, t))
+		return;
+	uint64_t waited = t->runq_now > runq_then ? t->runq_now - runq_then : 0;
+	uint64_t since = seen > read_then ? seen - read_then : 0;
+	k->time_ns = read_then;
+	k->off_cpu_ns = waited > since ? (int64_t)(waited - since) : 0;
+}
+
 /* Our interrupt (or a job-control stop, or a signal) stopped the thread. */
 static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 {
@@ -544,7 +580,10 @@ static void on_stop(struct sampler *s, struct sthread *t, int event, int sig)
 	}
 	struct user_regs_struct u;
 	int has_u = 0;
+	uint64_t seen = attach_now_ns();
 	struct taken *k = t->keep && !s->detaching ? take(s, t, &u, &has_u) : NULL;
+	if (k)
+		off_cpu_at_stop(s, t, k, seen);
 	/* It was running when we looked; if it blocked since, our stop may
 	 * have failed its call with EINTR: make the call again. */
 	if (!s->o->force_stop)
@@ -914,7 +953,7 @@ static void tick(struct sampler *s)
 			.stack_cut = k->stack_cut, .stop_ns = k->stop_ns, .state = k->state,
 			.repeat = k->repeat, .use_cpu_stack = k->use_cpu_stack, .sc = k->sc,
 			.blocked_ms = k->blocked_ms, .cpu_ns = k->cpu_ns, .runq_ns = k->runq_ns,
-			.time_ns = s->tick_ns,
+			.time_ns = k->time_ns ? k->time_ns : s->tick_ns, .off_cpu_ns = k->off_cpu_ns,
 		};
 		s->st->samples++;
 		if (!k->repeat)

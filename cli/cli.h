@@ -139,6 +139,8 @@ struct cli_progress {
 };
 void cli_collect_opts(const struct cli_profile_options *o, struct cli_progress *pr,
 		      struct collect_opts *co);
+/* "the window starts" on stderr, for threadcreate and trace. */
+void cli_profile_window_starts(enum collect_kind kind, pid_t pid);
 /* Runs the collection s to its end, prints the summary and writes the
  * profile into w (opened before the collection started).  Returns EXIT_*. */
 int cli_profile_finish(const struct cli_profile_options *o, struct collect_session *s,

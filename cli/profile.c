@@ -592,6 +592,17 @@ static void report_end(const struct collect_summary *sum, pid_t pid)
 	}
 }
 
+/* Said once the window has begun (attach, and run once the command is
+ * released): a script (or a test) may make the target act on cue,
+ * knowing the trace or the watch sees it. */
+void cli_profile_window_starts(enum collect_kind kind, pid_t pid)
+{
+	if (kind == COLLECT_THREADCREATE)
+		fprintf(stderr, "pprofc: watching thread creations of PID %d: the window starts\n", (int)pid);
+	else if (kind == COLLECT_TRACE)
+		fprintf(stderr, "pprofc: tracing PID %d: the window starts\n", (int)pid);
+}
+
 /* Several processes: how many, and what became of them. */
 static void report_processes(const struct collect_summary *sum, int run)
 {
@@ -672,8 +683,7 @@ int cli_profile_take(const struct cli_profile_options *o, pid_t pid)
 	}
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		cli_heap_attach_ready(collect_summary(s));
-	if (o->kind == COLLECT_THREADCREATE)
-		fprintf(stderr, "pprofc: watching thread creations of PID %d: the window starts\n", (int)pid);
+	cli_profile_window_starts(o->kind, pid);
 	int rc = cli_profile_finish(o, s, &w, 0);
 	collect_close(s);
 	return rc;

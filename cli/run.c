@@ -57,6 +57,7 @@ int cmd_run(int argc, char **argv)
 		cli_output_abort(&w.out);
 		return status >= 0 ? exit_code(status) : EXIT_FAIL;
 	}
+	cli_profile_window_starts(o.kind, collect_pid(s));
 	r = cli_profile_finish(&o, s, &w, 1);
 	int sig = cli_stop;
 	if (sig && !cli_stop_from_terminal)

@@ -28,11 +28,16 @@
 #include "goroutines.h"
 #include "internal.h"
 
-/* Go's g status values (runtime2.go), the same from Go 1.14 on. */
-enum { G_RUNNING = 2, G_SYSCALL = 3, G_WAITING = 4, G_DEAD = 6, G_SCAN = 0x1000 };
+/* Go's g status values (runtime2.go), the same from Go 1.14 on; Go 1.26
+ * added leaked (a goroutine the GC found blocked for good, shown with its
+ * wait reason) and deadextra (a dead g kept for an extra M's cgo
+ * callbacks, left out of tracebacks as a dead one is). */
+enum { G_RUNNING = 2, G_SYSCALL = 3, G_WAITING = 4, G_DEAD = 6, G_LEAKED = 10,
+       G_DEADEXTRA = 11, G_SCAN = 0x1000 };
 /* gStatusStrings, indexed by status. */
 static const char *const status_text[] = { "idle", "runnable", "running", "syscall", "waiting",
-					   "", "dead", "", "copystack", "preempted" };
+					   "", "dead", "", "copystack", "preempted", "leaked",
+					   "waiting for cgo callback" };
 
 #define MAX_TRIES 5
 #define MAX_GS (1u << 24)       /* more is a misread slice, not goroutines */
@@ -182,7 +187,7 @@ static void decode(const struct sym_go_layout *L, const unsigned char *b, struct
 {
 	g->goid = (int64_t)get(b, L->g.goid);
 	g->status = (uint32_t)get(b, L->g.status);
-	g->dead = (g->status & ~G_SCAN) == G_DEAD;
+	g->dead = (g->status & ~G_SCAN) == G_DEAD || (g->status & ~G_SCAN) == G_DEADEXTRA;
 	g->waitreason = (unsigned)get(b, L->g.waitreason);
 	g->waitsince = (int64_t)get(b, L->g.waitsince);
 	g->gopc = get(b, L->g.gopc);
@@ -250,7 +255,7 @@ static int stack_still(struct collect_go *go, const struct gor *g)
 	return same;
 }
 
-/* ---- pprof labels: a Go map[string]string, walked from outside -------- */
+/* ---- pprof labels: a Go map[string]string or a slice, read from outside - */
 
 static void free_labels(struct gor *g)
 {
@@ -317,7 +322,49 @@ static int cmp_label(const void *a, const void *b)
 	return strcmp(((const struct pp_go_label *)a)->key, ((const struct pp_go_label *)b)->key);
 }
 
-/* The labels g.labels points to: a *labelMap, holding the map's *hmap.
+/* Sorts g's labels by key; -1 if two have the same key (not a label set
+ * Go made: a misread). */
+static int sort_labels(struct gor *g)
+{
+	if (g->nlabels)
+		qsort(g->labels, g->nlabels, sizeof *g->labels, cmp_label);
+	for (size_t i = 1; i < g->nlabels; i++)
+		if (strcmp(g->labels[i - 1].key, g->labels[i].key) == 0)
+			return -1;
+	return 0;
+}
+
+/* The labels of Go 1.24+'s labelMap: a slice of {key, value string} at
+ * L->labels_list in it, sorted by key.  0, or -1 when not read whole. */
+static int read_label_slice(struct collect_go *go, struct gor *g)
+{
+	enum { LABEL_SIZE = 32 };       /* two Go strings {ptr, len} */
+	uint64_t hdr[3];                /* ptr, len, cap */
+	unsigned char buf[LABEL_SIZE];
+	if (attach_read_mem(go->pid, g->labels_at + go->L.labels_list, hdr, sizeof hdr) != sizeof hdr ||
+	    hdr[1] > MAX_LABELS || hdr[1] > hdr[2] || (hdr[1] && !hdr[0]))
+		return -1;
+	g->has_labels = 1;
+	if (!hdr[1])
+		return 0;
+	if (!(g->labels = calloc(hdr[1], sizeof *g->labels)))
+		return -1;
+	for (uint64_t i = 0; i < hdr[1]; i++) {
+		struct pp_go_label *l = &g->labels[g->nlabels];
+		if (attach_read_mem(go->pid, hdr[0] + i * LABEL_SIZE, buf, sizeof buf) != sizeof buf ||
+		    !(l->key = label_string(go->pid, buf)))
+			return -1;
+		if (!(l->value = label_string(go->pid, buf + 16))) {
+			free((void *)l->key);
+			return -1;
+		}
+		g->nlabels++;
+	}
+	return 0;
+}
+
+/* The labels g.labels points to: a *labelMap.  From Go 1.24 it holds a
+ * slice (read_label_slice); before, it is a map whose *hmap it holds.
  * Go's maps grow incrementally: while oldbuckets is set, an entry not yet
  * moved is still there (a moved one's old slot is marked evacuated, below
  * MIN_TOP_HASH), so both arrays are walked.  What is found must be count
@@ -334,6 +381,11 @@ static void read_labels(struct collect_go *go, struct gor *g)
 	g->labels_bad = 0;
 	if (!g->labels_at)
 		return;
+	if (L->labels_slice) {
+		if (read_label_slice(go, g) || sort_labels(g))
+			goto bad;
+		return;
+	}
 	if (read_word(go->pid, g->labels_at, &map))
 		goto bad;
 	g->has_labels = 1;
@@ -354,12 +406,9 @@ static void read_labels(struct collect_go *go, struct gor *g)
 		goto bad;
 	size_t nold = old ? (flags & SAME_SIZE_GROW ? (size_t)1 << lg : (size_t)1 << lg >> 1) : 0;
 	if (walk_buckets(go, g, buckets, (size_t)1 << lg, &visits, buf) ||
-	    (nold && walk_buckets(go, g, old, nold, &visits, buf)) || g->nlabels != count)
+	    (nold && walk_buckets(go, g, old, nold, &visits, buf)) || g->nlabels != count ||
+	    sort_labels(g))
 		goto bad;
-	qsort(g->labels, g->nlabels, sizeof *g->labels, cmp_label);
-	for (size_t i = 1; i < g->nlabels; i++)
-		if (strcmp(g->labels[i - 1].key, g->labels[i].key) == 0)
-			goto bad;
 	free(buf);
 	return;
 bad:
@@ -428,7 +477,7 @@ static const char *table_mismatch(const struct collect_go *go, struct sym_sessio
 		uint32_t s = g->status & ~(uint32_t)G_SCAN;
 		if (g->dead || g->unstable)
 			continue;
-		if (g->goid <= 0 || s > 9 || g->waitreason >= go->nreasons || g->lo >= g->hi ||
+		if (g->goid <= 0 || s > G_DEADEXTRA || g->waitreason >= go->nreasons || g->lo >= g->hi ||
 		    g->hi - g->lo > (1u << 30) || (s != G_RUNNING && (g->sp < g->lo || g->sp >= g->hi)))
 			bad = "a goroutine's id, status, wait reason or stack is implausible";
 		else if (!sym_function_at(sym, g->startpc) || (g->goid != 1 && !sym_function_at(sym, g->gopc)))
@@ -591,7 +640,7 @@ static int is_system(struct collect_go *go, struct sym_session *sym, const struc
 static const char *status_of(const struct collect_go *go, const struct gor *g)
 {
 	uint32_t s = g->status & ~(uint32_t)G_SCAN;
-	if (s == G_WAITING && g->waitreason)
+	if ((s == G_WAITING || s == G_LEAKED) && g->waitreason)
 		return g->waitreason < go->nreasons ? go->reasons[g->waitreason] : "unknown wait reason";
 	return s < sizeof status_text / sizeof status_text[0] ? status_text[s] : "???";
 }
@@ -650,25 +699,35 @@ static int creator(struct collect_go *go, struct sym_session *sym, struct gor *g
 	return 1;
 }
 
-/* A running goroutine: the stack of its thread, if the dump took it while
- * that thread ran on this goroutine's stack. */
+/* A running goroutine: the stack of the thread that the dump took while it
+ * ran on this goroutine's stack.  Its m, read before the stop, names a
+ * thread (m.procid), but a goroutine moves between threads: preempted
+ * (every 10 ms while it runs on), it may resume on another one before the
+ * stop, and the thread it left sits in the scheduler.  Goroutine stacks
+ * are disjoint, so the thread whose sp was in [lo, hi) when stopped is the
+ * one that ran it then, whatever m said. */
 static void from_thread(struct gor *g, const struct collect_go_thread *threads, size_t n)
 {
-	const struct collect_go_thread *t = NULL;
-	for (size_t i = 0; g->tid && i < n && !t; i++)
-		if (threads[i].tid == g->tid)
+	const struct collect_go_thread *t = NULL, *on = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (g->tid && threads[i].tid == g->tid)
 			t = &threads[i];
-	if (!t)
+		if (threads[i].taken && threads[i].stack && threads[i].sp >= g->lo && threads[i].sp < g->hi)
+			on = &threads[i];
+	}
+	if (on) {
+		g->tid = on->tid;
+		g->from = on->stack;
+	} else if (!t) {
 		snprintf(g->error, sizeof g->error, "running, and no thread of the dump runs it");
-	else if (!t->taken || !t->stack)
+	} else if (!t->taken || !t->stack) {
 		snprintf(g->error, sizeof g->error, "running on thread %d, whose stack was not taken",
 			 (int)g->tid);
-	else if (t->sp < g->lo || t->sp >= g->hi)
+	} else {
 		snprintf(g->error, sizeof g->error,
 			 "running on thread %d, which was on another stack when stopped (the scheduler's or a signal handler's)",
 			 (int)g->tid);
-	else
-		g->from = t->stack;
+	}
 }
 
 static void fill_view(struct collect_go *go, struct sym_session *sym, struct gor *g,
@@ -679,7 +738,8 @@ static void fill_view(struct collect_go *go, struct sym_session *sym, struct gor
 	if ((s == G_WAITING || s == G_SYSCALL) && g->waitsince)
 		minutes = ((int64_t)go->read_at_ns - g->waitsince) / 60000000000LL;
 	*v = (struct pp_goroutine){
-		.goid = g->goid, .status = status_of(go, g), .scan = (g->status & G_SCAN) != 0,
+		.goid = g->goid, .status = status_of(go, g), .leaked = s == G_LEAKED,
+		.scan = (g->status & G_SCAN) != 0,
 		.wait_minutes = minutes, .locked = g->lockedm != 0, .tid = g->tid, .creator = g->parent,
 		.stack_error = g->error[0] ? g->error : NULL,
 		.labels = { g->has_labels, g->labels, g->nlabels },
@@ -733,13 +793,13 @@ int collect_go_finish(struct collect_go *go, struct sym_session *sym,
 		struct gor *g = &go->g[i];
 		if (g->dead)
 			continue;
+		if ((g->status & ~(uint32_t)G_SCAN) == G_RUNNING && !g->error[0])
+			from_thread(g, threads, n);
 		for (size_t k = 0; g->tid && k < n; k++)
 			if (threads[k].tid == g->tid)
 				goids[k] = g->goid;
 		if (is_system(go, sym, g))
 			continue;
-		if ((g->status & ~(uint32_t)G_SCAN) == G_RUNNING && !g->error[0])
-			from_thread(g, threads, n);
 		if (g->from && !(g->frames = calloc(g->from->n ? g->from->n : 1, sizeof *g->frames)))
 			return -1;
 		if (make_record(go, g))

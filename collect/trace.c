@@ -18,8 +18,10 @@
  * ptrace engine, or a thread that never switched) the slices come from
  * the ticks: at each, the CPU time since the last one (schedstat) is put
  * as running just before the wait began (sched's exec_start) or before
- * the tick, and the rest of the interval to the wait it was in: accurate
- * to a tick, and marked as inferred.
+ * the tick (before it left the CPU, for a thread the tick found preempted:
+ * its stop says how long it had waited for one, attach/engine.h's
+ * off_cpu_ns), and the rest of the interval to the wait it was in:
+ * accurate to a tick, and marked as inferred.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,7 +42,9 @@ enum ev_type { EV_BORN, EV_IN, EV_CPU, EV_RUN, EV_WAIT, EV_REPEAT, EV_PREEMPT, E
 struct trace_ev {
 	uint64_t t;                     /* CLOCK_MONOTONIC ns */
 	uint64_t a;                     /* CPU: weight; ticks: CPU ns since the last */
-	uint64_t b;                     /* WAIT: when the wait began (0: unknown) */
+	uint64_t b;                     /* WAIT: when the wait began (0: unknown);
+					 * RUN: 1 + how long before t it had been
+					 * waiting for a CPU (0: unknown) */
 	pid_t tid;
 	uint32_t ref;                   /* CPU, RUN: stack + 1; WAIT, REPEAT: wait + 1 */
 	uint32_t runq_us;               /* ticks: time waiting for a CPU since the last */
@@ -224,11 +228,18 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *smp)
 	snprintf(th->comm, sizeof th->comm, "%s", smp->comm);
 	if (smp->use_cpu_stack || (!smp->repeat && smp->state == 'R')) {
 		/* Running: its stack is the perf engine's (use_cpu_stack), or
-		 * the one the ptrace engine stopped it for. */
+		 * the one the ptrace engine stopped it for.  Preempted (off
+		 * CPU for off ns at the tick), the stack is where it left the
+		 * CPU: drawn at the end of its running, as a CPU sample. */
 		uint32_t ref = smp->use_cpu_stack ? 0 : stack_of(s, smp, &st, &unwound);
+		uint64_t off = smp->off_cpu_ns > 0 ? (uint64_t)smp->off_cpu_ns : 0;
 		if (unwound)
 			sym_stack_free(&st);
-		add_tick(s, EV_RUN, smp, 0, ref);
+		if (ref && off && off < smp->time_ns) {
+			add_event(s, EV_CPU, smp->tid, smp->time_ns - off, smp->cpu_ns, 0, ref);
+			ref = 0;
+		}
+		add_tick(s, EV_RUN, smp, smp->off_cpu_ns >= 0 ? off + 1 : 0, ref);
 		th->last_wait = 0;
 		return;
 	}
@@ -330,6 +341,10 @@ struct build {
 	size_t n, cap;
 	struct seg cur;                 /* open: from .from to now */
 	uint64_t start, end;            /* the window */
+	uint64_t runq_ahead;            /* time waiting for a CPU drawn already
+					 * that the next ticks' schedstat count */
+	int runq_after;                 /* the next tick's time waiting for a
+					 * CPU lies after the last tick */
 	int oom;
 };
 
@@ -421,40 +436,63 @@ static void place_run(struct build *b, uint64_t prev, uint64_t to, uint64_t c, u
 
 /* When the wait a tick found began, for build_ticks.  A thread that ran in
  * the interval (c > 0) began it after running, so no earlier than c (and
- * its time waiting for a CPU, q, if it was not running at the last tick)
- * after the interval's start: when the engine could not date the wait
- * (the thread last ran on a CPU whose clock it does not know) or dates it
- * too early (schedstat's lag), the earliest time it can have begun is
- * taken.  Otherwise its CPU time would be lost: on a loaded machine, half
+ * its time waiting for a CPU, q, unless the last tick found it running
+ * without knowing how long it had waited for a CPU: that wait ended in
+ * this interval but began before it) after the interval's start: when
+ * the engine could not date the wait (the thread last ran on a CPU whose
+ * clock it does not know) or dates it too early (schedstat's lag), the
+ * earliest time it can have begun is taken.  Otherwise its CPU time would be lost: on a loaded machine, half
  * a thread's running went missing so. */
 static uint64_t wait_began(const struct build *b, const struct trace_ev *e, uint64_t prev, uint64_t t,
 			   uint64_t c, uint64_t q)
 {
 	if (c == 0)
 		return e->b;
-	uint64_t lo = prev + c + (b->cur.kind == SEG_RUN ? 0 : q);
+	uint64_t lo = prev + c + (b->cur.kind == SEG_RUN && !b->runq_after ? 0 : q);
 	if (lo > t)
 		lo = t;
 	return e->b > lo && e->b <= t ? e->b : lo;
 }
 
+/* A tick found the thread in state R and stopped it: running up to when
+ * it left the CPU, if it had (off: how long before the tick it had been
+ * waiting for one, which e->b holds), and runnable from there on, until
+ * it gets a CPU after the tick.  That whole wait is in the next tick's
+ * time waiting for a CPU (the kernel counts a wait when it ends): what is
+ * drawn here is not drawn again, and the rest of it lies after the tick. */
+static void place_stopped(struct build *b, const struct trace_ev *e, uint64_t prev, uint64_t t,
+			  uint64_t c, uint64_t q)
+{
+	uint64_t off = e->b ? e->b - 1 : 0;
+	b->runq_ahead += off;
+	b->runq_after = e->b != 0;
+	if (off > t - prev - c - q)
+		off = t - prev - c - q;         /* it began before the interval */
+	place_run(b, prev, t - off, c, q);
+	if (off)
+		switch_to(b, t - off, SEG_RUNNABLE, 0);
+}
+
 /* From the ticks alone: each interval's CPU time (schedstat) is put as
  * running just before the wait began (exec_start), or just before the
- * tick that found the thread running, after its time waiting for a CPU;
- * the rest stays in the state it was in.  Right to within a tick. */
+ * tick that found the thread running (or before it left the CPU, if the
+ * stop says it had), after its time waiting for a CPU; the rest stays in
+ * the state it was in.  Right to within a tick. */
 static void build_ticks(struct build *b, const struct trace_ev *e, size_t n)
 {
 	uint64_t prev = b->start;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t t = clamp(b, e[i].t), c = e[i].a < t - prev ? e[i].a : t - prev;
-		uint64_t q = (uint64_t)e[i].runq_us * 1000;
+		uint64_t q = (uint64_t)e[i].runq_us * 1000, drawn = q < b->runq_ahead ? q : b->runq_ahead;
+		q -= drawn;
+		b->runq_ahead -= drawn;
 		q = q < t - prev - c ? q : t - prev - c;
 		switch (e[i].type) {
 		case EV_BORN:
 			switch_to(b, e[i].t, SEG_RUNNABLE, 0);
 			break;
 		case EV_RUN:
-			place_run(b, prev, t, c, q);
+			place_stopped(b, &e[i], prev, t, c, q);
 			break;
 		case EV_WAIT: {
 			/* A wait that began in the interval, unless it did not run
@@ -611,11 +649,18 @@ static void write_seg(struct writer *wr, pid_t tid, const struct seg *g, int exa
 	wr->s->sum.trace_slices++;
 }
 
+/* One thread's created and exited instants.  With perf_event the tick
+ * loop also finds an exited thread gone, a tick later: the kernel's exit
+ * record stands for both (test_trace_events.py saw every thread exit
+ * twice). */
 static void write_instants(struct writer *wr, const struct trace_ev *e, size_t n)
 {
+	int kernel_exit = 0;
+	for (size_t i = 0; i < n && !kernel_exit; i++)
+		kernel_exit = e[i].type == EV_EXIT;
 	for (size_t i = 0; i < n; i++) {
 		int exact = e[i].type == EV_BORN || e[i].type == EV_EXIT;
-		if (!exact && e[i].type != EV_GONE)
+		if (!exact && (e[i].type != EV_GONE || kernel_exit))
 			continue;
 		struct pp_trace_arg arg = { .key = "timing", .kind = PP_ARG_STR,
 					    .str = exact ? "the kernel's (perf_event)"

@@ -73,6 +73,7 @@ struct pp_go_labels {
 struct pp_goroutine {
 	int64_t goid;
 	const char *status;         /* "chan receive", "running", "syscall"... */
+	int leaked;                 /* Go 1.26's leaked status: " (leaked)" */
 	int scan;                   /* the GC's scan bit was set: " (scan)" */
 	int64_t wait_minutes;       /* shown when >= 1 */
 	int locked;                 /* locked to its thread */

@@ -16,6 +16,8 @@
 static void write_header(FILE *out, const struct pp_goroutine *g)
 {
 	fprintf(out, "goroutine %lld [%s", (long long)g->goid, g->status);
+	if (g->leaked)
+		fputs(" (leaked)", out);
 	if (g->scan)
 		fputs(" (scan)", out);
 	if (g->wait_minutes >= 1)
@@ -83,8 +85,8 @@ static void write_goroutine_json(FILE *out, const struct pp_goroutine *g, int la
 {
 	fprintf(out, "    { \"goid\": %lld, \"status\": ", (long long)g->goid);
 	pp_write_json_string(out, g->status);
-	fprintf(out, ", \"scan\": %s, \"wait_minutes\": %lld, \"locked_to_thread\": %s, \"tid\": ",
-		g->scan ? "true" : "false", (long long)(g->wait_minutes > 0 ? g->wait_minutes : 0),
+	fprintf(out, ", \"leaked\": %s, \"scan\": %s, \"wait_minutes\": %lld, \"locked_to_thread\": %s, \"tid\": ",
+		g->leaked ? "true" : "false", g->scan ? "true" : "false", (long long)(g->wait_minutes > 0 ? g->wait_minutes : 0),
 		g->locked ? "true" : "false");
 	if (g->tid)
 		fprintf(out, "%d", (int)g->tid);

@@ -392,8 +392,9 @@ static enum MHD_Result unavailable(struct serve_req *r, const char *name)
 				   "?seconds=N: pprofc serve PID sees the allocations made from when its "
 				   "probes are in place (uprobes), not before; pprofc run --serve gives "
 				   "cumulative heap and allocs", name);
-	return reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s profile not collected: %s", name,
-			   r->srv->acc_missing);
+	char why[sizeof r->srv->acc_why[0]];
+	serve_accum_why(r->srv, slot_of(name), why, sizeof why);
+	return reply_error(r, MHD_HTTP_NOT_IMPLEMENTED, "%s profile not collected: %s", name, why);
 }
 
 static enum MHD_Result named_with(struct serve_req *r, const char *name, struct serve_accum *a)

@@ -19,14 +19,15 @@ static const struct row rows[] = {
 	{ "allocs", "A sampling of all past memory allocations (run --serve: since the start; serve "
 		    "PID: allocs?seconds=N, the allocations made in those seconds)" },
 	{ "block", "Stack traces where threads blocked (every off-CPU wait, labelled with its state), "
-		   "cumulative since pprofc started serving" },
+		   "cumulative from the first request for it (from zero again after --offcpu-keep "
+		   "seconds without one)" },
 	{ "cmdline", "The command line invocation of the current program" },
 	{ "goroutine", "Stack traces of all current goroutines of a Go program, then its threads; "
 		       "of any other program, of its OS threads (the count is of threads)" },
 	{ "heap", "A sampling of memory allocations of live objects (run --serve: since the start; "
 		  "serve PID: heap?seconds=N, the blocks allocated in those seconds and still live)" },
-	{ "mutex", "Stack traces of holders of contended mutexes, cumulative since pprofc started "
-		   "serving" },
+	{ "mutex", "Stack traces of holders of contended mutexes, cumulative from the first request "
+		   "for it (from zero again after --offcpu-keep seconds without one)" },
 	{ "profile", "CPU profile. You can specify the duration in the seconds GET parameter. After you "
 		     "get the profile file, use the go tool pprof command to investigate the profile." },
 	{ "threadcreate", "Stack traces that led to the creation of new OS threads: the threads alive "

@@ -89,12 +89,13 @@ struct serve_server {
 	pid_t pid;                      /* 0: no target yet */
 	int pidfd;                      /* the target's, for serve_wait; -1 */
 	int command;                    /* run --serve: we started it */
-	pthread_mutex_t acc_mu;         /* acc_on, acc_missing, starting and
+	pthread_mutex_t acc_mu;         /* acc_on, acc_missing, acc_why, starting and
 					 * ending the collections (server.c) */
 	struct serve_accum acc[ACC_N];
 	int acc_on[ACC_N];              /* started (and not freed) */
 	char acc_names[128];
 	char acc_missing[700];
+	char acc_why[ACC_N][300];       /* why each could not start ("") */
 	uint64_t start_ns;
 	pthread_mutex_t mu;             /* everything below */
 	pthread_cond_t idle;            /* signalled when active reaches 0 */
@@ -106,9 +107,11 @@ struct serve_server {
 	int stopping;                   /* SIGTERM...: 503 to new requests */
 	int exit_status;                /* the target's, -1 unknown */
 	pthread_mutex_t sym_mu;         /* symbol: one symbolizer, not thread-safe */
-	pthread_mutex_t dump_mu;        /* one thread dump at a time: two would
-					 * each find the threads the other seized
-					 * traced (by pprofc) and refuse */
+	pthread_mutex_t dump_mu;        /* one thread dump (or threadcreate's
+					 * read of the threads alive) at a time:
+					 * two would each find the threads the
+					 * other seized traced (by pprofc) and
+					 * refuse; taken after acc_mu */
 	struct sym_session *sym;        /* opened at the first symbol request */
 };
 
@@ -117,6 +120,8 @@ struct serve_server {
  * mutex start here when asked to (start), at their first request, and
  * again after they ended unused.  serve_accum_done() releases it. */
 struct serve_accum *serve_accum_use(struct serve_server *s, int slot, int start);
+/* Why slot's collection is not running, for its 501. */
+void serve_accum_why(struct serve_server *s, int slot, char *buf, size_t size);
 void serve_accum_done(struct serve_accum *a);
 
 /* ---- listen.c: the address ---------------------------------------------- */

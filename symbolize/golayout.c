@@ -8,7 +8,8 @@
  *   - the offsets in runtime.g and runtime.m: the table below, written by
  *     hand from src/runtime/runtime2.go of each release (amd64), and
  *     checked against the DWARF of the Debian Go 1.19 build
- *     (tests/unit/test_golayout.c);
+ *     (tests/unit/test_golayout.c) and of Debian's Go 1.21-1.24 and 1.26
+ *     builds (tests/integration/test_golayout_toolchains.py);
  *   - runtime.allgs: runtime.allgadd, found by name in .gopclntab, appends
  *     to it: among the RIP-relative operands of its code, the one address
  *     A whose A+8 (len) and A+16 (cap) are operands too;
@@ -39,10 +40,13 @@ struct go_table {
 	size_t g_read;              /* bytes of g read: past the last field used */
 	struct sym_go_field goid, status, waitreason, waitsince, sched_pc, sched_sp, sched_bp,
 		syscallsp, syscallpc, gopc, startpc, m, lockedm, stack_lo, stack_hi, parent_goid;
-	/* g.labels, where runtime/pprof's labelMap is a map[string]string
-	 * (size 0: labels not read) */
+	/* g.labels (size 0: labels not read) */
 	struct sym_go_field labels;
 	struct sym_go_field procid, curg;
+	/* runtime/pprof's labelMap (runtime/pprof/label.go): 0, a
+	 * map[string]string (Go 1.17-1.23); 1, a struct that starts with a
+	 * slice of {key, value string} (Go 1.24-1.26) */
+	int labels_slice;
 };
 
 /* runtime.hmap (src/runtime/map.go), the same from Go 1.17 to 1.23:
@@ -69,11 +73,49 @@ static const struct go_table tables[] = {
 	 * map[string]string in these releases).
 	 * m = g0 0, morebuf gobuf 8-63, divmod 64, procid 72, gsignal 80,
 	 * goSigStack 88-127, sigmask 128, tls [6] 136-183, mstartfn 184,
-	 * curg 192. */
-	{ 17, 19, 368,
+	 * curg 192.
+	 * Go 1.20: the same offsets; atomicstatus became atomic.Uint32 (a
+	 * uint32 still at 144), goid a uint64, runnableStamp trackingStamp,
+	 * parkingOnChan an atomic.Bool (one byte, 185) among the one-byte
+	 * fields, which still end before 192. */
+	{ 17, 20, 368,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(104, 8),
 	  F(112, 8), F(120, 8), F(296, 8), F(312, 8), F(48, 8), F(232, 8), F(0, 8), F(8, 8), F(0, 0),
-	  F(360, 8), F(72, 8), F(192, 8) },
+	  F(360, 8), F(72, 8), F(192, 8), 0 },
+	/* Go 1.21, 1.22 (1.21.13's and 1.22.12's runtime2.go): as 1.20 up to
+	 * waitreason 176; one-byte fields 177-191 (1.21 has 12: preempt ...
+	 * parkingOnChan, raceignore, tracking, trackingSeq; 1.22 adds
+	 * inMarkAssist, coroexit, nocgocallback), trackingStamp 192,
+	 * runnableTime 200 (the trace fields moved to the end, in trace),
+	 * lockedm 208, sig 216, writebuf 224-247, sigcode0 248, sigcode1 256,
+	 * sigpc 264, parentGoid 272, gopc 280, ancestors 288, startpc 296,
+	 * racectx 304, waiting 312, cgoCtxt 320-343, labels 344 (a
+	 * map[string]string).  m as in 1.17-1.20. */
+	{ 21, 22, 352,
+	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(104, 8),
+	  F(112, 8), F(120, 8), F(280, 8), F(296, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(272, 8),
+	  F(344, 8), F(72, 8), F(192, 8), 0 },
+	/* Go 1.23 (1.23.5's runtime2.go): syscallbp after syscallpc moves
+	 * the rest by 8: syscallsp 112, syscallpc 120, syscallbp 128,
+	 * stktopsp 136, param 144, atomicstatus 152, stackLock 156, goid 160,
+	 * schedlink 168, waitsince 176, waitreason 184, 15 one-byte fields
+	 * 185-199, trackingStamp 200, runnableTime 208, lockedm 216, sig 224,
+	 * writebuf 232-255, sigcode0 256, sigcode1 264, sigpc 272, parentGoid
+	 * 280, gopc 288, ancestors 296, startpc 304, racectx 312, waiting 320,
+	 * cgoCtxt 328-351, labels 352 (a map[string]string).  m unchanged. */
+	{ 23, 23, 360,
+	  F(160, 8), F(152, 4), F(184, 1), F(176, 8), F(64, 8), F(56, 8), F(104, 8),
+	  F(112, 8), F(120, 8), F(288, 8), F(304, 8), F(48, 8), F(216, 8), F(0, 8), F(8, 8), F(280, 8),
+	  F(352, 8), F(72, 8), F(192, 8), 0 },
+	/* Go 1.24 (1.24.4's runtime2.go): as 1.23 with fipsIndicator uint8
+	 * 224 after lockedm 216, sig 228, writebuf 232: the same offsets from
+	 * there (labels 352).  runtime/pprof's labelMap is now a struct whose
+	 * LabelSet.list is a []label {key, value string}, and Go's maps are
+	 * swiss tables (no runtime.hmap).  m unchanged. */
+	{ 24, 24, 360,
+	  F(160, 8), F(152, 4), F(184, 1), F(176, 8), F(64, 8), F(56, 8), F(104, 8),
+	  F(112, 8), F(120, 8), F(288, 8), F(304, 8), F(48, 8), F(216, 8), F(0, 8), F(8, 8), F(280, 8),
+	  F(352, 8), F(72, 8), F(192, 8), 1 },
 	/* Go 1.25 (1.25.3's runtime2.go): gobuf lost ret: sched{sp 56, pc 64,
 	 * g 72, ctxt 80, lr 88, bp 96}, syscallsp 104, syscallpc 112,
 	 * syscallbp 120, stktopsp 128, param 136, atomicstatus 144, stackLock
@@ -81,25 +123,31 @@ static const struct go_table tables[] = {
 	 * 15 one-byte fields 177-191, trackingStamp 192, runnableTime 200,
 	 * lockedm 208, fipsIndicator 216, syncSafePoint 217, runningCleanups
 	 * 218, sig 220, writebuf 224-247, sigcode0 248, sigcode1 256, sigpc
-	 * 264, parentGoid 272, gopc 280, ancestors 288, startpc 296.
+	 * 264, parentGoid 272, gopc 280, ancestors 288, startpc 296, racectx
+	 * 304, waiting 312, cgoCtxt 320-343, labels 344 (labelMap's slice
+	 * form, as in 1.24).
 	 * m = g0 0, morebuf 8-55, divmod 56, procid 64, gsignal 72,
 	 * goSigStack 80-119, sigmask 120, tls 128-175, mstartfn 176, curg 184. */
-	{ 25, 25, 304,
+	{ 25, 25, 352,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
 	  F(104, 8), F(112, 8), F(280, 8), F(296, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(272, 8),
-	  F(0, 0), F(64, 8), F(184, 8) },
+	  F(344, 8), F(64, 8), F(184, 8), 1 },
 	/* Go 1.26: as 1.25 up to lockedm 208, then fipsIndicator 216,
 	 * fipsOnlyBypass 217, ditWanted 218, syncSafePoint 219,
 	 * runningCleanups 220, sig 224, secret int32 228, writebuf 232-255,
 	 * sigcode0 256, sigcode1 264, sigpc 272, parentGoid 280, gopc 288,
-	 * ancestors 296, startpc 304; m unchanged from 1.25. */
-	{ 26, 26, 312,
+	 * ancestors 296, startpc 304, racectx 312, waiting 320, cgoCtxt
+	 * 328-351, labels 352 (the slice form: labelMap embeds
+	 * internal/runtime/pprof/label's Set, whose List, at 0, is a []Label
+	 * {Key, Value string}, laid out as 1.24's); m unchanged from 1.25.  Statuses 10 (leaked) and 11
+	 * (deadextra) are new (collect/goroutines.c). */
+	{ 26, 26, 360,
 	  F(152, 8), F(144, 4), F(176, 1), F(168, 8), F(64, 8), F(56, 8), F(96, 8),
 	  F(104, 8), F(112, 8), F(288, 8), F(304, 8), F(48, 8), F(208, 8), F(0, 8), F(8, 8), F(280, 8),
-	  F(0, 0), F(64, 8), F(184, 8) },
+	  F(352, 8), F(64, 8), F(184, 8), 1 },
 };
 
-#define KNOWN "Go 1.17-1.19 and 1.25-1.26"
+#define KNOWN "Go 1.17-1.26"
 
 /* "go1.19.8" -> 19; -1 for anything else ("devel ...", a Go 2). */
 static int go_minor(const char *v)
@@ -143,7 +191,9 @@ int sym_go_table_fields(const char *version, struct sym_go_layout *L)
 	L->g.stack_hi = t->stack_hi;
 	L->g.parent_goid = t->parent_goid;
 	L->g.labels = t->labels;
-	if (t->labels.size) {
+	L->labels_slice = t->labels_slice;
+	L->labels_list = 0;
+	if (t->labels.size && !t->labels_slice) {
 		L->hmap.count = hmap_count;
 		L->hmap.flags = hmap_flags;
 		L->hmap.B = hmap_B;

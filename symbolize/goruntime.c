@@ -6,8 +6,8 @@
  * (one compile unit per package): runtime.allgs, runtime.g, runtime.m...
  * So the offsets come from the very build that runs, whatever its Go
  * version; a member that moved or changed type between versions is found
- * where it is (g.atomicstatus, a uint32 in Go 1.19, is an atomic.Uint32
- * struct from 1.20: its "v").  Names are Go's, read in Go 1.19's
+ * where it is (g.atomicstatus, a uint32 in Go 1.19, is the runtime's
+ * atomic.Uint32 struct from 1.20: its "value").  Names are Go's, read in Go 1.19's
  * src/runtime/runtime2.go.
  */
 #include "goruntime.h"
@@ -98,7 +98,9 @@ static size_t size_of(Dwarf_Die *type)
 }
 
 /* A member by its path ("sched.pc") from struct st.  A struct wrapping
- * one value, as Go's sync/atomic types do ({noCopy; v}), stands for its
+ * one value stands for that value: the runtime's own atomic types
+ * (runtime/internal/atomic, internal/runtime/atomic from Go 1.23), which
+ * g.atomicstatus is from Go 1.20, name it "value"; sync/atomic's name it
  * "v".  Only plain scalars of 1, 2, 4 or 8 bytes are accepted. */
 static struct sym_go_field field(Dwarf_Die *st, const char *path)
 {
@@ -121,7 +123,7 @@ static struct sym_go_field field(Dwarf_Die *st, const char *path)
 	}
 	if (dwarf_tag(&cur) == DW_TAG_structure_type) {
 		size_t at;
-		if (member(&cur, "v", &at, &type) != 0)
+		if (member(&cur, "value", &at, &type) != 0 && member(&cur, "v", &at, &type) != 0)
 			return f;
 		off += at;
 		cur = type;
@@ -138,8 +140,8 @@ struct scan {
 	uint64_t (*wrappers)[2];
 	size_t nwrappers, cap;
 	int nomem;
-	Dwarf_Die g, m, hmap, bucket;
-	int has_g, has_m, has_hmap, has_bucket;
+	Dwarf_Die g, m, hmap, bucket, labelmap;
+	int has_g, has_m, has_hmap, has_bucket, has_labelmap;
 	Dwarf_Die wait_reasons_type;
 	uint64_t allgs, fing_running, wait_reasons, build_version;
 };
@@ -191,6 +193,11 @@ static void scan_die(Dwarf_Die *die, struct scan *sc)
 	if (tag == DW_TAG_structure_type && !sc->has_bucket && name &&
 	    strcmp(name, "bucket<string,string>") == 0)
 		sc->bucket = *die, sc->has_bucket = 1;
+	/* runtime/pprof's labelMap is a struct from Go 1.24 (the slice form);
+	 * before, a map type, which is no struct. */
+	if (tag == DW_TAG_structure_type && !sc->has_labelmap && name &&
+	    strcmp(name, "runtime/pprof.labelMap") == 0)
+		sc->labelmap = *die, sc->has_labelmap = 1;
 	if (!name || strncmp(name, "runtime.", 8) != 0)
 		return;
 	if (tag == DW_TAG_structure_type && !sc->has_g && strcmp(name, "runtime.g") == 0)
@@ -269,21 +276,42 @@ static long member_off(Dwarf_Die *st, const char *name)
 	return member(st, name, &off, &type) == 0 ? (long)off : -1;
 }
 
-/* Where a goroutine's pprof labels are (g.labels) and how its map is laid
- * out: runtime.hmap's members, and the map[string]string bucket's from
- * its type, or as map.go lays it out (8 tophash bytes, then 8 keys of 16
- * bytes, 8 values, the overflow pointer) when the program has none.
- * Anything missing leaves labels unread (g.labels size 0). */
+/* Go 1.24+'s labelMap: where its label slice (a slice header: 24 bytes)
+ * is: LabelSet.list in 1.24, the embedded label.Set's List
+ * (internal/runtime/pprof/label) in 1.26; -1 if not as expected. */
+static int fill_label_slice(struct scan *sc, struct sym_go_layout *L)
+{
+	size_t set, list;
+	Dwarf_Die set_type, list_type;
+	if ((member(&sc->labelmap, "LabelSet", &set, &set_type) != 0 &&
+	     member(&sc->labelmap, "Set", &set, &set_type) != 0) ||
+	    (member(&set_type, "list", &list, &list_type) != 0 &&
+	     member(&set_type, "List", &list, &list_type) != 0) || size_of(&list_type) != 24)
+		return -1;
+	L->labels_slice = 1;
+	L->labels_list = set + list;
+	return 0;
+}
+
+/* Where a goroutine's pprof labels are (g.labels) and how its labelMap is
+ * laid out: from Go 1.24 a struct holding a slice (fill_label_slice);
+ * before, a map: runtime.hmap's members, and the map[string]string
+ * bucket's from its type, or as map.go lays it out (8 tophash bytes, then
+ * 8 keys of 16 bytes, 8 values, the overflow pointer) when the program
+ * has none.  Anything missing leaves labels unread (g.labels size 0). */
 static void fill_labels(struct scan *sc, struct sym_go_layout *L)
 {
 	struct sym_go_field *hf[] = { &L->hmap.count, &L->hmap.flags, &L->hmap.B, &L->hmap.buckets,
 				      &L->hmap.oldbuckets };
 	static const char *const hnames[] = { "count", "flags", "B", "buckets", "oldbuckets" };
 	L->g.labels = field(&sc->g, "labels");
-	if (L->g.labels.size != 8 || L->g.labels.off + 8 > L->g_size || !sc->has_hmap) {
+	if (L->g.labels.size != 8 || L->g.labels.off + 8 > L->g_size ||
+	    (sc->has_labelmap ? fill_label_slice(sc, L) != 0 : !sc->has_hmap)) {
 		L->g.labels.size = 0;
 		return;
 	}
+	if (L->labels_slice)
+		return;
 	L->hmap.size = size_of(&sc->hmap);
 	for (size_t i = 0; i < sizeof hf / sizeof hf[0]; i++) {
 		*hf[i] = field(&sc->hmap, hnames[i]);

@@ -48,9 +48,16 @@ struct sym_go_layout {
 			parent_goid,    /* Go 1.21+: "created by F in goroutine N" */
 			labels;         /* *labelMap of runtime/pprof; size 0: labels not read */
 	} g;
-	/* Go's map (runtime.hmap, src/runtime/map.go), for the pprof labels:
-	 * a labelMap is a map[string]string, whose buckets hold 8 tophash
-	 * bytes, 8 keys, 8 values and the overflow bucket's address. */
+	/* runtime/pprof's labelMap, which g.labels points to, has two forms:
+	 * a map[string]string up to Go 1.23 (labels_slice 0: hmap and bucket
+	 * below), and from Go 1.24 a struct whose LabelSet.list, at
+	 * labels_list in it, is a slice of labels {key, value string} sorted
+	 * by key (labels_slice 1: 32 bytes an element). */
+	int labels_slice;
+	size_t labels_list;
+	/* Go's map (runtime.hmap, src/runtime/map.go), for the pprof labels
+	 * of the map form, whose buckets hold 8 tophash bytes, 8 keys, 8
+	 * values and the overflow bucket's address. */
 	struct {
 		struct sym_go_field count, flags, B, buckets, oldbuckets;
 		size_t size;

@@ -415,6 +415,23 @@ static struct sym_frame *expand_go(struct sym_session *s, const struct modinfo *
 	return frames;
 }
 
+/* Whether the line libdwfl found for pc belongs to pc: the compile unit
+ * it comes from covers pc.  elfutils 0.188 answers an address just past
+ * a line sequence's end with the sequence's last row: crt1's _start,
+ * right after a main that ends in a call that never returns, got main's
+ * last line (eu-addr2line says the same).  A unit that says nothing of
+ * its ranges is taken at its word. */
+static int line_covers(Dwfl_Module *mod, Dwfl_Line *dl, uint64_t pc)
+{
+	Dwarf_Die *cu = dwfl_linecu(dl);
+	Dwarf_Addr bias;
+	if (!cu || !dwfl_module_getdwarf(mod, &bias))
+		return 1;
+	if (!dwarf_hasattr(cu, DW_AT_low_pc) && !dwarf_hasattr(cu, DW_AT_ranges))
+		return 1;
+	return dwarf_haspc(cu, pc - bias) != 0;
+}
+
 /* The inline chain at pc, innermost first, ending with the physical
  * function: a malloc'ed array of *n frames (at least 1), or NULL.  Each
  * scope adds at most one frame, so the array is sized from the scopes and
@@ -443,6 +460,8 @@ static struct sym_frame *expand(struct sym_session *s, Dwfl_Module *mod, struct 
 		base.func_offset = pc - sym->addr;
 	}
 	Dwfl_Line *dl = mod ? dwfl_module_getsrc(mod, pc) : NULL;
+	if (dl && !line_covers(mod, dl, pc))
+		dl = NULL;
 	if (dl) {
 		int line;
 		const char *f = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);

@@ -572,13 +572,19 @@ static uint64_t through_plt(const struct sym_snapshot *snap, uint64_t addr)
  * pushed return address ret called the function starting at callee. */
 enum link { LINK_UNKNOWN, LINK_PROVED, LINK_REFUTED };
 
+/* The callee of a link is JIT code: a function in an executable mapping
+ * with no file behind it, whose start nothing tells; it is no function of
+ * a module, though, which is enough to refute a call to one of those. */
+#define CALLEE_JIT UINT64_MAX
+
 /* "call rel32" (e8), to the function or to its PLT entry, and "call
  * *disp32(%rip)" (ff 15: a GOT slot, -fno-plt) name their target, which
  * proves or refutes the link; a call through a register or memory (virtual
  * calls, function pointers: ff /2) leaves it unknown; no call at all
  * refutes it.  The GOT is data, but it holds the same value as when the
  * call was made: the dynamic linker fills each slot once. */
-static enum link check_link(const struct sym_snapshot *snap, uint64_t ret, uint64_t callee)
+static enum link check_link(struct sym_session *s, const struct sym_snapshot *snap, uint64_t ret,
+			    uint64_t callee)
 {
 	unsigned char b[7];
 	uint64_t target = 0;
@@ -589,6 +595,8 @@ static enum link check_link(const struct sym_snapshot *snap, uint64_t ret, uint6
 	else if (b[1] == 0xff && b[2] == 0x15 &&
 		 snap->read_code(snap->tid, ret + (uint64_t)(int64_t)rel32(b + 3), &target, 8) != 8)
 		return LINK_UNKNOWN;
+	if (target && callee == CALLEE_JIT)
+		return dwfl_addrmodule(s->dwfl, target) ? LINK_REFUTED : LINK_UNKNOWN;
 	if (target)
 		return !callee ? LINK_UNKNOWN : target == callee ? LINK_PROVED : LINK_REFUTED;
 	for (int len = 2; len <= 7; len++)
@@ -598,10 +606,13 @@ static enum link check_link(const struct sym_snapshot *snap, uint64_t ret, uint6
 }
 
 /* The start of the function holding frame i of w (by its symbol, or by
- * the FDE that covers it in a module without symbols), or 0. */
+ * the FDE that covers it in a module without symbols), CALLEE_JIT for
+ * JIT code, or 0. */
 static uint64_t function_start(struct sym_session *s, const struct walk *w, size_t i)
 {
 	uint64_t pc = (i == 0 || w->activation[i]) ? w->pcs[i] : w->pcs[i] - 1;
+	if (!dwfl_addrmodule(s->dwfl, pc))
+		return executable_at(s, pc) ? CALLEE_JIT : 0;
 	const struct sym_resolved *r = sym_resolve(s, pc);
 	const struct sym_frame *f = r && r->n ? &r->frames[r->n - 1] : NULL;
 	return f && f->has_offset ? pc - f->func_offset : 0;
@@ -612,7 +623,7 @@ static int links_hold(struct sym_session *s, const struct sym_snapshot *snap, co
 		      size_t from)
 {
 	for (size_t i = from; i + 1 < w->n; i++)
-		if (check_link(snap, w->pcs[i + 1], function_start(s, w, i)) == LINK_REFUTED)
+		if (check_link(s, snap, w->pcs[i + 1], function_start(s, w, i)) == LINK_REFUTED)
 			return 0;
 	return 1;
 }
@@ -625,7 +636,8 @@ static int links_hold(struct sym_session *s, const struct sym_snapshot *snap, co
  * stale return addresses, left by calls that have returned, and taking one
  * of those invents callers (seen on chromium: "__poll, ??, ??, operator
  * new, ..." where --stop-all had no operator new).  So a slot is taken
- * only if F's function is known (its start, by symbol or FDE), the code
+ * only if F's function is known (its start, by symbol or FDE; or F is JIT
+ * code, whose caller did not call any function of a module), the code
  * refutes none of the links from F outwards (a return address after a
  * direct call, or one through the PLT or GOT, to some other function than
  * the frame below it), and the walk reaches the thread's root.  A stale
@@ -633,7 +645,10 @@ static int links_hold(struct sym_session *s, const struct sym_snapshot *snap, co
  * address was pushed by a call to another function (and nearer stale
  * slots were pushed by calls to F's callees, not to F).  What cannot be
  * checked is not guessed: the stack ends at F, incomplete, a prefix of
- * the truth.  Returns 0 with the longer walk in w, else -1. */
+ * the truth.  If F is JIT code, its caller may be JIT code too, whose
+ * return address is in no module: so only the nearest slot holding code
+ * of either kind is tried, lest JIT callers be skipped for a module's
+ * frame further up.  Returns 0 with the longer walk in w, else -1. */
 static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *snap,
 			     const struct walk *plain, struct walk *w)
 {
@@ -644,13 +659,19 @@ static int walk_guessing_rbp(struct sym_session *s, const struct sym_snapshot *s
 	uint64_t start = function_start(s, plain, plain->n - 1);
 	if (from < lo)
 		from = lo;
+	const int jit = start == CALLEE_JIT;
 	int tried = 0;
-	for (uint64_t slot = (from + 7) & ~7ULL; start && slot + 8 <= hi && tried < 8; slot += 8) {
+	for (uint64_t slot = (from + 7) & ~7ULL; start && slot + 8 <= hi && tried < (jit ? 1 : 8);
+	     slot += 8) {
 		uint64_t v;
 		memcpy(&v, snap->stack + (slot - lo), 8);
-		if (slot < lo + 8 || !dwfl_addrmodule(s->dwfl, v) ||
-		    check_link(snap, v, start) == LINK_REFUTED)
+		if (slot < lo + 8 || !(dwfl_addrmodule(s->dwfl, v) || (jit && executable_at(s, v))))
 			continue;
+		if (check_link(s, snap, v, start) == LINK_REFUTED) {
+			if (jit)
+				break;          /* the nearest slot was the only one */
+			continue;
+		}
 		tried++;
 		if (walk(s, snap, w, slot - 8) != 0 || w->n <= plain->n || w->pcs[plain->n] != v ||
 		    memcmp(w->pcs, plain->pcs, plain->n * sizeof *plain->pcs) != 0 ||
@@ -873,6 +894,10 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	if (r != 0 && ends_at_root(s, w))
 		r = 0;
 	const char *why = r != 0 ? dwfl_errmsg(-1) : NULL;
+	/* libdwfl says "No DWARF information found" where JIT code ends a
+	 * walk with all registers known: its frame pointer led nowhere. */
+	if (r != 0 && !partial(snap) && w->n && function_start(s, w, w->n - 1) == CALLEE_JIT)
+		why = "JIT code (in no file, no CFI) with no frame pointer to follow";
 	char unmapped[96];
 	if (!ends_at_root(s, w) && cut_at_unmapped(s, w)) {
 		/* pcs[n] is the address cut off: the array holds it still */

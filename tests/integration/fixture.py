@@ -331,10 +331,17 @@ def raw_samples(path):
     return samples
 
 
+def schedstat(pid, tid):
+    """The kernel's count of the thread's time on a CPU and of its time
+    waiting for one on a run queue (run_delay), ns."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+        on, waiting = f.read().split()[:2]
+    return int(on), int(waiting)
+
+
 def schedstat_ns(pid, tid):
     """The kernel's count of the thread's time on a CPU (ns)."""
-    with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
-        return int(f.read().split()[0])
+    return schedstat(pid, tid)[0]
 
 
 def by_name(dump):

@@ -4,8 +4,11 @@ test_gopclntab_esbuild.py): Go's own answers to compare pprofc with.
 - sigquit_traceback: what a Go program prints on SIGQUIT with
   GOTRACEBACK=all, every goroutine with file:line per frame (Go's runtime);
 - addr2line: `go tool addr2line`, Go's own reader of the line table;
-- pclntab_magic: the layout of a binary's table, read from its header.
+- pclntab_magic: the layout of a binary's table, read from its header;
+- signal_aside: a signal for a Go fixture's own oracle, sent to a thread
+  that is not waiting in epoll_wait.
 """
+import ctypes
 import os
 import re
 import shutil
@@ -17,6 +20,28 @@ import sys
 from fixture import check
 
 GO = shutil.which("go")
+SYS_TGKILL, SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT = 234, 232, 281
+
+
+def signal_aside(pid, sig):
+    """Sends sig to one thread of pid that is not in epoll_wait (the main
+    thread when it can).  A signal sent to the process may land on any
+    thread that does not block it: on the one in the fixture's raw
+    epoll_wait, it ends the wait (EINTR) and that goroutine turns runnable
+    between pprofc's read and the oracle's.  Go's runtime handles the
+    signal the same whichever thread it lands on."""
+    def in_epoll(tid):
+        try:
+            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+                nr = f.read().split()[0]
+        except (OSError, IndexError):
+            return True
+        return nr.lstrip("-").isdigit() and int(nr) in (SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT)
+    tids = sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+    tid = next((t for t in [pid] + tids if not in_epoll(t)), pid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, tid, int(sig)) != 0:
+        os.kill(pid, sig)
 
 
 def sigquit_traceback(proc, stderr_path, timeout=30):

@@ -2,7 +2,9 @@
 (a CPU profile of cpu_split, whose hot functions are known) and Go's own
 (`go test -cpuprofile` of a tiny package built here): the page parses as
 XML; every hot function's boxes are as wide as go tool pprof -top's cum
-and flat say (pprofc's own top where Go is missing); --sample-index,
+and flat say (pprofc's own top where Go is missing), and every box's
+tooltip ("value (pct%), self value (pct%)") agrees with its width and,
+summed per function, with top's flat and cum; --sample-index,
 --tagfocus and --tagignore choose what is drawn; C++ template names and
 hostile names are escaped; an empty profile, one without locations and a
 20,000-frame stack each give a valid page; headless Chromium draws the
@@ -46,6 +48,24 @@ def frames_of(svg_text):
     return out
 
 
+def tooltips(svg_text):
+    """[(name, x, y, width, (value, pct, self value, self pct))] of every
+    frame box, from the first lines of its <title>: "value (pct%), self
+    value (pct%)", as the page shows them on hover."""
+    root = ET.fromstring(svg_text)
+    out = []
+    for g in root.iter(NS + "g"):
+        if "f" not in g.get("class", "").split():
+            continue
+        lines = g.find(NS + "title").text.split("\n")
+        m = re.match(r"^(\S+) \(([\d.]+)%\), self (\S+) \(([\d.]+)%\)$", lines[1] if len(lines) > 1 else "")
+        check(m is not None, "tooltip of %s: %r" % (lines[0], lines[1:]))
+        r = g.find(NS + "rect")
+        out.append((lines[0], float(r.get("x")), int(r.get("y")), float(r.get("width")),
+                    m.groups() if m else ("0", "0", "0", "0")))
+    return out
+
+
 def title_of(svg_text):
     root = ET.fromstring(svg_text)
     for t in root.iter(NS + "text"):
@@ -72,12 +92,21 @@ def shares(frames):
     return out
 
 
+SCALE = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "mins": 60, "hrs": 3600, None: 1}
+
+
 def seconds(text):
     m = re.match(r"^(-?[\d.]+)(ns|us|ms|s|mins|hrs)?$", text)
     if not m:
         return None
-    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "mins": 60, "hrs": 3600, None: 1}[m.group(2)]
-    return float(m.group(1)) * scale
+    return float(m.group(1)) * SCALE[m.group(2)]
+
+
+def rounding(text):
+    """How far a value as printed may be from the value: pprof prints
+    times with two decimals in their unit, counts whole."""
+    m = re.match(r"^(-?[\d.]+)(ns|us|ms|s|mins|hrs)?$", text)
+    return 0.005 * SCALE[m.group(2)] if m and m.group(2) else 0.5
 
 
 def oracle_top(path, *args):
@@ -99,6 +128,65 @@ def oracle_top(path, *args):
             if flat is not None and total:
                 rows[" ".join(p[5:]).replace(" (inline)", "")] = (flat / total, cum / total)
     return (m.group(1) if m else None), rows
+
+
+def top_table(path, *args):
+    """{function: (flat, flat%, cum, cum%)} as go tool pprof -top prints
+    them (strings), where Go is installed; {} otherwise."""
+    if not GO:
+        return {}
+    r = subprocess.run([GO, "tool", "pprof", "-top", "-nodefraction=0", "-nodecount=100000"] +
+                       list(args) + [path], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "top of %s: %s" % (path, r.stderr))
+    rows = {}
+    for line in r.stdout.splitlines():
+        p = line.split()
+        if len(p) >= 6 and p[1].endswith("%") and p[4].endswith("%"):
+            rows[" ".join(p[5:]).replace(" (inline)", "")] = (p[0], p[1][:-1], p[3], p[4][:-1])
+    return rows
+
+
+def check_tooltips(text, path, hot, label, *args):
+    """Each box's tooltip: its percentages are its values over the page's
+    total and its width; each hot function's self values (all its boxes)
+    and values (its outermost boxes) add up to top's flat and cum, in
+    value and in percent, within what printing rounds off."""
+    tips = tooltips(text)
+    m = re.search(r": (\S+) total$", title_of(text))
+    total = seconds(m.group(1)) if m else None
+    if not check(tips and total, "%s: no tooltips or no total (%r)" % (label, title_of(text))):
+        return
+    for name, x, y, w, (v, p, sv, sp) in tips:
+        check(abs(float(p) / 100 * DRAW - w) < 0.02 * DRAW / 100 + 0.01 and float(sp) <= float(p) + 0.005,
+              "%s: %s's tooltip says %s%% (self %s%%), its box is %.3f of %.0f px" % (label, name, p, sp, w, DRAW))
+        check(abs(seconds(v) - float(p) / 100 * total) <= rounding(v) + 0.00005 * total + rounding(m.group(1)),
+              "%s: %s's tooltip %s is not %s%% of %s" % (label, name, v, p, m.group(1)))
+    top = top_table(path, *args)
+    if not top:
+        print("%s: go is not installed: tooltips not compared with go tool pprof -top" % label)
+        return
+    for name in hot:
+        boxes = [t for t in tips if t[0] == name]
+        outer = [b for b in boxes if not any(o[0] == name and o[2] < b[2] and o[1] <= b[1] + 0.01 and
+                                                 o[1] + o[3] >= b[1] + b[3] - 0.01 for o in tips)]
+        row = top.get(name)
+        if not check(boxes and row, "%s: %s has no box or no row of top" % (label, name)):
+            continue
+        flat, flat_pct = sum(seconds(b[4][2]) for b in boxes), sum(float(b[4][3]) for b in boxes)
+        cum, cum_pct = sum(seconds(b[4][0]) for b in outer), sum(float(b[4][1]) for b in outer)
+        slack = sum(rounding(b[4][2]) for b in boxes)
+        check(abs(flat - seconds(row[0])) <= slack + rounding(row[0]) and
+              abs(flat_pct - float(row[1])) <= 0.005 * (len(boxes) + 1) + 1e-9,
+              "%s: %s self in tooltips %g (%.2f%%) over %d boxes, top's flat %s (%s%%)"
+              % (label, name, flat, flat_pct, len(boxes), row[0], row[1]))
+        slack = sum(rounding(b[4][0]) for b in outer)
+        check(abs(cum - seconds(row[2])) <= slack + rounding(row[2]) and
+              abs(cum_pct - float(row[3])) <= 0.005 * (len(outer) + 1) + 1e-9,
+              "%s: %s in tooltips %g (%.2f%%) over %d boxes, top's cum %s (%s%%)"
+              % (label, name, cum, cum_pct, len(outer), row[2], row[3]))
+        print("%s: %s tooltips self %s (%s%%) of %s (%s%%); top: flat %s (%s%%), cum %s (%s%%)"
+              % (label, name, " + ".join(b[4][2] for b in boxes), " + ".join(b[4][3] for b in boxes),
+                 " + ".join(b[4][0] for b in outer), " + ".join(b[4][1] for b in outer), *row))
 
 
 def svg(path, *args):
@@ -139,6 +227,7 @@ def check_against_top(path, hot, label, *args):
             check(abs(have[0] - want[0]) < 0.005 and abs(have[1] - want[1]) < 0.005,
                   "%s: %s flat/cum %.4f/%.4f on the page, %.4f/%.4f by top"
                   % (label, name, have[0], have[1], want[0], want[1]))
+    check_tooltips(text, path, hot, label, *args)
     return text
 
 

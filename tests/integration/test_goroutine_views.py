@@ -34,6 +34,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (Fixture, check, check_untouched, done, fixture_path, gopprof,  # noqa: E402
                      pprofc, require_ptrace, wait_for)
+from golib import signal_aside  # noqa: E402
 from test_goroutines import by_function, compare, parse_dump  # noqa: E402
 from test_serve import Server  # noqa: E402
 
@@ -148,7 +149,7 @@ def read_oracles(fx, path):
     for p in (path, path + ".debug1", path + ".pb"):
         if os.path.exists(p):
             os.unlink(p)
-    os.kill(fx.pid, signal.SIGUSR1)
+    signal_aside(fx.pid, signal.SIGUSR1)
     check(wait_for(lambda: os.path.exists(path), timeout=30), "the fixture wrote no oracle")
     with open(path + ".debug1") as f:
         debug1 = f.read()

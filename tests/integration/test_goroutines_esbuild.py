@@ -4,7 +4,11 @@ version golayout.c has a table for and esbuild has a release of:
 
   esbuild-linux-64@0.13.15     Go 1.17.2
   esbuild-linux-64@0.14.39     Go 1.18.1
-  @esbuild/linux-x64@0.28.2    Go 1.26.5   ("created by F in goroutine N")
+  @esbuild/linux-x64@0.17.19   Go 1.20.4
+  @esbuild/linux-x64@0.23.1    Go 1.22.5   ("created by F in goroutine N" from 1.21)
+  @esbuild/linux-x64@0.25.0    Go 1.23.5
+  @esbuild/linux-x64@0.27.0    Go 1.25.4
+  @esbuild/linux-x64@0.28.2    Go 1.26.5
 
 Fetched with npm as test_gopclntab_esbuild.py does (skipped, 77, without
 npm or the network).  Each runs as `esbuild --serve=127.0.0.1:0` with its
@@ -40,6 +44,10 @@ from test_goroutines import parse_dump
 PACKAGES = [
     ("esbuild-linux-64", "0.13.15", "go1.17.2"),
     ("esbuild-linux-64", "0.14.39", "go1.18.1"),
+    ("@esbuild/linux-x64", "0.17.19", "go1.20.4"),
+    ("@esbuild/linux-x64", "0.23.1", "go1.22.5"),
+    ("@esbuild/linux-x64", "0.25.0", "go1.23.5"),
+    ("@esbuild/linux-x64", "0.27.0", "go1.25.4"),
     ("@esbuild/linux-x64", "0.28.2", "go1.26.5"),
 ]
 WRAPPERS = {"net/http.(*onceCloseListener).Accept"}

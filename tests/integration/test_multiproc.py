@@ -16,9 +16,18 @@ run --children), checked against oracles nobody here wrote:
     functions its own clock measured (share_c about half of its CPU), and
     their executable mapped once per process (the file holds one Mapping
     per start address: ASLR gives each its own);
+  - `attach PID1 PID2` (perf engine) of two fixtures, cpu_split and waits:
+    both pids in the profile, each under its own process name, with its
+    own hot functions only (share_c; waits' spin), its executable mapped
+    once, and its share of the CPU within 10 points of the kernel's
+    (/proc/PID/task/*/schedstat over the run); `dump-threads PID1 PID2`:
+    each process's threads as /proc lists them, and every thread blocked
+    in a call with the same stack, frame by frame, as `dump-threads PID`
+    of that process alone and as eu-stack;
   - errors: one bad PID among several is one line on stderr, exit 1, no
-    file, and the good process untouched; --tid with several PIDs is a
-    usage error;
+    file, and the good process untouched; --tid with several PIDs, and
+    --profile trace or threadcreate with several PIDs or --children
+    (attach and run), are usage errors;
   - safety: pprofc killed (SIGKILL) during a wall profile of two processes
     (ptrace ticks) leaves none of them stopped or traced.
 """
@@ -36,9 +45,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fixture import (PPROFC, check, check_untouched, done, eu_stacks, fixture_path,  # noqa: E402
-                     gopprof, pb_fields, pprofc, raw_samples, require_ptrace, sampling, tids,
-                     wait_for)
+from fixture import (PPROFC, Fixture, check, check_untouched, done, dump_json,  # noqa: E402
+                     eu_stacks, fixture_path, gopprof, pb_fields, pprofc, raw_samples,
+                     require_ptrace, sampling, tids, wait_for)
 
 
 def free_port():
@@ -272,6 +281,111 @@ def through_exec(tmp):
     check("share_c" in text, "the program after exec has no share_c: %s" % text[-500:])
 
 
+def cpu_ns(pid):
+    """The kernel's CPU time of the process's threads (schedstat), ns."""
+    total = 0
+    for t in tids(pid):
+        try:
+            with open("/proc/%d/task/%d/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass                # the thread ended meanwhile
+    return total
+
+
+def frames_of(t):
+    return [(f["function"], f["pc"]) for f in t["frames"]]
+
+
+def physical_pcs(t):
+    """One pc per frame on the stack, as eu-stack prints them: inlined
+    frames share their caller's (a recursion repeats its own, kept)."""
+    return [int(f["pc"], 16) for f in t["frames"] if not f.get("inlined")]
+
+
+def two_dumps(pids):
+    """dump-threads PID1 PID2 against each PID alone, /proc and eu-stack."""
+    r = pprofc("dump-threads", "--format=json", *pids)
+    if not check(r.returncode == 0, "dump-threads %s: %s" % (pids, r.stderr.strip())):
+        return
+    procs = {p["pid"]: p for p in json.loads(r.stdout)["processes"]}
+    check(sorted(procs) == sorted(pids), "dump-threads %s: processes %s" % (pids, sorted(procs)))
+    compared = 0
+    for pid in pids:
+        both = {t["tid"]: t for t in procs.get(pid, {"threads": []})["threads"]}
+        check(sorted(both) == tids(pid), "PID %d: threads %s, /proc %s" % (pid, sorted(both), tids(pid)))
+        alone = {t["tid"]: t for t in dump_json(pid)["threads"]}
+        eu = eu_stacks(pid)
+        for tid, t in sorted(both.items()):
+            a = alone.get(tid)
+            if t["state"] != "S" or not t["syscall"] or not a or a["state"] != "S" or a["syscall"] != t["syscall"]:
+                continue        # running, or not in the same wait both times
+            compared += 1
+            check(frames_of(t) == frames_of(a) and t["reason"] == a["reason"] and t["detail"] == a["detail"],
+                  "PID %d thread %d (%s): with the other PID %s %r, alone %s %r" % (
+                      pid, tid, t["name"], t["reason"], frames_of(t), a["reason"], frames_of(a)))
+            if t["complete"] and tid in eu:
+                check(physical_pcs(t) == eu[tid], "PID %d thread %d: pprofc %s, eu-stack %s" % (
+                    pid, tid, [hex(x) for x in physical_pcs(t)], [hex(x) for x in eu[tid]]))
+        check_untouched(pid, label="after dump-threads of two PIDs")
+    # waits alone has 12 threads blocked for good, cpu_split 2.
+    check(compared >= 12, "only %d blocked threads compared" % compared)
+    text = pprofc("dump-threads", *pids).stdout
+    heads = re.findall(r'^process (\d+) "(\S+)": ', text, re.M)
+    check(sorted((int(p), n) for p, n in heads) == sorted(zip(pids, ("cpu_split", "waits"))),
+          "text headers %s" % heads)
+    print("dump-threads of two PIDs: %d threads blocked in calls, each equal to its own process's dump"
+          % compared)
+
+
+def two_profile(tmp, pids):
+    """attach PID1 PID2 --seconds 1 (perf engine)."""
+    out = os.path.join(tmp, "two.pb.gz")
+    before = {p: cpu_ns(p) for p in pids}
+    r = pprofc("attach", *pids, "--seconds", "1", "--engine", "perf", "-o", out)
+    used = {p: cpu_ns(p) - before[p] for p in pids}
+    if r.returncode != 0 and "perf_event" in r.stderr:
+        print("note: perf_event refused here, attach of two PIDs not checked: %s" % r.stderr.strip())
+        return
+    if not check(r.returncode == 0, "attach %s: %s" % (pids, r.stderr.strip())):
+        return
+    check("2 processes in the profile" in r.stderr, "summary: %s" % r.stderr.strip())
+    mine, names = {}, {}
+    for _, ns, lb in raw_samples(out):
+        mine[int(lb.get("pid", -1))] = mine.get(int(lb.get("pid", -1)), 0) + ns
+        names.setdefault(int(lb.get("pid", -1)), set()).add(lb.get("process"))
+    check(sorted(mine) == sorted(pids), "pids in the profile %s, attached %s" % (sorted(mine), pids))
+    check(names == {pids[0]: {"cpu_split"}, pids[1]: {"waits"}}, "process labels by pid %r" % names)
+    tags, _ = gopprof("-tags", out)
+    check(re.search(r"process: Total.*\n(\s+\S+ \(\s*[\d.]+%\): (cpu_split|waits)\n){2}", tags) is not None,
+          "-tags: %s" % tags)
+    # Each process's own hot function, and not the other's.
+    for pid, own, other in ((pids[0], "share_c", "spin"), (pids[1], "spin", "share_c")):
+        text, _ = gopprof("-top", "-nodefraction=0", "-tagfocus=pid=%d" % pid, out)
+        fns = {line.split()[-1] for line in text.splitlines() if "%" in line}
+        check(own in fns and other not in fns, "-tagfocus=pid=%d: %s expected, %s not: %s"
+              % (pid, own, other, sorted(fns)))
+    files = mapping_files(out)
+    for exe in (fixture_path("cpu_split"), fixture_path("waits")):
+        check(files.count(exe) == 1, "%s mapped %d times: %s" % (exe, files.count(exe), files))
+    total, ktotal = sum(mine.values()), sum(used.values())
+    if check(total > 0 and ktotal > 0, "no CPU: profile %r, kernel %r" % (mine, used)):
+        for p in pids:
+            check(abs(mine[p] / total - used[p] / ktotal) <= 0.10, "pid %d: %.1f%% of the profile's CPU, %.1f%% "
+                  "of the kernel's" % (p, 100 * mine[p] / total, 100 * used[p] / ktotal))
+        print("attach of two PIDs, CPU by pid, pprofc/kernel: %s" % ", ".join(
+            "%d %.1f%%/%.1f%%" % (p, 100 * mine[p] / total, 100 * used[p] / ktotal) for p in pids))
+
+
+def explicit_pids(tmp):
+    """attach and dump-threads given two PIDs: cpu_split and waits."""
+    with Fixture("cpu_split", args=[os.path.join(tmp, "truth_two")]) as a, Fixture("waits") as w:
+        two_dumps([a.pid, w.pid])
+        two_profile(tmp, [a.pid, w.pid])
+        for p in (a.pid, w.pid):
+            check_untouched(p, label="after attach of two PIDs")
+
+
 def errors(tmp):
     fx = fixture_path("cpu_split")
     proc = subprocess.Popen([fx, os.path.join(tmp, "truth_err")], stdout=subprocess.PIPE, text=True)
@@ -290,6 +404,16 @@ def errors(tmp):
         check_untouched(proc.pid, label="the good PID")
         r = pprofc("attach", proc.pid, proc.pid + 1, "--tid", proc.pid, "-o", out)
         check(r.returncode == 2, "--tid with several PIDs: exit %d" % r.returncode)
+        # trace and threadcreate take one process (README, pprofc(1)).
+        for kind in ("trace", "threadcreate"):
+            for cmd in (["attach", proc.pid, proc.pid, "--profile", kind, "-o", out],
+                        ["attach", "--children", proc.pid, "--profile", kind, "-o", out],
+                        ["run", "--children", "--profile", kind, "-o", out, "--", "true"]):
+                r = pprofc(*cmd)
+                check(r.returncode == 2 and r.stderr.count("\n") == 1 and "takes one process" in r.stderr
+                      and not os.path.exists(out), "%s: exit %d %r" % (" ".join(map(str, cmd)), r.returncode,
+                                                                      r.stderr))
+        check_untouched(proc.pid, label="after the refusals")
     finally:
         proc.kill()
         proc.wait()
@@ -331,6 +455,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pprofc-multi-")
     try:
         errors(tmp)
+        explicit_pids(tmp)
         pipeline(tmp)
         through_exec(tmp)
         killed(tmp)

@@ -11,7 +11,10 @@ block and mutex growth against the kernel's blocked time (schedstat), with
 the target and the server on two CPUs in both orders; parallel requests
 while a CPU profile runs (a second one gets Go's 500); 100 requests with
 no fd or memory growth; a malformed and a huge request; a client leaving
-mid-profile; SIGTERM mid-request (exit 0, target untouched); the target
+mid-profile; SIGTERM and SIGINT mid-request (exit 0, target untouched);
+the limits (--max-connections, the POST body's 413, 414 and 431) and the
+501s and 500s where perf_event is refused; the target never seen stopped
+or traced while block and mutex accumulate; the target
 exiting (410, then serve ends); credentials; a unix socket; run --serve
 with python3 (cumulative heap and allocs); redis-server served.  Each
 part prints a "COUNT name key=value..." line."""
@@ -37,11 +40,12 @@ class Server:
     """pprofc serve (or run --serve) on a free port; its stderr lines are
     kept in .lines as they come."""
 
-    def __init__(self, args, run=False, stdin=None, stdout=subprocess.DEVNULL):
+    def __init__(self, args, run=False, stdin=None, stdout=subprocess.DEVNULL, wrap=()):
         cmd = [PPROFC, "run", "--serve", "127.0.0.1:0"] + args if run else \
               [PPROFC, "serve", "--listen", "127.0.0.1:0", "-v"] + args
         if not run and any(a.startswith("--listen") for a in args):
             cmd = [PPROFC, "serve", "-v"] + args
+        cmd = list(wrap) + cmd      # e.g. no_perf_event, which execs the rest
         self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -104,8 +108,8 @@ def gopprof_top(url, *extra):
     return r.stdout, warnings
 
 
-def error_case(srv, path, status, body, method="GET", counts=None):
-    s, h, b = srv.get(path, method=method)
+def error_case(srv, path, status, body, method="GET", counts=None, data=None):
+    s, h, b = srv.get(path, method=method, body=data)
     ok = check(s == status, "%s %s: status %d, want %d (%r)" % (method, path, s, status, b[:100]))
     ok = check(b.decode() == body + "\n", "%s: body %r, want %r" % (path, b[:200], body)) and ok
     ok = check(h.get("x-go-pprof") == "1" and h.get("content-type", "").startswith("text/plain"),
@@ -130,6 +134,7 @@ def test_index_and_errors():
         count = {n: int(c) for c, _, n in names}
         check(count.get("goroutine") == len(os.listdir("/proc/%d/task" % fx.pid)),
               "index goroutine count %r" % count.get("goroutine"))
+        descriptions_match(page, listed, count, srv)
         check("<a href=\"goroutine?debug=2\">full goroutine stack dump</a>" in page, "no full dump link")
         check(h.get("x-content-type-options") == "nosniff", "index: no nosniff")
         for path, status, body in [
@@ -174,6 +179,37 @@ def test_index_and_errors():
                       lines[1] == "%s %s" % (pc, fn), "symbol %s %s: %r, want %s" % (method, pc, b, fn))
         check_untouched(fx.pid, label="index and errors")
     count_line("serve-errors", cases=counts["errors"], right=counts["right"])
+
+
+def descriptions_match(page, listed, count, srv):
+    """The index describes each profile, and says of block and mutex what
+    --help (and README, the man page) says and what the code does: they
+    accumulate from the first request for each, not from the server's
+    start.  The counts are the oracle of the words: block and mutex are 0
+    on a fresh server's index (which does not start them), and grow once
+    asked for."""
+    desc = dict(re.findall(r"<li><div class=profile-name>(\w+): </div> ([^<]*)</li>", page))
+    check(sorted(desc) == listed, "descriptions of %r, profiles %r" % (sorted(desc), listed))
+    helptext = " ".join(pprofc("serve", "--help").stdout.split())
+    check("cumulative from the first request for each" in helptext, "--help: %r" % helptext[:600])
+    for name in ("block", "mutex"):
+        check("cumulative from the first request for it" in desc.get(name, "") and
+              "started serving" not in desc.get(name, ""), "index, %s: %r" % (name, desc.get(name)))
+    check("at the first request for it" in desc.get("threadcreate", ""),
+          "index, threadcreate: %r" % desc.get("threadcreate"))
+    check(count.get("block") == 0 and count.get("mutex") == 0,
+          "block and mutex counted before any request for them: %r" % count)
+    for name in ("block", "mutex"):
+        check(srv.get(name)[0] == 200, "%s: not served" % name)
+
+    def counted():
+        rows = re.findall(r"<tr><td>(\d+)</td><td><a href='(\w+)\?debug=1'>", srv.get("")[2].decode())
+        now = {n: int(c) for c, n in rows}
+        return now if now.get("block", 0) > 0 and now.get("mutex", 0) > 0 else None
+    grown = wait_for(counted, 20, 0.2)
+    check(grown, "block and mutex not counted after their first request")
+    count_line("serve-index-descriptions", described=len(desc), block_after=(grown or {}).get("block", 0),
+               mutex_after=(grown or {}).get("mutex", 0))
 
 
 def strip_durations(text):
@@ -331,15 +367,22 @@ def test_parallel_and_loop():
 
         def fetch(key, path):
             try:
-                results[key] = srv.get(path)[0]
+                s, _, b = srv.get(path)
+                results[key] = s if s == 200 else (s, b[:300])
             except OSError as e:
                 results[key] = str(e)
-        cpu = threading.Thread(target=fetch, args=("cpu", "profile?seconds=3"))
+        def windows():
+            # One heap window at a time (a second is Go's 500, test_heap):
+            # allocs after heap, both while the CPU profile runs.
+            for p in ("heap?seconds=1", "allocs?seconds=1"):
+                fetch(p, p)
+        cpu = threading.Thread(target=fetch, args=("cpu", "profile?seconds=4"))
         cpu.start()
         time.sleep(0.5)
         threads = [threading.Thread(target=fetch, args=(p, p)) for p in
                    ("goroutine?debug=2", "goroutine?debug=1", "goroutine", "block", "mutex", "cmdline", "",
-                    "mutex?seconds=1", "symbol")]
+                    "mutex?seconds=1", "symbol", "threadcreate", "threadcreate?debug=1", "trace?seconds=1")]
+        threads.append(threading.Thread(target=windows))
         for t in threads:
             t.start()
         s, _, b = srv.get("profile?seconds=1")
@@ -406,7 +449,10 @@ def test_parallel_and_loop():
         check_untouched(fx.pid, label="parallel")
 
 
-def test_sigterm_mid_request():
+def test_signal_mid_request(sig):
+    """SIGTERM or SIGINT (Ctrl-C) mid CPU profile: exit 0, the profile in
+    flight answered with what was collected, the target untouched."""
+    name = sig.name
     with Fixture("waits") as fx:
         srv = Server([str(fx.pid)])
         res = {}
@@ -414,17 +460,189 @@ def test_sigterm_mid_request():
         t.start()
         time.sleep(1.5)
         t0 = time.monotonic()
-        code = srv.stop(signal.SIGTERM)
+        code = srv.stop(sig)
         took = time.monotonic() - t0
         t.join(10)
         s, h, b = res.get("r", (0, {}, b""))
-        check(code == 0 and took < 5, "SIGTERM: exit %d after %.1f s" % (code, took))
-        check(s == 200 and b[:2] == b"\x1f\x8b", "the profile in flight: %d %r" % (s, b[:40]))
+        check(code == 0 and took < 5, "%s: exit %d after %.1f s" % (name, code, took))
+        check(s == 200 and b[:2] == b"\x1f\x8b", "%s, the profile in flight: %d %r" % (name, s, b[:40]))
+        check(any("stopped (signal %d)" % sig in l for l in srv.lines), "%s: serve said %r" % (name, srv.lines[-2:]))
         states = [open("/proc/%d/task/%s/stat" % (fx.pid, tid)).read().rsplit(")", 1)[1].split()[0]
                   for tid in os.listdir("/proc/%d/task" % fx.pid)]
-        ok = check_untouched(fx.pid, label="SIGTERM")
+        ok = check_untouched(fx.pid, label=name)
         ok = check(tracer_pid(fx.pid) == 0 and not set(states) & {"t", "T"}, "states %r" % states) and ok
-        count_line("serve-sigterm", exit=code, untouched=int(ok), answered=int(s == 200))
+        count_line("serve-%s" % name.lower(), exit=code, untouched=int(ok), answered=int(s == 200))
+
+
+def raw_exchange(srv, data, timeout=10):
+    """What the server sends back on a connection of its own for the bytes
+    data (b"" when it closes without a word); an error ends it early."""
+    sock = socket.create_connection((srv.host, int(srv.port)), timeout=timeout)
+    reply = b""
+    try:
+        sock.sendall(data)
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            reply += part
+    except ConnectionResetError:
+        pass        # closed with our bytes unread: a reset after what it sent
+    finally:
+        sock.close()
+    return reply
+
+
+def test_limits():
+    """--max-connections, the POST body limit, libmicrohttpd's request-line
+    and header limits, and the error statuses no other test provokes."""
+    with Fixture("waits") as fx:
+        # --max-connections N: N connections are taken (each answers when
+        # it asks, below); the next is closed at once without an answer
+        # (README: "more are not accepted"); once one of the N closes, a
+        # new one is served.
+        n = 3
+        with Server(["--max-connections", str(n), str(fx.pid)]) as srv:
+            held = [socket.create_connection((srv.host, int(srv.port)), timeout=10) for _ in range(n)]
+            extra = raw_exchange(srv, b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n")
+            check(extra == b"", "connection %d of --max-connections %d: answered %r" % (n + 1, n, extra[:60]))
+            answered = 0
+            for sock in held:
+                sock.sendall(b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                with sock.makefile("rb") as f:
+                    answered += f.readline().startswith(b"HTTP/1.1 200 ")
+                sock.close()
+            check(answered == n, "of the %d connections held, %d answered" % (n, answered))
+            after = wait_for(lambda: srv.status("cmdline") == 200, 10)
+            check(after, "no connection served once the held ones closed")
+            count_line("serve-max-connections", limit=n, held_answered=answered, extra_answered=int(extra != b""),
+                       served_after=int(bool(after)))
+        # --offcpu-hz 0: block and mutex are not collected; 501 saying so
+        # (net/http/pprof has no such case: its profiles are always there).
+        with Server(["--offcpu-hz", "0", str(fx.pid)]) as srv:
+            for path in ("block", "mutex?debug=1", "block?seconds=1"):
+                error_case(srv, path, 501, "%s profile not collected: --offcpu-hz 0" % path.split("?")[0])
+            # A POST body of 64 KiB is read; one byte more is 413.
+            s, _, b = srv.get("symbol", method="POST", body=b"0x1+" * 16384)
+            check(s == 200 and b.startswith(b"num_symbols: 1\n"), "POST of 64 KiB: %d %r" % (s, b[:60]))
+            for size in (65537, 1 << 20):
+                error_case(srv, "symbol", 413, "request body larger than 65536 bytes", method="POST",
+                           data=b"0" * size)
+            # 32 KiB of memory per connection holds the request line and
+            # headers: past it libmicrohttpd answers 414 or 431 itself
+            # (HTML, not Go's text), and the server runs on.
+            for what, want, req in (
+                    ("request line", b"HTTP/1.1 414 ", b"GET /debug/pprof/cmdline?" + b"a" * 40000 + b" HTTP/1.1\r\n"
+                     b"Host: x\r\n\r\n"),
+                    ("header", b"HTTP/1.1 431 ", b"GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                     b"a" * 40000 + b"\r\n\r\n")):
+                reply = raw_exchange(srv, req)
+                check(reply.startswith(want), "a 40 KB %s: %r, want %r" % (what, reply[:60], want))
+            check(srv.status("cmdline") == 200, "server dead after the big requests")
+        # perf_event refused (a seccomp filter, as Docker's default
+        # profile): the cumulative profiles answer 501 with the reason,
+        # the same each time (not the reasons piled up); a CPU profile
+        # with --engine perf, a trace and a heap window answer Go's 500.
+        wrapper = fixture_path("no_perf_event")
+        if not wrapper:
+            print("no_perf_event not built: the 501 and 500 without perf_event not checked")
+        else:
+            with Server(["--engine", "perf", str(fx.pid)], wrap=[wrapper]) as srv:
+                why = "perf_event_open refused (EPERM) by a seccomp filter"
+                for path in ("block", "mutex", "block", "threadcreate?debug=1", "mutex?seconds=1"):
+                    s, h, b = srv.get(path)
+                    name = path.split("?")[0]
+                    check(s == 501 and h.get("x-go-pprof") == "1" and b.count(b"refused (EPERM)") == 1 and
+                          b.startswith(("%s profile not collected: %s" % (name, why)).encode()),
+                          "%s without perf_event: %d %r" % (path, s, b[:300]))
+                for path, head in (("profile?seconds=1", "Could not enable CPU profiling: " + why),
+                                   ("trace?seconds=1", "Could not enable tracing: " + why),
+                                   ("heap?seconds=1", "Could not enable heap profiling: uprobes are not permitted")):
+                    s, h, b = srv.get(path)
+                    check(s == 500 and h.get("x-go-pprof") == "1" and b.startswith(head.encode()),
+                          "%s without perf_event: %d %r" % (path, s, b[:200]))
+                page = srv.get("")[2].decode()
+                check(page.count("block: " + why) == 1 and page.count("mutex: " + why) == 1,
+                      "index without perf_event: %r" % page[-700:])
+                check(srv.get("goroutine?debug=1")[0] == 200, "goroutine without perf_event: not served")
+        foreign_tracer(fx)
+        check_untouched(fx.pid, label="limits")
+
+
+def foreign_tracer(fx):
+    """Another tracer (strace -f) on the target: a dump cannot seize its
+    threads, so goroutine is Go's 500 and threadcreate 501, each naming
+    the tracer; once it detaches both are served (the 501 is not kept)."""
+    if not shutil.which("strace"):
+        print("strace not installed: the 500 and 501 under another tracer not checked")
+        return
+    with Server([str(fx.pid)]) as srv:
+        st = subprocess.Popen(["strace", "-f", "-o", os.devnull, "-p", str(fx.pid)], stderr=subprocess.DEVNULL)
+        try:
+            traced = wait_for(lambda: all(tracer_pid(fx.pid, t) == st.pid for t in tids(fx.pid)), 20)
+            check(traced, "strace did not attach to every thread")
+            who = "is already traced by PID %d (strace)" % st.pid
+            for path, status, head in (("goroutine?debug=1", 500, "thread dump failed: "),
+                                       ("threadcreate", 501, "threadcreate profile not collected: ")):
+                s, h, b = srv.get(path)
+                check(s == status and h.get("x-go-pprof") == "1" and b.startswith(head.encode()) and
+                      who.encode() in b, "%s under strace: %d %r" % (path, s, b[:200]))
+        finally:
+            st.terminate()
+            st.wait()
+        wait_for(lambda: all(tracer_pid(fx.pid, t) == 0 for t in tids(fx.pid)), 20)
+        for path in ("goroutine?debug=1", "threadcreate"):
+            check(srv.get(path)[0] == 200, "%s once strace detached: not served" % path)
+
+
+def stopped_or_traced(pid):
+    """{tid: what} of pid's threads seen stopped ('t', 'T') or with a
+    tracer, by /proc, now."""
+    seen = {}
+    for tid in tids(pid):
+        try:
+            with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            tracer = tracer_pid(pid, tid)
+        except (OSError, IndexError):
+            continue        # exited meanwhile
+        if state in ("t", "T") or tracer != 0:
+            seen[tid] = "state %s, TracerPid %d" % (state, tracer)
+    return seen
+
+
+def test_never_stopped_while_accumulating():
+    """While block and mutex accumulate (and are read, cumulative and as
+    deltas), no thread of the target is ever seen stopped or traced:
+    /proc polled about every 2 ms for 3 s.  Their ticks run at 10 Hz; a
+    tick that stopped the threads (ptrace) would stop each of them 30
+    times in the window."""
+    with Fixture("contended") as fx, Server([str(fx.pid)]) as srv:
+        first = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+        reads = {"n": 0, "bad": 0}
+
+        def read_them():
+            for path in ("block", "mutex", "block?seconds=1", "mutex", "block", "mutex?seconds=1"):
+                reads["n"] += 1
+                reads["bad"] += srv.get(path)[0] != 200
+        reader = threading.Thread(target=read_them)
+        reader.start()
+        polls, seen = 0, {}
+        end = time.monotonic() + 3
+        while time.monotonic() < end or reader.is_alive():
+            seen.update(stopped_or_traced(fx.pid))
+            polls += 1
+            time.sleep(0.002)
+        reader.join()
+        last = {name: folded_total(srv.get(name)[2]) for name in ("block", "mutex")}
+        check(not seen, "threads seen stopped or traced while block and mutex accumulate: %r" % seen)
+        check(reads["bad"] == 0, "%d of %d reads meanwhile failed" % (reads["bad"], reads["n"]))
+        # They did accumulate meanwhile: the window observed is theirs.
+        check(all(last[n] > first[n] for n in last), "block and mutex did not grow: %r then %r" % (first, last))
+        check_untouched(fx.pid, label="accumulating")
+        count_line("serve-never-stopped", polls=polls, threads=len(tids(fx.pid)), seen_stopped=len(seen),
+                   reads=reads["n"], block_grew_ms=(last["block"] - first["block"]) // 1000000,
+                   mutex_grew_ms=(last["mutex"] - first["mutex"]) // 1000000)
 
 
 def test_target_exits():
@@ -505,6 +723,11 @@ def test_heap():
             for name, typ in (("heap", "inuse_space"), ("allocs", "alloc_space")):
                 out, warn = gopprof_top(srv.url + name + "?seconds=2")
                 check("Type: %s" % typ in out and not warn, "%s?seconds=2: %r %r" % (name, out[:300], warn))
+            # One heap window at a time: a second while the first's probes
+            # are in place (the kernel's [uprobes] area, mapped in the
+            # target at a probe's first hit, and already there from the
+            # windows above: so a fresh target) is Go's 500.
+            second_window_refused(py)
     finally:
         target.kill()
         target.wait()
@@ -521,6 +744,28 @@ def test_heap():
     code = srv.stop(signal.SIGTERM)
     check(code == 128 + signal.SIGTERM, "run --serve: exit %d, want the command's 143" % code)
     count_line("serve-heap", views_ok=sum(types), exit=code)
+
+
+def second_window_refused(py):
+    target = subprocess.Popen([py, "-c", PY_ALLOC], stdout=subprocess.PIPE, text=True)
+    target.stdout.readline()
+    try:
+        with Server([str(target.pid)]) as srv:
+            res = {}
+            t = threading.Thread(target=lambda: res.update(r=srv.get("heap?seconds=4")))
+            t.start()
+
+            def probed():
+                with open("/proc/%d/maps" % target.pid) as f:
+                    return "[uprobes]" in f.read()
+            if check(wait_for(probed, 20), "heap window: no [uprobes] area in the target"):
+                error_case(srv, "allocs?seconds=1", 500, "Could not enable heap profiling: a heap or allocs "
+                           "window of this process is already in progress")
+            t.join(60)
+            check(res.get("r", (0,))[0] == 200, "the first window: %r" % (res.get("r", (0,))[0],))
+    finally:
+        target.kill()
+        target.wait()
 
 
 def test_redis():
@@ -777,8 +1022,11 @@ if __name__ == "__main__":
     test_gopprof_and_delta()
     test_offcpu_against_kernel()
     test_parallel_and_loop()
-    test_sigterm_mid_request()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        test_signal_mid_request(sig)
     test_target_exits()
+    test_limits()
+    test_never_stopped_while_accumulating()
     test_auth_unix_public()
     test_heap()
     test_legacy_contention_and_linger()

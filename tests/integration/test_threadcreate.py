@@ -260,6 +260,10 @@ def test_run():
                               fixture_path("thread_maker")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         ready = p.stdout.readline().strip()
+        # The command runs a moment before the watch is in place (README):
+        # it is told to make its threads once pprofc says the window began.
+        began = p.stderr.readline()
+        check("the window starts" in began, "run %s: %r" % (engine, began))
         p.stdin.write("go 2 4\n")
         p.stdin.flush()
         said = p.stdout.readline().strip()

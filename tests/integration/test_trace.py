@@ -6,12 +6,17 @@ holds, over and over.  Checked against oracles pprofc does not write:
   -k mono, system-wide): each of A's running slices from the perf engine
   starts and ends where perf saw A switched in and out;
 - the kernel's run time of A (/proc/PID/task/TID/schedstat): the share of
-  the window A's running slices cover, with either engine;
+  the window A's running slices cover, with either engine; with ptrace
+  also its time waiting for a CPU (run_delay), against the runnable
+  slices (the perf engine draws the wait after a wake-up as part of the
+  wait: it has no record of the wake-up);
 - the wait slices: named "mutex wait" with B as the holder, and as long
   each where perf's sched_switch records of the same window have A asleep
   (start and end within 50 µs with the perf engine, within a tick with
   ptrace): not the fixture's nominal 8 ms, which a loaded machine
-  stretches;
+  stretches.  The perf engine's waits end when A is switched in again (it
+  has no record of the wake-up); the ptrace engine's when A was woken
+  (perf's sched_wakeup), its wait for a CPU after that drawn runnable;
 a real program (python3 with threads): every thread has its track; the
 target is never left stopped or traced."""
 import http.client
@@ -27,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fixture import (PPROFC, Fixture, check, check_untouched, done, pprofc,  # noqa: E402
-                     require_ptrace, schedstat_ns, wait_for)
+                     require_ptrace, schedstat, wait_for)
 
 
 def load(path):
@@ -53,30 +58,36 @@ def sched_slices(evs):
     return [e for e in evs if e["cat"] != "cpu"]
 
 
+def slices_us(evs, name):
+    return sum(e["dur"] for e in sched_slices(evs) if e["name"] == name)
+
+
 def running_us(evs):
-    return sum(e["dur"] for e in sched_slices(evs) if e["name"] == "running")
+    return slices_us(evs, "running")
 
 
 def trace_of(fx, *args, seconds=3, hz=200):
-    """Runs attach --profile trace; (document, stderr, A's schedstat delta,
-    wall time of that delta)."""
+    """Runs attach --profile trace; (document, stderr, A's shares of the
+    time on a CPU and waiting for one by schedstat over pprofc's run)."""
     a_tid = int(fx.lines[0].split()[0])
     out = os.path.join(fx.dir, "trace-%d.json" % time.monotonic_ns())
-    t0, c0 = time.monotonic(), schedstat_ns(fx.pid, a_tid)
+    t0, (c0, q0) = time.monotonic(), schedstat(fx.pid, a_tid)
     r = pprofc("attach", fx.pid, "--profile", "trace", "--seconds", seconds, "--hz", hz, "-o", out, *args)
-    t1, c1 = time.monotonic(), schedstat_ns(fx.pid, a_tid)
+    t1, (c1, q1) = time.monotonic(), schedstat(fx.pid, a_tid)
     check(r.returncode == 0, "attach --profile trace %s: exit %d: %s" % (args, r.returncode, r.stderr))
-    return (load(out) if r.returncode == 0 else None), r.stderr, (c1 - c0) / ((t1 - t0) * 1e9)
+    wall = (t1 - t0) * 1e9
+    return (load(out) if r.returncode == 0 else None), r.stderr, (c1 - c0) / wall, (q1 - q0) / wall
 
 
-def matched_sleeps(waits, sleeps, tol_us):
+def matched_sleeps(waits, sleeps, tol_us, woken=False):
     """(matched, seen): of the wait slices [(start, end)] (µs) for which
     perf recorded a switch of A near both ends (seen: on a busy machine
     perf loses records), how many have a sleep of perf's that starts and
-    ends within tol_us of theirs."""
+    ends within tol_us of theirs: ends when A was switched in again, or
+    when it was woken (woken; where perf recorded the wake-up)."""
     import bisect
     starts = [x[0] for x in sleeps]
-    edges = sorted(t for x in sleeps for t in x)
+    edges = sorted(t for x in sleeps for t in x if t is not None)
 
     def recorded(t):
         i = bisect.bisect_left(edges, t - tol_us)
@@ -89,14 +100,15 @@ def matched_sleeps(waits, sleeps, tol_us):
         seen += 1
         i = bisect.bisect_left(starts, s - tol_us)
         while i < len(sleeps) and sleeps[i][0] <= s + tol_us:
-            if abs(sleeps[i][1] - e) <= tol_us:
+            end = sleeps[i][2] if woken and sleeps[i][2] is not None else sleeps[i][1]
+            if abs(end - e) <= tol_us:
                 n += 1
                 break
             i += 1
     return n, seen
 
 
-def check_schedule(doc, fx, label, tick_ms, duty, sleeps=None):
+def check_schedule(doc, fx, label, tick_ms, duty, runq, sleeps=None):
     a_tid, b_tid = (int(x) for x in fx.lines[0].split())
     slices, names = tracks(doc)
     check(names.get(a_tid) == "sched-a" and names.get(b_tid) == "sched-b",
@@ -108,24 +120,47 @@ def check_schedule(doc, fx, label, tick_ms, duty, sleeps=None):
     # run (start-up included): A's duty is steady, so they agree closely.
     check(abs(share - duty) < 0.04, "%s: A runs %.1f%% of the window by the trace, %.1f%% by schedstat"
           % (label, share * 100, duty * 100))
+    runnable = slices_us(a, "runnable") / window
+    if tick_ms:
+        # A preempted thread the ticks find in state R is runnable from
+        # when it left the CPU (its stop says how long it waited), not
+        # running until the tick.  Measured (20 runs) within 2.6 points,
+        # and 3.6 and 4.7 where A waited 46% and 32% of the time and the
+        # engine skipped a fifth to a third of its ticks; drawn running,
+        # it came out 75% to 90% short under two spinners (2.5% against
+        # 23.9%).  So 5 points or a fifth: the schedstat window is
+        # pprofc's whole run, and a busy machine's load varies.
+        check(abs(runnable - runq) < max(0.05, runq / 5), "%s: A waits for a CPU %.1f%% of the window by the trace, "
+              "%.1f%% by schedstat (run_delay)" % (label, runnable * 100, runq * 100))
+    print("%s: A runs %.1f%% of the window by the trace, %.1f%% by schedstat; runnable %.1f%%, "
+          "run_delay %.1f%%" % (label, share * 100, duty * 100, runnable * 100, runq * 100))
     waits = [(e["ts"], e["ts"] + e["dur"]) for e in sched_slices(a)
              if e["name"] == "mutex wait" and e["args"].get("holder_tid") == b_tid]
     check(len(waits) >= 10, "%s: %d mutex waits held by B in %.1f s" % (label, len(waits), window / 1e6))
     if sleeps:
         # The kernel's truth: each mutex wait is one of A's sleeps by
-        # sched_switch, from the switch out to the switch back in.
+        # sched_switch, from the switch out to the switch back in (perf
+        # engine) or to the wake-up (ptrace).
         lo, hi = sleeps[0][0], sleeps[-1][1]
         inside = [w for w in waits if lo <= w[0] and w[1] <= hi]
         # ptrace: an edge lies between two ticks, and a tick the engine
-        # skipped while busy (it says so) widens that: two ticks, and 80%.
+        # skipped while busy (it says so) widens that: two ticks.  90% as
+        # with perf: measured 95.4-100% over 20 runs (idle, and with two
+        # spinners where the engine skipped up to 40% of its ticks); 60-66%
+        # when a preempted thread was drawn running until the tick (A
+        # waiting for a CPU 40% of the time).
         tol = 50.0 if tick_ms == 0 else 2 * tick_ms * 1000 + 500
-        n, seen = matched_sleeps(inside, sleeps, tol)
-        check(seen >= 10 and n >= (0.9 if tick_ms == 0 else 0.8) * seen, "%s: %d of %d mutex waits "
-              "(of %d, perf lost the rest) are sleeps of A by perf's sched_switch within %.0f us"
-              % (label, n, seen, len(inside), tol))
-        print("%s: %d of %d mutex waits (of %d) are sleeps of A by perf's sched_switch within %.0f us"
-              % (label, n, seen, len(inside), tol))
-    detail = next((e["args"].get("detail", "") for e in a if e["name"] == "mutex wait"), "")
+        n, seen = matched_sleeps(inside, sleeps, tol, woken=tick_ms > 0)
+        oracle = "sched_switch" if tick_ms == 0 else "sched_switch and sched_wakeup"
+        check(seen >= 10 and n >= 0.9 * seen, "%s: %d of %d mutex waits "
+              "(of %d, perf lost the rest) are sleeps of A by perf's %s within %.0f us"
+              % (label, n, seen, len(inside), oracle, tol))
+        print("%s: %d of %d mutex waits (of %d) are sleeps of A by perf's %s within %.0f us"
+              % (label, n, seen, len(inside), oracle, tol))
+    # The first wait that names a holder: on a busy machine a tick may read
+    # the mutex word while it changes hands, and name none.
+    detail = next((e["args"]["detail"] for e in a if e["name"] == "mutex wait" and "holder_tid" in e["args"]),
+                  "")
     check(re.match(r"0x[0-9a-f]+ held by thread %d$" % b_tid, detail), "%s: mutex detail %r" % (label, detail))
     stack = next((e["args"].get("stack", []) for e in a if e["name"] == "mutex wait"), [])
     check("wait_for_b" in stack, "%s: mutex wait stack %r" % (label, stack))
@@ -142,12 +177,17 @@ def check_schedule(doc, fx, label, tick_ms, duty, sleeps=None):
 
 
 def perf_switches(data, a_tid):
-    """From perf's own sched:sched_switch records: A's running intervals
-    [(in, out)] in µs of CLOCK_MONOTONIC, and its sleeps [(out, in)]
-    (switched out not runnable, until switched in again)."""
-    r = subprocess.run(["perf", "script", "-i", data, "--ns"], capture_output=True, text=True, timeout=300)
-    out, sleeps, cur, slept = [], [], None, None
+    """From perf's own sched:sched_switch and sched_wakeup records: A's
+    running intervals [(in, out)] in µs of CLOCK_MONOTONIC, and its sleeps
+    [(out, in, woken)] (switched out not runnable, until switched in again;
+    woken when the wake-up was recorded, else None)."""
+    r = subprocess.run(["perf", "script", "-i", data, "--ns"], capture_output=True, text=True, errors="replace",
+                       timeout=300)
+    out, sleeps, cur, slept, woke = [], [], None, None, None
     for line in r.stdout.splitlines():
+        w = re.search(r" (\d+)\.(\d+): sched:sched_wakeup: .*pid=(\d+) ", line)
+        if w and int(w.group(3)) == a_tid and slept is not None and woke is None:
+            woke = int(w.group(1)) * 1e6 + int(w.group(2)) / 1e3
         m = re.search(r" (\d+)\.(\d+): sched:sched_switch: .* prev_pid=(\d+) .*prev_state=(\S+) "
                       r"==> .* next_pid=(\d+)", line)
         if not m:
@@ -157,17 +197,17 @@ def perf_switches(data, a_tid):
             if cur is not None:
                 out.append((cur, t))
             cur = None
-            slept = t if not m.group(4).startswith("R") else None
+            slept, woke = (t if not m.group(4).startswith("R") else None), None
         if int(m.group(5)) == a_tid:
             if slept is not None:
-                sleeps.append((slept, t))
+                sleeps.append((slept, t, woke))
             cur, slept = t, None
     return out, sleeps
 
 
 class PerfSched:
-    """perf record of every sched_switch on the machine (CLOCK_MONOTONIC)
-    around a block: the oracle.  .switches(a_tid) after the block; (None,
+    """perf record of every sched_switch and sched_wakeup on the machine
+    (CLOCK_MONOTONIC) around a block: the oracle.  .switches(a_tid) after the block; (None,
     None) without perf or its records."""
 
     def __enter__(self):
@@ -176,8 +216,8 @@ class PerfSched:
         self.rec = None
         if shutil.which("perf"):
             self.rec = subprocess.Popen(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-a", "-e",
-                                         "sched:sched_switch", "-o", self.data], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+                                         "sched:sched_switch", "-e", "sched:sched_wakeup", "-o", self.data],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             time.sleep(1)
         return self
 
@@ -200,7 +240,7 @@ def test_perf_against_perf_sched():
     with Fixture("schedule") as fx:
         a_tid = int(fx.lines[0].split()[0])
         with PerfSched() as perf:
-            doc, err, duty = trace_of(fx, seconds=3, hz=200)
+            doc, err, duty, runq = trace_of(fx, seconds=3, hz=200)
         theirs, sleeps = perf.switches(a_tid)
         check_untouched(fx.pid, label="perf")
         if not doc:
@@ -210,7 +250,7 @@ def test_perf_against_perf_sched():
             print("note: perf_event refused here, the perf engine's part is not checked: %s" % err.strip())
             return
         check("switch times exact" in err, "summary: %r" % err)
-        check_schedule(doc, fx, "perf", 0, duty, sleeps)
+        check_schedule(doc, fx, "perf", 0, duty, runq, sleeps)
         slices, _ = tracks(doc)
         ours = [(e["ts"], e["ts"] + e["dur"]) for e in sched_slices(slices[a_tid]) if e["name"] == "running"]
         if not theirs:
@@ -227,7 +267,7 @@ def test_perf_against_perf_sched():
 
         # Judged where perf kept its records: on a busy machine it loses
         # some (a slice with no switch of A recorded near one of its ends).
-        edges = sorted(starts + ends + [x for w in sleeps for x in w])
+        edges = sorted(starts + ends + [x for w in sleeps for x in w[:2]])
         seen = [(s, e) for s, e in inside if near(s, edges) and near(e, edges)]
         matched = sum(1 for s, e in seen if near(s, starts) and near(e, ends))
         check(len(seen) >= 10 and matched >= 0.95 * len(seen),
@@ -242,13 +282,13 @@ def test_ptrace_engine():
     """From the ticks alone: within a tick (1 ms at 1000 Hz)."""
     with Fixture("schedule") as fx:
         with PerfSched() as perf:
-            doc, err, duty = trace_of(fx, "--engine", "ptrace", seconds=3, hz=1000)
+            doc, err, duty, runq = trace_of(fx, "--engine", "ptrace", seconds=3, hz=1000)
         _, sleeps = perf.switches(int(fx.lines[0].split()[0]))
         check_untouched(fx.pid, label="ptrace")
         if doc:
             check(doc["otherData"]["switches"].startswith("inferred"), "ptrace: %r" % doc["otherData"])
             check("from the ticks" in err and "engine: ptrace" in err, "ptrace summary: %r" % err)
-            check_schedule(doc, fx, "ptrace", 1, duty, sleeps)
+            check_schedule(doc, fx, "ptrace", 1, duty, runq, sleeps)
 
 
 def test_run_and_default_name():

@@ -17,7 +17,8 @@
 // The oracle: on SIGUSR1 a goroutine writes, to the file named by the first
 // argument, the program's own runtime.Stack(buf, true) after a line
 // "spins N eintr M" (the spinner's progress and the EINTR count), then
-// renames it into place (PATH.tmp -> PATH).  Before that it writes the
+// renames it into place (PATH.tmp -> PATH).  On SIGUSR2 it collects garbage
+// (runtime.GC), which dates the waits under way (g.waitsince).  Before that it writes the
 // goroutine profile as runtime/pprof does, to PATH.debug1 (grouped text,
 // WriteTo(f, 1)) and PATH.pb (protobuf, WriteTo(f, 0)): once PATH is
 // there, so are they.  Prints "ready" once every
@@ -187,9 +188,16 @@ func main() {
 		idle, _ = strconv.Atoi(os.Args[2])
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
-		for range sigs {
+		for sig := range sigs {
+			if sig == syscall.SIGUSR2 {
+				// A collection dates the waits: it sets g.waitsince of
+				// every goroutine waiting since before it, which Go's
+				// traceback turns into ", N minutes".
+				runtime.GC()
+				continue
+			}
 			writeOracle(os.Args[1])
 		}
 	}()
@@ -273,8 +281,17 @@ func main() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Println("ready")
-	os.Stdout.Sync()
 	keep = client // reachable: never collected, so the reader's peer stays open
+	// "ready" once main itself is parked in the select below: printed
+	// from main, a dump taken at once could catch main still printing.
+	// The goroutine that says it parks for good too.
+	go func() {
+		for !strings.Contains(allStack(), "goroutine 1 [select (no cases)") {
+			time.Sleep(time.Millisecond)
+		}
+		fmt.Println("ready")
+		os.Stdout.Sync()
+		select {}
+	}()
 	select {}
 }
