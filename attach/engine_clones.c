@@ -171,19 +171,6 @@ static int traced_here(pid_t pid, pid_t tid)
 	return t && (pid_t)strtol(t + 11, NULL, 10) == (pid_t)syscall(SYS_gettid);
 }
 
-/* tid has exited, or is exiting: a zombie (State Z or X), which refuses
- * PTRACE_SEIZE with EPERM, not ESRCH, until it is reaped.  Seen when the
- * command ends (a SIGINT passed on) while the watch looks again: its main
- * thread is a zombie until the last thread exits. */
-static int exiting(pid_t pid, pid_t tid)
-{
-	char buf[2048];
-	if (task_status(pid, tid, buf, sizeof buf))
-		return 1;
-	const char *st = strstr(buf, "\nState:\t");
-	return st && (st[8] == 'Z' || st[8] == 'X');
-}
-
 /* Seizes every thread of the target not seized yet, again until a pass
  * finds none.  0, or -1 with w->err set (another tracer, no permission). */
 static int seize_all(struct watcher *w)
@@ -200,7 +187,7 @@ static int seize_all(struct watcher *w)
 			if (has_tid(w, tids[i]))
 				continue;
 			if (ptrace(PTRACE_SEIZE, tids[i], 0, (void *)(long)PTRACE_O_TRACECLONE) != 0) {
-				if (errno == ESRCH || (errno == EPERM && exiting(w->pid, tids[i])))
+				if (errno == ESRCH || (errno == EPERM && attach_task_exiting(w->pid, tids[i])))
 					continue;       /* exited meanwhile */
 				if (errno == EPERM && (round > 0 || traced_here(w->pid, tids[i])))
 					continue;       /* born since the first look:
@@ -233,7 +220,7 @@ static void read_maps(struct watcher *w)
 {
 	char path[64], *buf;
 	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)w->pid);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)attach_mm_pid(w->pid));
 	if (attach_read_file(path, &buf, &len) == 0) {
 		attach_maps_free(&w->maps);
 		attach_parse_maps(buf, len, &w->maps);
@@ -436,7 +423,7 @@ static int check_end(struct watcher *w)
 		pthread_mutex_unlock(&w->mu);
 		return 1;
 	}
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)w->pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)attach_mm_pid(w->pid));
 	if (stat(path, &exe) == 0 && (exe.st_dev != w->exe_dev || exe.st_ino != w->exe_ino)) {
 		pthread_mutex_lock(&w->mu);
 		w->st->target_execed = 1;
@@ -515,7 +502,7 @@ static void *clones_open(pid_t pid, const struct attach_engine_opts *o, struct a
 	st->exit_status = -1;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->setup_cv, NULL);
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)attach_mm_pid(pid));
 	if (stat(path, &exe) == 0) {
 		w->exe_dev = exe.st_dev;
 		w->exe_ino = exe.st_ino;

@@ -369,7 +369,7 @@ static void refresh_maps(struct sampler *s)
 	size_t len;
 	if (!s->maps_stale || attach_now_ns() - s->maps_read_at < 1000000000u)
 		return;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)attach_mm_pid(s->pid));
 	if (attach_read_file(path, &buf, &len) == 0) {
 		attach_maps_free(&s->maps);
 		attach_parse_maps(buf, len, &s->maps);
@@ -710,6 +710,10 @@ static int wall_sample(struct sampler *s, struct sthread *t, uint64_t ran)
 	char state = thread_state(t);
 	if (state == 'R' || state == '?')
 		return state == '?';
+	/* Exited: a main thread that called pthread_exit stays a zombie
+	 * while the others run on.  No stack, no time: no sample, none lost. */
+	if (state == 'Z' || state == 'X')
+		return 1;
 	struct attach_thread at;
 	char path[64];
 	memset(&at, 0, sizeof at);
@@ -806,6 +810,8 @@ static int force_stop_look(struct sampler *s, struct sthread *t, uint64_t ran)
 	size_t len;
 	t->fs_state = thread_state(t);
 	memset(&t->fs_sc, 0, sizeof t->fs_sc);
+	if (t->fs_state == 'Z' || t->fs_state == 'X')
+		return 0;       /* exited (a zombie main thread): nothing to take */
 	if (!s->o->wall)
 		return ran > 0 && t->fs_state == 'R';
 	if (t->fs_state != 'R') {
@@ -854,7 +860,7 @@ static void check_end(struct sampler *s, size_t listed)
 		s->st->target_exited = 1;
 		return;
 	}
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)s->pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)attach_mm_pid(s->pid));
 	if (stat(path, &exe) == 0 && (exe.st_dev != s->exe_dev || exe.st_ino != s->exe_ino)) {
 		s->ended = 1;
 		s->st->target_execed = 1;
@@ -915,11 +921,12 @@ static void tick(struct sampler *s)
 			t->cpu_seen = t->cpu_now;  /* this CPU time is now accounted for */
 		/* Seized only now, for this one stop; detached right after it. */
 		if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) {
-			if (errno == ESRCH)
+			int e = errno;
+			if (e == ESRCH)
 				thread_gone(s, t);
-			else
+			else if (!(e == EPERM && attach_task_exiting(s->pid, t->tid)))
 				s->st->lost_not_stopped += t->keep;  /* traced by another */
-			continue;
+			continue;       /* (a zombie refuses with EPERM: exited) */
 		}
 		t->seized = 1;
 		if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) != 0) {
@@ -1038,13 +1045,14 @@ static void *ptrace_open(pid_t pid, const struct attach_engine_opts *o,
 	char path[64], *buf;
 	size_t len;
 	struct stat exe;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	pid_t mm = attach_mm_pid(pid);    /* its main thread may have exited */
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)mm);
 	if (attach_read_file(path, &buf, &len) == 0) {
 		attach_parse_maps(buf, len, &s->maps);
 		free(buf);
 	}
 	s->maps_read_at = attach_now_ns();
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)mm);
 	if (stat(path, &exe) == 0) {
 		s->exe_dev = exe.st_dev;
 		s->exe_ino = exe.st_ino;

@@ -561,6 +561,59 @@ int attach_task_exists(pid_t pid, pid_t tid)
 	return access(path, F_OK) == 0;
 }
 
+/* /proc/PID/task/TID/status into buf (NUL-terminated); -1 when gone. */
+static int task_status(pid_t pid, pid_t tid, char *buf, size_t size, size_t *len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (attach_read_small(path, buf, size, len))
+		return -1;
+	buf[*len < size ? *len : size - 1] = 0;
+	return 0;
+}
+
+static int state_exiting(const char *status)
+{
+	const char *st = strstr(status, "\nState:\t");
+	return st && (st[8] == 'Z' || st[8] == 'X');
+}
+
+int attach_task_exiting(pid_t pid, pid_t tid)
+{
+	char buf[2048];
+	size_t len;
+	return task_status(pid, tid, buf, sizeof buf, &len) || state_exiting(buf);
+}
+
+/* The first thread of pid that is not exiting, other than pid itself;
+ * pid when there is none (the process is over). */
+static pid_t live_thread(pid_t pid)
+{
+	pid_t *tids = NULL, found = pid;
+	size_t n = 0;
+	if (attach_list_tasks(pid, &tids, &n))
+		return pid;
+	for (size_t i = 0; i < n && found == pid; i++)
+		if (tids[i] != pid && !attach_task_exiting(pid, tids[i]))
+			found = tids[i];
+	free(tids);
+	return found;
+}
+
+pid_t attach_mm_pid(pid_t pid)
+{
+	char buf[2048];
+	size_t len;
+	struct attach_status st;
+	if (task_status(pid, pid, buf, sizeof buf, &len) || !state_exiting(buf))
+		return pid;
+	/* Only a thread-group leader stands for its process: an exiting
+	 * thread of it answers for itself (its own stack is gone). */
+	if (attach_parse_status(buf, len, &st) || st.tgid != pid)
+		return pid;
+	return live_thread(pid);
+}
+
 size_t attach_parse_cpu_list(const char *list)
 {
 	size_t n = 0;

@@ -96,6 +96,20 @@ double attach_sched_clock_here(int *cpu);
 size_t attach_count_threads(pid_t pid);
 /* Whether tid is a live thread of pid (its /proc/PID/task entry). */
 int attach_task_exists(pid_t pid, pid_t tid);
+/* Whether thread tid of pid has exited or is exiting: gone, or a zombie
+ * (State Z or X).  A zombie refuses PTRACE_SEIZE with EPERM, not ESRCH,
+ * until it is reaped: such an EPERM means "exited", not "another tracer". */
+int attach_task_exiting(pid_t pid, pid_t tid);
+/* The id to read process pid's mm-wide /proc files by (maps, mem, exe,
+ * root, map_files, auxv, cmdline, fd, net) and to give process_vm_readv:
+ * pid itself while its main thread lives; once the main thread has exited
+ * (pthread_exit) while others run on, the zombie leader has no memory nor
+ * files of its own left, and a live thread's tid stands for the process.
+ * Nothing is kept: each call looks again (one read of the leader's status
+ * while it lives), so a caller that calls it again when the id it had
+ * stops answering (that thread exited: ESRCH, ENOENT, an empty maps) gets
+ * another live thread.  pid when no thread is left. */
+pid_t attach_mm_pid(pid_t pid);
 /* How many CPUs pprofc may run on (its affinity), at least 1: how many
  * worker threads are worth starting. */
 size_t attach_usable_cpus(void);

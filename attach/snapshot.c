@@ -56,13 +56,14 @@ static int read_process_info(pid_t pid, struct attach_snapshot *s, struct attach
 {
 	char path[64], *buf;
 	size_t len;
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	pid_t mm = attach_mm_pid(pid);    /* its main thread may have exited */
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)mm);
 	ssize_t n = readlink(path, s->exe, sizeof s->exe - 1);
 	s->exe[n > 0 ? n : 0] = 0;
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)mm);
 	if (attach_read_file(path, &s->cmdline, &s->cmdline_len))
 		s->cmdline = NULL;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)mm);
 	int r = attach_read_file(path, &buf, &len);
 	if (r == -EACCES || r == -EPERM)
 		return attach_fail_perm(err, pid);
@@ -231,6 +232,18 @@ static int read_new(struct session *ss, size_t from, struct attach_error *err, i
 	return 0;
 }
 
+/* Why an exiting thread has no stack: the main thread of a process that
+ * runs on is one that called pthread_exit (or the process is ending). */
+static void not_taken_exited(pid_t pid, struct attach_thread *t)
+{
+	if (t->tid == pid && attach_mm_pid(pid) != pid)
+		snprintf(t->not_taken, sizeof t->not_taken,
+			 "exited (the main thread called pthread_exit); the process runs on in "
+			 "its other threads");
+	else
+		snprintf(t->not_taken, sizeof t->not_taken, "exited before it could be stopped");
+}
+
 /* Seizes and interrupts every T_NEW thread.  A thread in uninterruptible
  * sleep is left alone: it could not stop until its I/O ends, and a stop
  * requested now would land later, while pprofc is busy elsewhere. */
@@ -247,11 +260,17 @@ static int seize_new(struct session *ss, struct attach_error *err, int first_rou
 				 "in uninterruptible sleep (state D), not stopped");
 			continue;
 		}
+		if (t->has_stat && (t->stat.state == 'Z' || t->stat.state == 'X')) {
+			tr->st = T_SKIPPED;     /* nothing to stop: no stack left */
+			not_taken_exited(ss->pid, t);
+			continue;
+		}
 		if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) != 0) {
 			int e = errno;
 			tr->st = T_SKIPPED;
-			if (e == ESRCH) {
-				snprintf(t->not_taken, sizeof t->not_taken, "exited before it could be stopped");
+			/* A zombie refuses with EPERM, not ESRCH, until reaped. */
+			if (e == ESRCH || (e == EPERM && attach_task_exiting(ss->pid, t->tid))) {
+				not_taken_exited(ss->pid, t);
 				continue;
 			}
 			if (e == EPERM && first_round && i == 0) {
@@ -483,5 +502,17 @@ ssize_t attach_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { buf, len };
 	struct iovec remote = { (void *)(uintptr_t)addr, len };
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (n >= 0 || errno != ESRCH)
+		return n;
+	/* A process whose main thread exited (a zombie leader has no memory
+	 * left): read through one of its live threads, found again at each
+	 * such failure, so one that exited since is replaced.  A thread's own
+	 * tid is kept (attach_mm_pid gives it back). */
+	pid_t mm = attach_mm_pid(pid);
+	if (mm == pid) {
+		errno = ESRCH;
+		return -1;
+	}
+	return process_vm_readv(mm, &local, 1, &remote, 1, 0);
 }

@@ -115,7 +115,9 @@ int attach_snapshot_take(pid_t pid, const struct attach_opts *opts,
 size_t attach_snapshot_release(struct attach_snapshot *s, uint64_t wait_ns);
 void attach_snapshot_free(struct attach_snapshot *s);
 
-/* Reads target memory (no stop needed).  Returns bytes read or -1. */
+/* Reads target memory (no stop needed).  Returns bytes read or -1.  For
+ * a process whose main thread exited, read through a live thread of it
+ * (attach_mm_pid), looked up again whenever the read fails with ESRCH. */
 ssize_t attach_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 
 #endif

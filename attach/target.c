@@ -138,7 +138,7 @@ static int traced_thread(pid_t pid, pid_t *tid, pid_t *tracer)
 static int may_not_trace(pid_t pid)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/mem", (int)attach_mm_pid(pid));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);

@@ -182,6 +182,7 @@ int attach_allocator_find(pid_t pid, struct attach_allocator *a, struct attach_e
 	size_t len;
 	struct attach_maps m = { 0 };
 	memset(a, 0, sizeof *a);
+	pid = attach_mm_pid(pid);         /* its main thread may have exited */
 	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
 	int r = attach_read_file(path, &buf, &len);
 	if (r == 0) {

@@ -176,9 +176,11 @@ static void load_net(struct attach_fdcache *c)
 	static const char *const names[] = { "tcp", "tcp6", "udp", "udp6", "unix" };
 	char **bufs[] = { &c->tcp, &c->tcp6, &c->udp, &c->udp6, &c->unx };
 	size_t *lens[] = { &c->tcp_len, &c->tcp6_len, &c->udp_len, &c->udp6_len, &c->unx_len };
+	/* A zombie main thread has no network namespace left: see proc.h. */
+	pid_t mm = attach_mm_pid(c->pid);
 	for (int i = 0; i < 5; i++) {
 		char path[64];
-		snprintf(path, sizeof path, "/proc/%d/net/%s", (int)c->pid, names[i]);
+		snprintf(path, sizeof path, "/proc/%d/net/%s", (int)mm, names[i]);
 		if (attach_read_file(path, bufs[i], lens[i])) {
 			*bufs[i] = NULL;
 			*lens[i] = 0;
@@ -225,7 +227,7 @@ static void describe_epoll(struct attach_fdcache *c, int fd, char *buf, size_t l
 {
 	char path[64], *info, what[160];
 	size_t il, n = 0;
-	snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)c->pid, fd);
+	snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", (int)attach_mm_pid(c->pid), fd);
 	n = (size_t)snprintf(buf, len, "epoll");
 	if (nested || attach_read_file(path, &info, &il))
 		return;
@@ -305,7 +307,8 @@ static void describe_fd(struct attach_fdcache *c, int fd, char *link, size_t lin
 			size_t len, int nested)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)c->pid, fd);
+	/* A zombie main thread has no fd table left: see proc.h. */
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)attach_mm_pid(c->pid), fd);
 	ssize_t n = readlink(path, link, linklen - 1);
 	if (n < 0) {
 		link[0] = 0;

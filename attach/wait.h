@@ -68,7 +68,7 @@ pid_t attach_mutex_owner(pid_t pid, uint64_t addr);
  * attach_fdcache_free(). */
 struct attach_fdmemo;
 struct attach_fdcache {
-	pid_t pid;
+	pid_t pid;                      /* the process (read by attach_mm_pid) */
 	int loaded;
 	char *tcp, *tcp6, *udp, *udp6, *unx;
 	size_t tcp_len, tcp6_len, udp_len, udp6_len, unx_len;

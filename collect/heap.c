@@ -129,7 +129,7 @@ static int proc_open_symbols(struct collect_session *s, struct heap_proc *p)
 	if (p->sym || p->sym_tried)
 		return p->sym ? 0 : -1;
 	p->sym_tried = 1;
-	if (!(p->sym = sym_open(p->pid, why, sizeof why)))
+	if (!(p->sym = sym_open(attach_mm_pid(p->pid), why, sizeof why)))
 		return -1;
 	/* The command's mappings first (go tool pprof names the profile after
 	 * mapping 1); a followed process's when it has its first stack. */

@@ -169,7 +169,7 @@ static struct collect_session *prepare(pid_t pid, const struct collect_opts *o,
 	collect_spec(o, &spec);
 	if (o->kind == COLLECT_HEAP || o->kind == COLLECT_ALLOCS)
 		spec.comment = collect_heap_attach_comment();   /* run's go by heap.c */
-	if (!(s->sym = sym_open(pid, why, sizeof why)) ||
+	if (!(s->sym = sym_open(attach_mm_pid(pid), why, sizeof why)) ||
 	    collect_stacks_init(&s->stacks, pid, s->sym, &spec) ||
 	    (o->kind == COLLECT_TRACE && collect_trace_open(s))) {
 		snprintf(err->msg, sizeof err->msg, "cannot prepare PID %d for profiling: %s", (int)pid,

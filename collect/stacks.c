@@ -28,7 +28,7 @@ static void strip_deleted(char *path)
 void collect_exe_of(pid_t pid, char *exe, size_t len)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)attach_mm_pid(pid));
 	ssize_t n = readlink(path, exe, len - 1);
 	exe[n > 0 ? n : 0] = 0;
 	strip_deleted(exe);
@@ -41,7 +41,7 @@ void collect_name_of(pid_t pid, char *name, size_t len)
 	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
 	if (attach_read_small(path, comm, sizeof comm, &n) == 0 && n > 0)
 		comm[comm[n - 1] == '\n' ? n - 1 : n] = 0;
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)attach_mm_pid(pid));
 	if (attach_read_small(path, cmd, sizeof cmd, &clen) != 0)
 		clen = 0;
 	/* argv[0]'s file name, up to what a process title appends ("redis-
@@ -94,7 +94,9 @@ static int read_maps_only(struct collect_stacks *c)
 	char path[64], *buf;
 	size_t len;
 	struct attach_maps maps;
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)c->pid);
+	/* Looked up at each read: the thread standing for a process whose
+	 * main thread exited may have exited since. */
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)attach_mm_pid(c->pid));
 	if (attach_read_file(path, &buf, &len))
 		return -1;
 	int r = attach_parse_maps(buf, len, &maps);

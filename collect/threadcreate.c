@@ -205,6 +205,10 @@ static void keep_alive(struct collect_session *s, struct tc_alive *a, const stru
 	struct sym_stack st;
 	a->tid = t->tid;
 	a->mark = COLLECT_MARK_TC_NO_ROOT;
+	/* A main thread that called pthread_exit, the others running on: no
+	 * stack left, but it is known how it began. */
+	if (!t->taken && t->tid == s->pid && t->has_stat && (t->stat.state == 'Z' || t->stat.state == 'X'))
+		a->mark = COLLECT_MARK_TC_MAIN;
 	if (!t->taken)
 		return;
 	struct sym_snapshot snap = { t->tid, &t->regs, t->stack_addr, t->stack, t->stack_len, 0,

@@ -62,7 +62,7 @@ static void *open_one(void *arg)
 	 * priority: the target's threads are stopped for about a millisecond
 	 * of it, and a loader at nice 10 starved behind busy CPUs (the dump
 	 * then waited 90 ms for it, measured with a spinner on each CPU). */
-	w->sym = sym_open(w->u->pid, w->err, sizeof w->err);
+	w->sym = sym_open(attach_mm_pid(w->u->pid), w->err, sizeof w->err);
 	if (w->sym)
 		sym_prepare(w->sym);
 	const char *memo = getenv("PPROFC_UNWIND_MEMO");

@@ -261,7 +261,7 @@ static uint64_t func_start(void *arg, uint64_t address)
 	uint64_t start = 0;
 	pthread_mutex_lock(&s->sym_mu);
 	if (!s->sym && !target_gone(s))
-		s->sym = sym_open(s->pid, why, sizeof why);
+		s->sym = sym_open(attach_mm_pid(s->pid), why, sizeof why);
 	if (s->sym)
 		start = sym_function_start(s->sym, address);
 	pthread_mutex_unlock(&s->sym_mu);
@@ -275,7 +275,9 @@ static void put_memory(FILE *out, pid_t pid)
 {
 	char path[64], *buf = NULL, *save = NULL;
 	size_t len = 0;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	/* A zombie main thread's status has no memory lines: a live
+	 * thread's has the process's. */
+	snprintf(path, sizeof path, "/proc/%d/status", (int)attach_mm_pid(pid));
 	fprintf(out, "\n# %s (in place of Go's runtime.MemStats: the kernel's counts of the process's "
 		"memory, in bytes)\n", path);
 	if (attach_read_file(path, &buf, &len)) {
@@ -443,7 +445,7 @@ static enum MHD_Result cmdline(struct serve_req *r)
 {
 	char path[64], *buf = NULL;
 	size_t len = 0;
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)r->srv->pid);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)attach_mm_pid(r->srv->pid));
 	if (attach_read_file(path, &buf, &len))
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read %s: %s", path, strerror(errno));
 	/* Go joins os.Args with NUL: no NUL after the last. */
@@ -501,7 +503,7 @@ static enum MHD_Result symbol(struct serve_req *r)
 		return reply_gone(r);
 	}
 	if (!s->sym)
-		s->sym = sym_open(s->pid, why, sizeof why);
+		s->sym = sym_open(attach_mm_pid(s->pid), why, sizeof why);
 	if (s->sym && strcmp(r->method, "POST") == 0) {
 		symbolize_words(s, r->body ? r->body : "", m.f);
 	} else if (s->sym) {

@@ -110,7 +110,7 @@ static void open_symbolizer(struct serve_server *s)
 	if (!s->o.linger)
 		return;
 	pthread_mutex_lock(&s->sym_mu);
-	if (!s->sym && (s->sym = sym_open(s->pid, why, sizeof why)))
+	if (!s->sym && (s->sym = sym_open(attach_mm_pid(s->pid), why, sizeof why)))
 		sym_prepare(s->sym);
 	pthread_mutex_unlock(&s->sym_mu);
 }

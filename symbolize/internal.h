@@ -32,7 +32,7 @@ struct sym_addrcache {
 struct modinfo;
 
 struct sym_session {
-	pid_t pid;
+	pid_t pid;                  /* the id its /proc files are read by (sym.h) */
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks;   /* libdwfl keeps a pointer to it */
 	char *debuginfo_path;
@@ -51,6 +51,8 @@ struct sym_session {
 	/* the snapshot being unwound, served by the thread callbacks */
 	const struct sym_snapshot *cur;
 	uint64_t rbp_guess;             /* partial snapshots: rbp to try, 0: none */
+	pid_t last_tid;                 /* the thread last unwound (alive when its
+					 * snapshot was taken), 0: none yet */
 	void *walks;                    /* session.c's two walks, reused (or NULL) */
 	/* The process's executable mappings outside every module (JIT code,
 	 * anonymous code), as [lo, hi) pairs: session.c's check of suspect

@@ -163,12 +163,32 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 	.set_initial_registers = set_initial_registers,
 };
 
+/* Whether /proc/ID/maps gives anything: not when ID is gone, nor when it
+ * is a thread that exited (a zombie has no memory map left). */
+static int maps_answer(pid_t id)
+{
+	char path[64], c;
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)id);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, &c, 1);
+	close(fd);
+	return n == 1;
+}
+
 int sym_report_modules(struct sym_session *s)
 {
+	/* The id sym_open was given may be a thread standing for a process
+	 * whose main thread exited; once that thread exits too, the thread
+	 * last unwound (alive when its snapshot was taken) stands in. */
+	if (s->last_tid && s->last_tid != s->pid && !maps_answer(s->pid) && maps_answer(s->last_tid))
+		s->pid = s->last_tid;
 	reporting = s;
 	dwfl_report_begin(s->dwfl);
 	int r = dwfl_linux_proc_report(s->dwfl, s->pid);
 	dwfl_report_end(s->dwfl, NULL, NULL);
+	if (getenv("ZLDEBUG")) fprintf(stderr, "DEBUG report pid %d cur %d -> %d\n", (int)s->pid, s->cur ? (int)s->cur->tid : -1, r);
 	return r;
 }
 
@@ -839,6 +859,7 @@ int sym_unwind_traced(struct sym_session *s, const struct sym_snapshot *snap,
 	if (!s->walks && !(s->walks = malloc(2 * sizeof(struct walk))))
 		return -1;
 	struct walk *w = s->walks;
+	s->last_tid = snap->tid;
 	sym_refresh_for(s, REG(snap->regs, PC));
 	if (newborn_thread(s, snap)) {
 		w->pcs[0] = REG(snap->regs, PC);

@@ -74,6 +74,11 @@ struct sym_snapshot {
 	ssize_t (*read_code)(pid_t tid, uint64_t addr, void *buf, size_t len);
 };
 
+/* pid: the id whose /proc files give the process's memory map and files:
+ * the process id, or, when its main thread has exited (pthread_exit) and
+ * the others run on, one of those (the caller finds it: attach_mm_pid).
+ * Should that thread exit too, the modules are read again through the
+ * thread of the snapshot last unwound. */
 struct sym_session *sym_open(pid_t pid, char *err, size_t errlen);
 int sym_unwind(struct sym_session *s, const struct sym_snapshot *snap, struct sym_stack *out);
 void sym_stack_free(struct sym_stack *st);
