@@ -88,9 +88,13 @@ static void page(struct serve_server *s, FILE *f)
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", rows[i].name, rows[i].desc);
 	fputs("</ul>\n</p>\n<p>\n", f);
-	if (s->acc_missing[0]) {
+	char missing[sizeof s->acc_missing];
+	pthread_mutex_lock(&s->acc_mu);         /* a request may start one meanwhile */
+	snprintf(missing, sizeof missing, "%s", s->acc_missing);
+	pthread_mutex_unlock(&s->acc_mu);
+	if (missing[0]) {
 		fputs("<br>\n", f);
-		put_html(f, s->acc_missing);
+		put_html(f, missing);
 		fputs("\n", f);
 	}
 	fputs("</p>\n</body>\n</html>\n", f);

@@ -89,13 +89,14 @@ struct serve_server {
 	pid_t pid;                      /* 0: no target yet */
 	int pidfd;                      /* the target's, for serve_wait; -1 */
 	int command;                    /* run --serve: we started it */
-	pthread_mutex_t acc_mu;         /* acc_on, acc_missing, acc_why, starting and
+	pthread_mutex_t acc_mu;         /* acc_on, acc_missing, acc_why(_name), starting and
 					 * ending the collections (server.c) */
 	struct serve_accum acc[ACC_N];
 	int acc_on[ACC_N];              /* started (and not freed) */
 	char acc_names[128];
 	char acc_missing[700];
 	char acc_why[ACC_N][300];       /* why each could not start ("") */
+	char acc_why_name[ACC_N][64];   /* ...and what, as the index says it */
 	uint64_t start_ns;
 	pthread_mutex_t mu;             /* everything below */
 	pthread_cond_t idle;            /* signalled when active reaches 0 */

@@ -125,18 +125,42 @@ static void describe_cumulative(struct serve_server *s)
 		memmove(s->acc_names, s->acc_names + 2, strlen(s->acc_names + 2) + 1);
 }
 
-/* Keeps why slot's collection could not start (its 501) and adds
- * "name: why" to what the index says is not collected, once: every
- * request for it tries again, and fails the same way. */
+/* What the index says is not collected: "name: why" of each collection
+ * whose last start failed, each text once (block and mutex share one). */
+static void say_missing(struct serve_server *s)
+{
+	s->acc_missing[0] = 0;
+	for (int i = 0; i < ACC_N; i++) {
+		char entry[sizeof s->acc_missing];
+		if (!s->acc_why[i][0])
+			continue;
+		snprintf(entry, sizeof entry, "%s: %s", s->acc_why_name[i], s->acc_why[i]);
+		if (strstr(s->acc_missing, entry))
+			continue;
+		size_t len = strlen(s->acc_missing);
+		snprintf(s->acc_missing + len, sizeof s->acc_missing - len, "%s%s", len ? "; " : "", entry);
+	}
+}
+
+/* Keeps why slot's collection could not start (its 501, and the index's
+ * note): every request for it tries again; a start that then succeeds
+ * clears it (started()). */
 static void missing(struct serve_server *s, int slot, const char *name, const char *why)
 {
-	snprintf(s->acc_why[slot], sizeof s->acc_why[slot], "%s", why);
-	char entry[sizeof s->acc_missing];
-	snprintf(entry, sizeof entry, "%s: %s", name, why);
-	if (strstr(s->acc_missing, entry))
-		return;
-	size_t len = strlen(s->acc_missing);
-	snprintf(s->acc_missing + len, sizeof s->acc_missing - len, "%s%s", len ? "; " : "", entry);
+	/* Cut to fit (an error message is at most a line). */
+	snprintf(s->acc_why[slot], sizeof s->acc_why[slot], "%.*s", (int)sizeof s->acc_why[slot] - 1, why);
+	snprintf(s->acc_why_name[slot], sizeof s->acc_why_name[slot], "%.*s",
+		 (int)sizeof s->acc_why_name[slot] - 1, name);
+	say_missing(s);
+}
+
+/* slot's collection runs: whatever kept it from starting before is over
+ * (another tracer detached, say). */
+static void started(struct serve_server *s, int slot)
+{
+	s->acc_on[slot] = 1;
+	s->acc_why[slot][0] = 0;
+	say_missing(s);
 }
 
 /* block and mutex: never stopping the target (the perf engine gives
@@ -167,7 +191,7 @@ static int start_offcpu(struct serve_server *s, int slot)
 		accum_free(a);
 		return -1;
 	}
-	s->acc_on[slot] = 1;
+	started(s, slot);
 	return 0;
 }
 
@@ -201,7 +225,7 @@ static int start_threadcreate(struct serve_server *s)
 		accum_free(a);
 		return -1;
 	}
-	s->acc_on[ACC_THREADCREATE] = 1;
+	started(s, ACC_THREADCREATE);
 	return 0;
 }
 

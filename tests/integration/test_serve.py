@@ -572,7 +572,8 @@ def test_limits():
 def foreign_tracer(fx):
     """Another tracer (strace -f) on the target: a dump cannot seize its
     threads, so goroutine is Go's 500 and threadcreate 501, each naming
-    the tracer; once it detaches both are served (the 501 is not kept)."""
+    the tracer, as the index does; once it detaches both are served (the
+    501 is not kept, nor the index's note)."""
     if not shutil.which("strace"):
         print("strace not installed: the 500 and 501 under another tracer not checked")
         return
@@ -590,9 +591,14 @@ def foreign_tracer(fx):
         finally:
             st.terminate()
             st.wait()
+        check(who in srv.get("")[2].decode(), "the index does not say why threadcreate is not collected "
+              "under strace")
         wait_for(lambda: all(tracer_pid(fx.pid, t) == 0 for t in tids(fx.pid)), 20)
         for path in ("goroutine?debug=1", "threadcreate"):
             check(srv.get(path)[0] == 200, "%s once strace detached: not served" % path)
+        # Collected now: the index no longer says it is not.
+        check(who not in srv.get("")[2].decode(), "the index still says threadcreate is not collected "
+              "once it is")
 
 
 def stopped_or_traced(pid):
