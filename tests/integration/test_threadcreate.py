@@ -27,8 +27,8 @@
 - serve: threadcreate?debug=1 starts "threadcreate profile: total N" with
   N the kernel's count, the index shows N, `go tool pprof -top URL`
   loads it; a creation after serve started is counted under its path.
-Not run with /usr/lib/debug hidden yet: without libc6-dbg the creating
-stacks end at clone3 (README, threadcreate's limits).
+integration-threadcreate-nodebug runs all of it again with /usr/lib/debug
+hidden (no libc6-dbg).
 """
 import os
 import re
