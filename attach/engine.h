@@ -148,6 +148,9 @@ struct attach_engine_opts {
 	/* ptrace: a thread exited (or left /proc/PID/task); it gets no more
 	 * samples from this engine, so what the caller keeps for it can go. */
 	void (*on_thread_gone)(void *arg, pid_t tid);
+	/* ptrace: a thread that joined /proc/PID/task after the start, found
+	 * by a tick (within a tick of its birth; the trace timeline). */
+	void (*on_thread_new)(void *arg, pid_t tid);
 	void *arg;
 };
 

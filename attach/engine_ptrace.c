@@ -234,6 +234,8 @@ static struct sthread *add_thread(struct sampler *s, pid_t tid, int at_start)
 	s->ix[j] = tid;
 	s->ixpos[j] = s->n++;
 	s->st->threads_seen++;
+	if (!at_start && s->o->on_thread_new)
+		s->o->on_thread_new(s->o->arg, tid);
 	return t;
 }
 

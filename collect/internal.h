@@ -282,6 +282,7 @@ void collect_trace_on_tick(void *arg, const struct attach_raw_sample *s);
 void collect_trace_on_cpu(void *arg, const struct attach_raw_sample *s);
 void collect_trace_on_sched(void *arg, const struct attach_sched_event *ev);
 void collect_trace_on_gone(void *arg, pid_t tid);
+void collect_trace_on_new(void *arg, pid_t tid);
 void collect_trace_free(struct collect_session *s);
 
 /* spawn.c: starts argv stopped at its exec (ptrace), so the engine can be

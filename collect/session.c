@@ -101,6 +101,7 @@ static struct attach_engine *open_cpu_stacks(struct collect_session *s,
 	eo.on_sched = s->trace ? collect_trace_on_sched : NULL;
 	eo.on_tick_end = NULL;
 	eo.on_thread_gone = NULL;       /* the tick loop says when threads go */
+	eo.on_thread_new = NULL;        /* the kernel says when they come */
 	return attach_engine_open(ATTACH_ENGINE_PERF, s->pid, &eo, ae);
 }
 
@@ -112,7 +113,8 @@ static struct attach_engine *open_engine(struct collect_session *s, struct colle
 		.wall = s->o.kind != COLLECT_CPU, .force_stop = s->o.force_stop,
 		.on_sample = s->trace ? collect_trace_on_tick : collect_on_sample,
 		.on_tick_end = s->o.kind == COLLECT_MUTEX ? collect_on_tick_end : NULL,
-		.on_thread_gone = s->trace ? collect_trace_on_gone : collect_on_thread_gone, .arg = s,
+		.on_thread_gone = s->trace ? collect_trace_on_gone : collect_on_thread_gone,
+		.on_thread_new = s->trace ? collect_trace_on_new : NULL, .arg = s,
 	};
 	struct attach_error ae;
 	struct attach_engine *e;

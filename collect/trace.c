@@ -36,8 +36,8 @@
 #define TRACE_MAX_EVENTS (4u << 20)
 
 /* In the order events of the same instant are taken. */
-enum ev_type { EV_BORN, EV_IN, EV_CPU, EV_RUN, EV_WAIT, EV_REPEAT, EV_PREEMPT, EV_OUT, EV_GONE,
-	       EV_EXIT };
+enum ev_type { EV_BORN, EV_FOUND, EV_IN, EV_CPU, EV_RUN, EV_WAIT, EV_REPEAT, EV_PREEMPT, EV_OUT,
+	       EV_GONE, EV_EXIT };
 
 struct trace_ev {
 	uint64_t t;                     /* CLOCK_MONOTONIC ns */
@@ -297,6 +297,12 @@ void collect_trace_on_sched(void *arg, const struct attach_sched_event *ev)
 void collect_trace_on_gone(void *arg, pid_t tid)
 {
 	add_event(arg, EV_GONE, tid, collect_now_ns(), 0, 0, 0);
+}
+
+/* ptrace engine: a thread born in the window, as a tick found it. */
+void collect_trace_on_new(void *arg, pid_t tid)
+{
+	add_event(arg, EV_FOUND, tid, collect_now_ns(), 0, 0, 0);
 }
 
 int collect_trace_open(struct collect_session *s)
@@ -655,18 +661,22 @@ static void write_seg(struct writer *wr, pid_t tid, const struct seg *g, int exa
  * twice). */
 static void write_instants(struct writer *wr, const struct trace_ev *e, size_t n)
 {
-	int kernel_exit = 0;
-	for (size_t i = 0; i < n && !kernel_exit; i++)
-		kernel_exit = e[i].type == EV_EXIT;
+	int kernel_exit = 0, kernel_birth = 0;
+	for (size_t i = 0; i < n; i++) {
+		kernel_exit |= e[i].type == EV_EXIT;
+		kernel_birth |= e[i].type == EV_BORN;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int exact = e[i].type == EV_BORN || e[i].type == EV_EXIT;
-		if (!exact && (e[i].type != EV_GONE || kernel_exit))
+		int found = e[i].type == EV_FOUND && !kernel_birth, gone = e[i].type == EV_GONE && !kernel_exit;
+		if (!exact && !found && !gone)
 			continue;
 		struct pp_trace_arg arg = { .key = "timing", .kind = PP_ARG_STR,
 					    .str = exact ? "the kernel's (perf_event)"
-							 : "when the tick loop found it gone" };
+					    : found ? "when the tick loop first found it"
+						    : "when the tick loop found it gone" };
 		pp_trace_instant(&wr->w, wr->pid, (int)e[i].tid, e[i].t,
-				 e[i].type == EV_BORN ? "thread created" : "thread exited", "thread", &arg, 1);
+				 e[i].type == EV_BORN || found ? "thread created" : "thread exited", "thread", &arg, 1);
 	}
 }
 

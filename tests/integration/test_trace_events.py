@@ -10,8 +10,9 @@ does not look at, checked against oracles pprofc does not write:
   one lies between the window's start and the thread's first moment (the
   kernel writes the fork record before the thread can run), the exited
   one between the thread's last moment and the window's end.  With the
-  ptrace engine (ticks only) each thread's exit is seen by the tick loop:
-  one exited instant, after the thread's last moment.
+  ptrace engine (ticks only) the tick loop finds each thread new and
+  gone: one created instant, inside the window and before the exited
+  one, and one exited instant, after the thread's last moment.
 - the detail of an IO wait, "fd N: what it is": N is the fd the kernel
   says the thread is blocked on (/proc/PID/task/TID/syscall, first
   argument), and what it is follows what /proc/PID/fd/N links to: a pipe,
@@ -129,8 +130,9 @@ def test_thread_events_perf():
 
 
 def test_thread_events_ptrace():
-    """Ticks only: the tick loop finds each thread gone (no created
-    instant: the ptrace engine does not report new threads to the trace)."""
+    """Ticks only: the tick loop finds each thread new (created, within a
+    tick of its birth: after the window began, before it was found gone)
+    and gone (after its code ended)."""
     doc, log, answered, pid = brief_round("ptrace")
     if not doc:
         return
@@ -139,8 +141,12 @@ def test_thread_events_ptrace():
     got = instants(doc, pid)
     for tid, (began, ended) in sorted(log.items()):
         x = [e for e in got.get(tid, []) if e[0] == "thread exited"]
+        c = [e for e in got.get(tid, []) if e[0] == "thread created"]
         check(len(x) == 1 and ended <= x[0][1] <= od["end_ns"] and x[0][2] == "when the tick loop found it gone",
               "ptrace: thread %d (ended %d) exited instants %r" % (tid, ended, x))
+        check(len(c) == 1 and c[0][2] == "when the tick loop first found it" and od["start_ns"] <= c[0][1] and
+              (not x or c[0][1] <= x[0][1]),
+              "ptrace: thread %d (began %d) created instants %r" % (tid, began, c))
     check(set(got) <= set(log), "ptrace: instants of threads the fixture did not make: %s"
           % sorted(set(got) - set(log)))
 
