@@ -418,7 +418,10 @@ def test_parallel_and_loop():
         # grows there whatever the code does; its leak check at exit is the
         # test of memory in that build.
         sanitized = os.environ.get("PPROFC_SANITIZE", "none") not in ("", "none")
-        check(bad == 0 and fd1 <= fd0 + 1 and (rss1 - rss0 < 4096 or sanitized),
+        # A leak of one descriptor a request would be 100; a few come and
+        # go with the cumulative collections (perf events of a thread the
+        # target starts, a connection closing): 250 -> 252 was seen once.
+        check(bad == 0 and fd1 <= fd0 + 5 and (rss1 - rss0 < 4096 or sanitized),
               "100 requests: %d failed, fds %d -> %d, VmRSS %d -> %d kB" % (bad, fd0, fd1, rss0, rss1))
         count_line("serve-loop", requests=100, failed=bad, fds_before=fd0, fds_after=fd1, rss_kb_before=rss0,
                    rss_kb_after=rss1)
