@@ -147,28 +147,16 @@ static int was_let_go(const struct watcher *w, pid_t tid)
 	return 0;
 }
 
-/* /proc/PID/task/TID/status into buf (NUL-terminated); -1 when gone. */
-static int task_status(pid_t pid, pid_t tid, char *buf, size_t size)
-{
-	char path[64];
-	size_t n;
-	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
-	if (attach_read_small(path, buf, size - 1, &n))
-		return -1;
-	buf[n] = 0;
-	return 0;
-}
-
 /* tid is traced by this thread already: the kernel attached it at its
  * birth, in a clone event of a seized creator not collected yet (which
  * adds it).  /proc's TracerPid is the tracer thread's tid. */
 static int traced_here(pid_t pid, pid_t tid)
 {
 	char buf[2048];
-	if (task_status(pid, tid, buf, sizeof buf))
-		return 0;
-	const char *t = strstr(buf, "\nTracerPid:");
-	return t && (pid_t)strtol(t + 11, NULL, 10) == (pid_t)syscall(SYS_gettid);
+	size_t len;
+	struct attach_status st;
+	return attach_read_task_status(pid, tid, buf, sizeof buf, &len) == 0 &&
+	       attach_parse_status(buf, len, &st) == 0 && st.tracer_pid == (pid_t)syscall(SYS_gettid);
 }
 
 /* Seizes every thread of the target not seized yet, again until a pass

@@ -561,8 +561,7 @@ int attach_task_exists(pid_t pid, pid_t tid)
 	return access(path, F_OK) == 0;
 }
 
-/* /proc/PID/task/TID/status into buf (NUL-terminated); -1 when gone. */
-static int task_status(pid_t pid, pid_t tid, char *buf, size_t size, size_t *len)
+int attach_read_task_status(pid_t pid, pid_t tid, char *buf, size_t size, size_t *len)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
@@ -582,7 +581,7 @@ int attach_task_exiting(pid_t pid, pid_t tid)
 {
 	char buf[2048];
 	size_t len;
-	return task_status(pid, tid, buf, sizeof buf, &len) || state_exiting(buf);
+	return attach_read_task_status(pid, tid, buf, sizeof buf, &len) || state_exiting(buf);
 }
 
 /* The first thread of pid that is not exiting, other than pid itself;
@@ -605,7 +604,7 @@ pid_t attach_mm_pid(pid_t pid)
 	char buf[2048];
 	size_t len;
 	struct attach_status st;
-	if (task_status(pid, pid, buf, sizeof buf, &len) || !state_exiting(buf))
+	if (attach_read_task_status(pid, pid, buf, sizeof buf, &len) || !state_exiting(buf))
 		return pid;
 	/* Only a thread-group leader stands for its process: an exiting
 	 * thread of it answers for itself (its own stack is gone). */

@@ -96,6 +96,9 @@ double attach_sched_clock_here(int *cpu);
 size_t attach_count_threads(pid_t pid);
 /* Whether tid is a live thread of pid (its /proc/PID/task entry). */
 int attach_task_exists(pid_t pid, pid_t tid);
+/* /proc/PID/task/TID/status into buf (NUL-terminated, *len bytes); -1
+ * when the thread is gone. */
+int attach_read_task_status(pid_t pid, pid_t tid, char *buf, size_t size, size_t *len);
 /* Whether thread tid of pid has exited or is exiting: gone, or a zombie
  * (State Z or X).  A zombie refuses PTRACE_SEIZE with EPERM, not ESRCH,
  * until it is reaped: such an EPERM means "exited", not "another tracer". */
