@@ -15,24 +15,23 @@
  * Tombstones are reused by additions, so the set never fills with them,
  * but they never become empty again (turning one back would race with an
  * addition probing past it): after a long run every slot is used or a
- * tombstone, and the free of an address that was never sampled, nearly
- * every free, would probe all SET_PROBES slots (measured: 1.0 probe and
- * ~5 ns fresh, 16 probes and ~30 ns once 20 M samples went through 2048
- * live ones).  So pre-filters answer most of those frees with one load:
- * counts of the live addresses whose home slot is in a region of the
- * table.  An addition raises its counts before it stores the address, a
- * removal lowers them after; the free of a sampled block comes after its
- * addition (the program passed the pointer on), so it never finds a count
- * of its at 0.
+ * tombstone, and a lookup of an address that was never sampled would
+ * probe all SET_PROBES slots (measured: 1.0 probe and ~5 ns fresh, 16
+ * probes and ~30 ns once 20 M samples went through 2048 live ones).  So
+ * a pre-filter answers most of those lookups with one load: per group of
+ * 4 home slots, the count of live addresses homed there.  An addition
+ * raises its count before it stores the address, a removal lowers it
+ * after; the free of a sampled block comes after its addition (the
+ * program passed the pointer on), so it never finds its count at 0.
  *
- * Two levels, because one did not do: the group counts (64 KiB, 4 home
- * slots a group) are selective with thousands of sampled blocks live, but
- * a program that churns memory evicts them from the cache, and the load
- * then missed on most frees (perf annotate: 86% of preload_set_remove on
- * that load, 9% of alloc_churn's time).  The region counts (64 of them,
- * 128 bytes) are read by every free and so stay in L1; with the few live
- * sampled blocks a churning program has, most regions are at 0.
- */
+ * Few frees get here: free() asks only for an address that may be a
+ * sampled block's (preload_may_be_sampled in preload.h: sampled blocks
+ * are placed at addresses most blocks do not have).  An earlier version
+ * asked for every free, with 64 region counts in front of the groups that
+ * every free read: every sample and every sampled free then wrote a line
+ * that all CPUs read, and perf annotate put 97% of preload_set_add on
+ * that write and a quarter of free on the read.
+  */
 #include <sys/mman.h>
 
 #include "preload.h"
@@ -44,26 +43,18 @@
 #define GROUP_SHIFT 2           /* 4 home slots a group: 64 KiB of counts, which stay
 				 * in cache; ~6% of the groups busy with 2048 live */
 #define SET_GROUPS (SET_SLOTS >> GROUP_SHIFT)
-#define REGION_SHIFT PRELOAD_SET_REGION_SHIFT
-#define SET_REGIONS (SET_SLOTS >> REGION_SHIFT)
 
-/* Until preload_set_init maps the real ones, every region counts zero:
- * free() reads them without asking whether the set exists. */
-static _Atomic uint16_t no_regions[SET_REGIONS];
-_Atomic uint16_t *preload_set_regions = no_regions;
+/* Mapped before recording starts; only a recording process asks. */
 static _Atomic uintptr_t *slots;
 /* Live addresses whose home slot is in the group: at most the 19 slots
  * they can sit in, plus the additions under way; 16 bits are plenty. */
 static _Atomic uint16_t *groups;
-/* preload_set_regions (preload.h): live addresses whose home slot is in
- * the region: at most the 2048 + 15 slots they can sit in, plus the
- * additions under way. */
 
 bool preload_set_init(void)
 {
 	size_t slot_bytes = SET_SLOTS * sizeof *slots;
 	size_t group_bytes = SET_GROUPS * sizeof *groups;
-	size_t bytes = slot_bytes + group_bytes + SET_REGIONS * sizeof *preload_set_regions;
+	size_t bytes = slot_bytes + group_bytes;
 	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (m == MAP_FAILED)
@@ -75,7 +66,6 @@ bool preload_set_init(void)
 	madvise(m, bytes, MADV_WIPEONFORK);
 	slots = m;
 	groups = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes);
-	preload_set_regions = (_Atomic uint16_t *)((unsigned char *)m + slot_bytes + group_bytes);
 	return true;
 }
 
@@ -88,9 +78,7 @@ bool preload_set_add(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
 	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
-	_Atomic uint16_t *region = &preload_set_regions[h >> REGION_SHIFT];
 
-	atomic_fetch_add_explicit(region, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(group, 1, memory_order_relaxed);
 	for (uint32_t i = 0; i < SET_PROBES; i++) {
 		_Atomic uintptr_t *slot = &slots[(h + i) & (SET_SLOTS - 1)];
@@ -102,7 +90,6 @@ bool preload_set_add(uintptr_t addr)
 		}
 	}
 	atomic_fetch_sub_explicit(group, 1, memory_order_relaxed);
-	atomic_fetch_sub_explicit(region, 1, memory_order_relaxed);
 	return false;
 }
 
@@ -111,13 +98,9 @@ bool preload_set_remove(uintptr_t addr)
 {
 	uint32_t h = slot_of(addr);
 	_Atomic uint16_t *group = &groups[h >> GROUP_SHIFT];
-	_Atomic uint16_t *region = &preload_set_regions[h >> REGION_SHIFT];
 
-	/* The common cases: no live sampled block homed in its region (free()
-	 * asked preload_set_may_hold first, but a realloc or a race may not
-	 * have), or near it. */
-	if (!atomic_load_explicit(region, memory_order_relaxed) ||
-	    !atomic_load_explicit(group, memory_order_relaxed))
+	/* The common case: no live sampled block homed near it. */
+	if (!atomic_load_explicit(group, memory_order_relaxed))
 		return false;
 	for (uint32_t i = 0; i < SET_PROBES; i++) {
 		_Atomic uintptr_t *slot = &slots[(h + i) & (SET_SLOTS - 1)];
@@ -127,7 +110,6 @@ bool preload_set_remove(uintptr_t addr)
 			return false;
 		if (seen == addr && atomic_compare_exchange_strong(slot, &seen, SLOT_TOMB)) {
 			atomic_fetch_sub_explicit(group, 1, memory_order_relaxed);
-			atomic_fetch_sub_explicit(region, 1, memory_order_relaxed);
 			return true;
 		}
 	}

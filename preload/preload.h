@@ -28,6 +28,11 @@ struct preload_real {
 	void *(*memalign)(size_t, size_t);
 	void *(*valloc)(size_t);
 	void *(*pvalloc)(size_t);
+	/* Whether that allocator is glibc's, whose memalign gives a small
+	 * block the size malloc would (jemalloc's gives it a page: a program
+	 * that asks malloc_usable_size, as redis does, would then act on a
+	 * moved block differently; preload.h's marked addresses). */
+	bool is_glibc;
 };
 
 extern struct preload_real preload_real;
@@ -46,6 +51,13 @@ static inline bool preload_pool_owns(const void *p)
 {
 	return (const unsigned char *)p >= preload_pool &&
 	       (const unsigned char *)p < preload_pool + PRELOAD_POOL_SIZE;
+}
+
+/* Whether preload_real is filled in: the allocation functions' common
+ * path asks this, and leaves the lookup to their slow path. */
+static inline bool preload_real_known(void)
+{
+	return atomic_load_explicit(&preload_resolved, memory_order_acquire) == 2;
 }
 
 /* Whether preload_real can be called; false while dlsym runs (the caller
@@ -108,28 +120,61 @@ void preload_record_free(void *addr, bool may_wait);
 bool preload_stack_proven(uint64_t sp, uint64_t *len);
 void preload_stack_prove(uint64_t sp, uint32_t got);
 
+/* Where sampled blocks live.  free() must see the free of every sampled
+ * block, and costs close to nothing for the others only if it can tell
+ * most of them apart without a lookup, and without reading memory that
+ * samples write (such a line moves between the CPUs at every sample).
+ * So behind glibc's allocator a small sampled block is placed at an
+ * address whose offset in its 4 KiB page is 0 or 16 (a marked address):
+ * the sampler moves a sampled block that the allocator placed elsewhere
+ * into one it asks aligned (memalign).  A block of PRELOAD_MARK_LARGE
+ * bytes or more is not moved (a moved one would cost glibc a mapping of
+ * its own: measured, an mmap and munmap per sampled 256 KiB block); free()
+ * tells those by glibc's size word, just before the block, which glibc's
+ * own free reads next anyway.  free() then looks up only marked and large
+ * blocks: about one in 256 of glibc's small blocks, and the sampled ones.
+ *
+ * preload_free_mask and preload_free_large (setup.c, set before the
+ * program runs): an address with a mask bit set, of a block smaller than
+ * preload_free_large, was not sampled.  At rates below
+ * PRELOAD_MARK_MIN_RATE nothing is moved (a moved block may cost up to
+ * 4 KiB of the allocator's memory: at rate 1 that would be every block)
+ * and the mask is 0: every free looks up; so too behind an allocator other
+ * than glibc's (preload_real.is_glibc), whose size word we do not know. */
+#define PRELOAD_MARK_ALIGN 4096
+#define PRELOAD_MARK_MASK ((uintptr_t)(PRELOAD_MARK_ALIGN - 1) & ~(uintptr_t)16)
+#define PRELOAD_MARK_MIN_RATE 65536
+#define PRELOAD_MARK_LARGE 65536
+
+extern uintptr_t preload_free_mask;
+extern size_t preload_free_large;       /* SIZE_MAX: no size word is read */
+
+static inline bool preload_marked(const void *p)
+{
+	return ((uintptr_t)p & PRELOAD_MARK_MASK) == 0;
+}
+
+/* glibc's size word: the chunk's size, 3 flag bits below it. */
+static inline size_t preload_glibc_size(const void *p)
+{
+	return ((const size_t *)p)[-1] & ~(size_t)7;
+}
+
+/* Whether p may be a sampled block, so that free() must look it up. */
+static inline bool preload_may_be_sampled(const void *p)
+{
+	return ((uintptr_t)p & preload_free_mask) == 0 ||
+	       (preload_free_large != SIZE_MAX && preload_glibc_size(p) >= preload_free_large);
+}
+
 /* addrset.c: the sampled blocks still live, so that their free is seen.
  * A block's home slot in the set is a Fibonacci hash of its address
- * without the alignment bits; the set keeps, per region of 2^11 home
- * slots, how many live blocks are homed there.  Those 64 counters are
- * read by every free (so they stay in L1): inline, so that the free of an
- * unsampled block, nearly every free, costs a hash and one load. */
+ * without the alignment bits. */
 #define PRELOAD_SET_BITS 17
-#define PRELOAD_SET_REGION_SHIFT 11
-
-extern _Atomic uint16_t *preload_set_regions;
 
 static inline uint32_t preload_set_home(uintptr_t addr)
 {
 	return (uint32_t)(((uint64_t)(addr >> 4) * 0x9e3779b97f4a7c15ull) >> (64 - PRELOAD_SET_BITS));
-}
-
-/* Whether addr may be in the set: false for certain when no live sampled
- * block is homed in its region. */
-static inline bool preload_set_may_hold(uintptr_t addr)
-{
-	return atomic_load_explicit(&preload_set_regions[preload_set_home(addr) >> PRELOAD_SET_REGION_SHIFT],
-				    memory_order_relaxed) != 0;
 }
 
 bool preload_set_init(void);

@@ -41,6 +41,9 @@ bool preload_real_resolve(void)
 	preload_real.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
 	preload_real.valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
 	preload_real.pvalloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "pvalloc");
+	/* glibc's malloc is an alias of its __libc_malloc; another allocator's is not. */
+	preload_real.is_glibc = preload_real.malloc &&
+				(void *)preload_real.malloc == dlsym(RTLD_NEXT, "__libc_malloc");
 	atomic_store_explicit(&preload_resolved, 2, memory_order_release);
 	return true;
 }

@@ -7,10 +7,13 @@
  * the bytes until its next sample, drawn from an exponential distribution
  * of mean `rate` (the ring's header), so that a block of n bytes is
  * sampled with probability 1 - exp(-n/rate) whatever came before it (the
- * reader unscales with that formula).  Everything but a sampled
- * allocation costs one subtraction; a free costs a hash and one load
- * unless a live sampled block is homed in its region of the address set
- * (addrset.c), then a bounded probe.
+ * reader unscales with that formula).  The decision comes before the
+ * allocation, so that everything but a sampled allocation costs one
+ * subtraction and a jump to the allocator (no frame of ours in between).
+ * A sampled block is placed at a marked address (preload.h), so that a
+ * free costs a test of its address bits and the same jump, unless the
+ * address is marked: then a bounded lookup in the set of sampled blocks
+ * (addrset.c).
  *
  * Only these functions are exported (-fvisibility=hidden elsewhere).
  */
@@ -71,9 +74,8 @@ static void seed(struct sampler_thread *t)
 }
 
 /* The countdown crossed zero, or the thread is new, or recording is not
- * on: whether this allocation of n bytes is sampled.  Out of line, so
- * that the allocation functions' common path saves few registers. */
-static __attribute__((noinline)) bool sample_due_slow(struct sampler_thread *t, size_t n)
+ * on: whether this allocation of n bytes is sampled. */
+static bool sample_due_slow(struct sampler_thread *t, size_t n)
 {
 	int state = atomic_load_explicit(&preload_state, memory_order_relaxed);
 
@@ -96,15 +98,48 @@ static __attribute__((noinline)) bool sample_due_slow(struct sampler_thread *t, 
 	return true;
 }
 
-static inline bool sample_due(size_t n)
+/* The common path of every allocation function: whether the n bytes
+ * asked for leave this thread's countdown above zero (then they are
+ * counted, and the allocation is not sampled).  Before the allocator's
+ * functions are known, never: the slow path serves from the pool. */
+static inline bool not_sampled(size_t n)
 {
 	struct sampler_thread *t = &self;
 
-	if (__builtin_expect(n < t->left, 1)) {
+	if (__builtin_expect(n < t->left, 1) && __builtin_expect(preload_real_known(), 1)) {
 		t->left -= n;
-		return false;
+		return true;
 	}
-	return sample_due_slow(t, n);
+	return false;
+}
+
+/* How a block that is moved to a marked address gets its contents. */
+enum move { MOVE_NONE, MOVE_ZERO, MOVE_COPY };
+
+/* A sampled block at p (n bytes) at a marked address: p itself, or a new
+ * block from the allocator's memalign with p's first n bytes or zeros,
+ * p given back.  NULL if p is NULL, or no marked block could be had (p
+ * then stays, not sampled). */
+static void *to_marked(void *p, size_t n, enum move how, void **unsampled)
+{
+	void *q;
+
+	*unsampled = p;
+	if (!p || preload_free_mask != PRELOAD_MARK_MASK || preload_marked(p) || n >= PRELOAD_MARK_LARGE)
+		return p;
+	q = preload_real.memalign(PRELOAD_MARK_ALIGN, n ? n : 1);
+	if (!q || !preload_marked(q)) {
+		if (q)
+			preload_real.free(q);
+		return NULL;
+	}
+	if (how == MOVE_ZERO)
+		memset(q, 0, n);
+	else if (how == MOVE_COPY)
+		memcpy(q, p, n);
+	preload_real.free(p);
+	*unsampled = q;
+	return q;
 }
 
 /* A forked child that follows gets its ring here, at its first sampled
@@ -125,22 +160,23 @@ static __attribute__((noinline)) void sample(void *p, size_t n)
 	t->busy = false;
 }
 
-/* Every allocation function's tail: p (maybe NULL) of n bytes asked. */
-static inline void *account(void *p, size_t n)
+/* The slow path's decision and its sampled allocation's tail: p (maybe
+ * NULL) of n bytes, just allocated, moved to a marked address and
+ * recorded if this allocation is sampled. */
+static void *account(void *p, size_t n, bool due, enum move how)
 {
-	if (p && sample_due(n))
-		sample(p, n);
-	return p;
+	void *block;
+
+	if (!p || !due)
+		return p;
+	if (to_marked(p, n, how, &block))
+		sample(block, n);
+	return block;
 }
 
-/* Whether p may be a sampled block: one load, of a counter that stays in
- * L1, answers no for nearly every free.  (No process-wide count of live
- * sampled blocks is asked first: every sample would write its cache
- * line, and every free on the other CPUs would then miss on it.) */
-static inline bool maybe_sampled(const void *p)
+static bool due_now(size_t n)
 {
-	return p && preload_set_may_hold((uintptr_t)p) &&
-	       atomic_load_explicit(&preload_state, memory_order_relaxed) == PRELOAD_RECORDING;
+	return sample_due_slow(&self, n);
 }
 
 /* A sampled block goes back: its FREE record, under the reentrancy
@@ -159,17 +195,39 @@ static __attribute__((noinline)) void record_free(void *p)
 }
 
 /* A block goes back to the allocator (free, or moved by realloc). */
-static inline void release(void *p)
+static void release(void *p)
 {
-	if (maybe_sampled(p) && preload_set_remove((uintptr_t)p))
+	if (p && preload_may_be_sampled(p) &&
+	    atomic_load_explicit(&preload_state, memory_order_relaxed) == PRELOAD_RECORDING &&
+	    preload_set_remove((uintptr_t)p))
 		record_free(p);
+}
+
+static __attribute__((noinline)) void *malloc_slow(size_t n)
+{
+	bool due;
+
+	if (!preload_real_ready())
+		return preload_pool_alloc(n, POOL_ALIGN);
+	due = due_now(n);
+	return account(preload_real.malloc(n), n, due, MOVE_NONE);
 }
 
 PRELOAD_EXPORT void *malloc(size_t n)
 {
+	if (not_sampled(n))
+		return preload_real.malloc(n);
+	return malloc_slow(n);
+}
+
+static __attribute__((noinline)) void *calloc_slow(size_t count, size_t n, size_t bytes)
+{
+	bool due;
+
 	if (!preload_real_ready())
-		return preload_pool_alloc(n, POOL_ALIGN);
-	return account(preload_real.malloc(n), n);
+		return preload_pool_alloc(bytes, POOL_ALIGN);   /* static: zeroed, never reused */
+	due = due_now(bytes);
+	return account(preload_real.calloc(count, n), bytes, due, MOVE_ZERO);
 }
 
 PRELOAD_EXPORT void *calloc(size_t count, size_t n)
@@ -180,18 +238,29 @@ PRELOAD_EXPORT void *calloc(size_t count, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!preload_real_ready())
-		return preload_pool_alloc(bytes, POOL_ALIGN);   /* static: zeroed, never reused */
-	return account(preload_real.calloc(count, n), bytes);
+	if (not_sampled(bytes))
+		return preload_real.calloc(count, n);
+	return calloc_slow(count, n, bytes);
 }
 
-PRELOAD_EXPORT void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
-	if (__builtin_expect(preload_pool_owns(p), 0))
+	if (!p || preload_pool_owns(p))
 		return;
 	release(p);
 	if (preload_real_ready())
 		preload_real.free(p);
+}
+
+/* Nearly every free: a small block at an address with a mask bit set was
+ * never sampled. */
+PRELOAD_EXPORT void free(void *p)
+{
+	if (__builtin_expect(!preload_may_be_sampled(p), 1) &&
+	    __builtin_expect(!preload_pool_owns(p), 1) &&
+	    __builtin_expect(preload_real_known(), 1))
+		return preload_real.free(p);
+	free_slow(p);
 }
 
 /* A pool block moves to the real allocator (the pool never frees). */
@@ -210,12 +279,15 @@ static void *realloc_pool_block(void *old, size_t n)
  * its earlier FREE record stands). */
 static void *resize(void *old, size_t n)
 {
+	bool due;
+
 	if (preload_pool_owns(old))
 		return realloc_pool_block(old, n);
 	if (!preload_real_ready())
 		return old ? NULL : preload_pool_alloc(n, POOL_ALIGN);
 	release(old);
-	return account(preload_real.realloc(old, n), n);
+	due = not_sampled(n) ? false : due_now(n);
+	return account(preload_real.realloc(old, n), n, due, MOVE_COPY);
 }
 
 PRELOAD_EXPORT void *realloc(void *old, size_t n)
@@ -236,44 +308,60 @@ PRELOAD_EXPORT void *reallocarray(void *old, size_t count, size_t n)
 	return resize(old, bytes);
 }
 
+/* The aligned allocations: rarer, so one path, sampled or not.  A block
+ * aligned to 4 KiB or more is marked already. */
 PRELOAD_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
+	bool due;
 	int err;
 
 	if (!preload_real_ready()) {
 		*out = preload_pool_alloc(n, align);
 		return *out ? 0 : ENOMEM;
 	}
+	due = not_sampled(n) ? false : due_now(n);
 	err = preload_real.posix_memalign(out, align, n);
 	if (!err)
-		account(*out, n);
+		*out = account(*out, n, due, MOVE_NONE);
 	return err;
 }
 
 PRELOAD_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
+	bool due;
+
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, align);
-	return account(preload_real.aligned_alloc(align, n), n);
+	due = not_sampled(n) ? false : due_now(n);
+	return account(preload_real.aligned_alloc(align, n), n, due, MOVE_NONE);
 }
 
 PRELOAD_EXPORT void *memalign(size_t align, size_t n)
 {
+	bool due;
+
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, align);
-	return account(preload_real.memalign(align, n), n);
+	due = not_sampled(n) ? false : due_now(n);
+	return account(preload_real.memalign(align, n), n, due, MOVE_NONE);
 }
 
 PRELOAD_EXPORT void *valloc(size_t n)
 {
+	bool due;
+
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, 4096);
-	return account(preload_real.valloc(n), n);
+	due = not_sampled(n) ? false : due_now(n);
+	return account(preload_real.valloc(n), n, due, MOVE_NONE);
 }
 
 PRELOAD_EXPORT void *pvalloc(size_t n)
 {
+	bool due;
+
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, 4096);
-	return account(preload_real.pvalloc(n), n);
+	due = not_sampled(n) ? false : due_now(n);
+	return account(preload_real.pvalloc(n), n, due, MOVE_NONE);
 }

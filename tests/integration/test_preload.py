@@ -268,7 +268,7 @@ def unwind_into_program(fdes, maps, regs, stack, is_exe):
     def load(a):
         return struct.unpack_from("<Q", stack, a - sp)[0] if sp <= a <= sp + len(stack) - 8 else None
     pc, frame = regs[PC], {"rsp": sp, "rbp": regs[6]}
-    for _ in range(4):
+    for _ in range(8):
         lib = [(lo, off) for lo, hi, perms, path, off in maps
                if lo <= pc < hi and path.endswith("libpprofc_heap.so")]
         if not lib:
@@ -499,6 +499,48 @@ def test_default_rate():
           "default rate: counters %s" % c)
 
 
+MARK_RATE = 65536               # preload.h: PRELOAD_MARK_MIN_RATE, the lowest rate that moves
+MARK_LARGE = 65536              # blocks this size or larger are not moved
+MARK_MASK = 4095 & ~16          # a marked address: offset 0 or 16 in its 4 KiB page
+
+
+def test_marked_blocks():
+    """At a rate where sampled blocks are moved to marked addresses (the
+    cheap free() of preload.h): every sampled block below 64 KiB sits at
+    offset 0 or 16 of a page, the program sees the same bytes (the
+    fixture checks that calloc'd blocks are zero and that realloc keeps
+    the bytes, and exits 3 otherwise), the free of every sampled block of
+    a freeing path is recorded, and no FREE record names a block never
+    recorded.  At rate 1 nothing is moved (test_every_allocation: exact)."""
+    argv = [FIXTURE]
+    status0, expected = plain_run(argv)
+    ring = Ring(rate=MARK_RATE)
+    status, out = ring.run(argv, preload_env())
+    check(status == status0 == 0 and out == expected,
+          "marked blocks: status %s (alone %s) or the output changed" % (status, status0))
+    small = [(addr, size) for addr, size, _, _, _ in ring.allocs if size < MARK_LARGE]
+    unmarked = [(hex(a), n) for a, n in small if a & MARK_MASK]
+    check(len(small) >= 100, "marked blocks: only %d small samples" % len(small))
+    check(not unmarked, "marked blocks: %d of %d sampled blocks not at a marked address: %s"
+          % (len(unmarked), len(small), unmarked[:5]))
+    counts, unknown = per_size(ring)
+    moved_paths = set()
+    for path, size, allocs, frees in paths_for_rate(expected):
+        got = counts.get(size, [0, 0])
+        if got[0] and size < MARK_LARGE:
+            moved_paths.add(path)
+        check(got[1] == (got[0] if frees else 0),
+              "marked blocks: %s: %d samples, %d freed" % (path, got[0], got[1]))
+    check(unknown == 0, "marked blocks: %d FREE records of blocks never recorded" % unknown)
+    check({"calloc", "realloc_chain", "churn"} <= moved_paths,
+          "marked blocks: calloc, realloc_chain and churn were not all sampled: %s" % sorted(moved_paths))
+    c = counters(ring)
+    check(c["dropped_full"] == c["dropped_stack"] == c["untracked_frees"] == c["stopped"] == 0,
+          "marked blocks: counters %s" % c)
+    print("marked blocks: %d sampled below 64 KiB, all at marked addresses; paths %s"
+          % (len(small), ", ".join(sorted(moved_paths))))
+
+
 def paths_for_rate(stdout):
     """The paths whose draws are independent: not the forked child (it
     records nothing) nor the storm (a signal inside the sampler is not
@@ -560,6 +602,7 @@ def main():
     test_drain_at_exit()
     test_rate1_waits()
     test_default_rate()
+    test_marked_blocks()
     test_untouched()
     test_children_not_profiled()
     done()

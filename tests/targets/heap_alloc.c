@@ -88,6 +88,39 @@ static void *touch(void *p)
 	return p;
 }
 
+/* A profiler may move a block it samples (libpprofc_heap.so does, to
+ * mark it): what the program sees must not change.  A failed check ends
+ * the program with status 3 and one line on stderr. */
+static void must(int ok, const char *what)
+{
+	if (!ok) {
+		fprintf(stderr, "heap_alloc: %s\n", what);
+		_exit(3);
+	}
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(seed + i * 7);
+}
+
+static int filled(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (unsigned char)(seed + i * 7))
+			return 0;
+	return 1;
+}
+
+static int zeroed(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 static __attribute__((noinline)) void keep_live(void **slots, long n)
 {
 	for (long i = 0; i < n; i++)
@@ -115,8 +148,11 @@ static __attribute__((noinline)) void realloc_chain(void)
 		void *p = touch(realloc(NULL, size));
 
 		for (int s = 0; s < CHAIN_STEPS; s++) {
+			fill(p, size, (unsigned)(c + s));
 			size *= 2;
-			p = touch(realloc(p, size));
+			p = realloc(p, size);
+			must(p && filled(p, size / 2, (unsigned)(c + s)), "realloc lost the block's bytes");
+			touch(p);
 		}
 		free(p);
 	}
@@ -134,7 +170,9 @@ static __attribute__((noinline)) void aligned_family(void)
 		free(touch(memalign(128, MEMALIGN)));
 		free(touch(valloc(VALLOC)));
 		free(touch(pvalloc(PVALLOC)));
-		free(touch(calloc(CALLOC_COUNT, CALLOC_EACH)));
+		p = calloc(CALLOC_COUNT, CALLOC_EACH);
+		must(p && zeroed(p, CALLOC_COUNT * CALLOC_EACH), "calloc gave a block not zeroed");
+		free(touch(p));
 		free(touch(reallocarray(NULL, ARRAY_COUNT, ARRAY_EACH)));
 	}
 }
