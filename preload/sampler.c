@@ -143,13 +143,10 @@ static void *to_marked(void *p, size_t n, enum move how, void **unsampled)
 }
 
 /* A forked child that follows gets its ring here, at its first sampled
- * allocation, under the reentrancy guard; its threads are copies of its
- * parent's and seed again. */
-static __attribute__((noinline)) void sample(void *p, size_t n)
+ * allocation; its threads are copies of its parent's and seed again.
+ * Under the reentrancy guard (account). */
+static __attribute__((noinline)) void sample(struct sampler_thread *t, void *p, size_t n)
 {
-	struct sampler_thread *t = &self;
-
-	t->busy = true;
 	if (preload_adopt()) {
 		if (t->epoch != atomic_load_explicit(&preload_epoch, memory_order_relaxed)) {
 			seed(t);
@@ -157,20 +154,28 @@ static __attribute__((noinline)) void sample(void *p, size_t n)
 		}
 		preload_record_alloc(p, n, t->tid);
 	}
-	t->busy = false;
 }
 
 /* The slow path's decision and its sampled allocation's tail: p (maybe
  * NULL) of n bytes, just allocated, moved to a marked address and
- * recorded if this allocation is sampled. */
+ * recorded if this allocation is sampled.  The move calls the allocator
+ * (memalign, free), which takes glibc's arena lock: under the reentrancy
+ * guard, so that a signal handler that allocates while we are in there is
+ * not sampled, and never asks for that lock from under itself (seen: a
+ * thread of heap_alloc's signal storm deadlocked in _mid_memalign).  A
+ * sampled allocation comes with the guard down: a nested one is never
+ * sampled. */
 static void *account(void *p, size_t n, bool due, enum move how)
 {
+	struct sampler_thread *t = &self;
 	void *block;
 
 	if (!p || !due)
 		return p;
+	t->busy = true;
 	if (to_marked(p, n, how, &block))
-		sample(block, n);
+		sample(t, block, n);
+	t->busy = false;
 	return block;
 }
 
