@@ -221,10 +221,23 @@ def lost_under_sanitizers(label, err):
     return True
 
 
+def window_undisturbed(work, name, *args, **kw):
+    """profiled_window, once more if the kernel dropped probe hits: pprofc
+    reports a drop in its summary (checked by the callers), and a drop
+    comes from the machine's load, not from the window (seen once in CI
+    while the host ran slow: 249,432 hits in 1.32 s, some dropped).  Two
+    windows in a row with drops still fail."""
+    t, path, err = profiled_window(work, name, *args, **kw)
+    if t is not None and "dropped by the kernel" in err:
+        print("%s: hits dropped by the kernel (%s): once more" % (name, err.strip().splitlines()[0]))
+        t, path, err = profiled_window(work, name, *args, **kw)
+    return t, path, err
+
+
 def test_rate(work):
     """Within 10% at --heap-rate 8192, 10% being >= 6 standard deviations."""
     rate = 8192
-    t, path, err = profiled_window(work, "window.pb.gz", "heap", rate, "16384", "65536")
+    t, path, err = window_undisturbed(work, "window.pb.gz", "heap", rate, "16384", "65536")
     if t is None:
         return None
     check("inuse counts only allocations made during the window" in err,
@@ -262,7 +275,7 @@ def test_rate_one(work, pmu=False):
     tracefs (inherited), and with the uprobe PMU's (PPROFC_UPROBES=pmu)."""
     env = dict(os.environ, PPROFC_UPROBES="pmu") if pmu else None
     name = "one-pmu.pb.gz" if pmu else "one.pb.gz"
-    t, path, err = profiled_window(work, name, "allocs", 1, "1024", "1024", "spawn", env=env)
+    t, path, err = window_undisturbed(work, name, "allocs", 1, "1024", "1024", "spawn", env=env)
     if t is None:
         return None
     if lost_under_sanitizers("rate 1", err):
