@@ -64,7 +64,6 @@ _Static_assert(HEAPRING_REGS == ARCH_NREGS, "the ring's registers are arch/regs.
 
 enum proc_end { PROC_LIVE, PROC_EXITED, PROC_EXECED };
 
-/* One process image recording into a ring of its own. */
 /* Location ids of the stacks the memo answered, by the memo's key: most
  * records of a process come down a handful of call chains, and turning
  * each one's frames into location ids again (trimmed, names compared and
@@ -80,6 +79,7 @@ struct loc_cache {
 	size_t cap, used;
 };
 
+/* One process image recording into a ring of its own. */
 struct heap_proc {
 	pid_t pid;
 	uint64_t serial;                /* 1, 2...: keeps its pcs in no mapping apart */
@@ -200,9 +200,12 @@ static const struct loc_cached *loc_find(const struct loc_cache *c, uint64_t key
 /* Keeps a copy of locs under key; nothing when full or out of memory. */
 static void loc_put(struct loc_cache *c, uint64_t key, const uint64_t *locs, size_t n)
 {
-	if (!c->cap && !(c->slots = calloc(c->cap = 2 * LOC_CACHE_MAX, sizeof *c->slots)))
-		c->cap = 0;
-	if (!c->cap || c->used >= LOC_CACHE_MAX)
+	if (!c->slots) {
+		if (!(c->slots = calloc(2 * LOC_CACHE_MAX, sizeof *c->slots)))
+			return;
+		c->cap = 2 * LOC_CACHE_MAX;
+	}
+	if (c->used >= LOC_CACHE_MAX)
 		return;
 	uint64_t *copy = malloc(n * sizeof *copy);
 	if (!copy)
@@ -345,10 +348,10 @@ static uint32_t written(const unsigned char *rec, uint32_t size)
  * not once a record, while the ring has room: the writers read both lines
  * at every sample, and each store of ours would make them miss (cache
  * lines between CPUs).  Once the ring is half full, at every record: a
- * sample reserves room for a whole stack copy (32 KiB by default), and a
- * burst of them can fill even the default 64 MiB ring while the reader is
- * slow (the sanitizer build's, in test_preload: one record dropped when
- * 64 of them were held back). */
+ * sample whose thread's stack is not proven yet reserves room for a whole
+ * stack copy (32 KiB by default), and a burst of them can fill even the
+ * default 64 MiB ring while the reader is slow (the sanitizer build's, in
+ * test_preload: one record dropped when 64 of them were held back). */
 static void give_back(struct collect_ring *r)
 {
 	__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);

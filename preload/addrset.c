@@ -31,7 +31,7 @@
  * every free read: every sample and every sampled free then wrote a line
  * that all CPUs read, and perf annotate put 97% of preload_set_add on
  * that write and a quarter of free on the read.
-  */
+ */
 #include <sys/mman.h>
 
 #include "preload.h"

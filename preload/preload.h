@@ -134,9 +134,10 @@ void preload_stack_prove(uint64_t sp, uint32_t got);
  * own free reads next anyway.  free() then looks up only marked and large
  * blocks: about one in 256 of glibc's small blocks, and the sampled ones.
  *
- * preload_free_mask and preload_free_large (setup.c, set before the
- * program runs): an address with a mask bit set, of a block smaller than
- * preload_free_large, was not sampled.  At rates below
+ * preload_free_mask (setup.c, set before the program runs): an address
+ * with a mask bit set was not sampled, unless the mask is
+ * PRELOAD_MARK_MASK and the block has PRELOAD_MARK_LARGE bytes or more.
+ * At rates below
  * PRELOAD_MARK_MIN_RATE nothing is moved (a moved block may cost up to
  * 4 KiB of the allocator's memory: at rate 1 that would be every block)
  * and the mask is 0: every free looks up; so too behind an allocator other
@@ -147,7 +148,6 @@ void preload_stack_prove(uint64_t sp, uint32_t got);
 #define PRELOAD_MARK_LARGE 65536
 
 extern uintptr_t preload_free_mask;
-extern size_t preload_free_large;       /* SIZE_MAX: no size word is read */
 
 static inline bool preload_marked(const void *p)
 {
@@ -163,8 +163,10 @@ static inline size_t preload_glibc_size(const void *p)
 /* Whether p may be a sampled block, so that free() must look it up. */
 static inline bool preload_may_be_sampled(const void *p)
 {
-	return ((uintptr_t)p & preload_free_mask) == 0 ||
-	       (preload_free_large != SIZE_MAX && preload_glibc_size(p) >= preload_free_large);
+	uintptr_t mask = preload_free_mask;
+
+	return ((uintptr_t)p & mask) == 0 ||
+	       (mask == PRELOAD_MARK_MASK && preload_glibc_size(p) >= PRELOAD_MARK_LARGE);
 }
 
 /* addrset.c: the sampled blocks still live, so that their free is seen.

@@ -79,42 +79,37 @@ static uint32_t copy_stack_checked(void *dst, uint64_t sp)
 	return got > 0 ? (uint32_t)got : 0;
 }
 
-/* Copies the top of the stack, from sp upward, into dst: the sampled
- * path's main cost, so a plain memcpy whenever this thread's stack
- * between sp and its top has been proven readable (stack_proof.c), and
- * the checked copy otherwise, which then proves what it read.  The memcpy
- * stops at the proven top, the page of the thread's anchor, above its
- * outermost frame: the reader loses nothing it could unwind (the checked
- * copy may return more, the junk above the stack). */
-static uint32_t copy_stack(void *dst, uint64_t sp, uint32_t room)
+/* The stack bytes a record makes room for, from sp upward: where this
+ * thread's stack between sp and its top has been proven readable
+ * (stack_proof.c, *proven), the proven part, usually a few KiB; the whole
+ * --stack-size otherwise.  A record that reserved all 32 KiB for a 2 KiB
+ * copy held the ring to a fourteenth of the records it could hold, and a
+ * burst of samples while the reader was slow (the sanitizer build's)
+ * filled it.  The proven part ends at the page of the thread's anchor,
+ * above its outermost frame: the reader loses nothing it could unwind
+ * (the checked copy may return more, the junk above the stack). */
+static uint32_t stack_room(uint64_t sp, bool *proven)
 {
 	uint64_t len;
+
+	*proven = preload_stack_size && preload_stack_proven(sp, &len);
+	return *proven && len < preload_stack_size ? (uint32_t)len : preload_stack_size;
+}
+
+/* Copies room bytes of the stack from sp into dst: the sampled path's
+ * main cost, so a plain memcpy where stack_room found them proven, and
+ * the checked copy otherwise, which then proves what it read. */
+static uint32_t copy_stack(void *dst, uint64_t sp, bool proven, uint32_t room)
+{
 	uint32_t got;
 
-	if (preload_stack_proven(sp, &len)) {
-		if (len > room)
-			len = room;
-		memcpy(dst, (const void *)(uintptr_t)sp, len);
-		return (uint32_t)len;
+	if (proven) {
+		memcpy(dst, (const void *)(uintptr_t)sp, room);
+		return room;
 	}
 	got = copy_stack_checked(dst, sp);
 	preload_stack_prove(sp, got);
 	return got;
-}
-
-/* The stack bytes a record makes room for: what a plain copy will take
- * where this thread's stack is proven (usually a few KiB), the whole
- * --stack-size otherwise.  A record that reserved all 32 KiB for a 2 KiB
- * copy held the ring to a fourteenth of the records it could hold, and a
- * burst of samples while the reader was slow (the sanitizer build's)
- * filled it. */
-static uint32_t stack_room(uint64_t sp)
-{
-	uint64_t len;
-
-	if (preload_stack_size && preload_stack_proven(sp, &len) && len < preload_stack_size)
-		return (uint32_t)len;
-	return preload_stack_size;
 }
 
 /* noinline: the registers are captured in this very frame, the frame the
@@ -128,9 +123,10 @@ __attribute__((noinline)) void preload_record_alloc(void *addr, size_t size, int
 	struct heapring_alloc *rec;
 	int saved_errno = errno;        /* a successful malloc leaves errno alone */
 	uint32_t room, len;
+	bool proven;
 
 	capture_regs(regs);
-	room = stack_room(regs[REGNAME(SP)]);
+	room = stack_room(regs[REGNAME(SP)], &proven);
 	len = ALLOC_RECORD_SIZE(room);
 	if (!preload_still_recording(now) || !(rec = preload_ring_reserve(len, true)))
 		goto out;
@@ -139,7 +135,7 @@ __attribute__((noinline)) void preload_record_alloc(void *addr, size_t size, int
 	rec->time_ns = now;
 	rec->tid = tid;
 	memcpy(rec->regs, regs, sizeof rec->regs);
-	rec->stack_len = room ? copy_stack(rec + 1, regs[REGNAME(SP)], room) : 0;
+	rec->stack_len = room ? copy_stack(rec + 1, regs[REGNAME(SP)], proven, room) : 0;
 	if (preload_stack_size && !rec->stack_len)
 		preload_ring_count(&preload_ring->dropped_stack);
 	/* Remembered only once recorded: a free the reader cannot match

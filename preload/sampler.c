@@ -74,7 +74,8 @@ static void seed(struct sampler_thread *t)
 }
 
 /* The countdown crossed zero, or the thread is new, or recording is not
- * on: whether this allocation of n bytes is sampled. */
+ * on: whether this allocation of n bytes is sampled.  The slow paths,
+ * which not_sampled sent here, ask this one directly. */
 static bool sample_due_slow(struct sampler_thread *t, size_t n)
 {
 	int state = atomic_load_explicit(&preload_state, memory_order_relaxed);
@@ -113,33 +114,41 @@ static inline bool not_sampled(size_t n)
 	return false;
 }
 
+/* Whether an allocation function's n bytes are sampled, for those with
+ * one path, sampled or not. */
+static bool sample_due(size_t n)
+{
+	return !not_sampled(n) && sample_due_slow(&self, n);
+}
+
 /* How a block that is moved to a marked address gets its contents. */
 enum move { MOVE_NONE, MOVE_ZERO, MOVE_COPY };
 
-/* A sampled block at p (n bytes) at a marked address: p itself, or a new
- * block from the allocator's memalign with p's first n bytes or zeros,
- * p given back.  NULL if p is NULL, or no marked block could be had (p
- * then stays, not sampled). */
-static void *to_marked(void *p, size_t n, enum move how, void **unsampled)
+/* Puts the sampled block *p (n bytes) where free() will look it up: it
+ * stays where it is when its address is marked, when it is large, or when
+ * nothing is moved at all; else *p becomes a block from the allocator's
+ * memalign with the old one's first n bytes or zeros, and the old one is
+ * given back.  false when no marked block could be had: *p then stays,
+ * not to be sampled. */
+static bool to_marked(void **p, size_t n, enum move how)
 {
 	void *q;
 
-	*unsampled = p;
-	if (!p || preload_free_mask != PRELOAD_MARK_MASK || preload_marked(p) || n >= PRELOAD_MARK_LARGE)
-		return p;
+	if (preload_free_mask != PRELOAD_MARK_MASK || preload_marked(*p) || n >= PRELOAD_MARK_LARGE)
+		return true;
 	q = preload_real.memalign(PRELOAD_MARK_ALIGN, n ? n : 1);
 	if (!q || !preload_marked(q)) {
 		if (q)
 			preload_real.free(q);
-		return NULL;
+		return false;
 	}
 	if (how == MOVE_ZERO)
 		memset(q, 0, n);
 	else if (how == MOVE_COPY)
-		memcpy(q, p, n);
-	preload_real.free(p);
-	*unsampled = q;
-	return q;
+		memcpy(q, *p, n);
+	preload_real.free(*p);
+	*p = q;
+	return true;
 }
 
 /* A forked child that follows gets its ring here, at its first sampled
@@ -168,20 +177,14 @@ static __attribute__((noinline)) void sample(struct sampler_thread *t, void *p, 
 static void *account(void *p, size_t n, bool due, enum move how)
 {
 	struct sampler_thread *t = &self;
-	void *block;
 
 	if (!p || !due)
 		return p;
 	t->busy = true;
-	if (to_marked(p, n, how, &block))
-		sample(t, block, n);
+	if (to_marked(&p, n, how))
+		sample(t, p, n);
 	t->busy = false;
-	return block;
-}
-
-static bool due_now(size_t n)
-{
-	return sample_due_slow(&self, n);
+	return p;
 }
 
 /* A sampled block goes back: its FREE record, under the reentrancy
@@ -214,7 +217,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, POOL_ALIGN);
-	due = due_now(n);
+	due = sample_due_slow(&self, n);
 	return account(preload_real.malloc(n), n, due, MOVE_NONE);
 }
 
@@ -231,7 +234,7 @@ static __attribute__((noinline)) void *calloc_slow(size_t count, size_t n, size_
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(bytes, POOL_ALIGN);   /* static: zeroed, never reused */
-	due = due_now(bytes);
+	due = sample_due_slow(&self, bytes);
 	return account(preload_real.calloc(count, n), bytes, due, MOVE_ZERO);
 }
 
@@ -291,7 +294,7 @@ static void *resize(void *old, size_t n)
 	if (!preload_real_ready())
 		return old ? NULL : preload_pool_alloc(n, POOL_ALIGN);
 	release(old);
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	return account(preload_real.realloc(old, n), n, due, MOVE_COPY);
 }
 
@@ -324,7 +327,7 @@ PRELOAD_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 		*out = preload_pool_alloc(n, align);
 		return *out ? 0 : ENOMEM;
 	}
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	err = preload_real.posix_memalign(out, align, n);
 	if (!err)
 		*out = account(*out, n, due, MOVE_NONE);
@@ -337,7 +340,7 @@ PRELOAD_EXPORT void *aligned_alloc(size_t align, size_t n)
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, align);
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	return account(preload_real.aligned_alloc(align, n), n, due, MOVE_NONE);
 }
 
@@ -347,7 +350,7 @@ PRELOAD_EXPORT void *memalign(size_t align, size_t n)
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, align);
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	return account(preload_real.memalign(align, n), n, due, MOVE_NONE);
 }
 
@@ -357,7 +360,7 @@ PRELOAD_EXPORT void *valloc(size_t n)
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, 4096);
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	return account(preload_real.valloc(n), n, due, MOVE_NONE);
 }
 
@@ -367,6 +370,6 @@ PRELOAD_EXPORT void *pvalloc(size_t n)
 
 	if (!preload_real_ready())
 		return preload_pool_alloc(n, 4096);
-	due = not_sampled(n) ? false : due_now(n);
+	due = sample_due(n);
 	return account(preload_real.pvalloc(n), n, due, MOVE_NONE);
 }

@@ -34,7 +34,6 @@ struct heapring_header *preload_ring;
 unsigned char *preload_ring_data;
 uint64_t preload_rate;
 uintptr_t preload_free_mask;    /* preload.h; 0 until the constructor: free() looks up */
-size_t preload_free_large = SIZE_MAX;
 uint32_t preload_stack_size;
 size_t preload_page_size;
 atomic_uint preload_epoch;
@@ -217,10 +216,8 @@ __attribute__((constructor)) static void preload_init(void)
 	 * forked child that follows keeps its parent's rate (same ring). */
 	if (!recording)
 		preload_free_mask = ~(uintptr_t)0;
-	else if (preload_rate >= PRELOAD_MARK_MIN_RATE && preload_real.memalign && preload_real.is_glibc) {
-		preload_free_large = PRELOAD_MARK_LARGE;
+	else if (preload_rate >= PRELOAD_MARK_MIN_RATE && preload_real.memalign && preload_real.is_glibc)
 		preload_free_mask = PRELOAD_MARK_MASK;
-	}
 	atomic_store(&preload_state, recording ? PRELOAD_RECORDING : PRELOAD_OFF);
 	errno = saved_errno;
 }
