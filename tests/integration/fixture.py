@@ -104,8 +104,10 @@ def thread_frames():
 
 def require_heap_sampler():
     """Exits 77 unless the allocation sampler (PPROFC_HEAP_LIB) and the
-    heap_alloc fixture are built, on x86_64 (the only registers it takes)."""
+    heap_alloc fixture are built, on x86_64 (the only registers it takes).
+    Hides separate debug info first when asked (hide_debug_info)."""
     import platform
+    hide_debug_info()
     if platform.machine() != "x86_64":
         print("skipped: the sampler captures x86_64 registers only")
         sys.exit(SKIP)
