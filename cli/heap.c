@@ -84,6 +84,10 @@ void cli_heap_summary(const struct collect_summary *sum, const char *command, in
 		fprintf(stderr, "exited\n");
 	if (children)
 		followed_line(h);
+	if (h->no_maps)
+		fprintf(stderr, "pprofc: %" PRIu64 " allocations read after their process had gone "
+			"have no stack (it ended without exit(): killed, or a raw exit_group)\n",
+			h->no_maps);
 	if (h->unmatched_frees)
 		fprintf(stderr, "pprofc: %" PRIu64 " frees of sampled blocks whose allocation was not "
 			"read (dropped)\n", h->unmatched_frees);

@@ -83,6 +83,8 @@ struct collect_heap_summary {
 	uint64_t stacks;                /* distinct (stack, size) */
 	uint64_t dropped_full;          /* by the sampler: the ring was full */
 	uint64_t no_stack;              /* recorded without a stack copy */
+	uint64_t no_maps;               /* read when the process's maps could not be
+					 * (it had gone): no stack */
 	uint64_t untracked_frees;       /* sampled blocks whose free cannot be seen */
 	uint64_t unmatched_frees;       /* frees of blocks whose allocation was not read */
 	uint64_t bad_records;           /* malformed: reading stopped there */

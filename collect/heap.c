@@ -171,8 +171,12 @@ static size_t stack_of(struct collect_session *s, struct heap_proc *p, const str
 {
 	struct arch_regs regs = { .known = ARCH_REGS_ALL };
 	struct sym_stack st;
-	if (!a->stack_len || proc_prepare(s, p))
+	if (!a->stack_len)
 		return 0;
+	if (proc_prepare(s, p)) {
+		s->sum.heap.no_maps++;
+		return 0;
+	}
 	memcpy(regs.v, a->regs, sizeof regs.v);
 	struct sym_snapshot snap = { a->tid, &regs, REG(&regs, SP), stack, a->stack_len,
 				     a->stack_len >= p->ring.hdr->stack_size, attach_read_mem };

@@ -3,7 +3,7 @@
  * each other: the allocator found behind us, the process-wide state, the
  * ring writer and the set of sampled addresses.  Every name here is hidden
  * (-fvisibility=hidden); the library exports only the allocation
- * functions it interposes (sampler.c).
+ * functions it interposes (sampler.c), and _exit and _Exit (drain.c).
  */
 #ifndef PPROFC_PRELOAD_H
 #define PPROFC_PRELOAD_H
@@ -102,6 +102,10 @@ void preload_nap(uint64_t ns);
 bool preload_follow_init(const char *name);
 bool preload_following(void);
 int preload_follow_ask(void);
+
+/* sampler.c: whether the calling thread is inside the sampler (a signal
+ * handler interrupted it there). */
+bool preload_thread_busy(void);
 
 /* ring.c: the writer's half of heapring.h. */
 void *preload_ring_reserve(uint32_t size, bool may_wait);

@@ -15,7 +15,8 @@
  * address is marked: then a bounded lookup in the set of sampled blocks
  * (addrset.c).
  *
- * Only these functions are exported (-fvisibility=hidden elsewhere).
+ * Only these functions are exported (-fvisibility=hidden elsewhere), and
+ * drain.c's _exit and _Exit.
  */
 #include <errno.h>
 #include <math.h>
@@ -40,6 +41,11 @@ struct sampler_thread {
 };
 
 static __thread struct sampler_thread self;
+
+bool preload_thread_busy(void)
+{
+	return self.busy;
+}
 
 static uint64_t next_random(struct sampler_thread *t)
 {
