@@ -64,6 +64,21 @@ _Static_assert(HEAPRING_REGS == ARCH_NREGS, "the ring's registers are arch/regs.
 
 enum proc_end { PROC_LIVE, PROC_EXITED, PROC_EXECED };
 
+/* Location ids of the stacks the memo answered, by the memo's key: most
+ * records of a process come down a handful of call chains, and turning
+ * each one's frames into location ids again (trimmed, names compared and
+ * hashed) was most of what the reader did per sample after the memo. */
+#define LOC_CACHE_MAX 4096              /* entries; past it, no more are kept */
+struct loc_cached {
+	uint64_t key;                   /* sym_memo_key; 0: empty */
+	size_t n;
+	uint64_t *locs;
+};
+struct loc_cache {
+	struct loc_cached *slots;       /* open addressing, cap a power of 2 */
+	size_t cap, used;
+};
+
 /* One process image recording into a ring of its own. */
 struct heap_proc {
 	pid_t pid;
@@ -76,6 +91,7 @@ struct heap_proc {
 	struct sym_session *sym;
 	struct collect_stacks stacks;   /* its maps into the shared profile */
 	struct sym_memo *memo;          /* unwinds of ALLOC records, NULL: off */
+	struct loc_cache locs;          /* the memo's answers as location ids */
 	struct collect_heap_account acct;
 	char name[64];                  /* its comm when it asked */
 };
@@ -164,8 +180,55 @@ static int proc_prepare(struct collect_session *s, struct heap_proc *p)
 
 /* ---- unwinding a sampled allocation ----------------------------------- */
 
+static size_t loc_slot(const struct loc_cache *c, uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (c->cap - 1);
+}
+
+static const struct loc_cached *loc_find(const struct loc_cache *c, uint64_t key)
+{
+	if (!c->cap)
+		return NULL;
+	for (size_t i = loc_slot(c, key);; i = (i + 1) & (c->cap - 1)) {
+		if (c->slots[i].key == key)
+			return &c->slots[i];
+		if (!c->slots[i].key)
+			return NULL;
+	}
+}
+
+/* Keeps a copy of locs under key; nothing when full or out of memory. */
+static void loc_put(struct loc_cache *c, uint64_t key, const uint64_t *locs, size_t n)
+{
+	if (!c->slots) {
+		if (!(c->slots = calloc(2 * LOC_CACHE_MAX, sizeof *c->slots)))
+			return;
+		c->cap = 2 * LOC_CACHE_MAX;
+	}
+	if (c->used >= LOC_CACHE_MAX)
+		return;
+	uint64_t *copy = malloc(n * sizeof *copy);
+	if (!copy)
+		return;
+	memcpy(copy, locs, n * sizeof *copy);
+	size_t i = loc_slot(c, key);
+	while (c->slots[i].key)
+		i = (i + 1) & (c->cap - 1);
+	c->slots[i] = (struct loc_cached){ key, n, copy };
+	c->used++;
+}
+
+static void loc_cache_free(struct loc_cache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		free(c->slots[i].locs);
+	free(c->slots);
+	*c = (struct loc_cache){ 0 };
+}
+
 /* The allocation's stack as location ids, the allocator's frames trimmed;
- * 0 when it has none (not copied, or not unwound). */
+ * 0 when it has none (not copied, or not unwound).  A stack the memo
+ * answered is turned into ids once, then found by its key. */
 static size_t stack_of(struct collect_session *s, struct heap_proc *p, const struct heapring_alloc *a,
 		       const unsigned char *stack, uint64_t *locs)
 {
@@ -180,7 +243,14 @@ static size_t stack_of(struct collect_session *s, struct heap_proc *p, const str
 	memcpy(regs.v, a->regs, sizeof regs.v);
 	struct sym_snapshot snap = { a->tid, &regs, REG(&regs, SP), stack, a->stack_len,
 				     a->stack_len >= p->ring.hdr->stack_size, attach_read_mem };
-	if (sym_unwind_memo(p->sym, p->memo, &snap, &st) || st.n == 0) {
+	uint64_t key = sym_memo_key(p->sym, p->memo, &snap);
+	const struct loc_cached *hit = key ? loc_find(&p->locs, key) : NULL;
+	if (hit) {
+		memcpy(locs, hit->locs, hit->n * sizeof *locs);
+		return hit->n;
+	}
+	if ((key ? sym_memo_frames(p->memo, key, &st) : sym_unwind_memo(p->sym, p->memo, &snap, &st)) ||
+	    st.n == 0) {
 		s->sum.unwind_failures++;
 		sym_stack_free(&st);
 		return 0;
@@ -190,6 +260,8 @@ static size_t stack_of(struct collect_session *s, struct heap_proc *p, const str
 	size_t n = collect_stacks_locations_from(&p->stacks, &st, collect_heap_trim(&st, s->heap->lib),
 						 locs, COLLECT_MAX_LOCS);
 	sym_stack_free(&st);
+	if (key && n)
+		loc_put(&p->locs, key, locs, n);
 	return n;
 }
 
@@ -369,6 +441,7 @@ static void proc_close(struct collect_session *s, struct heap_proc *p, enum proc
 	collect_ring_close(&p->ring);
 	sym_memo_free(p->memo);
 	p->memo = NULL;
+	loc_cache_free(&p->locs);
 	collect_stacks_free(&p->stacks);
 	sym_close(p->sym);
 	p->sym = NULL;

@@ -361,17 +361,52 @@ static int offsets_agree(const struct sym_snapshot *snap, const uint64_t *pcs, c
 	return 1;
 }
 
-int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap,
-		    struct sym_stack *out)
+/* The memo holds unwinds of the modules as read now: emptied when they
+ * were read again. */
+static void memo_check_gen(struct sym_session *s, struct sym_memo *m)
 {
-	const uint64_t sp_pc = REGBIT(SP) | REGBIT(PC);
-	if (!m || (snap->regs->known & sp_pc) != sp_pc)
-		return sym_unwind(s, snap, out);
 	if (m->gen != sym_modules_generation(s)) {
 		memo_clear(m);
 		m->gen = sym_modules_generation(s);
 		m->st.clears++;
 	}
+}
+
+static int memo_usable(const struct sym_memo *m, const struct sym_snapshot *snap)
+{
+	const uint64_t sp_pc = REGBIT(SP) | REGBIT(PC);
+	return m && (snap->regs->known & sp_pc) == sp_pc;
+}
+
+/* A key names a terminal node for as long as the memo is not emptied:
+ * the count of clears above, the node's index below. */
+uint64_t sym_memo_key(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap)
+{
+	if (!memo_usable(m, snap))
+		return 0;
+	memo_check_gen(s, m);
+	const struct memo_node *t = memo_find(m, snap);
+	if (!t)
+		return 0;
+	m->st.hits++;
+	return (m->st.clears + 1) << 32 | (uint64_t)(t - m->nodes);
+}
+
+int sym_memo_frames(const struct sym_memo *m, uint64_t key, struct sym_stack *out)
+{
+	uint64_t node = key & 0xffffffffu;
+	memset(out, 0, sizeof *out);
+	if (!m || key >> 32 != m->st.clears + 1 || !node || node >= m->nnodes || !m->nodes[node].frames)
+		return -1;
+	return memo_hand_out(&m->nodes[node], out);
+}
+
+int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap,
+		    struct sym_stack *out)
+{
+	if (!memo_usable(m, snap))
+		return sym_unwind(s, snap, out);
+	memo_check_gen(s, m);
 	const struct memo_node *t = memo_find(m, snap);
 	if (t) {
 		m->st.hits++;
@@ -384,12 +419,7 @@ int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_
 	int r = sym_unwind_traced(s, snap, out, &tr);
 	if (r != 0 || !tr.plain)
 		return r;
-	if (m->gen != sym_modules_generation(s)) {
-		/* Modules were read again during this walk: it is of the new ones. */
-		memo_clear(m);
-		m->gen = sym_modules_generation(s);
-		m->st.clears++;
-	}
+	memo_check_gen(s, m);     /* read again during this walk: it is of the new ones */
 	if (walk_offsets(s, m, pcs, tr.n, offs) && offsets_agree(snap, pcs, offs, tr.n))
 		memo_insert(m, pcs, offs, tr.n, out);
 	return r;

@@ -110,6 +110,15 @@ struct sym_memo_stats {
 struct sym_memo *sym_memo_new(void);
 int sym_unwind_memo(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap,
 		    struct sym_stack *out);
+/* For a caller that derives something costly from a memo's frames (the
+ * heap profile's location ids) and keeps it: the key of the memo's answer
+ * for snap (counted as a hit), or 0 when the memo has none (then
+ * sym_unwind_memo unwinds).  A key names the same frames until the memo
+ * is emptied (the modules read again), and never another answer after:
+ * keys are not reused.  sym_memo_frames gives a key's frames as
+ * sym_unwind_memo would, -1 once the key is stale. */
+uint64_t sym_memo_key(struct sym_session *s, struct sym_memo *m, const struct sym_snapshot *snap);
+int sym_memo_frames(const struct sym_memo *m, uint64_t key, struct sym_stack *out);
 struct sym_memo_stats sym_memo_stats(const struct sym_memo *m);
 void sym_memo_free(struct sym_memo *m);
 
