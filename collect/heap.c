@@ -228,9 +228,11 @@ static void loc_cache_free(struct loc_cache *c)
 
 /* The allocation's stack as location ids, the allocator's frames trimmed;
  * 0 when it has none (not copied, or not unwound).  A stack the memo
- * answered is turned into ids once, then found by its key. */
+ * answered is turned into ids once, then found by its key, which is
+ * handed back in *stack_key (left alone otherwise): the same key, the
+ * same ids, for the accounting's own lookup. */
 static size_t stack_of(struct collect_session *s, struct heap_proc *p, const struct heapring_alloc *a,
-		       const unsigned char *stack, uint64_t *locs)
+		       const unsigned char *stack, uint64_t *locs, uint64_t *stack_key)
 {
 	struct arch_regs regs = { .known = ARCH_REGS_ALL };
 	struct sym_stack st;
@@ -247,6 +249,7 @@ static size_t stack_of(struct collect_session *s, struct heap_proc *p, const str
 	const struct loc_cached *hit = key ? loc_find(&p->locs, key) : NULL;
 	if (hit) {
 		memcpy(locs, hit->locs, hit->n * sizeof *locs);
+		*stack_key = key;
 		return hit->n;
 	}
 	if ((key ? sym_memo_frames(p->memo, key, &st) : sym_unwind_memo(p->sym, p->memo, &snap, &st)) ||
@@ -260,8 +263,10 @@ static size_t stack_of(struct collect_session *s, struct heap_proc *p, const str
 	size_t n = collect_stacks_locations_from(&p->stacks, &st, collect_heap_trim(&st, s->heap->lib),
 						 locs, COLLECT_MAX_LOCS);
 	sym_stack_free(&st);
-	if (key && n)
+	if (key && n) {
 		loc_put(&p->locs, key, locs, n);
+		*stack_key = key;
+	}
 	return n;
 }
 
@@ -269,13 +274,13 @@ static int on_alloc(struct collect_session *s, struct heap_proc *p, const unsign
 		    uint32_t size)
 {
 	struct heapring_alloc a;
-	uint64_t locs[COLLECT_MAX_LOCS];
+	uint64_t locs[COLLECT_MAX_LOCS], key = 0;
 	if (size < sizeof a)
 		return -1;
 	memcpy(&a, rec, sizeof a);
 	if (a.stack_len > size - sizeof a || a.stack_len > p->ring.hdr->stack_size)
 		return -1;
-	size_t n = stack_of(s, p, &a, rec + sizeof a, locs);
+	size_t n = stack_of(s, p, &a, rec + sizeof a, locs, &key);
 	if (!n) {
 		/* No symbolizer at all: the marker still goes into the
 		 * shared profile. */
@@ -286,7 +291,7 @@ static int on_alloc(struct collect_session *s, struct heap_proc *p, const unsign
 		locs[0] = collect_stacks_marker(&p->stacks, COLLECT_MARK_NO_ALLOC_STACK);
 		n = locs[0] != 0;
 	}
-	if (collect_heap_alloc(&p->acct, a.addr, locs, n, a.size)) {
+	if (collect_heap_alloc(&p->acct, a.addr, key, locs, n, a.size)) {
 		s->sum.dropped_nomem++;
 		return 0;
 	}

@@ -262,7 +262,7 @@ static void on_return(struct collect_session *s, const struct attach_raw_sample 
 		on_free(s, p->old);     /* realloc moved or freed it */
 	if (!addr || !p->n)
 		return;
-	if (collect_heap_alloc(&s->uheap->acct, addr, p->locs, p->n, p->size))
+	if (collect_heap_alloc(&s->uheap->acct, addr, 0, p->locs, p->n, p->size))
 		s->sum.dropped_nomem++;
 	else
 		s->sum.heap.samples++;

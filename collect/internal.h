@@ -144,11 +144,16 @@ struct collect_heap_account {
 	size_t capeix;
 	struct heap_block *live;        /* open addressing by address */
 	size_t nlive, caplive;
+	struct heap_keyed *kix;         /* open addressing by (stack key, size) */
+	size_t nkix, capkix;
 };
 /* A sampled block of size bytes at addr, allocated on stack locs: -1 if
- * out of memory.  A block still live at addr was freed unseen: it goes. */
-int collect_heap_alloc(struct collect_heap_account *h, uint64_t addr, const uint64_t *locs, size_t n,
-		       uint64_t size);
+ * out of memory.  A block still live at addr was freed unseen: it goes.
+ * stack_key: 0, or a number that names locs for as long as h lives (the
+ * heap reader's unwind-memo key): its entry is then found by the key and
+ * the size, without hashing and comparing locs. */
+int collect_heap_alloc(struct collect_heap_account *h, uint64_t addr, uint64_t stack_key,
+		       const uint64_t *locs, size_t n, uint64_t size);
 /* addr freed: 1 if it was a sampled block live, else 0. */
 int collect_heap_free_block(struct collect_heap_account *h, uint64_t addr);
 /* The entries into prof (its samples cleared first), unsampled at rate;
