@@ -367,6 +367,31 @@ static void give_back(struct collect_ring *r)
 	beat(r);
 }
 
+/* The records ahead of the one being read, asked into the cache before
+ * they are needed.  Each was written by another CPU: on pure churn perf
+ * annotate put most of drain_until's samples (a quarter of the reader's)
+ * on the first load of a record's size word, and most of memo_find's on
+ * its loads of the stack words.  While one record is read (~1.5 us), the
+ * lines of the next PREFETCH_AHEAD bytes arrive: the reader's CPU per
+ * record 1.55 -> 1.35 us (medians of 4 alternating runs; 256 bytes ahead
+ * gave 1.48).  Only lines far behind head, where every writer reserved
+ * long ago and has published: a line still being written would be taken
+ * from its writer, a miss in the target.  *upto: where the lines asked
+ * for so far end. */
+#define PREFETCH_AHEAD 1024
+#define PREFETCH_BEHIND_HEAD 65536
+#define CACHE_LINE 64
+
+static void prefetch_ahead(const struct collect_ring *r, uint64_t pos, uint64_t head, uint64_t *upto)
+{
+	if (head - pos < PREFETCH_AHEAD + PREFETCH_BEHIND_HEAD)
+		return;
+	uint64_t from = *upto > pos ? *upto : pos & ~(uint64_t)(CACHE_LINE - 1);
+	for (; from < pos + PREFETCH_AHEAD; from += CACHE_LINE)
+		__builtin_prefetch(r->data + (from & (r->data_size - 1)));
+	*upto = from;
+}
+
 /* Consumes the records of p's ring published so far, until the clock
  * passes until (0: all of them).  Each is zeroed before tail moves past
  * it: a writer's reservation must find 0 in its size word until it
@@ -376,7 +401,7 @@ static void give_back(struct collect_ring *r)
 static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t until)
 {
 	struct collect_ring *r = &p->ring;
-	uint64_t from = r->tail, given = r->tail;
+	uint64_t from = r->tail, given = r->tail, fetched = 0;
 	for (unsigned n = 1; r->hdr && !p->broken; n++) {
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		if (r->tail != given && (n % READ_CHECK_EVERY == 0 || head - given > r->data_size / 2)) {
@@ -390,6 +415,7 @@ static int drain_until(struct collect_session *s, struct heap_proc *p, uint64_t 
 		uint32_t size = r->tail == head ? 0 : __atomic_load_n((uint32_t *)rec, __ATOMIC_ACQUIRE);
 		if (!size)
 			break;          /* none, or reserved and not published yet */
+		prefetch_ahead(r, r->tail + size, head, &fetched);
 		if (on_record(s, p, head, rec, size, pos)) {
 			p->broken = 1;
 			s->sum.heap.bad_records++;
