@@ -25,7 +25,8 @@ round so that no mode always goes first:
 
 and reports each mode's median throughput, its slowdown against the
 fixture alone (1 - the median over rounds of mode / none in the same
-round), its overhead (the time it adds to each pair: the median of
+round) with a distribution-free interval for that median (order
+statistics of the per-round ratios), its overhead (the time it adds to each pair: the median of
 none / mode - 1), and how many times heaptrack's overhead is pprofc's.
 The ratio is of overheads, not of slowdowns: a slowdown cannot pass
 100%, so with heaptrack near it the ratio of slowdowns is capped at
@@ -37,6 +38,7 @@ bench/RESULTS.md (between its markers).  stdlib only.
 """
 import argparse
 import datetime
+import math
 import os
 import re
 import shutil
@@ -147,6 +149,22 @@ def measure(args, modes):
     return rounds
 
 
+def median_ci(xs, level=0.95):
+    """A distribution-free interval for the median of xs: the order
+    statistics x(k) and x(n+1-k) with the largest k for which the binomial
+    tails outside them hold at most 1 - level (for 7 rounds that is the
+    minimum and maximum, 98% coverage; for 15, the 4th and 12th, 96%).
+    (low, high, coverage)."""
+    xs, n = sorted(xs), len(xs)
+    k, cover = 1, 1 - 2 * 0.5 ** n
+    while k < n // 2:
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+        if 1 - 2 * tail < level:
+            break
+        k, cover = k + 1, 1 - 2 * tail
+    return xs[k - 1], xs[n - k], cover
+
+
 def summarize(rounds, modes):
     """Medians, and each mode's slowdown as the median over rounds of its
     throughput against the fixture alone in the same round: the rounds
@@ -163,7 +181,15 @@ def summarize(rounds, modes):
     # The target's own extra CPU per pair, paired by round the same way.
     cpu = {m: statistics.median(r["recs"][m]["cpu_ns"] / r["recs"]["none"]["cpu_ns"] for r in rounds) - 1
            for m in modes if m != "none"}
-    return med, slow, over, cpu
+    # How far the slowdown's median may be off: the per-round ratios'
+    # interval, as slowdowns (1 - ratio, so the bounds swap).
+    ci = {}
+    for m in modes:
+        if m != "none":
+            lo, hi, cover = median_ci([r["recs"][m]["ops_per_s"] / r["recs"]["none"]["ops_per_s"]
+                                       for r in rounds])
+            ci[m] = (1 - hi, 1 - lo, cover)
+    return med, slow, over, cpu, ci
 
 
 def header(args):
@@ -177,7 +203,7 @@ def header(args):
     ]
 
 
-def report(args, modes, rounds, med, slow, over, cpu):
+def report(args, modes, rounds, med, slow, over, cpu, ci):
     lines = [
         "",
         f"## alloc_churn {args.threads} {args.seconds} {args.cur_passes}",
@@ -194,8 +220,8 @@ def report(args, modes, rounds, med, slow, over, cpu):
         "(none / mode - 1, median over rounds).",
         "",
         "| mode | median M ops/s | min | max | slowdown (median of per-round ratios) "
-        "| overhead | target CPU per pair | extra target CPU | tool CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| its interval | overhead | target CPU per pair | extra target CPU | tool CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in modes:
         xs = [r["recs"][m]["ops_per_s"] / 1e6 for r in rounds]
@@ -205,13 +231,20 @@ def report(args, modes, rounds, med, slow, over, cpu):
         ns = statistics.median(r["recs"][m]["cpu_ns"] for r in rounds)
         tool = statistics.median(r["recs"][m]["tool_cpu_s"] for r in rounds) / args.seconds
         t = f"{tool * 100:.0f}%" if m != "none" else "-"
-        lines.append(f"| {m} | {med[m] / 1e6:.2f} | {min(xs):.2f} | {max(xs):.2f} | {s} | {o} "
+        iv = (f"{ci[m][0] * 100:.1f}% to {ci[m][1] * 100:.1f}% ({ci[m][2] * 100:.0f}%)"
+              if m in ci else "-")
+        lines.append(f"| {m} | {med[m] / 1e6:.2f} | {min(xs):.2f} | {max(xs):.2f} | {s} | {iv} | {o} "
                      f"| {ns:.1f} ns | {c} | {t} |")
     lines += ["", "Against the goals:", ""]
     if "pprofc" in slow:
         ok = slow["pprofc"] <= SLOWDOWN_GOAL
+        lo, hi, cover = ci["pprofc"]
+        sure = ("the whole interval is within it" if hi <= SLOWDOWN_GOAL else
+                "the whole interval is past it" if lo > SLOWDOWN_GOAL else
+                "the interval straddles it")
         lines.append(f"- pprofc at most {SLOWDOWN_GOAL * 100:.0f}% slower: "
-                     f"{slow['pprofc'] * 100:.1f}% -> {'MET' if ok else 'NOT MET'}; "
+                     f"{slow['pprofc'] * 100:.1f}% -> {'MET' if ok else 'NOT MET'} "
+                     f"({sure}: {lo * 100:.1f}% to {hi * 100:.1f}%, {cover * 100:.0f}% coverage); "
                      f"the target's own CPU per pair {cpu['pprofc'] * 100:+.1f}% -> "
                      f"{'MET' if cpu['pprofc'] <= SLOWDOWN_GOAL else 'NOT MET'}")
     if "pprofc" in over and "heaptrack" in over:
@@ -275,8 +308,8 @@ def main():
             rounds = measure(args, modes)
         except BenchError as e:
             sys.exit(f"heap_profile.py: {e}")
-        med, slow, over, cpu = summarize(rounds, modes)
-        lines += report(args, modes, rounds, med, slow, over, cpu).splitlines()
+        med, slow, over, cpu, ci = summarize(rounds, modes)
+        lines += report(args, modes, rounds, med, slow, over, cpu, ci).splitlines()
     section = "\n".join(lines)
     print("\n" + section)
     if args.write_results:
