@@ -9,8 +9,8 @@ allocs (loads, no warning, the right sample type) and -seconds 2; a mutex
 delta against the difference of two cumulative fetches; the cumulative
 block and mutex growth against the kernel's blocked time (schedstat), with
 the target and the server on two CPUs in both orders; parallel requests
-while a CPU profile runs (a second one gets Go's 500); 100 requests with
-no fd or memory growth; a malformed and a huge request; a client leaving
+while a CPU profile runs (a second one gets Go's 500); 3 x 100 requests
+with no fd growth and no memory growth in every window; a malformed and a huge request; a client leaving
 mid-profile; SIGTERM and SIGINT mid-request (exit 0, target untouched);
 the limits (--max-connections, the POST body's 413, 414 and 431) and the
 501s and 500s where perf_event is refused; the target never seen stopped
@@ -402,7 +402,7 @@ def test_parallel_and_loop():
         check(s == 503 and b"--max-profiles" in b, "a ninth collection: %d %r" % (s, b))
         for t in busy:
             t.join()
-        # 100 requests in a loop: no descriptor or memory growth.
+        # Requests in a loop: no descriptor or memory growth.
         paths = ["", "cmdline", "goroutine?debug=1", "mutex", "block", "symbol"]
         for i in range(60):     # the connection threads' malloc arenas warm up
             srv.get(paths[i % len(paths)])
@@ -411,19 +411,29 @@ def test_parallel_and_loop():
             with open("/proc/%d/status" % srv.proc.pid) as f:
                 rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
             return len(os.listdir("/proc/%d/fd" % srv.proc.pid)), rss
+        # Three windows of 100: a leak grows RSS in every one of them; a
+        # table of the cumulative collections doubling, or an arena taking
+        # a new heap, is a one-off step (0, 3148 and 4 kB in three runs of
+        # one window, 5176 once in CI).
         fd0, rss0 = fds_rss()
-        bad = sum(1 for i in range(100) if srv.get(paths[i % len(paths)])[0] != 200)
-        fd1, rss1 = fds_rss()
+        bad, steps, rss1 = 0, [], rss0
+        for _ in range(3):
+            before = rss1
+            bad += sum(1 for i in range(100) if srv.get(paths[i % len(paths)])[0] != 200)
+            fd1, rss1 = fds_rss()
+            steps.append(rss1 - before)
         # Under ASan freed memory waits in its quarantine (256 MB), so RSS
         # grows there whatever the code does; its leak check at exit is the
         # test of memory in that build.
         sanitized = os.environ.get("PPROFC_SANITIZE", "none") not in ("", "none")
-        # A leak of one descriptor a request would be 100; a few come and
+        # A leak of one descriptor a request would be 300; a few come and
         # go with the cumulative collections (perf events of a thread the
         # target starts, a connection closing): 250 -> 252 was seen once.
-        check(bad == 0 and fd1 <= fd0 + 5 and (rss1 - rss0 < 4096 or sanitized),
-              "100 requests: %d failed, fds %d -> %d, VmRSS %d -> %d kB" % (bad, fd0, fd1, rss0, rss1))
-        count_line("serve-loop", requests=100, failed=bad, fds_before=fd0, fds_after=fd1, rss_kb_before=rss0,
+        grows = min(steps) > 1024 or max(steps) > 16384
+        check(bad == 0 and fd1 <= fd0 + 5 and (not grows or sanitized),
+              "300 requests: %d failed, fds %d -> %d, VmRSS %d -> %d kB (by 100: %s)"
+              % (bad, fd0, fd1, rss0, rss1, steps))
+        count_line("serve-loop", requests=300, failed=bad, fds_before=fd0, fds_after=fd1, rss_kb_before=rss0,
                    rss_kb_after=rss1)
         # A malformed and a huge request: refused, the server runs on.
         for name, raw in (("malformed", b"GARBAGE \x01\x02\r\n\r\n"),
