@@ -68,37 +68,85 @@ SUMMARY = {
 }
 
 
+def steal_ticks():
+    """The host's steal time so far (/proc/stat, USER_HZ ticks): time this
+    VM's CPUs were runnable but the hypervisor ran something else."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) if len(fields) > 8 else 0
+
+
+def share_misses(engine, got, truth):
+    """The share_* functions' shares of the profile against the fixture's
+    clock: [(message)] for each off by more than 5 points."""
+    names = ["share_a", "share_b", "share_c"]
+    misses = []
+    for n, g, t in zip(names, got, truth):
+        gs, ts = 100 * g / sum(got), 100 * t / sum(truth)
+        if abs(gs - ts) > 5:
+            misses.append("%s engine: %s: %.1f%% of the profile, %.1f%% by the fixture's clock"
+                          % (engine, n, gs, ts))
+    return misses
+
+
+def measure_shares(fx, engine, out):
+    """One 5 s profile of the fixture: (pprofc's result, the share_*
+    functions' cumulative seconds by go tool pprof, the fixture's own CPU
+    ns per function over the same window, the -top text, steal ticks)."""
+    t0, steal0 = read_truth(fx.truth), steal_ticks()
+    args = [] if engine == "perf" else ["--engine", engine]
+    # 500 Hz: about 2500 samples, so a share's sampling error (about 1
+    # point) stays well inside the 5 points allowed; at the default
+    # 100 Hz it was 2.2 points, and one check in ten runs failed.  The
+    # ptrace engine at 1000 Hz: weighed by the tick's lagging schedstat
+    # read, it gave share_c 51% there against 62% (each function's
+    # time went to the next one's samples; 3-4 points at 500 Hz).
+    hz = "500" if engine == "perf" else "1000"
+    r = pprofc("attach", fx.pid, "--seconds", "5", "--hz", hz, "-o", out, *args)
+    t1, steal = read_truth(fx.truth), steal_ticks() - steal0
+    truth = [b - a for a, b in zip(t0, t1)]
+    top, err = gopprof("-top", out) if r.returncode == 0 else ("", "")
+    check(err == "", "go tool pprof -top warned: %r" % err)
+    rows = top_table(top)
+    got = [rows.get(n, (0, 0))[1] for n in ("share_a", "share_b", "share_c")]
+    return r, got, truth, top, steal
+
+
 def test_shares_and_reader(engine):
     """The default engine (perf) and the ptrace engine, each against the
     fixture's own clocks and go tool pprof."""
     out = tempfile.mktemp(suffix=".pb.gz")
     with CpuFixture() as fx:
-        t0 = read_truth(fx.truth)
-        args = [] if engine == "perf" else ["--engine", engine]
-        # 500 Hz: about 2500 samples, so a share's sampling error (about 1
-        # point) stays well inside the 5 points allowed; at the default
-        # 100 Hz it was 2.2 points, and one check in ten runs failed.  The
-        # ptrace engine at 1000 Hz: weighed by the tick's lagging schedstat
-        # read, it gave share_c 51% there against 62% (each function's
-        # time went to the next one's samples; 3-4 points at 500 Hz).
-        hz = "500" if engine == "perf" else "1000"
-        r = pprofc("attach", fx.pid, "--seconds", "5", "--hz", hz, "-o", out, *args)
-        t1 = read_truth(fx.truth)
+        r, got, truth, top, steal = measure_shares(fx, engine, out)
         check(r.returncode == 0, "attach failed: %s" % r.stderr)
         check(re.search(SUMMARY[engine], r.stderr, re.M) is not None,
               "%s summary line: %r" % (engine, r.stderr))
+        ok = check(sum(got) > 0 and sum(truth) > 0, "no samples in share_*: %s" % top)
+        misses = share_misses(engine, got, truth) if ok else []
+        if misses:
+            # A share is an estimate from a few thousand samples, and on a
+            # shared host the window's CPU time comes in bursts between
+            # the hypervisor's steals: the CI runs of stops 20 and 21 (an
+            # Intel host, both CPUs loaded by other tests) each missed once
+            # by 5-6 points (the perf engine, then the ptrace engine), and
+            # 0 of 30 runs here, idle or beside two spinners.  So a miss is
+            # measured once more, over a new window; a bias would miss
+            # both.
+            print("note: %s (steal %d ticks in the window); measuring once more"
+                  % ("; ".join(misses), steal))
+            out2 = out + ".again.pb.gz"
+            r2, got, truth, _, steal = measure_shares(fx, engine, out2)
+            check(r2.returncode == 0, "attach failed: %s" % r2.stderr)
+            misses = share_misses(engine, got, truth) if sum(got) > 0 and sum(truth) > 0 else \
+                ["%s engine: no samples in share_* the second time" % engine]
+            if os.path.exists(out2):
+                os.unlink(out2)
+        for m in misses:
+            check(False, m + " (second window; steal %d ticks)" % steal)
+        print("%s engine: shares %s of the profile, %s by the fixture's clock (steal %d ticks)"
+              % (engine, " ".join("%.1f" % (100 * g / sum(got)) for g in got),
+                 " ".join("%.1f" % (100 * t / sum(truth)) for t in truth), steal) if ok else "")
         check_untouched(fx.pid, label="cpu " + engine)
-    truth = [b - a for a, b in zip(t0, t1)]
-    top, err = gopprof("-top", out)
-    check(err == "", "go tool pprof -top warned: %r" % err)
-    rows = top_table(top)
-    names = ["share_a", "share_b", "share_c"]
-    got = [rows.get(n, (0, 0))[1] for n in names]
-    if check(sum(got) > 0 and sum(truth) > 0, "no samples in share_*: %s" % top):
-        for n, g, t in zip(names, got, truth):
-            gs, ts = 100 * g / sum(got), 100 * t / sum(truth)
-            check(abs(gs - ts) <= 5, "%s engine: %s: %.1f%% of the profile, %.1f%% by the fixture's clock"
-                  % (engine, n, gs, ts))
     check("sleeper" not in top, "a sleeping thread's function shows in the CPU profile")
 
     tags, err = gopprof("-tags", out)
