@@ -5,6 +5,7 @@ Every test script imports this module, calls require_ptrace() first (exit
 77, meson's "skipped", where ptrace is not permitted) and ends with done().
 Waits are bounded and wait for a condition, never for a fixed time.
 """
+import atexit
 import ctypes
 import json
 import os
@@ -19,6 +20,28 @@ PPROFC = os.environ.get("PPROFC", "build/cli/pprofc")
 SKIP = 77
 _failures = []
 _checks = [0]
+
+
+def _on_sigterm(signum, frame):
+    """meson's timeout sends SIGTERM to the test's process group, and
+    SIGKILL only if this script outlives it: a fixture that ignores
+    SIGTERM (or runs stopped) would outlive the test.  Unwinding instead
+    runs every `with Fixture` block's kill, and _kill_leftovers the rest."""
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+_running = []
+
+
+def _kill_leftovers():
+    for proc in _running:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+atexit.register(_kill_leftovers)
 
 
 def fixture_path(name):
@@ -146,6 +169,7 @@ class Fixture:
         self.proc = subprocess.Popen([self.path] + args, stdout=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
         self.pid = self.proc.pid
+        _running.append(self.proc)
         self.started = time.monotonic()
         self.lines = []
         for line in self.proc.stdout:
@@ -166,6 +190,8 @@ class Fixture:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.proc in _running:
+            _running.remove(self.proc)
 
 
 def tids(pid):
