@@ -106,24 +106,18 @@ static size_t keyed_home(uint64_t key, uint64_t size, size_t cap)
 	return (size_t)(((key ^ size * 0xff51afd7ed558ccdull) * 0x9e3779b97f4a7c15ull) >> 24) & (cap - 1);
 }
 
+static size_t keyed_slot_home(const void *slot, size_t cap)
+{
+	const struct heap_keyed *k = slot;
+	return keyed_home(k->key, k->size, cap);
+}
+
 static int kix_grow(struct collect_heap_account *h)
 {
-	size_t cap = h->capkix ? h->capkix * 2 : 1024;
-	struct heap_keyed *v = calloc(cap, sizeof *v);
+	struct heap_keyed *v = collect_table_grow(h->kix, &h->capkix, sizeof *v, 1024, keyed_slot_home);
 	if (!v)
 		return -1;
-	for (size_t i = 0; i < h->capkix; i++) {
-		const struct heap_keyed *k = &h->kix[i];
-		if (!k->key)
-			continue;
-		size_t j = keyed_home(k->key, k->size, cap);
-		while (v[j].key)
-			j = (j + 1) & (cap - 1);
-		v[j] = *k;
-	}
-	free(h->kix);
 	h->kix = v;
-	h->capkix = cap;
 	return 0;
 }
 
@@ -161,23 +155,17 @@ static struct heap_block *live_find(struct collect_heap_account *h, uint64_t add
 	return h->live[j].addr ? &h->live[j] : NULL;
 }
 
+static size_t block_home(const void *slot, size_t cap)
+{
+	return home_of(((const struct heap_block *)slot)->addr, cap);
+}
+
 static int live_grow(struct collect_heap_account *h)
 {
-	size_t cap = h->caplive ? h->caplive * 2 : 4096;
-	struct heap_block *t = calloc(cap, sizeof *t);
+	struct heap_block *t = collect_table_grow(h->live, &h->caplive, sizeof *t, 4096, block_home);
 	if (!t)
 		return -1;
-	for (size_t i = 0; i < h->caplive; i++) {
-		if (!h->live[i].addr)
-			continue;
-		size_t j = home_of(h->live[i].addr, cap);
-		while (t[j].addr)
-			j = (j + 1) & (cap - 1);
-		t[j] = h->live[i];
-	}
-	free(h->live);
 	h->live = t;
-	h->caplive = cap;
 	return 0;
 }
 

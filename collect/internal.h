@@ -43,6 +43,41 @@ static inline void *collect_grow(void *v, size_t n, size_t *cap, size_t size, si
 	return p;
 }
 
+/* Open-addressing tables with linear probing whose slots each begin with
+ * a uint64_t key, 0 in an empty slot. */
+static inline uint64_t collect_slot_key(const void *slot)
+{
+	uint64_t key;
+	memcpy(&key, slot, sizeof key);
+	return key;
+}
+
+/* The *cap slots of size bytes at slots (freed) rehashed into a table of
+ * twice as many (or first), each put at home(slot, new cap) or the first
+ * empty slot after it: the new table, or NULL when out of memory (slots
+ * is then untouched and still the caller's). */
+static inline void *collect_table_grow(void *slots, size_t *cap, size_t size, size_t first,
+				       size_t (*home)(const void *slot, size_t cap))
+{
+	size_t c = *cap ? *cap * 2 : first;
+	unsigned char *to = calloc(c, size);
+	const unsigned char *from = slots;
+	if (!to)
+		return NULL;
+	for (size_t i = 0; i < *cap; i++) {
+		const unsigned char *slot = from + i * size;
+		if (!collect_slot_key(slot))
+			continue;
+		size_t j = home(slot, c);
+		while (collect_slot_key(to + j * size))
+			j = (j + 1) & (c - 1);
+		memcpy(to + j * size, slot, size);
+	}
+	free(slots);
+	*cap = c;
+	return to;
+}
+
 /* A malloc'ed copy of a stack's n location ids (n may be 0), or NULL. */
 static inline uint64_t *collect_copy_locs(const uint64_t *locs, size_t n)
 {
