@@ -647,17 +647,17 @@ static void on_clone_event(struct perf_engine *e, const struct attach_raw_sample
  * with errno set. */
 static int tracepoint_id(const char *name)
 {
-	static const char *const roots[] = { "/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events" };
-	for (size_t i = 0; i < 2; i++) {
-		char path[160], buf[32];
-		size_t len;
-		snprintf(path, sizeof path, "%s/%s/id", roots[i], name);
-		if (attach_read_small(path, buf, sizeof buf, &len) == 0) {
-			buf[len < sizeof buf ? len : sizeof buf - 1] = 0;
-			int id = atoi(buf);
-			if (id > 0)
-				return id;
-		}
+	const char *root = attach_tracefs();
+	char path[160], buf[32];
+	size_t len;
+	if (!root)
+		return -1;
+	snprintf(path, sizeof path, "%s/events/%s/id", root, name);
+	if (attach_read_small(path, buf, sizeof buf, &len) == 0) {
+		buf[len < sizeof buf ? len : sizeof buf - 1] = 0;
+		int id = atoi(buf);
+		if (id > 0)
+			return id;
 	}
 	if (errno != EACCES && errno != EPERM)
 		errno = ENOENT;

@@ -25,6 +25,11 @@ int attach_stragglers_add(struct attach_stragglers *s, pid_t tid);
 size_t attach_stragglers_reap(struct attach_stragglers *s, uint64_t deadline_ns);
 void attach_stragglers_free(struct attach_stragglers *s);
 
+/* tracefs.c: the directory tracefs is mounted on (/sys/kernel/tracing,
+ * or debugfs's tracing/), mounted on /sys/kernel/tracing first where it
+ * is nowhere, as perf does; NULL with errno where it cannot be. */
+const char *attach_tracefs(void);
+
 /* CLOCK_MONOTONIC in nanoseconds: deadlines and stop times. */
 /* Waits for a tracee's stop sleep in sigtimedwait(SIGCHLD) at most this
  * long before they look again: SIGCHLD goes to the process, and another

@@ -18,8 +18,9 @@
  * pprofc at once never share one.  They are removed after the events are
  * closed; a pprofc killed leaves its group defined (with no events, no
  * breakpoint is anywhere) and the next pprofc removes groups whose pprofc
- * is gone.  A definition is global, so it needs tracefs mounted and
- * writable (root); where it is not, the engine uses the PMU.
+ * is gone.  A definition is global, so it needs tracefs mounted (pprofc
+ * mounts it where it is nowhere: tracefs.c) and writable (root); where
+ * it is not, the engine uses the PMU.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,14 +34,15 @@
 #include "proc.h"
 #include "uprobes.h"
 
-#define TRACEFS "/sys/kernel/tracing"
 #define GROUP_PREFIX "pprofc_"
 
 /* Writes one command line to uprobe_events (appending: O_TRUNC would
  * remove every uprobe on the machine).  0, or -1 with errno. */
-static int command(const char *line)
+static int command(const char *root, const char *line)
 {
-	int fd = open(TRACEFS "/uprobe_events", O_WRONLY | O_APPEND | O_CLOEXEC);
+	char path[96];
+	snprintf(path, sizeof path, "%s/uprobe_events", root);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	size_t len = strlen(line);
@@ -71,11 +73,12 @@ static pid_t group_pid(const char *group, size_t len)
 
 /* Removes the definitions of pprofc runs that are gone (killed before
  * they could): lines "p:pprofc_<pid>/pN ..." whose pid is not alive. */
-static void remove_stale(void)
+static void remove_stale(const char *root)
 {
-	char *buf;
+	char path[96], *buf;
 	size_t len;
-	if (attach_read_file(TRACEFS "/uprobe_events", &buf, &len))
+	snprintf(path, sizeof path, "%s/uprobe_events", root);
+	if (attach_read_file(path, &buf, &len))
 		return;
 	for (char *line = buf, *nl; line < buf + len; line = nl + 1) {
 		nl = memchr(line, '\n', (size_t)(buf + len - line));
@@ -91,16 +94,16 @@ static void remove_stale(void)
 			continue;
 		char cmd[256];
 		snprintf(cmd, sizeof cmd, "-:%.*s\n", (int)(end - name - 1), name + 1);
-		command(cmd);
+		command(root, cmd);
 	}
 	free(buf);
 }
 
 static int read_id(const struct attach_uprobe_events *ev, size_t i, int *id)
 {
-	char path[128], buf[32];
+	char path[160], buf[32];
 	size_t len;
-	snprintf(path, sizeof path, TRACEFS "/events/%s/p%zu/id", ev->group, i);
+	snprintf(path, sizeof path, "%s/events/%s/p%zu/id", ev->root, ev->group, i);
 	if (attach_read_small(path, buf, sizeof buf, &len))
 		return -1;
 	buf[len < sizeof buf ? len : sizeof buf - 1] = 0;
@@ -114,9 +117,13 @@ int attach_uprobe_events_define(const struct attach_uprobe *u, size_t n,
 	memset(ev, 0, sizeof *ev);
 	if (n > ATTACH_MAX_UPROBES)
 		return errno = E2BIG, -1;
-	if (access(TRACEFS "/uprobe_events", W_OK) != 0)
+	char path[96];
+	if (!(ev->root = attach_tracefs()))
 		return -1;
-	remove_stale();
+	snprintf(path, sizeof path, "%s/uprobe_events", ev->root);
+	if (access(path, W_OK) != 0)
+		return -1;
+	remove_stale(ev->root);
 	snprintf(ev->group, sizeof ev->group, GROUP_PREFIX "%d", (int)getpid());
 	for (size_t i = 0; i < n; i++) {
 		/* tracefs splits its commands at blanks: such a path cannot
@@ -128,7 +135,7 @@ int attach_uprobe_events_define(const struct attach_uprobe *u, size_t n,
 		char cmd[4400];
 		snprintf(cmd, sizeof cmd, "%c:%s/p%zu %s:0x%llx\n", u[i].ret ? 'r' : 'p', ev->group, i,
 			 u[i].path, (unsigned long long)u[i].offset);
-		if (command(cmd) || read_id(ev, i, &ev->ids[i])) {
+		if (command(ev->root, cmd) || read_id(ev, i, &ev->ids[i])) {
 			int e = errno;
 			attach_uprobe_events_remove(ev);
 			return errno = e, -1;
@@ -143,7 +150,7 @@ void attach_uprobe_events_remove(struct attach_uprobe_events *ev)
 	for (size_t i = 0; i < ev->n; i++) {
 		char cmd[64];
 		snprintf(cmd, sizeof cmd, "-:%s/p%zu\n", ev->group, i);
-		command(cmd);
+		command(ev->root, cmd);
 	}
 	ev->n = 0;
 }

@@ -52,6 +52,7 @@ const char *attach_alloc_fn_name(enum attach_alloc_fn fn);
  * it cannot spell) and nothing left defined.  remove: after every event
  * on them is closed. */
 struct attach_uprobe_events {
+	const char *root;               /* where tracefs is (attach_tracefs) */
 	char group[32];
 	int ids[ATTACH_MAX_UPROBES];    /* the tracepoint id of each probe */
 	size_t n;                       /* probes defined */

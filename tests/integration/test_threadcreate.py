@@ -16,7 +16,10 @@
 - ptrace engine, alone: the same counts and the same frames as gdb gave
   (the code paths are the fixture's, fixed); no thread left traced.
 - run --profile threadcreate with both engines: the main thread, and
-  every thread created.
+  every thread created.  With tracefs mounted nowhere (a mount namespace
+  with it and debugfs unmounted), the perf engine mounts it, as perf does,
+  and writes the profile (before: "the clone system call tracepoints
+  cannot be read").
 - python3 (Debian's) starting threading.Thread()s, both engines: as many
   creations as the script started (its own count), each under
   pthread_create, the total the kernel's; `go tool pprof -top` reads the
@@ -284,6 +287,39 @@ def test_run():
         os.unlink(out)
 
 
+def test_tracefs_nowhere():
+    """A machine where tracefs is mounted nowhere (this VM after boot:
+    perf mounts it at its first tracepoint, and a pprofc run before any
+    perf failed, "the clone system call tracepoints cannot be read"): in a
+    mount namespace of its own with tracefs and debugfs unmounted, the perf
+    engine mounts tracefs there (as perf does) and the profile is written,
+    the command's main thread in it."""
+    out = tempfile.mktemp(suffix=".pb.gz")
+    script = ('mount --make-rprivate / || exit 99; '
+              'while umount /sys/kernel/tracing 2>/dev/null; do :; done; '
+              'while umount /sys/kernel/debug 2>/dev/null; do :; done; '
+              'if [ -e /sys/kernel/tracing/events ] || [ -e /sys/kernel/debug/tracing/events ]; then exit 99; fi; '
+              '"$@"; rc=$?; echo "tracefs mounts: $(grep -c " /sys/kernel/tracing tracefs " /proc/self/mounts)"; '
+              'exit $rc')
+    code = "import threading\nts = [threading.Thread(target=lambda: None) for _ in range(3)]\n" \
+           "[t.start() for t in ts]\n[t.join() for t in ts]\nprint('threads done')"
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", PPROFC, "run", "--profile", "threadcreate",
+                        "--engine", "perf", "-o", out, "--", "/usr/bin/python3", "-c", code],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 99:
+        print("note: tracefs could not be unmounted in a mount namespace here: not mounting it not checked")
+        return
+    check(r.returncode == 0 and "threads done" in r.stdout and "tracefs mounts: 1" in r.stdout,
+          "tracefs nowhere: exit %d, %r, %r" % (r.returncode, r.stdout, r.stderr[-400:]))
+    if not check(os.path.exists(out), "tracefs nowhere: no profile: %s" % r.stderr.strip()):
+        return
+    top, err = gopprof("-top", out)
+    check(err == "" and "Type: threadcreate" in top, "tracefs nowhere: go tool pprof: %r %r" % (top[:200], err))
+    tr = traces(out)
+    check([c for c, o, _ in tr if o == "alive at start"] == [1], "tracefs nowhere: main thread: %r" % tr)
+    os.unlink(out)
+
+
 def test_run_burst():
     """run with ptrace while the command makes threads as fast as it can
     from its start: the watch begins in the middle of a clone (the thread
@@ -477,6 +513,7 @@ def main():
     gpaths = test_perf_with_gdb()
     test_ptrace(gpaths)
     test_run()
+    test_tracefs_nowhere()
     test_run_burst()
     test_python()
     test_serve()
