@@ -120,9 +120,11 @@ void preload_record_alloc(void *addr, size_t size, int32_t tid);
 void preload_record_free(void *addr, bool may_wait);
 
 /* stack_proof.c: the part of the calling thread's own stack proven
- * readable by a past checked copy, so that the next copy is a memcpy. */
+ * readable by a past checked copy, so that the next copy is a memcpy;
+ * before that, how far the first checked copy needs to read. */
 bool preload_stack_proven(uint64_t sp, uint64_t *len);
 void preload_stack_prove(uint64_t sp, uint32_t got);
+uint32_t preload_stack_reach(uint64_t sp, uint32_t limit);
 
 /* Where sampled blocks live.  free() must see the free of every sampled
  * block, and costs close to nothing for the others only if it can tell

@@ -52,17 +52,17 @@ static inline __attribute__((always_inline)) void capture_regs(uint64_t *r)
 }
 
 /* The slow and safe copy: the stack from sp upward into dst, at most
- * stack_size bytes, fewer where readable memory ends.  process_vm_readv
+ * room bytes, fewer where readable memory ends.  process_vm_readv
  * on ourselves rather than memcpy: an unreadable page fails the read
  * instead of faulting, and one remote iovec per page makes that failure
  * cut the copy at the page (the call never splits an iovec) and keep what
  * came before.  No need for the stack's bounds (pthread_getattr_np takes
  * locks).  Returns the bytes copied. */
-static uint32_t copy_stack_checked(void *dst, uint64_t sp)
+static uint32_t copy_stack_checked(void *dst, uint64_t sp, uint32_t room)
 {
-	struct iovec local = { dst, preload_stack_size };
+	struct iovec local = { dst, room };
 	struct iovec remote[STACK_IOVECS];
-	uint64_t at = sp, left = preload_stack_size;
+	uint64_t at = sp, left = room;
 	unsigned n = 0;
 	ssize_t got;
 
@@ -81,19 +81,24 @@ static uint32_t copy_stack_checked(void *dst, uint64_t sp)
 
 /* The stack bytes a record makes room for, from sp upward: where this
  * thread's stack between sp and its top has been proven readable
- * (stack_proof.c, *proven), the proven part, usually a few KiB; the whole
- * --stack-size otherwise.  A record that reserved all 32 KiB for a 2 KiB
- * copy held the ring to a fourteenth of the records it could hold, and a
- * burst of samples while the reader was slow (the sanitizer build's)
- * filled it.  The proven part ends at the page of the thread's anchor,
- * above its outermost frame: the reader loses nothing it could unwind
- * (the checked copy may return more, the junk above the stack). */
+ * (stack_proof.c, *proven), the proven part, usually a few KiB; else what
+ * the first checked copy needs to prove it, up to the page of the
+ * thread's anchor, or the whole --stack-size where no anchor is within
+ * reach.  A record that reserved all 32 KiB for a 2 KiB copy held the
+ * ring to a fourteenth of the records it could hold, and a burst of
+ * samples while the reader was slow (the sanitizer build's, or every new
+ * thread's and new process's first samples while pprofc loads the new
+ * process's debug info: a record dropped, ring full, once in 14,559)
+ * filled it.  The anchor lies above the outermost frame: the reader
+ * loses nothing it could unwind. */
 static uint32_t stack_room(uint64_t sp, bool *proven)
 {
 	uint64_t len;
 
 	*proven = preload_stack_size && preload_stack_proven(sp, &len);
-	return *proven && len < preload_stack_size ? (uint32_t)len : preload_stack_size;
+	if (!*proven)
+		return preload_stack_size ? preload_stack_reach(sp, preload_stack_size) : 0;
+	return len < preload_stack_size ? (uint32_t)len : preload_stack_size;
 }
 
 /* Copies room bytes of the stack from sp into dst: the sampled path's
@@ -107,7 +112,7 @@ static uint32_t copy_stack(void *dst, uint64_t sp, bool proven, uint32_t room)
 		memcpy(dst, (const void *)(uintptr_t)sp, room);
 		return room;
 	}
-	got = copy_stack_checked(dst, sp);
+	got = copy_stack_checked(dst, sp, room);
 	preload_stack_prove(sp, got);
 	return got;
 }

@@ -74,6 +74,25 @@ static uintptr_t anchor_within(uintptr_t sp, uintptr_t end)
 	return 0;
 }
 
+/* The end of the anchor's page: where a proven range stops. */
+static uintptr_t anchor_page_end(uintptr_t anchor)
+{
+	return (anchor | (preload_page_size - 1)) + 1;
+}
+
+/* Before the range is proven: the bytes a checked copy from sp must read
+ * to prove it, from sp to the end of the anchor's page (every frame of
+ * the thread's stack lies below its anchor), if that is under limit; else
+ * limit (no anchor within reach: a sigaltstack, a coroutine's stack, or a
+ * deep one). */
+uint32_t preload_stack_reach(uint64_t sp, uint32_t limit)
+{
+	uintptr_t anchor = anchor_within((uintptr_t)sp, (uintptr_t)sp + limit);
+	uintptr_t end = anchor ? anchor_page_end(anchor) : 0;
+
+	return end && end - (uintptr_t)sp < limit ? (uint32_t)(end - (uintptr_t)sp) : limit;
+}
+
 /* A checked copy read got bytes from sp: what it proves.  Two proven
  * ranges of one thread both hold its anchor, so their union is one
  * contiguous readable range. */
@@ -86,7 +105,7 @@ void preload_stack_prove(uint64_t sp, uint32_t got)
 
 	if (!anchor)
 		return;
-	top = (anchor | (preload_page_size - 1)) + 1;
+	top = anchor_page_end(anchor);
 	if (top > end)
 		top = end;
 	if (p->top && p->lo <= anchor && anchor < p->top) {
