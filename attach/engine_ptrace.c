@@ -395,6 +395,17 @@ static void refresh_maps(struct sampler *s)
  * one interval may read more than its length: what is clipped is carried
  * to the next (cpu_acct counts what was charged), and the parts add up to
  * the kernel's count. */
+/* Charges an interval of w ns with c ns on a CPU and q waiting for one,
+ * each clipped to what the interval leaves (the CPU time first); what is
+ * clipped stays for the next interval. */
+static void wall_charge(struct sthread *t, uint64_t w, uint64_t c, uint64_t q)
+{
+	t->w_cpu = c < w ? c : w;
+	t->w_runq = q < w - t->w_cpu ? q : w - t->w_cpu;
+	t->cpu_acct += t->w_cpu;
+	t->runq_acct += t->w_runq;
+}
+
 static uint64_t wall_weight(struct sampler *s, struct sthread *t)
 {
 	uint64_t w = t->wall_at && s->tick_ns > t->wall_at ? s->tick_ns - t->wall_at : s->period_ns;
@@ -402,12 +413,8 @@ static uint64_t wall_weight(struct sampler *s, struct sthread *t)
 	t->w_cpu = t->w_runq = UINT64_MAX;      /* unknown */
 	if (!t->sched_ok || !t->acct_ok)
 		return w;
-	uint64_t c = t->cpu_now > t->cpu_acct ? t->cpu_now - t->cpu_acct : 0;
-	uint64_t q = t->runq_now > t->runq_acct ? t->runq_now - t->runq_acct : 0;
-	t->w_cpu = c < w ? c : w;
-	t->w_runq = q < w - t->w_cpu ? q : w - t->w_cpu;
-	t->cpu_acct += t->w_cpu;
-	t->runq_acct += t->w_runq;
+	wall_charge(t, w, t->cpu_now > t->cpu_acct ? t->cpu_now - t->cpu_acct : 0,
+		    t->runq_now > t->runq_acct ? t->runq_now - t->runq_acct : 0);
 	return w;
 }
 
@@ -578,14 +585,12 @@ static void wall_weigh_to_stop(struct sthread *t, struct taken *k)
 {
 	if (t->w_cpu == UINT64_MAX)
 		return;                 /* the tick's read failed: the state decided */
-	uint64_t before = t->cpu_acct - t->w_cpu, w = k->weight;
-	uint64_t c = t->cpu_now > before ? t->cpu_now - before : 0;
-	uint64_t cpu = c < w ? c : w;
-	uint64_t q = t->w_runq < w - cpu ? t->w_runq : w - cpu;
-	t->cpu_acct = before + cpu;
-	t->runq_acct = t->runq_acct - t->w_runq + q;
-	t->w_cpu = k->cpu_ns = cpu;
-	t->w_runq = k->runq_ns = q;
+	uint64_t q = t->w_runq;
+	t->cpu_acct -= t->w_cpu;        /* the tick's charge taken back */
+	t->runq_acct -= t->w_runq;
+	wall_charge(t, k->weight, t->cpu_now > t->cpu_acct ? t->cpu_now - t->cpu_acct : 0, q);
+	k->cpu_ns = t->w_cpu;
+	k->runq_ns = t->w_runq;
 }
 
 /* A CPU sample stands for the thread's CPU time from its last stop to
