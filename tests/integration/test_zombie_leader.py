@@ -156,8 +156,14 @@ def test_dump():
 def check_alive(fx, label):
     """The blocked worker still in read(), the spinner still running."""
     b = fx.tids["blocked"]
-    with open("/proc/%d/task/%d/syscall" % (fx.pid, b)) as f:
-        check(f.read().split()[0] == "0", "%s: the blocked worker left read()" % label)
+
+    def in_read():
+        with open("/proc/%d/task/%d/syscall" % (fx.pid, b)) as f:
+            return f.read().split()[0] == "0"
+    # --stop-all stops the blocked worker too, and its read() is restarted
+    # once it runs again: on a busy CPU (the spinner's) that can come a
+    # moment after the dump returns, when /proc says "running" (CI, once).
+    check(wait_for(in_read, timeout=10), "%s: the blocked worker left read()" % label)
     s = fx.tids["spinner"]
     before = schedstat_ns(fx.pid, s)
     check(wait_for(lambda: schedstat_ns(fx.pid, s) > before + 10000000, timeout=20),
